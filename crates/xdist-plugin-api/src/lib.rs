@@ -1,0 +1,1 @@
+//! The stable plugin ABI of xdist and its loader.

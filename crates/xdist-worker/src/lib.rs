@@ -1,0 +1,1 @@
+//! Starting workers, the embedded Python worker code, and the transport to them.
