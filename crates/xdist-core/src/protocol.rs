@@ -1,0 +1,274 @@
+//! The controller/worker protocol: the messages each side sends, as JSON inside frames.
+//!
+//! Session shape (one channel per worker):
+//! 1. controller -> worker: frame 0 is the Python worker code itself (raw UTF-8), executed by
+//!    a one-line bootstrap, so nothing has to be installed where the worker runs;
+//! 2. controller -> worker: frame 1 is a [`Bootstrap`] (JSON) carrying [`PROTOCOL_VERSION`];
+//! 3. worker -> controller: batches (JSON arrays) of [`WorkerEvent`]s, the first of which is
+//!    `ready` (echoing the protocol version) or `fatal`;
+//! 4. controller -> worker: batches (JSON arrays) of [`Command`]s.
+//!
+//! Batching is what keeps per-test cost low: a worker flushes its batch when it is about to
+//! wait for work, when the batch is large, or after a short interval.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Bumped on any incompatible change of the messages below.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Everything a worker needs to start its pytest session (controller -> worker, frame 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bootstrap {
+    pub protocol: u32,
+    /// `config.workerinput`: `workerid`, `workercount`, `testrunuid`, `mainargv`, plus any
+    /// keys plugins add.
+    pub workerinput: Map<String, Value>,
+    /// pytest arguments, as the user gave them (xdist's own options removed).
+    pub args: Vec<String>,
+    /// `--basetemp` for this worker (`<run basetemp>/popen-gwN`), when known.
+    pub basetemp: Option<String>,
+    /// `--dist` mode, so the worker knows whether to compute `xdist_group` metadata.
+    pub dist: String,
+    /// Whether the worker should render text with ANSI colors.
+    pub color: bool,
+    /// Terminal width the controller renders at; workers render failure text to fit it.
+    pub width: usize,
+    /// Send header lines (platform, rootdir, plugins...) in `ready`.
+    pub want_header: bool,
+    /// Extra sys.path entries to append (the xdist stand-in module lives in the worker code).
+    #[serde(default)]
+    pub sys_path: Vec<String>,
+}
+
+/// Controller -> worker commands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Command {
+    /// Append these collection indices to the run queue.
+    Run { indices: Vec<usize> },
+    /// Remove these indices from the queue if *all* are still queued; answer `unscheduled`.
+    Steal { indices: Vec<usize> },
+    /// Run what is queued, then end the session.
+    Shutdown,
+    /// Drop everything queued, finish the running test, end the session (`-x`, Ctrl-C).
+    Stop,
+}
+
+/// `sys.version` and friends, as pytest-xdist's `workerinfo`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub version: String,
+    pub version_info: Vec<Value>,
+    pub sysplatform: String,
+    pub platform: String,
+    pub executable: String,
+    pub cwd: String,
+    pub pid: u32,
+    pub pytest_version: String,
+    /// `config.rootpath` of the worker.
+    pub rootdir: String,
+}
+
+/// One pytest report as the controller needs it. The worker does everything that needs
+/// pytest objects (teststatus hooks, traceback rendering with the user's `--tb`, location
+/// lines) and sends the resulting text, so the controller reproduces pytest's terminal
+/// output without Python.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Collection index of the item (absent for collection reports).
+    #[serde(default, rename = "i")]
+    pub index: Option<usize>,
+    /// Node id; absent when equal to the collected id at `index`.
+    #[serde(default)]
+    pub nodeid: Option<String>,
+    /// `setup`, `call`, `teardown` or `collect`.
+    #[serde(rename = "w")]
+    pub when: String,
+    /// `passed`, `failed`, `skipped` (after teststatus hooks ran).
+    #[serde(rename = "o")]
+    pub outcome: String,
+    /// Stats category from `pytest_report_teststatus` (`passed`, `error`, `xfailed`, ``...).
+    #[serde(default, rename = "c")]
+    pub category: String,
+    #[serde(default, rename = "l")]
+    pub letter: String,
+    #[serde(default, rename = "W")]
+    pub word: String,
+    /// Markup for the word (e.g. `{"green": true}`); the controller derives it when absent.
+    #[serde(default, rename = "m")]
+    pub markup: Option<Map<String, Value>>,
+    /// Seconds.
+    #[serde(default, rename = "d")]
+    pub duration: f64,
+    /// `-v` location line (`test_a.py::test_x `).
+    #[serde(default)]
+    pub loc: Option<String>,
+    /// Failure/error headline (`rep.head_line`).
+    #[serde(default)]
+    pub head: Option<String>,
+    /// Rendered body for the FAILURES/ERRORS/PASSES sections (traceback + captured output).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Rendered `print_teardown_sections` text of a teardown report.
+    #[serde(default)]
+    pub tds: Option<String>,
+    /// Short test summary line for `-r` (`FAILED path::test - msg`), pre-rendered.
+    #[serde(default)]
+    pub short: Option<String>,
+    /// Skip location for folded `SKIPPED [N] file:line: reason` lines: (path, line, reason).
+    #[serde(default)]
+    pub skip: Option<(String, Option<u64>, String)>,
+    /// `wasxfail` reason, for xfail/xpass lines.
+    #[serde(default)]
+    pub xfail: Option<String>,
+    /// `longreprtext` (plain), for file reporters.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Captured sections `(name, content)`, for file reporters.
+    #[serde(default)]
+    pub sections: Vec<(String, String)>,
+    /// False for reports that must not count in the summary line (`count_towards_summary`).
+    #[serde(default = "yes", rename = "cts")]
+    pub counts: bool,
+    /// `rep.location`: (fspath, lineno, domain).
+    #[serde(default)]
+    pub location: Option<(String, Option<u64>, String)>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A warning recorded by a worker (`pytest_warning_recorded`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WarningRecord {
+    /// `warning_record_to_str` output.
+    pub message: String,
+    /// `WarningReport.get_location` (node id or `path:line`), if any.
+    pub location: Option<String>,
+    /// `config`, `collect` or `runtest`.
+    pub when: String,
+    pub nodeid: String,
+}
+
+/// Worker -> controller events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum WorkerEvent {
+    /// The session started (`workerready`).
+    Ready {
+        protocol: u32,
+        info: WorkerInfo,
+        #[serde(default)]
+        header: Vec<String>,
+    },
+    /// The worker could not start its session (pytest missing, too old, bad args...).
+    Fatal {
+        kind: String,
+        message: String,
+        #[serde(default)]
+        exitstatus: Option<i32>,
+    },
+    /// A collection report that did not pass.
+    Collectreport { r: Report },
+    /// Collection done: node ids in order, and per-test `xdist_group` names when asked.
+    Collectionfinish {
+        ids: Vec<String>,
+        #[serde(default)]
+        groups: Vec<Option<String>>,
+        /// Number of failed collection reports (pytest stops the run on any unless
+        /// `--continue-on-collection-errors`).
+        #[serde(default)]
+        errors: usize,
+        /// Items deselected by `-k`/`-m`/plugins in this worker.
+        #[serde(default)]
+        deselected: usize,
+        /// Lines from `pytest_report_collectionfinish` hooks.
+        #[serde(default)]
+        lines: Vec<String>,
+    },
+    /// A test started (`-v` only).
+    Logstart {
+        i: usize,
+        #[serde(default)]
+        loc: Option<String>,
+    },
+    /// A test report.
+    Report(Report),
+    /// The whole protocol of test `i` finished (`runtest_protocol_complete`).
+    Done { i: usize, d: f64 },
+    Warning(WarningRecord),
+    /// Answer to `steal`: the indices actually removed (all requested, or none).
+    Unscheduled { indices: Vec<usize> },
+    /// Output captured while `-s` is off but reported outside tests is not sent here; this
+    /// is pytest's INTERNALERROR text.
+    InternalError { text: String },
+    /// The session ended (`workerfinished`).
+    Finished {
+        exitstatus: i32,
+        #[serde(default)]
+        shouldfail: Value,
+        #[serde(default)]
+        shouldstop: Value,
+        #[serde(default)]
+        workeroutput: Map<String, Value>,
+    },
+}
+
+/// Why a batch could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed message: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Decodes one frame from a worker: a JSON array of events.
+pub fn decode_events(payload: &[u8]) -> Result<Vec<WorkerEvent>, DecodeError> {
+    Ok(serde_json::from_slice(payload)?)
+}
+
+/// Encodes a batch of commands for one frame.
+pub fn encode_commands(cmds: &[Command]) -> Vec<u8> {
+    // Serializing plain enums of numbers and strings cannot fail.
+    serde_json::to_vec(cmds).unwrap_or_else(|_| b"[]".to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_worker_batch() {
+        let batch = br#"[{"t":"report","i":3,"w":"call","o":"passed","c":"passed","l":".","W":"PASSED","d":0.5},
+            {"t":"done","i":3,"d":0.6},
+            {"t":"collectionfinish","ids":["a::b"]},
+            {"t":"unscheduled","indices":[1,2]}]"#;
+        let evs = decode_events(batch).unwrap();
+        assert_eq!(evs.len(), 4);
+        match &evs[0] {
+            WorkerEvent::Report(r) => {
+                assert_eq!(r.index, Some(3));
+                assert_eq!(r.letter, ".");
+                assert!(r.counts);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_and_malformed() {
+        assert!(decode_events(br#"[{"t":"bogus"}]"#).is_err());
+        assert!(decode_events(b"[{").is_err());
+        assert!(decode_events(br#"{"t":"done","i":1,"d":0}"#).is_err());
+    }
+
+    #[test]
+    fn encodes_commands() {
+        let s = encode_commands(&[Command::Run { indices: vec![1, 2] }, Command::Shutdown]);
+        assert_eq!(
+            std::str::from_utf8(&s).unwrap(),
+            r#"[{"t":"run","indices":[1,2]},{"t":"shutdown"}]"#
+        );
+    }
+}
