@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""Benchmark xdist against plain pytest and pytest-xdist, in one run.
+
+Usage:
+    python3 bench/bench.py [--runs N] [--suites a,b] [--quick] [--xdist PATH] [--no-build]
+
+What it does (see bench/README.md):
+  1. builds xdist (`cargo build --release -p xdist-cli`, binary target/release/xdist);
+  2. creates or reuses the bench venv bench/.venv with pinned pytest and pytest-xdist;
+  3. generates the synthetic suites with tests/suites/gen_suites.py (or small variants
+     of them with --quick) under bench/.suites/;
+  4. per suite: one untimed warm-up (`pytest --collect-only`, which writes the .pyc files
+     of the test modules), then --runs interleaved rounds of every command of the suite;
+  5. checks every run's exit code and outcome counts (a run that did not produce the
+     expected counts is INVALID and not used for ratios);
+  6. prints a Markdown table and writes it to bench/results/latest.md.
+
+Every timed command runs with PYTHONDONTWRITEBYTECODE unset (bytecode caching on, as
+users have it). Python 3.11 stdlib only.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VENV = BENCH / ".venv"
+SUITES_DIR = BENCH / ".suites"
+RESULTS = BENCH / "results"
+GEN = ROOT / "tests" / "suites" / "gen_suites.py"
+DEFAULT_XDIST = ROOT / "target" / "release" / "xdist"
+
+PINS = {"pytest": "9.2.0", "pytest-xdist": "3.8.0"}
+WORKERS = 2
+MODES = ["load", "worksteal", "loadfile", "loadscope"]
+ALL_SUITES = ["trivial", "sleepy", "startup", "skewed", "fixtures"]
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# environment
+# --------------------------------------------------------------------------
+def bench_env() -> dict[str, str]:
+    """Environment of every timed command: bytecode caching on, nothing that
+    changes pytest's behaviour behind our back."""
+    env = dict(os.environ)
+    for var in ("PYTHONDONTWRITEBYTECODE", "PYTEST_ADDOPTS", "PYTEST_PLUGINS",
+                "PYTEST_XDIST_AUTO_NUM_WORKERS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
+                "PYTHONPATH", "PY_COLORS", "FORCE_COLOR", "VIRTUAL_ENV"):
+        env.pop(var, None)
+    env["NO_COLOR"] = "1"
+    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def ensure_venv() -> dict[str, str]:
+    py = venv_python()
+    check = ("import importlib.metadata as m, json;"
+             "print(json.dumps({p: m.version(p) for p in %r}))" % (list(PINS),))
+    if py.exists():
+        r = subprocess.run([str(py), "-c", check], capture_output=True, text=True)
+        if r.returncode == 0 and json.loads(r.stdout) == PINS:
+            log(f"reusing {VENV} ({', '.join(f'{k}=={v}' for k, v in PINS.items())})")
+            return PINS
+        log(f"{VENV} exists but pins differ ({r.stdout.strip() or r.stderr.strip()}); recreating")
+        shutil.rmtree(VENV)
+    log(f"creating {VENV}")
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    *(f"{k}=={v}" for k, v in PINS.items())], check=True)
+    r = subprocess.run([str(py), "-c", check], capture_output=True, text=True, check=True)
+    got = json.loads(r.stdout)
+    if got != PINS:
+        sys.exit(f"bench venv has {got}, wanted {PINS}")
+    return got
+
+
+def build_xdist(args) -> tuple[Path | None, str]:
+    """Returns (binary or None, note)."""
+    if args.xdist:
+        p = Path(args.xdist).resolve()
+        return (p if p.exists() else None), f"given binary {p}"
+    if not args.no_build:
+        log("cargo build --release -p xdist-cli")
+        r = subprocess.run(["cargo", "build", "--release", "-p", "xdist-cli"], cwd=ROOT,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            tail = "\n".join(r.stderr.strip().splitlines()[-15:])
+            log(f"cargo build FAILED (xdist rows will be INVALID):\n{tail}")
+            return None, "cargo build failed"
+    if DEFAULT_XDIST.exists():
+        return DEFAULT_XDIST, "target/release/xdist"
+    return None, "target/release/xdist missing"
+
+
+def git_rev() -> str:
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                       text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "crates"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return (r.stdout.strip() or "?") + ("+dirty" if dirty else "")
+
+
+# --------------------------------------------------------------------------
+# suites
+# --------------------------------------------------------------------------
+def load_generator():
+    if not GEN.exists():
+        sys.exit(f"missing {GEN} (the project's suite generator)")
+    spec = importlib.util.spec_from_file_location("gen_suites", GEN)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _ini(d: Path) -> None:
+    d.mkdir(parents=True)
+    (d / "pytest.ini").write_text("[pytest]\n")
+
+
+def quick_suite(root: Path, name: str) -> dict:
+    """Small variants of the generator's suites, same shapes (for --quick)."""
+    d = root / name
+    if d.exists():
+        shutil.rmtree(d)
+    _ini(d)
+    if name == "trivial":  # 1000 tests in 10 files
+        for f in range(10):
+            lines = ["import pytest", ""]
+            for i in range(70):
+                lines += [f"def test_plain_{i:02d}():", f"    assert {f} + {i} == {f + i}", ""]
+            lines += ['@pytest.mark.parametrize("x", list(range(30)))',
+                      "def test_param(x):", "    assert x >= 0", ""]
+            (d / f"test_trivial_{f:02d}.py").write_text("\n".join(lines) + "\n")
+        return {"tests": 1000, "expect": {"passed": 1000}}
+    if name == "sleepy":  # 100 x 10 ms
+        for f in range(5):
+            lines = ["import time", ""]
+            for i in range(20):
+                lines += [f"def test_sleep_{i:02d}():", "    time.sleep(0.010)", ""]
+            (d / f"test_sleepy_{f:02d}.py").write_text("\n".join(lines) + "\n")
+        return {"tests": 100, "expect": {"passed": 100}}
+    if name == "startup":
+        (d / "test_one.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")
+        return {"tests": 1, "expect": {"passed": 1}}
+    if name == "skewed":  # 40 x 5 ms, then 3 long ones last
+        (d / "conftest.py").write_text(
+            "import time\n\n\ndef burn(seconds):\n"
+            "    end = time.process_time() + seconds\n    x = 0\n"
+            "    while time.process_time() < end:\n        for _ in range(1000):\n"
+            "            x += 1\n    return x\n")
+        durations = []
+        for f in range(4):
+            lines = ["from conftest import burn", ""]
+            for i in range(10):
+                lines += [f"def test_quick_{i:02d}():", "    burn(0.005)", ""]
+                durations.append(0.005)
+            (d / f"test_skew_{f:02d}.py").write_text("\n".join(lines) + "\n")
+        lines = ["from conftest import burn", ""]
+        for i, s in enumerate([0.3, 0.5, 0.8]):
+            lines += [f"def test_long_{i:02d}():", f"    burn({s})", ""]
+            durations.append(s)
+        (d / "test_skew_zz_long.py").write_text("\n".join(lines) + "\n")
+        total = sum(durations)
+        return {"tests": 43, "expect": {"passed": 43}, "total_cpu_work_s": round(total, 3),
+                "longest_s": max(durations),
+                "makespan_lower_bound_2_workers_s": round(max(total / 2, max(durations)), 3)}
+    if name == "fixtures":  # 6 modules x 5 tests, 200 ms module fixture
+        for f in range(6):
+            lines = ["import time", "import pytest", "", "",
+                     '@pytest.fixture(scope="module")', "def expensive():",
+                     "    time.sleep(0.200)", f"    yield {{'module': {f}}}", "", ""]
+            for i in range(5):
+                lines += [f"def test_uses_fixture_{i:02d}(expensive):",
+                          f"    assert expensive['module'] == {f}", ""]
+            (d / f"test_fixtures_{f:02d}.py").write_text("\n".join(lines) + "\n")
+        return {"tests": 30, "expect": {"passed": 30}}
+    raise ValueError(name)
+
+
+# expected shapes of the full suites (checked against what the generator produced)
+FULL_SHAPES = {"trivial": 5000, "sleepy": 400, "startup": 1, "skewed": 200, "fixtures": 500}
+
+
+def generate(names: list[str], quick: bool) -> tuple[Path, dict]:
+    root = SUITES_DIR / ("quick" if quick else "full")
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = {}
+    if quick:
+        for n in names:
+            manifest[n] = quick_suite(root, n)
+    else:
+        gen = load_generator()
+        for n in names:
+            m = getattr(gen, f"gen_{n}")(root)
+            if m["tests"] != FULL_SHAPES[n] or m["expect"] != {"passed": FULL_SHAPES[n]}:
+                sys.exit(f"generator's {n} suite has an unexpected shape: {m}")
+            manifest[n] = m
+    log(f"generated {', '.join(names)} under {root}")
+    return root, manifest
+
+
+# --------------------------------------------------------------------------
+# running one command
+# --------------------------------------------------------------------------
+@dataclass
+class Run:
+    seconds: float
+    ok: bool
+    why: str = ""
+    rss_mb: float | None = None
+
+
+SUMMARY_RE = re.compile(r"^=*\s*(?P<body>\d+ \w.*?) in [\d.]+s(?: \([^)]*\))?\s*=*\s*$")
+COUNT_RE = re.compile(r"(\d+) (passed|failed|skipped|deselected|xfailed|xpassed|errors?|"
+                      r"warnings?|subtests passed|subtests failed|tests? collected)")
+
+
+def parse_counts(output: str) -> dict[str, int] | None:
+    for line in reversed(output.splitlines()):
+        m = SUMMARY_RE.match(line.strip())
+        if m:
+            counts: dict[str, int] = {}
+            for n, word in COUNT_RE.findall(m.group("body")):
+                word = {"error": "errors", "warning": "warnings", "test collected": "collected",
+                        "tests collected": "collected"}.get(word, word)
+                counts[word] = counts.get(word, 0) + int(n)
+            counts.pop("warnings", None)
+            return counts
+    return None
+
+
+def poll_hwm(pid: int, out: list, stop: threading.Event) -> None:
+    path = f"/proc/{pid}/status"
+    while not stop.is_set():
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        out[0] = int(line.split()[1])  # kB, monotonic high-water mark
+                        break
+        except OSError:
+            return
+        stop.wait(0.005)
+
+
+def run_cmd(cmd: list[str], cwd: Path, expect: dict[str, int], timeout: float) -> Run:
+    env = bench_env()
+    with tempfile.TemporaryFile(mode="w+b") as out:
+        t0 = time.perf_counter()
+        try:
+            p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as e:
+            return Run(0.0, False, f"cannot start: {e}")
+        hwm = [None]
+        stop = threading.Event()
+        th = threading.Thread(target=poll_hwm, args=(p.pid, hwm, stop), daemon=True)
+        th.start()
+        try:
+            rc = p.wait(timeout=timeout)
+            dt = time.perf_counter() - t0
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            stop.set()
+            th.join()
+            return Run(timeout, False, f"timeout after {timeout:.0f}s")
+        stop.set()
+        th.join()
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    rss = hwm[0] / 1024 if hwm[0] else None
+    counts = parse_counts(text)
+    if rc != 0:
+        tail = " | ".join(text.strip().splitlines()[-3:])[:300]
+        return Run(dt, False, f"exit {rc}: {tail}", rss)
+    if counts != expect:
+        return Run(dt, False, f"counts {counts}, expected {expect}", rss)
+    return Run(dt, True, "", rss)
+
+
+# --------------------------------------------------------------------------
+# the commands of each suite
+# --------------------------------------------------------------------------
+@dataclass
+class Row:
+    key: str          # unique key
+    label: str        # shown in the table
+    kind: str         # serial | collect | pytest-xdist | xdist
+    mode: str | None  # dist mode or None
+    cmd: list[str]
+    expect: dict
+    phase: str = ""   # "" | "first" | "second" (skewed: empty cache / with history)
+    runs: list[Run] = field(default_factory=list)
+
+    def good(self) -> list[Run]:
+        return [r for r in self.runs if r.ok]
+
+    def valid(self) -> bool:
+        return bool(self.runs) and all(r.ok for r in self.runs)
+
+    def median(self) -> float | None:
+        return statistics.median(r.seconds for r in self.runs) if self.valid() else None
+
+
+def suite_rows(name: str, manifest: dict, xdist: Path | None) -> list[Row]:
+    pytest = str(VENV / "bin" / "pytest")
+    py = str(venv_python())
+    xd = str(xdist or DEFAULT_XDIST)  # a missing binary fails at start -> INVALID
+    n = str(WORKERS)
+    exp = manifest["expect"]
+    rows = [Row("serial", "pytest", "serial", None, [pytest], exp)]
+    if name in ("trivial", "skewed", "fixtures"):
+        rows.insert(0, Row("collect", "pytest --collect-only -q", "collect", None,
+                           [pytest, "--collect-only", "-q"], {"collected": manifest["tests"]}))
+    if name in ("skewed", "fixtures"):
+        for m in MODES:
+            rows.append(Row(f"px-{m}", f"pytest -n {n} --dist {m}", "pytest-xdist", m,
+                            [pytest, "-n", n, "--dist", m], exp))
+            xcmd = [xd, "--python", py, "-n", n, "--dist", m]
+            if name == "skewed":
+                rows.append(Row(f"xd-{m}-first", f"xdist -n {n} --dist {m} (1st run, empty cache)",
+                                "xdist", m, xcmd, exp, phase="first"))
+                rows.append(Row(f"xd-{m}", f"xdist -n {n} --dist {m} (2nd run, history)",
+                                "xdist", m, xcmd, exp, phase="second"))
+            else:
+                rows.append(Row(f"xd-{m}", f"xdist -n {n} --dist {m}", "xdist", m, xcmd, exp))
+    else:
+        rows.append(Row("px-load", f"pytest -n {n}", "pytest-xdist", "load",
+                        [pytest, "-n", n], exp))
+        rows.append(Row("xd-load", f"xdist -n {n}", "xdist", "load",
+                        [xd, "--python", py, "-n", n], exp))
+    return rows
+
+
+def bench_suite(name: str, sdir: Path, manifest: dict, xdist: Path | None, runs: int,
+                timeout: float) -> list[Row]:
+    rows = suite_rows(name, manifest, xdist)
+    cache = sdir / ".pytest_cache"
+    # Untimed warm-up: collection imports every test module (and conftest) through
+    # pytest's assertion rewriter, which writes the .pyc files with bytecode caching on.
+    w = run_cmd([str(VENV / "bin" / "pytest"), "--collect-only", "-q"], sdir,
+                {"collected": manifest["tests"]}, timeout)
+    log(f"{name}: warm-up (pytest --collect-only, writes .pyc) "
+        f"{'ok' if w.ok else 'FAILED: ' + w.why} in {w.seconds:.2f}s")
+    for i in range(runs):
+        for row in rows:
+            if row.phase == "first":
+                shutil.rmtree(cache, ignore_errors=True)
+            r = run_cmd(row.cmd, sdir, row.expect, timeout)
+            row.runs.append(r)
+            rss = f" rss={r.rss_mb:.1f}MB" if r.rss_mb else ""
+            log(f"{name} run {i + 1}/{runs}: {row.label}: {r.seconds:.2f}s{rss}"
+                + ("" if r.ok else f"  INVALID ({r.why})"))
+    return rows
+
+
+# --------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------
+def fmt_s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def fmt_ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
+
+
+def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
+    out = []
+    out.append(f"### Benchmark: xdist vs pytest vs pytest-xdist (`-n {WORKERS}`)")
+    out.append("")
+    out.append(f"- Machine: {meta['cpus']} CPUs ({platform.machine()}), {platform.system()} "
+               f"{platform.release()}; Python {meta['python']}; pytest {PINS['pytest']}, "
+               f"pytest-xdist {PINS['pytest-xdist']}; xdist {meta['rev']} ({meta['xdist']}).")
+    out.append(f"- {meta['runs']} interleaved run(s) per command{' (--quick: small suites)' if meta['quick'] else ''}; "
+               "median wall time in seconds, [min-max]; ratios use medians.")
+    out.append("- Bytecode caching ON: `PYTHONDONTWRITEBYTECODE` is unset for every timed "
+               "command, and one untimed warm-up (`pytest --collect-only`) per suite writes "
+               "the .pyc files first.")
+    out.append("- Peak RSS: VmHWM of the controller process itself (for pytest-xdist the main "
+               "pytest process; for xdist the `xdist` binary), workers not included.")
+    out.append("- Every run is checked for exit code 0 and the exact outcome counts; "
+               "**INVALID** marks a command with any run that failed the check.")
+    out.append("")
+    out.append("| suite | command | median s | [min-max] | vs serial | vs pytest-xdist | "
+               "peak RSS MB | status |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---|")
+    notes = []
+    for suite, rows in results.items():
+        by = {r.key: r for r in rows}
+        serial = by["serial"].median()
+        for r in rows:
+            med = r.median()
+            times = [x.seconds for x in r.runs]
+            rng = f"[{min(times):.2f}-{max(times):.2f}]" if times else "-"
+            vs_serial = fmt_ratio(med, serial) if r.kind in ("xdist", "pytest-xdist") else "-"
+            vs_px = "-"
+            if r.kind == "xdist":
+                px = by.get(f"px-{r.mode}")
+                vs_px = fmt_ratio(med, px.median() if px else None)
+            rss = [x.rss_mb for x in r.runs if x.rss_mb]
+            rss_s = f"{max(rss):.1f}" if rss and r.kind != "collect" else "-"
+            if r.valid():
+                status = "ok"
+            elif not r.runs:
+                status = "not run"
+            else:
+                bad = next(x for x in r.runs if not x.ok)
+                status = f"**INVALID** ({bad.why[:120]})".replace("|", "/")
+            out.append(f"| {suite} | `{r.label}` | {fmt_s(med)} | {rng} | {vs_serial} | "
+                       f"{vs_px} | {rss_s} | {status} |")
+        # derived figures
+        m = manifests[suite]
+        if suite == "trivial":
+            tc, ts = by["collect"].median(), serial
+            if tc is not None and ts is not None:
+                lim = tc + (ts - tc) / WORKERS
+                xd = by["xd-load"].median()
+                notes.append(f"- **trivial**: T_collect = {tc:.2f}s, T_serial = {ts:.2f}s, limit "
+                             f"L = T_collect + (T_serial - T_collect)/{WORKERS} = {lim:.2f}s; "
+                             f"xdist / L = {fmt_ratio(xd, lim)} (target <= 1.15x); "
+                             f"xdist / pytest-xdist = {fmt_ratio(xd, by['px-load'].median())} "
+                             "(target <= 0.5x).")
+        if suite == "startup":
+            xd = by["xd-load"].median()
+            notes.append(f"- **startup**: xdist / serial = {fmt_ratio(xd, serial)} (target <= 1.2x), "
+                         f"xdist / pytest-xdist = {fmt_ratio(xd, by['px-load'].median())} "
+                         "(target <= 0.6x).")
+        if suite == "skewed":
+            lb = m["makespan_lower_bound_2_workers_s"]
+            tc = by["collect"].median()
+            parts = []
+            for mode in MODES:
+                f1, f2 = by[f"xd-{mode}-first"].median(), by[f"xd-{mode}"].median()
+                px = by[f"px-{mode}"].median()
+                parts.append(f"{mode}: 1st {fmt_ratio(f1, lb)}, 2nd {fmt_ratio(f2, lb)} "
+                             f"(pytest-xdist {fmt_ratio(px, lb)})")
+            extra = ""
+            if tc is not None:
+                f2 = by["xd-load"].median()
+                extra = (f" With startup (T_collect = {tc:.2f}s): LB + T_collect = {lb + tc:.2f}s, "
+                         f"xdist load 2nd run / (LB + T_collect) = {fmt_ratio(f2, lb + tc)} "
+                         "(target <= 1.10x).")
+            notes.append(f"- **skewed**: lower bound LB = max(total test time / {WORKERS}, longest "
+                         f"test) = max({m['total_cpu_work_s']}/{WORKERS}, {m['longest_s']}) = "
+                         f"{lb:.2f}s (CPU time the tests burn). Ratio to LB: " + "; ".join(parts)
+                         + "." + extra)
+        if suite == "fixtures":
+            parts = [f"{mode}: {fmt_ratio(by[f'xd-{mode}'].median(), by[f'px-{mode}'].median())}"
+                     for mode in MODES]
+            notes.append("- **fixtures**: xdist / pytest-xdist per mode: " + ", ".join(parts)
+                         + " (target for loadfile/loadscope <= 1.00x).")
+    if notes:
+        out.append("")
+        out.extend(notes)
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=None, help="timed runs per command (default 5)")
+    ap.add_argument("--suites", default=",".join(ALL_SUITES),
+                    help=f"comma-separated subset of {','.join(ALL_SUITES)}")
+    ap.add_argument("--quick", action="store_true", help="1 run, small suites (for development)")
+    ap.add_argument("--xdist", help="use this xdist binary (no cargo build)")
+    ap.add_argument("--no-build", action="store_true", help="skip cargo build")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="per-command timeout in seconds (default 300, --quick 60)")
+    args = ap.parse_args()
+    names = [s.strip() for s in args.suites.split(",") if s.strip()]
+    unknown = [n for n in names if n not in ALL_SUITES]
+    if unknown:
+        ap.error(f"unknown suite(s): {', '.join(unknown)}; choose from {', '.join(ALL_SUITES)}")
+    runs = args.runs if args.runs is not None else (1 if args.quick else 5)
+    if runs < 1:
+        ap.error("--runs must be >= 1")
+    timeout = args.timeout or (60.0 if args.quick else 300.0)
+
+    xdist, xnote = build_xdist(args)
+    ensure_venv()
+    root, manifests = generate(names, args.quick)
+    log("PYTHONDONTWRITEBYTECODE is unset for every timed command (bytecode caching on); "
+        "one untimed warm-up per suite writes the .pyc files")
+    results = {}
+    for n in names:
+        results[n] = bench_suite(n, root / n, manifests[n], xdist, runs, timeout)
+    meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "rev": git_rev(),
+            "xdist": xnote, "runs": runs, "quick": args.quick}
+    md = report(results, manifests, meta)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.md").write_text(md)
+    print(md)
+    log(f"written {RESULTS / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
