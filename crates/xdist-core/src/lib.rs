@@ -7,7 +7,10 @@
 //! - [`exit`]: pytest's exit codes.
 //! - [`env`]: every environment variable name xdist reads or sets.
 
+pub mod cpus;
 pub mod env;
 pub mod exit;
 pub mod frame;
+pub mod ini;
 pub mod protocol;
+pub mod python;
