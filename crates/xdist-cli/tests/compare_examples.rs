@@ -1,0 +1,271 @@
+//! For every example suite in `examples/` (except `crashes`, see crashes.rs):
+//! run it with plain pytest and with `xdist -n 2`, and check that both give
+//! the same per-test outcomes, the same summary counts and the same exit code,
+//! and that the distributed output has the lines a pytest-xdist user expects.
+//!
+//! Environment:
+//! - `XDIST_TEST_PYTHON`: interpreter with pytest 9.2 (default
+//!   `<repo>/.venv/bin/python`, made by `dev/venv.sh`; missing = test failure).
+//! - `XDIST_TEST_PYTHON_WITH_XDIST`: interpreter that also has pytest-xdist
+//!   (default `<repo>/.venv-xdist/bin/python`); if it exists every suite is
+//!   compared a second time with it.
+//! - `XDIST_TEST_DISTRIBUTED_CMD`: replaces `<xdist> --python <python> -n 2`,
+//!   split on whitespace, `{python}` = the interpreter under test. To check
+//!   these tests against pytest-xdist itself:
+//!   `XDIST_TEST_DISTRIBUTED_CMD='{python} -m pytest -n 2' XDIST_TEST_PYTHON=.venv-xdist/bin/python`
+//!   (known pytest-xdist differences make some suites fail then: see
+//!   examples/README.md).
+//! - `XDIST_TEST_TIMEOUT`: seconds per command (default 120).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// Suites checked elsewhere.
+const NOT_COMPARED: &[&str] = &["crashes"];
+
+/// What serial pytest 9.2 must print for each suite (summary without the
+/// time) and its exit code: guards against a wrong venv or an edited suite.
+/// Keep in sync with examples/README.md.
+const EXPECTED_SERIAL: &[(&str, &str, i32)] = &[
+    ("basic", "8 failed, 20 passed, 1 deselected", 1),
+    ("collection_errors", "2 errors", 2),
+    ("demo", "4 failed, 36 passed, 1 skipped, 1 xfailed", 1),
+    ("errors", "1 failed, 5 passed, 9 errors", 1),
+    ("fixtures", "1 failed, 30 passed", 1),
+    ("groups", "32 passed", 0),
+    ("mixed", "60 failed, 160 passed, 30 skipped, 20 xfailed, 10 xpassed, 20 warnings, 30 errors", 1),
+    ("output", "5 failed, 6 passed, 1 error", 1),
+    ("packages", "1 failed, 10 passed", 1),
+    ("skips", "5 passed, 10 skipped", 0),
+    ("subtests", "5 failed, 3 passed, 1 skipped, 7 subtests passed", 1),
+    ("warnings", "1 failed, 12 passed, 12 warnings", 1),
+    ("xfail", "2 failed, 4 passed, 7 xfailed, 2 xpassed", 1),
+];
+
+/// Extra arguments for the distributed run only (they are not pytest options).
+fn extra_dist_args(suite: &str) -> &'static [&'static str] {
+    match suite {
+        // keeping groups together is what loadgroup is for
+        "groups" => &["--dist", "loadgroup"],
+        _ => &[],
+    }
+}
+
+/// Section headers that the distributed output must have exactly when the
+/// serial one has them.
+const SECTIONS: &[&str] = &[
+    "= FAILURES =",
+    "= ERRORS =",
+    "warnings summary",
+    "short test summary info",
+];
+
+fn timeout() -> Duration {
+    let secs = std::env::var("XDIST_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    Duration::from_secs(secs)
+}
+
+fn base_command(program: &str, suite_dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(suite_dir)
+        // keep the example tree free of __pycache__ and the runs reproducible
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PYTEST_ADDOPTS")
+        .env_remove("PYTEST_PLUGINS")
+        .env_remove("PYTEST_XDIST_AUTO_NUM_WORKERS")
+        .env_remove("PYTEST_XDIST_WORKER")
+        .env_remove("PYTEST_XDIST_WORKER_COUNT")
+        .env_remove("PYTEST_XDIST_TESTRUNUID")
+        .env_remove("XDIST_PYTHON")
+        .env_remove("XDIST_PLUGINS")
+        .env_remove("VIRTUAL_ENV");
+    cmd
+}
+
+fn run_serial(python: &Path, suite_dir: &Path) -> RunOutput {
+    let mut cmd = base_command(&python.to_string_lossy(), suite_dir);
+    cmd.args(["-m", "pytest", "-v", "-p", "no:cacheprovider", "-p", "no:randomly"])
+        .arg(suite_dir);
+    run_with_timeout(&mut cmd, timeout())
+}
+
+fn run_distributed(python: &Path, suite: &str, suite_dir: &Path) -> RunOutput {
+    let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), python);
+    let mut cmd = base_command(&argv[0], suite_dir);
+    cmd.args(&argv[1..])
+        .args(["-v", "-p", "no:cacheprovider"])
+        .args(extra_dist_args(suite))
+        .arg(suite_dir);
+    run_with_timeout(&mut cmd, timeout())
+}
+
+fn has_line_containing(text: &str, needle: &str) -> bool {
+    text.lines().any(|l| l.contains(needle))
+}
+
+/// Compare one suite under one interpreter; returns the problems found.
+fn compare_with(suite: &str, python: &Path) -> Vec<String> {
+    let suite_dir = examples_dir().join(suite);
+    let serial = run_serial(python, &suite_dir);
+    let label = format!("[{suite} with {}]", python.display());
+    let mut problems = Vec::new();
+
+    // --- serial sanity: the suite does what examples/README.md says
+    let serial_summary = parse_summary(&serial.stdout);
+    let (_, want_summary, want_code) = EXPECTED_SERIAL
+        .iter()
+        .find(|(s, _, _)| *s == suite)
+        .unwrap_or_else(|| panic!("{suite} missing from EXPECTED_SERIAL"));
+    let want = parse_summary_line(&format!("{want_summary} in 0.00s")).unwrap();
+    if serial.timed_out
+        || serial.code != Some(*want_code)
+        || serial_summary.as_ref().map(|s| &s.counts) != Some(&want.counts)
+    {
+        problems.push(format!(
+            "{label} serial pytest did not give `{want_summary}` with exit {want_code} \
+             (wrong interpreter? run dev/venv.sh)\n{}",
+            serial.describe(6000)
+        ));
+        return problems;
+    }
+    let serial_summary = serial_summary.unwrap();
+    let serial_lines = parse_serial_v(&serial.stdout);
+    let serial_set = outcome_multiset(&serial_lines);
+
+    // --- distributed run
+    let dist = run_distributed(python, suite, &suite_dir);
+    let mut dp = Vec::new();
+    if dist.timed_out {
+        dp.push("timed out".to_string());
+    }
+    if dist.code != serial.code {
+        dp.push(format!("exit code {:?}, serial {:?}", dist.code, serial.code));
+    }
+    let dist_set = outcome_multiset(&parse_dist_v(&dist.stdout));
+    let diff = multiset_diff(&serial_set, &dist_set);
+    if !diff.is_empty() {
+        dp.push(format!("per-test outcomes differ:\n{diff}"));
+    }
+    match parse_summary(&dist.stdout) {
+        None => dp.push(format!("no summary line (serial: `{}`)", serial_summary.line)),
+        Some(s) if s.counts != serial_summary.counts => dp.push(format!(
+            "summary `{}`, serial `{}`",
+            s.line, serial_summary.line
+        )),
+        Some(_) => {}
+    }
+    if !dist.stdout.lines().any(|l| l.trim() == "created: 2/2 workers") {
+        dp.push("no `created: 2/2 workers` line".to_string());
+    }
+    let collection_errors = serial.code == Some(2);
+    if !collection_errors {
+        let n = parse_collected(&serial.stdout).expect("serial `collected N items`");
+        match parse_workers_items(&dist.stdout) {
+            Some((2, m)) if m == n => {}
+            other => dp.push(format!(
+                "want a `2 workers [{n} items]` line, got {other:?}"
+            )),
+        }
+    }
+    for sec in SECTIONS {
+        let s = has_line_containing(&serial.stdout, sec);
+        let d = has_line_containing(&dist.stdout, sec);
+        if s != d {
+            dp.push(format!(
+                "section `{sec}`: serial {}, distributed {}",
+                if s { "has it" } else { "has not" },
+                if d { "has it" } else { "has not" }
+            ));
+        }
+    }
+    // `Interrupted: 2 errors during collection` and similar must carry over.
+    for l in serial.stdout.lines().filter(|l| l.contains("Interrupted:")) {
+        let text = l.trim_matches(|c| c == '!' || c == ' ');
+        if !has_line_containing(&dist.stdout, text) {
+            dp.push(format!("no `{text}` line"));
+        }
+    }
+    if !dp.is_empty() {
+        problems.push(format!(
+            "{label} distributed run differs from serial pytest:\n- {}\n\n{}\n\n=== serial run ===\n{}",
+            dp.join("\n- "),
+            dist.describe(12000),
+            serial.describe(4000)
+        ));
+    }
+    problems
+}
+
+fn compare_suite(suite: &str) {
+    let mut problems = compare_with(suite, &test_python());
+    if let Some(py) = test_python_with_xdist() {
+        problems.extend(compare_with(suite, &py));
+    }
+    if !problems.is_empty() {
+        panic!("{}", problems.join("\n\n#####################\n\n"));
+    }
+}
+
+/// One `#[test]` per suite, and `SUITES`, the list of them. Every suite
+/// directory in examples/ must be listed here or in `NOT_COMPARED`.
+macro_rules! suite_tests {
+    ($($name:ident),* $(,)?) => {
+        const SUITES: &[&str] = &[$(stringify!($name)),*];
+        $(
+            #[test]
+            fn $name() {
+                compare_suite(stringify!($name));
+            }
+        )*
+    };
+}
+
+suite_tests!(
+    basic,
+    collection_errors,
+    demo,
+    errors,
+    fixtures,
+    groups,
+    mixed,
+    output,
+    packages,
+    skips,
+    subtests,
+    warnings,
+    xfail,
+);
+
+/// Every directory in examples/ is compared here or checked elsewhere, and
+/// every listed suite exists with its own pytest.ini (so it is its rootdir).
+#[test]
+fn every_example_suite_is_covered() {
+    let mut dirs: Vec<String> = std::fs::read_dir(examples_dir())
+        .expect("examples/")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && !n.starts_with("__"))
+        .collect();
+    dirs.sort();
+    let mut listed: Vec<String> =
+        SUITES.iter().chain(NOT_COMPARED).map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(dirs, listed, "examples/ and the suite lists of compare_examples.rs disagree");
+    for s in &dirs {
+        assert!(
+            examples_dir().join(s).join("pytest.ini").is_file(),
+            "examples/{s} has no pytest.ini"
+        );
+    }
+    let expected: Vec<&str> = EXPECTED_SERIAL.iter().map(|e| e.0).collect();
+    assert_eq!(expected, SUITES, "EXPECTED_SERIAL must list SUITES in order");
+}
