@@ -276,11 +276,12 @@ pub fn setup_args(args: &[String]) -> SetupArgs {
 /// included); `cwd` is the invocation directory (absolute).
 pub fn locate(args: &[String], cwd: &Path) -> Result<PytestConfigFile, IniError> {
     let setup = setup_args(args);
+    let cwd = absolutepath(cwd, "");
     let mut cfg = determine_setup(
         setup.config_file.as_deref(),
         &setup.positional,
         setup.rootdir.as_deref(),
-        cwd,
+        &cwd,
     )?;
     cfg.apply_overrides(&setup.overrides)?;
     Ok(cfg)
@@ -1454,6 +1455,9 @@ mod tests {
         write(&root.join("a/setup.py"), "");
         let cfg = locate(&s(&["x", "y"]), &root.join("a/x")).unwrap();
         assert_eq!(cfg.rootdir, root.join("a"));
+        // The invocation dir is normalized like os.path.abspath.
+        let cfg = locate(&s(&["x"]), &root.join("a/./y/..")).unwrap();
+        assert_eq!(cfg.invocation_dir, root.join("a"));
         // Non-existing paths do not count.
         let cfg = locate(&s(&["nonexistent"]), &root.join("b")).unwrap();
         assert_eq!(cfg.rootdir, root.join("b"));
