@@ -28,8 +28,11 @@ def group_check(request, tmp_path_factory):
     assert group is not None, "group_check used by an ungrouped test"
     worker = os.environ.get("PYTEST_XDIST_WORKER", "master")
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or _SERIAL_RUN_ID
-    # <run basetemp>/popen-gwN under xdist: the parent is shared by the workers.
-    shared = tmp_path_factory.getbasetemp().parent / f"xdist-groups-{run_id}.jsonl"
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist, basetemp is <run basetemp>/popen-gwN: the parent is shared
+    # by the run's workers. Serially, the run's own basetemp will do.
+    shared_dir = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+    shared = shared_dir / f"xdist-groups-{run_id}.jsonl"
     line = json.dumps({"group": group, "worker": worker, "test": request.node.nodeid})
     with open(shared, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
