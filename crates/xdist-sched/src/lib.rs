@@ -27,6 +27,35 @@
 
 use std::sync::Arc;
 
+mod core;
+mod diff;
+pub mod each;
+pub mod load;
+pub mod no;
+pub mod scope;
+pub mod sim;
+pub mod worksteal;
+
+pub use diff::{collection_diff, unified_diff};
+pub use each::EachScheduling;
+pub use load::LoadScheduling;
+pub use no::NoScheduling;
+pub use scope::{ScopeKind, ScopeScheduling};
+pub use worksteal::WorkStealingScheduling;
+
+/// Create the built-in scheduler for `mode`.
+pub fn make_scheduler(mode: DistMode, config: SchedConfig) -> Box<dyn Scheduling> {
+    match mode {
+        DistMode::Each => Box::new(EachScheduling::new(config)),
+        DistMode::Load => Box::new(LoadScheduling::new(config)),
+        DistMode::LoadScope => Box::new(ScopeScheduling::new(ScopeKind::Scope, config)),
+        DistMode::LoadFile => Box::new(ScopeScheduling::new(ScopeKind::File, config)),
+        DistMode::LoadGroup => Box::new(ScopeScheduling::new(ScopeKind::Group, config)),
+        DistMode::WorkSteal => Box::new(WorkStealingScheduling::new(config)),
+        DistMode::No => Box::new(NoScheduling::new(config)),
+    }
+}
+
 /// A worker as the scheduler sees it. Assigned by the controller, unique for the whole run
 /// (a replacement worker gets a fresh key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -154,6 +183,14 @@ pub trait Scheduling: Send {
     /// Hand out work: called once when collection completes, and again whenever a node joins
     /// later (a replacement finished collecting).
     fn schedule(&mut self, out: &mut Vec<Action>);
+    /// The controller sent `Shutdown` to this node on its own (for example after
+    /// [`Scheduling::tests_finished`], on `-x`, or on Ctrl-C). The scheduler then never sends
+    /// the node anything again. Provided so that existing implementations keep compiling; the
+    /// built-in schedulers all honour it. Calling it for a node the scheduler already shut down
+    /// (or an unknown node) is harmless.
+    fn mark_node_shutdown(&mut self, node: NodeKey) {
+        let _ = node;
+    }
 }
 
 /// The `--dist` modes.
@@ -200,5 +237,63 @@ impl DistMode {
 impl std::fmt::Display for DistMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    pub fn cfg(num_nodes: usize) -> SchedConfig {
+        SchedConfig {
+            num_nodes,
+            ..SchedConfig::default()
+        }
+    }
+
+    pub fn collection(n: usize) -> Collection {
+        Collection {
+            ids: (0..n).map(|i| format!("test_m.py::test_{i}")).collect(),
+            groups: Vec::new(),
+        }
+    }
+
+    pub fn run(node: u32, indices: Vec<usize>) -> Action {
+        Action::Run {
+            node: NodeKey(node),
+            indices,
+        }
+    }
+
+    pub fn steal(node: u32, indices: Vec<usize>) -> Action {
+        Action::Steal {
+            node: NodeKey(node),
+            indices,
+        }
+    }
+
+    pub fn shutdown(node: u32) -> Action {
+        Action::Shutdown {
+            node: NodeKey(node),
+        }
+    }
+
+    /// Add `nodes` nodes (keys 0..nodes) with the same collection and run the first schedule.
+    pub fn started_with<S: Scheduling>(mut s: S, coll: Collection, nodes: u32) -> (S, Vec<Action>) {
+        let coll = Arc::new(coll);
+        for k in 0..nodes {
+            s.add_node(NodeKey(k), "popen");
+        }
+        for k in 0..nodes {
+            s.add_node_collection(NodeKey(k), coll.clone());
+        }
+        assert!(s.collection_is_completed());
+        let mut out = Vec::new();
+        s.schedule(&mut out);
+        (s, out)
+    }
+
+    pub fn started<S: Scheduling>(s: S, n: usize, nodes: u32) -> (S, Vec<Action>) {
+        started_with(s, collection(n), nodes)
     }
 }
