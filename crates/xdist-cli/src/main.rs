@@ -1,1 +1,186 @@
-fn main() {}
+//! `xdist`: run a pytest suite across many CPUs.
+//!
+//! Flow: [`args`] splits and validates the command line; the pytest config file supplies
+//! xdist options from `addopts`; [`controller::Controller`] starts the workers and owns the
+//! run; [`terminal::TerminalReporter`] prints what a pytest user expects.
+
+mod args;
+mod basetemp;
+mod controller;
+mod error;
+mod plain;
+mod terminal;
+mod termwriter;
+mod text;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use xdist_core::cpus::{auto_workers, AutoKind};
+use xdist_core::env as envnames;
+
+use crate::args::{NumProcesses, RunOptions};
+use crate::controller::{Controller, RunSetup};
+use crate::error::CliError;
+use crate::terminal::TerminalReporter;
+use crate::termwriter::TermWriter;
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let code = match run(argv) {
+        Ok(code) => code,
+        Err(CliError::Display(text)) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("xdist: error: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(argv: Vec<String>) -> Result<i32, CliError> {
+    let (own, pytest_args) = args::split_args(&argv);
+    let raw_cli = args::parse_raw(&own)?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::Usage(format!("failed to read the current directory: {e}")))?;
+
+    // xdist options may also live in pytest's `addopts` and in PYTEST_ADDOPTS.
+    let env_addopts = std::env::var(envnames::PYTEST_ADDOPTS)
+        .ok()
+        .map(|s| xdist_core::ini::split_addopts(&s).map_err(CliError::Usage))
+        .transpose()?
+        .unwrap_or_default();
+    let mut located_args = env_addopts.clone();
+    located_args.extend(pytest_args.iter().cloned());
+    let ini = xdist_core::ini::locate(&located_args, &cwd)?;
+    let mut addopts = ini.get_args("addopts")?;
+    addopts.extend(env_addopts);
+    let (own_addopts, _) = args::split_args(&addopts);
+    let raw_addopts = args::parse_raw(&own_addopts)?;
+    let opts = args::validate(raw_cli, raw_addopts, pytest_args)?;
+
+    let python = xdist_core::python::find_python(opts.python.as_deref())?;
+
+    let mut workers = match opts.numprocesses {
+        NumProcesses::Count(n) => n,
+        NumProcesses::Auto | NumProcesses::Logical if opts.pytest.pdb => 0,
+        NumProcesses::Auto | NumProcesses::Logical => {
+            let kind = if opts.numprocesses == NumProcesses::Logical {
+                AutoKind::Logical
+            } else {
+                AutoKind::Auto
+            };
+            let auto = auto_workers(kind);
+            if let Some(w) = auto.warning {
+                eprintln!("xdist: warning: {w}");
+            }
+            auto.count
+        }
+    };
+    if let Some(max) = opts.maxprocesses {
+        workers = workers.min(max);
+    }
+    if opts.pytest.pdb && workers > 0 && !opts.pytest.collect_only {
+        return Err(CliError::Usage(
+            "--pdb is incompatible with distributing tests; try using -n0 or -nauto.".into(),
+        ));
+    }
+    if workers == 0 || opts.pytest.collect_only || opts.pytest.help {
+        return plain::run_plain_pytest(&python, &opts.pytest_args, &cwd);
+    }
+
+    let color = decide_color(&opts);
+    let width = terminal_width();
+    let run_basetemp =
+        basetemp::make_run_basetemp(opts.pytest.basetemp.as_deref(), &cwd).map_err(|e| {
+            CliError::Usage(format!(
+                "failed to create the base temporary directory: {e}"
+            ))
+        })?;
+    let setup = RunSetup {
+        max_restarts: Some(opts.max_worker_restart.unwrap_or(workers * 4)),
+        testrunuid: opts.testrunuid.clone().unwrap_or_else(random_uid),
+        python,
+        cwd,
+        workers,
+        run_basetemp: Some(run_basetemp),
+        color,
+        width,
+        mainargv: std::env::args().collect(),
+        durations: None,
+        opts,
+    };
+    let tw = TermWriter::new(Box::new(std::io::stdout()), color, width);
+    let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet);
+    let controller = Controller::new(setup, vec![&mut terminal]);
+    controller.run()
+}
+
+/// pytest's color decision: `--color`, then PY_COLORS, NO_COLOR, FORCE_COLOR, then a tty.
+fn decide_color(opts: &RunOptions) -> bool {
+    match opts.pytest.color.as_deref() {
+        Some("yes") => return true,
+        Some("no") => return false,
+        _ => {}
+    }
+    match std::env::var(envnames::PY_COLORS).ok().as_deref() {
+        Some("1") => return true,
+        Some("0") => return false,
+        _ => {}
+    }
+    if std::env::var_os(envnames::NO_COLOR).is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    if std::env::var_os(envnames::FORCE_COLOR).is_some_and(|v| !v.is_empty()) {
+        return true;
+    }
+    std::io::stdout().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+/// pytest's `get_terminal_width`: COLUMNS, else the terminal, else 80; below 40 means 80.
+fn terminal_width() -> usize {
+    let from_env = std::env::var(envnames::COLUMNS)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&w| w > 0);
+    let width = from_env.or_else(tty_width).unwrap_or(80);
+    if width < 40 {
+        80
+    } else {
+        width
+    }
+}
+
+fn tty_width() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0 {
+            Some(ws.ws_col as usize)
+        } else {
+            None
+        }
+    }
+}
+
+fn random_uid() -> String {
+    let mut bytes = [0u8; 16];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok();
+    if !ok {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ (std::process::id() as u128) << 64;
+        bytes = t.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[allow(dead_code)]
+fn _paths(_: PathBuf) {}

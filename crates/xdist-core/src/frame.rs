@@ -85,7 +85,10 @@ mod tests {
         assert_eq!(buf, b"hello");
         read_frame(&mut r, &mut buf).unwrap();
         assert!(buf.is_empty());
-        assert!(matches!(read_frame(&mut r, &mut buf), Err(FrameError::Closed)));
+        assert!(matches!(
+            read_frame(&mut r, &mut buf),
+            Err(FrameError::Closed)
+        ));
     }
 
     #[test]
@@ -102,6 +105,9 @@ mod tests {
             Err(FrameError::Truncated { got: 2, want: 4 })
         ));
         let mut r: &[u8] = &[0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut r, &mut buf), Err(FrameError::Oversized(_))));
+        assert!(matches!(
+            read_frame(&mut r, &mut buf),
+            Err(FrameError::Oversized(_))
+        ));
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod cpus;
 pub mod env;
+pub mod events;
 pub mod exit;
 pub mod frame;
 pub mod ini;

@@ -140,6 +140,55 @@ fn yes() -> bool {
     true
 }
 
+/// pytest's parsed options that shape the terminal output, as the worker's pytest resolved
+/// them (command line, `addopts`, ini files, plugins). The controller never re-parses them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReportOptions {
+    pub verbose: i32,
+    pub reportchars: String,
+    pub tbstyle: String,
+    pub showcapture: String,
+    pub foldskipped: bool,
+    pub xfail_tb: bool,
+    /// `progress`, `count`, `times`, or empty (no progress column).
+    pub progress: String,
+    pub maxfail: u64,
+    pub no_summary: bool,
+    pub no_header: bool,
+    pub continue_on_collection_errors: bool,
+    pub capture: String,
+    pub durations: Option<u64>,
+    pub durations_min: Option<f64>,
+    pub startpath: String,
+    pub inipath: Option<String>,
+    pub cache_dir: Option<String>,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            verbose: 0,
+            reportchars: "fE".into(),
+            tbstyle: "auto".into(),
+            showcapture: "all".into(),
+            foldskipped: true,
+            xfail_tb: false,
+            progress: "progress".into(),
+            maxfail: 0,
+            no_summary: false,
+            no_header: false,
+            continue_on_collection_errors: false,
+            capture: "fd".into(),
+            durations: None,
+            durations_min: None,
+            startpath: String::new(),
+            inipath: None,
+            cache_dir: None,
+        }
+    }
+}
+
 /// A warning recorded by a worker (`pytest_warning_recorded`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WarningRecord {
@@ -162,6 +211,8 @@ pub enum WorkerEvent {
         info: WorkerInfo,
         #[serde(default)]
         header: Vec<String>,
+        #[serde(default)]
+        options: ReportOptions,
     },
     /// The worker could not start its session (pytest missing, too old, bad args...).
     Fatal {
@@ -171,7 +222,9 @@ pub enum WorkerEvent {
         exitstatus: Option<i32>,
     },
     /// A collection report that did not pass.
-    Collectreport { r: Report },
+    Collectreport {
+        r: Report,
+    },
     /// Collection done: node ids in order, and per-test `xdist_group` names when asked.
     Collectionfinish {
         ids: Vec<String>,
@@ -197,13 +250,20 @@ pub enum WorkerEvent {
     /// A test report.
     Report(Report),
     /// The whole protocol of test `i` finished (`runtest_protocol_complete`).
-    Done { i: usize, d: f64 },
+    Done {
+        i: usize,
+        d: f64,
+    },
     Warning(WarningRecord),
     /// Answer to `steal`: the indices actually removed (all requested, or none).
-    Unscheduled { indices: Vec<usize> },
+    Unscheduled {
+        indices: Vec<usize>,
+    },
     /// Output captured while `-s` is off but reported outside tests is not sent here; this
     /// is pytest's INTERNALERROR text.
-    InternalError { text: String },
+    InternalError {
+        text: String,
+    },
     /// The session ended (`workerfinished`).
     Finished {
         exitstatus: i32,
@@ -265,7 +325,12 @@ mod tests {
 
     #[test]
     fn encodes_commands() {
-        let s = encode_commands(&[Command::Run { indices: vec![1, 2] }, Command::Shutdown]);
+        let s = encode_commands(&[
+            Command::Run {
+                indices: vec![1, 2],
+            },
+            Command::Shutdown,
+        ]);
         assert_eq!(
             std::str::from_utf8(&s).unwrap(),
             r#"[{"t":"run","indices":[1,2]},{"t":"shutdown"}]"#

@@ -1,0 +1,396 @@
+//! Command-line handling, in two steps (as ripgrep does): split the raw argv into xdist's own
+//! options and pytest's (kept in order), parse xdist's with clap, then validate into
+//! [`RunOptions`].
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::Parser;
+use xdist_sched::DistMode;
+
+use crate::error::CliError;
+
+/// xdist's own options. Everything else goes to pytest unchanged.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "xdist",
+    version,
+    about = "Run a pytest suite across many CPUs: a faster, sturdier `pytest -n N`.",
+    after_help = "Every argument xdist does not own is passed to pytest unchanged and in order,\n\
+                  e.g. `xdist -n 4 tests/ -k slow -x`."
+)]
+pub struct RawArgs {
+    /// Number of workers: a number, `auto` (physical cores, honouring CPU affinity and cgroup
+    /// quotas) or `logical`. `0` runs plain pytest in this process's place.
+    #[arg(short = 'n', long = "numprocesses", value_name = "N|auto|logical")]
+    pub numprocesses: Option<String>,
+    /// Upper bound on the number of workers.
+    #[arg(long, value_name = "N")]
+    pub maxprocesses: Option<String>,
+    /// How many crashed workers may be replaced (default: 4 x workers; 0 disables).
+    #[arg(long = "max-worker-restart", value_name = "N")]
+    pub max_worker_restart: Option<String>,
+    /// Distribution mode: each, load, loadscope, loadfile, loadgroup, worksteal, no.
+    #[arg(long, value_name = "MODE")]
+    pub dist: Option<String>,
+    /// Shortcut for `--dist=load`.
+    #[arg(short = 'd')]
+    pub distload: bool,
+    /// Order scope work units largest-first (default).
+    #[arg(long = "loadscope-reorder")]
+    pub loadscope_reorder: bool,
+    /// Keep scope work units in collection order.
+    #[arg(long = "no-loadscope-reorder")]
+    pub no_loadscope_reorder: bool,
+    /// `load` only: the most tests sent to a worker in one step.
+    #[arg(long, value_name = "N")]
+    pub maxschedchunk: Option<String>,
+    /// Execution environment spec (`popen`, `N*popen`, ...).
+    #[arg(long = "tx", value_name = "XSPEC")]
+    pub tx: Vec<String>,
+    /// Identifier shared by all workers (`testrun_uid` fixture); random by default.
+    #[arg(long, value_name = "ID")]
+    pub testrunuid: Option<String>,
+    /// Python interpreter for the workers (default: $XDIST_PYTHON, $VIRTUAL_ENV/bin/python,
+    /// then python3/python on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<OsString>,
+    /// Do not use durations recorded by earlier runs to start the slowest tests first.
+    #[arg(long = "no-durations")]
+    pub no_durations: bool,
+}
+
+/// pytest options that take a separate value: their value is never taken for one of ours.
+const PYTEST_VALUE_OPTIONS: &[&str] = &[
+    "-k",
+    "-m",
+    "-p",
+    "-c",
+    "-o",
+    "-W",
+    "-r",
+    "--rootdir",
+    "--basetemp",
+    "--confcutdir",
+    "--ignore",
+    "--ignore-glob",
+    "--deselect",
+    "--junitxml",
+    "--junit-xml",
+    "--tb",
+    "--maxfail",
+    "--durations",
+    "--color",
+    "--capture",
+    "--import-mode",
+    "--log-level",
+    "--override-ini",
+    "--config-file",
+    "--cov",
+    "--cov-report",
+    "--timeout",
+];
+
+/// Our options that take a value, and their flag forms.
+const OWN_VALUE_LONG: &[&str] = &[
+    "--numprocesses",
+    "--maxprocesses",
+    "--max-worker-restart",
+    "--dist",
+    "--maxschedchunk",
+    "--tx",
+    "--testrunuid",
+    "--python",
+];
+const OWN_FLAG_LONG: &[&str] = &[
+    "--loadscope-reorder",
+    "--no-loadscope-reorder",
+    "--no-durations",
+];
+
+/// Splits argv (without the program name) into (xdist args, pytest args).
+pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut own = Vec::new();
+    let mut pytest = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let a = &argv[i];
+        if a == "--" {
+            pytest.extend(argv[i..].iter().cloned());
+            break;
+        }
+        if PYTEST_VALUE_OPTIONS.contains(&a.as_str()) {
+            pytest.push(a.clone());
+            if let Some(v) = argv.get(i + 1) {
+                pytest.push(v.clone());
+            }
+            i += 2;
+            continue;
+        }
+        let long_name = a.split('=').next().unwrap_or(a);
+        if OWN_VALUE_LONG.contains(&long_name) {
+            own.push(a.clone());
+            if !a.contains('=') {
+                if let Some(v) = argv.get(i + 1) {
+                    own.push(v.clone());
+                    i += 1;
+                }
+            }
+        } else if OWN_FLAG_LONG.contains(&a.as_str()) || a == "-d" {
+            own.push(a.clone());
+        } else if a == "-n" {
+            own.push(a.clone());
+            if let Some(v) = argv.get(i + 1) {
+                own.push(v.clone());
+                i += 1;
+            }
+        } else if let Some(v) = a.strip_prefix("-n") {
+            own.push("-n".into());
+            own.push(v.strip_prefix('=').unwrap_or(v).to_string());
+        } else {
+            pytest.push(a.clone());
+        }
+        i += 1;
+    }
+    (own, pytest)
+}
+
+/// How many workers `-n` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumProcesses {
+    Count(usize),
+    Auto,
+    Logical,
+}
+
+/// Validated options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub numprocesses: NumProcesses,
+    pub maxprocesses: Option<usize>,
+    pub max_worker_restart: Option<usize>,
+    pub dist: DistMode,
+    pub loadscope_reorder: bool,
+    pub maxschedchunk: Option<usize>,
+    pub testrunuid: Option<String>,
+    pub python: Option<OsString>,
+    pub no_durations: bool,
+    /// pytest's arguments, in order.
+    pub pytest_args: Vec<String>,
+    /// Facts about pytest's arguments the controller needs before a worker is up.
+    pub pytest: PytestFlags,
+}
+
+/// The pytest options the controller reads itself (they are still passed on).
+#[derive(Debug, Clone, Default)]
+pub struct PytestFlags {
+    pub quiet: bool,
+    pub collect_only: bool,
+    pub pdb: bool,
+    pub capture_no: bool,
+    pub color: Option<String>,
+    pub basetemp: Option<PathBuf>,
+    pub help: bool,
+}
+
+fn parse_count(flag: &str, v: &str) -> Result<usize, CliError> {
+    v.trim().parse::<usize>().map_err(|_| {
+        CliError::Usage(format!(
+            "invalid value '{v}' for {flag}: expected a non-negative whole number"
+        ))
+    })
+}
+
+/// Step two: validate the raw options. `addopts` are xdist options found in pytest's ini
+/// `addopts` and `PYTEST_ADDOPTS`; the command line wins over them.
+pub fn validate(
+    raw_cli: RawArgs,
+    raw_addopts: RawArgs,
+    pytest_args: Vec<String>,
+) -> Result<RunOptions, CliError> {
+    let num = raw_cli.numprocesses.or(raw_addopts.numprocesses);
+    let numprocesses = match num.as_deref().map(str::trim) {
+        None | Some("auto") => NumProcesses::Auto,
+        Some("logical") => NumProcesses::Logical,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => NumProcesses::Count(n as usize),
+            Ok(_) => NumProcesses::Count(0),
+            Err(_) => {
+                return Err(CliError::Usage(format!(
+                "invalid value '{v}' for -n/--numprocesses: expected a number, 'auto' or 'logical'"
+            )))
+            }
+        },
+    };
+    let maxprocesses = raw_cli
+        .maxprocesses
+        .or(raw_addopts.maxprocesses)
+        .map(|v| parse_count("--maxprocesses", &v))
+        .transpose()?;
+    let max_worker_restart = raw_cli
+        .max_worker_restart
+        .or(raw_addopts.max_worker_restart)
+        .map(|v| parse_count("--max-worker-restart", &v))
+        .transpose()?;
+    let maxschedchunk = raw_cli
+        .maxschedchunk
+        .or(raw_addopts.maxschedchunk)
+        .map(|v| parse_count("--maxschedchunk", &v))
+        .transpose()?;
+    let dist_name = raw_cli.dist.or(raw_addopts.dist);
+    let mut dist = match dist_name.as_deref() {
+        None => DistMode::No,
+        Some(name) => DistMode::parse(name).ok_or_else(|| {
+            CliError::Usage(format!(
+                "invalid value '{name}' for --dist: choose from each, load, loadscope, loadfile, loadgroup, worksteal, no"
+            ))
+        })?,
+    };
+    if raw_cli.distload || raw_addopts.distload {
+        dist = DistMode::Load;
+    }
+    if dist == DistMode::No {
+        // `-n N` turns `no` into `load` (pytest-xdist); xdist always distributes.
+        dist = DistMode::Load;
+    }
+    let loadscope_reorder = !(raw_cli.no_loadscope_reorder
+        || (raw_addopts.no_loadscope_reorder && !raw_cli.loadscope_reorder));
+    let pytest = scan_pytest_flags(&pytest_args);
+    Ok(RunOptions {
+        numprocesses,
+        maxprocesses,
+        max_worker_restart,
+        dist,
+        loadscope_reorder,
+        maxschedchunk,
+        testrunuid: raw_cli.testrunuid.or(raw_addopts.testrunuid),
+        python: raw_cli.python,
+        no_durations: raw_cli.no_durations || raw_addopts.no_durations,
+        pytest_args,
+        pytest,
+    })
+}
+
+/// Parses xdist options with clap; errors become one-line usage errors.
+pub fn parse_raw(own: &[String]) -> Result<RawArgs, CliError> {
+    let argv = std::iter::once("xdist".to_string()).chain(own.iter().cloned());
+    RawArgs::try_parse_from(argv).map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => CliError::Display(e.to_string()),
+            _ => {
+                let text = e.to_string();
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ")
+                    .to_string();
+                CliError::Usage(first)
+            }
+        }
+    })
+}
+
+fn scan_pytest_flags(args: &[String]) -> PytestFlags {
+    let mut f = PytestFlags::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "--" => break,
+            "--co" | "--collect-only" | "--collectonly" => f.collect_only = true,
+            "--pdb" | "--trace" => f.pdb = true,
+            "-s" => f.capture_no = true,
+            "--capture=no" => f.capture_no = true,
+            "--capture" => {
+                if args.get(i + 1).map(String::as_str) == Some("no") {
+                    f.capture_no = true;
+                }
+                i += 1;
+            }
+            "-q" | "--quiet" => f.quiet = true,
+            "-h" | "--help" => f.help = true,
+            "--color" => {
+                f.color = args.get(i + 1).cloned();
+                i += 1;
+            }
+            "--basetemp" => {
+                f.basetemp = args.get(i + 1).map(PathBuf::from);
+                i += 1;
+            }
+            _ => {
+                if let Some(v) = a.strip_prefix("--color=") {
+                    f.color = Some(v.to_string());
+                } else if let Some(v) = a.strip_prefix("--basetemp=") {
+                    f.basetemp = Some(PathBuf::from(v));
+                } else if a.starts_with('-') && !a.starts_with("--") && a.len() > 2 {
+                    // Clustered short flags such as `-sv` or `-qx`.
+                    let flags = &a[1..];
+                    if flags.chars().all(|c| "svqxlrl".contains(c)) {
+                        if flags.contains('s') {
+                            f.capture_no = true;
+                        }
+                        if flags.contains('q') {
+                            f.quiet = true;
+                        }
+                    }
+                } else if PYTEST_VALUE_OPTIONS.contains(&a) {
+                    i += 1;
+                }
+            }
+        }
+        i += 1;
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn splits_interleaved_args_keeping_pytest_order() {
+        let (own, py) = split_args(&s(&[
+            "tests/",
+            "-n",
+            "2",
+            "-k",
+            "-n",
+            "--dist=loadfile",
+            "-x",
+            "-n4",
+            "--python",
+            "py",
+        ]));
+        assert_eq!(
+            own,
+            s(&["-n", "2", "--dist=loadfile", "-n", "4", "--python", "py"])
+        );
+        assert_eq!(py, s(&["tests/", "-k", "-n", "-x"]));
+    }
+
+    #[test]
+    fn validates_bad_values_with_one_line() {
+        let raw = parse_raw(&s(&["-n", "foo"])).unwrap();
+        let e = validate(raw, RawArgs::default(), vec![]).unwrap_err();
+        assert!(e.to_string().contains("'foo'"), "{e}");
+        let raw = parse_raw(&s(&["--dist", "bogus"])).unwrap();
+        let e = validate(raw, RawArgs::default(), vec![]).unwrap_err();
+        assert!(e.to_string().contains("--dist"), "{e}");
+        assert_eq!(e.exit_code(), 4);
+    }
+
+    #[test]
+    fn cli_wins_over_addopts() {
+        let cli = parse_raw(&s(&["-n", "3"])).unwrap();
+        let ini = parse_raw(&s(&["-n", "5", "--dist", "loadfile"])).unwrap();
+        let o = validate(cli, ini, vec![]).unwrap();
+        assert_eq!(o.numprocesses, NumProcesses::Count(3));
+        assert_eq!(o.dist, DistMode::LoadFile);
+    }
+}

@@ -1,0 +1,796 @@
+//! The controller loop: the one place that owns the state of a run.
+//!
+//! It starts the workers, then reacts to [`WorkerMsg`]s one at a time: it feeds the
+//! scheduler, sends the scheduler's [`Action`]s to workers, detects crashes and replaces
+//! workers, counts failures for `-x`/`--maxfail`, and turns everything into [`RunEvent`]s
+//! for the reporters. Nothing else mutates run state.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+use xdist_core::events::{Reporter, RunEvent, RunSummary};
+use xdist_core::exit::ExitCode;
+use xdist_core::protocol::{
+    Bootstrap, Command, Report, ReportOptions, WorkerEvent, PROTOCOL_VERSION,
+};
+use xdist_sched::{Action, Collection, NodeKey, SchedConfig, Scheduling};
+use xdist_worker::{spawn_local, ExitKind, LocalSpawn, Stream, WorkerHandle, WorkerMsg};
+
+use crate::args::RunOptions;
+use crate::error::CliError;
+
+/// How long a worker's channel may stay open after its process exited (a forked grandchild
+/// can hold it) before the worker counts as down anyway.
+const CHANNEL_GRACE: Duration = Duration::from_secs(1);
+/// Lines of a worker's stderr kept for crash reports.
+const STDERR_TAIL: usize = 20;
+
+/// Everything fixed before the first worker starts.
+pub struct RunSetup {
+    pub opts: RunOptions,
+    pub python: PathBuf,
+    pub cwd: PathBuf,
+    pub workers: usize,
+    pub max_restarts: Option<usize>,
+    pub testrunuid: String,
+    pub run_basetemp: Option<PathBuf>,
+    pub color: bool,
+    pub width: usize,
+    pub mainargv: Vec<String>,
+    pub durations: Option<Arc<Vec<f64>>>,
+}
+
+struct Node {
+    key: u32,
+    id: String,
+    handle: WorkerHandle,
+    ready: bool,
+    collected: bool,
+    /// In the scheduler (ready and collection accepted).
+    scheduled: bool,
+    finished: bool,
+    shutdown_sent: bool,
+    exited: Option<(ExitKind, Instant)>,
+    channel_done: bool,
+    stderr_tail: VecDeque<String>,
+    /// The test this worker is running (set by its first report, cleared by `done`).
+    running: Option<usize>,
+}
+
+impl Node {
+    fn is_down(&self) -> bool {
+        match self.exited {
+            Some((_, at)) => self.channel_done || at.elapsed() >= CHANNEL_GRACE,
+            None => false,
+        }
+    }
+}
+
+pub struct Controller<'r> {
+    setup: RunSetup,
+    tx: Sender<WorkerMsg>,
+    rx: Receiver<WorkerMsg>,
+    nodes: Vec<Node>,
+    next_gw: usize,
+    sched: Box<dyn Scheduling>,
+    collection: Option<Arc<Collection>>,
+    first_collector: Option<String>,
+    reporters: Vec<&'r mut dyn Reporter>,
+    options: ReportOptions,
+    session_started: bool,
+    collection_complete: bool,
+    collect_errors: usize,
+    seen_collect_reports: HashSet<String>,
+    seen_early_warnings: HashSet<(String, Option<String>)>,
+    deselected: usize,
+    failures: u64,
+    shutting_down: bool,
+    shouldfail: Option<String>,
+    interrupted: Option<String>,
+    xdist_message: Option<String>,
+    internal_error: bool,
+    fatal: Option<CliError>,
+    crashed_workers: usize,
+    started: Instant,
+    actions: Vec<Action>,
+    done_tests: HashSet<usize>,
+}
+
+impl<'r> Controller<'r> {
+    pub fn new(setup: RunSetup, reporters: Vec<&'r mut dyn Reporter>) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let config = SchedConfig {
+            num_nodes: setup.workers,
+            max_sched_chunk: setup.opts.maxschedchunk,
+            loadscope_reorder: setup.opts.loadscope_reorder,
+            durations: setup.durations.clone(),
+        };
+        let sched = xdist_sched::make_scheduler(setup.opts.dist, config);
+        Controller {
+            setup,
+            tx,
+            rx,
+            nodes: Vec::new(),
+            next_gw: 0,
+            sched,
+            collection: None,
+            first_collector: None,
+            reporters,
+            options: ReportOptions::default(),
+            session_started: false,
+            collection_complete: false,
+            collect_errors: 0,
+            seen_collect_reports: HashSet::new(),
+            seen_early_warnings: HashSet::new(),
+            deselected: 0,
+            failures: 0,
+            shutting_down: false,
+            shouldfail: None,
+            interrupted: None,
+            xdist_message: None,
+            internal_error: false,
+            fatal: None,
+            crashed_workers: 0,
+            started: Instant::now(),
+            actions: Vec::new(),
+            done_tests: HashSet::new(),
+        }
+    }
+
+    fn emit(&mut self, ev: RunEvent<'_>) {
+        for r in self.reporters.iter_mut() {
+            r.event(&ev);
+        }
+    }
+
+    fn spawn_worker(&mut self) -> Result<(), CliError> {
+        let gw = format!("gw{}", self.next_gw);
+        self.next_gw += 1;
+        let key = self.nodes.len() as u32;
+        let mut workerinput = Map::new();
+        workerinput.insert("workerid".into(), json!(gw));
+        workerinput.insert("workercount".into(), json!(self.setup.workers));
+        workerinput.insert("testrunuid".into(), json!(self.setup.testrunuid));
+        workerinput.insert("mainargv".into(), json!(self.setup.mainargv));
+        let bootstrap = Bootstrap {
+            protocol: PROTOCOL_VERSION,
+            workerinput,
+            args: self.setup.opts.pytest_args.clone(),
+            basetemp: self
+                .setup
+                .run_basetemp
+                .as_ref()
+                .map(|b| b.join(format!("popen-{gw}")).display().to_string()),
+            dist: self.setup.opts.dist.as_str().to_string(),
+            color: self.setup.color,
+            width: self.setup.width,
+            want_header: key == 0,
+            sys_path: Vec::new(),
+        };
+        let env: Vec<(OsString, OsString)> = vec![
+            (
+                xdist_core::env::PYTEST_XDIST_WORKER.into(),
+                gw.clone().into(),
+            ),
+            (
+                xdist_core::env::PYTEST_XDIST_WORKER_COUNT.into(),
+                self.setup.workers.to_string().into(),
+            ),
+            (
+                xdist_core::env::PYTEST_XDIST_TESTRUNUID.into(),
+                self.setup.testrunuid.clone().into(),
+            ),
+        ];
+        let handle = spawn_local(
+            LocalSpawn {
+                key,
+                python: self.setup.python.clone(),
+                cwd: self.setup.cwd.clone(),
+                env,
+                bootstrap,
+                code: None,
+            },
+            &self.tx,
+        )?;
+        self.nodes.push(Node {
+            key,
+            id: gw,
+            handle,
+            ready: false,
+            collected: false,
+            scheduled: false,
+            finished: false,
+            shutdown_sent: false,
+            exited: None,
+            channel_done: false,
+            stderr_tail: VecDeque::new(),
+            running: None,
+        });
+        Ok(())
+    }
+
+    /// Runs the whole session and returns pytest's exit code.
+    pub fn run(mut self) -> Result<i32, CliError> {
+        for _ in 0..self.setup.workers {
+            self.spawn_worker()?;
+        }
+        loop {
+            if self.nodes.iter().all(Node::is_down) {
+                break;
+            }
+            match self.rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self.fatal.is_some() {
+                self.kill_all();
+                break;
+            }
+        }
+        if let Some(err) = self.fatal.take() {
+            return Err(err);
+        }
+        let exit = self.exit_code();
+        let summary = RunSummary {
+            exit,
+            duration: self.started.elapsed(),
+            collected: self.collection.as_ref().map_or(0, |c| c.len()),
+            shouldfail: self.shouldfail.clone(),
+            interrupted: self.interrupted.clone(),
+            xdist_message: self.xdist_message.clone(),
+        };
+        if self.session_started {
+            self.emit(RunEvent::RunFinished(&summary));
+        }
+        Ok(exit.code())
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        if self.interrupted.is_some() {
+            ExitCode::Interrupted
+        } else if self.internal_error {
+            ExitCode::InternalError
+        } else if self.failures > 0 || self.collect_errors > 0 || self.shouldfail.is_some() {
+            ExitCode::TestsFailed
+        } else if self.collection.as_ref().is_none_or(|c| c.is_empty()) {
+            ExitCode::NoTestsCollected
+        } else {
+            ExitCode::Ok
+        }
+    }
+
+    fn kill_all(&mut self) {
+        for n in &mut self.nodes {
+            if n.exited.is_none() {
+                n.handle.signal(libc::SIGKILL);
+            }
+        }
+    }
+
+    fn node_index(&self, key: u32) -> usize {
+        key as usize
+    }
+
+    fn handle(&mut self, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Events(key, events) => {
+                for ev in events {
+                    self.on_event(key, ev);
+                }
+                self.dispatch_actions();
+                self.check_finished();
+            }
+            WorkerMsg::ChannelClosed(key) => {
+                let i = self.node_index(key);
+                self.nodes[i].channel_done = true;
+                self.maybe_node_down(i);
+            }
+            WorkerMsg::ChannelFault(key, fault) => {
+                let i = self.node_index(key);
+                self.nodes[i].channel_done = true;
+                let msg = format!("protocol error: {fault}");
+                self.nodes[i].stderr_tail.push_back(msg);
+                // A worker that breaks the protocol is failed like a crash.
+                self.nodes[i].handle.signal(libc::SIGKILL);
+                self.maybe_node_down(i);
+            }
+            WorkerMsg::Output(key, stream, bytes) => {
+                let i = self.node_index(key);
+                let line = String::from_utf8_lossy(&bytes);
+                let line = line.trim_end_matches(['\n', '\r']).to_string();
+                if self.setup.opts.pytest.capture_no {
+                    let id = self.nodes[i].id.clone();
+                    self.emit(RunEvent::WorkerOutput {
+                        worker: &id,
+                        line: &line,
+                    });
+                }
+                if stream == Stream::Stderr {
+                    let tail = &mut self.nodes[i].stderr_tail;
+                    tail.push_back(line);
+                    if tail.len() > STDERR_TAIL {
+                        tail.pop_front();
+                    }
+                }
+            }
+            WorkerMsg::Exited(key, kind) => {
+                let i = self.node_index(key);
+                self.nodes[i].exited = Some((kind, Instant::now()));
+                self.maybe_node_down(i);
+            }
+        }
+    }
+
+    fn on_event(&mut self, key: u32, ev: WorkerEvent) {
+        let i = self.node_index(key);
+        match ev {
+            WorkerEvent::Ready {
+                protocol,
+                header,
+                options,
+                ..
+            } => {
+                if protocol != PROTOCOL_VERSION {
+                    self.fatal = Some(CliError::Internal(format!(
+                        "worker {} speaks protocol {protocol}, this xdist speaks {PROTOCOL_VERSION}",
+                        self.nodes[i].id
+                    )));
+                    return;
+                }
+                self.nodes[i].ready = true;
+                if !self.session_started {
+                    self.session_started = true;
+                    self.options = options;
+                    let options = self.options.clone();
+                    self.emit(RunEvent::SessionStart {
+                        header: &header,
+                        options: &options,
+                    });
+                    let count = self.setup.workers;
+                    self.emit(RunEvent::WorkersCreated { count });
+                }
+                if self.shutting_down {
+                    self.send(i, Command::Shutdown);
+                }
+            }
+            WorkerEvent::Fatal { kind, message, .. } => {
+                if self.fatal.is_none() {
+                    self.fatal = Some(self.fatal_error(&kind, &message));
+                }
+            }
+            WorkerEvent::Collectreport { r } => {
+                let nodeid = r.nodeid.clone().unwrap_or_default();
+                if self
+                    .seen_collect_reports
+                    .insert(format!("{}\0{}", nodeid, r.outcome))
+                {
+                    if r.outcome == "failed" {
+                        self.collect_errors += 1;
+                    }
+                    let id = self.nodes[i].id.clone();
+                    self.emit(RunEvent::CollectReport {
+                        worker: &id,
+                        nodeid: &nodeid,
+                        report: &r,
+                    });
+                }
+            }
+            WorkerEvent::Collectionfinish {
+                ids,
+                groups,
+                deselected,
+                lines,
+                ..
+            } => self.on_collection(i, ids, groups, deselected, lines),
+            WorkerEvent::Logstart { i: index, loc } => {
+                if let Some(loc) = loc {
+                    let id = self.nodes[i].id.clone();
+                    let _ = index;
+                    self.emit(RunEvent::TestStart {
+                        worker: &id,
+                        loc: &loc,
+                    });
+                }
+            }
+            WorkerEvent::Report(r) => self.on_report(i, r),
+            WorkerEvent::Done { i: index, d } => {
+                self.nodes[i].running = None;
+                self.done_tests.insert(index);
+                if self.nodes[i].scheduled {
+                    self.sched
+                        .mark_test_complete(NodeKey(key), index, d, &mut self.actions);
+                }
+            }
+            WorkerEvent::Warning(w) => {
+                if w.when != "runtest"
+                    && !self
+                        .seen_early_warnings
+                        .insert((w.message.clone(), w.location.clone()))
+                {
+                    return;
+                }
+                self.emit(RunEvent::Warning(&w));
+            }
+            WorkerEvent::Unscheduled { indices } => {
+                if self.nodes[i].scheduled {
+                    let _ = self.sched.remove_pending_tests_from_node(
+                        NodeKey(key),
+                        &indices,
+                        &mut self.actions,
+                    );
+                }
+            }
+            WorkerEvent::InternalError { text } => {
+                self.internal_error = true;
+                self.emit(RunEvent::InternalError { text: &text });
+            }
+            WorkerEvent::Finished {
+                exitstatus,
+                shouldfail,
+                shouldstop,
+                ..
+            } => {
+                self.nodes[i].finished = true;
+                if exitstatus == ExitCode::Interrupted.code() && self.interrupted.is_none() {
+                    self.interrupted = Some(format!(
+                        "<WorkerController {}> received keyboard-interrupt",
+                        self.nodes[i].id
+                    ));
+                    self.stop_all();
+                }
+                for v in [shouldfail, shouldstop] {
+                    if let Value::String(s) = v {
+                        if self.shouldfail.is_none() && !s.is_empty() {
+                            self.shouldfail = Some(s);
+                        }
+                    }
+                }
+                if exitstatus == ExitCode::InternalError.code() {
+                    self.internal_error = true;
+                }
+            }
+        }
+    }
+
+    fn fatal_error(&self, kind: &str, message: &str) -> CliError {
+        let py = self.setup.python.display();
+        match kind {
+            "no_pytest" => CliError::Usage(format!(
+                "failed to import pytest with {py} ({message}); install it with `{py} -m pip install pytest` or pass --python PATH of an interpreter that has pytest"
+            )),
+            "old_pytest" => CliError::Usage(format!(
+                "{message} (xdist needs pytest >= 7); upgrade it with `{py} -m pip install -U pytest`"
+            )),
+            "usage" => CliError::Usage(message.trim().trim_start_matches("ERROR: ").to_string()),
+            _ => CliError::Internal(format!(
+                "worker failed to start: {}",
+                message.trim_end()
+            )),
+        }
+    }
+
+    fn on_collection(
+        &mut self,
+        i: usize,
+        ids: Vec<String>,
+        groups: Vec<Option<String>>,
+        deselected: usize,
+        lines: Vec<String>,
+    ) {
+        if self.shutting_down {
+            return;
+        }
+        self.nodes[i].collected = true;
+        let node_id = self.nodes[i].id.clone();
+        let accept = match &self.collection {
+            None => {
+                self.collection = Some(Arc::new(Collection { ids, groups }));
+                self.first_collector = Some(node_id.clone());
+                self.deselected = deselected;
+                true
+            }
+            Some(first) if first.ids == ids => true,
+            Some(first) => {
+                if self.collection_complete {
+                    // A replacement that collected differently is never used.
+                    self.send(i, Command::Shutdown);
+                    return;
+                }
+                let diff = xdist_sched::collection_diff(
+                    self.first_collector.as_deref().unwrap_or("gw0"),
+                    &first.ids,
+                    &node_id,
+                    &ids,
+                );
+                self.collect_errors += 1;
+                let body = format!("{}\n", diff.trim_end());
+                let report = Report {
+                    when: "collect".into(),
+                    outcome: "failed".into(),
+                    category: "error".into(),
+                    letter: "E".into(),
+                    word: "ERROR".into(),
+                    head: Some(node_id.clone()),
+                    body: Some(body),
+                    short: Some(format!("ERROR {node_id}")),
+                    counts: true,
+                    ..Report::default()
+                };
+                self.emit(RunEvent::CollectReport {
+                    worker: &node_id,
+                    nodeid: &node_id,
+                    report: &report,
+                });
+                self.stop_all();
+                return;
+            }
+        };
+        if !accept {
+            return;
+        }
+        let Some(collection) = self.collection.clone() else {
+            return;
+        };
+        self.sched.add_node(NodeKey(self.nodes[i].key), "popen");
+        self.sched
+            .add_node_collection(NodeKey(self.nodes[i].key), collection.clone());
+        self.nodes[i].scheduled = true;
+        if self.collection_complete {
+            self.sched.schedule(&mut self.actions);
+            return;
+        }
+        if !self.sched.collection_is_completed() {
+            return;
+        }
+        self.collection_complete = true;
+        let name = self.sched.name();
+        self.emit(RunEvent::CollectionComplete {
+            workers: self.setup.workers,
+            items: collection.len(),
+            deselected: self.deselected,
+            lines: &lines,
+            scheduler: name,
+        });
+        if self.collect_errors > 0 && !self.options.continue_on_collection_errors {
+            let n = self.collect_errors;
+            self.interrupted = Some(format!(
+                "Interrupted: {n} error{} during collection",
+                if n == 1 { "" } else { "s" }
+            ));
+            self.stop_all();
+            return;
+        }
+        self.sched.schedule(&mut self.actions);
+    }
+
+    fn on_report(&mut self, i: usize, r: Report) {
+        let Some(collection) = self.collection.clone() else {
+            return;
+        };
+        let nodeid = match (&r.nodeid, r.index) {
+            (Some(n), _) => n.clone(),
+            (None, Some(idx)) => collection.ids.get(idx).cloned().unwrap_or_default(),
+            (None, None) => String::new(),
+        };
+        if let Some(idx) = r.index {
+            self.nodes[i].running = Some(idx);
+        }
+        if r.outcome == "failed" && r.xfail.is_none() {
+            self.failures += 1;
+        }
+        let id = self.nodes[i].id.clone();
+        self.emit(RunEvent::TestReport {
+            worker: &id,
+            nodeid: &nodeid,
+            report: &r,
+        });
+        let maxfail = self.options.maxfail;
+        if maxfail > 0 && self.failures >= maxfail && self.shouldfail.is_none() {
+            self.shouldfail = Some(format!("stopping after {} failures", self.failures));
+            self.stop_all();
+        }
+    }
+
+    /// Drops all queued work and ends every worker's session after its running test.
+    fn stop_all(&mut self) {
+        self.shutting_down = true;
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].finished && self.nodes[i].exited.is_none() {
+                self.nodes[i].shutdown_sent = true;
+                self.nodes[i].handle.send(&[Command::Stop]);
+            }
+        }
+        self.actions.clear();
+    }
+
+    fn send(&mut self, i: usize, cmd: Command) {
+        if matches!(cmd, Command::Shutdown | Command::Stop) {
+            if self.nodes[i].shutdown_sent {
+                return;
+            }
+            self.nodes[i].shutdown_sent = true;
+        }
+        self.nodes[i].handle.send(&[cmd]);
+    }
+
+    fn dispatch_actions(&mut self) {
+        if self.actions.is_empty() {
+            return;
+        }
+        let actions = std::mem::take(&mut self.actions);
+        // One frame per node per round.
+        let mut per_node: HashMap<u32, Vec<Command>> = HashMap::new();
+        for a in actions {
+            match a {
+                Action::Run { node, indices } => {
+                    if !self.shutting_down {
+                        per_node
+                            .entry(node.0)
+                            .or_default()
+                            .push(Command::Run { indices })
+                    }
+                }
+                Action::Steal { node, indices } => per_node
+                    .entry(node.0)
+                    .or_default()
+                    .push(Command::Steal { indices }),
+                Action::Shutdown { node } => {
+                    let i = self.node_index(node.0);
+                    if !self.nodes[i].shutdown_sent {
+                        self.nodes[i].shutdown_sent = true;
+                        per_node.entry(node.0).or_default().push(Command::Shutdown);
+                    }
+                }
+            }
+        }
+        for (key, cmds) in per_node {
+            let i = self.node_index(key);
+            self.nodes[i].handle.send(&cmds);
+        }
+    }
+
+    fn check_finished(&mut self) {
+        if self.collection_complete && !self.shutting_down && self.sched.tests_finished() {
+            self.shutting_down = true;
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].exited.is_none() {
+                    self.send(i, Command::Shutdown);
+                }
+            }
+        }
+    }
+
+    fn maybe_node_down(&mut self, i: usize) {
+        let Some((kind, _)) = self.nodes[i].exited else {
+            return;
+        };
+        if !self.nodes[i].channel_done {
+            return;
+        }
+        if self.nodes[i].finished {
+            if self.nodes[i].scheduled {
+                let key = NodeKey(self.nodes[i].key);
+                self.nodes[i].scheduled = false;
+                let _ = self.sched.remove_node(key, &mut self.actions);
+                self.dispatch_actions();
+            }
+            return;
+        }
+        if self.fatal.is_some() || (!self.nodes[i].ready && !self.session_started) {
+            // Died before its session started: nothing ran there; say why once.
+            if self.fatal.is_none() {
+                let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
+                self.fatal = Some(CliError::Internal(format!(
+                    "worker {} exited before its pytest session started ({kind}){}",
+                    self.nodes[i].id,
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", tail.join("\n"))
+                    }
+                )));
+            }
+            return;
+        }
+        self.on_crash(i, kind);
+    }
+
+    fn on_crash(&mut self, i: usize, kind: ExitKind) {
+        let id = self.nodes[i].id.clone();
+        let error = "Not properly terminated".to_string();
+        self.emit(RunEvent::NodeDown {
+            worker: &id,
+            error: &error,
+        });
+        let crash_index = if self.nodes[i].scheduled {
+            self.nodes[i].scheduled = false;
+            let key = NodeKey(self.nodes[i].key);
+            self.sched.remove_node(key, &mut self.actions)
+        } else {
+            self.nodes[i].running
+        };
+        if let (Some(idx), Some(collection)) = (crash_index, self.collection.clone()) {
+            if !self.done_tests.contains(&idx) {
+                let nodeid = collection.ids.get(idx).cloned().unwrap_or_default();
+                self.report_crash(i, &nodeid, kind);
+            }
+        }
+        self.crashed_workers += 1;
+        let limit_reached = match self.setup.max_restarts {
+            Some(max) => self.crashed_workers > max,
+            None => false,
+        };
+        if limit_reached {
+            let msg = if self.setup.max_restarts == Some(0) {
+                format!("worker {id} crashed and worker restarting disabled")
+            } else {
+                format!(
+                    "maximum crashed workers reached: {}",
+                    self.setup.max_restarts.unwrap_or(0)
+                )
+            };
+            self.emit(RunEvent::XdistMessage { message: &msg });
+            self.xdist_message = Some(msg);
+            self.stop_all();
+        } else if !self.shutting_down || self.sched.has_pending() {
+            self.emit(RunEvent::ReplacingWorker { worker: &id });
+            self.shutting_down = false;
+            if let Err(e) = self.spawn_worker() {
+                self.fatal = Some(e);
+            }
+        }
+        self.dispatch_actions();
+        self.check_finished();
+    }
+
+    fn report_crash(&mut self, i: usize, nodeid: &str, kind: ExitKind) {
+        let id = self.nodes[i].id.clone();
+        let fspath = nodeid.split("::").next().unwrap_or(nodeid).to_string();
+        let headline = format!("worker '{id}' crashed while running '{nodeid}'");
+        let mut body = format!("{headline}\nworker exited with {kind}\n");
+        let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
+        if !tail.is_empty() {
+            body.push_str("last lines of the worker's stderr:\n");
+            for l in tail {
+                body.push_str(&l);
+                body.push('\n');
+            }
+        }
+        let short = crate::text::short_line(
+            "FAILED",
+            &["red"],
+            nodeid,
+            &format!("{headline} ({kind})"),
+            self.setup.width,
+            self.setup.color,
+        );
+        let report = Report {
+            index: None,
+            nodeid: Some(nodeid.to_string()),
+            when: "???".into(),
+            outcome: "failed".into(),
+            category: "failed".into(),
+            letter: "F".into(),
+            word: "FAILED".into(),
+            head: Some(fspath.clone()),
+            body: Some(body.clone()),
+            short: Some(short),
+            text: Some(body),
+            counts: true,
+            location: Some((fspath.clone(), None, fspath)),
+            ..Report::default()
+        };
+        self.failures += 1;
+        self.emit(RunEvent::TestReport {
+            worker: &id,
+            nodeid,
+            report: &report,
+        });
+    }
+}

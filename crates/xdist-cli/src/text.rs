@@ -1,0 +1,78 @@
+//! Small text helpers shared by reporters.
+
+use crate::termwriter::display_width;
+
+/// pytest's `_format_trimmed`: fit `" - {msg}"` into `available` cells, ellipsizing.
+pub fn format_trimmed(msg: &str, available: usize) -> Option<String> {
+    let msg = msg.split('\n').next().unwrap_or("");
+    let format_width = 3; // " - "
+    let ellipsis = "...";
+    if format_width + ellipsis.len() > available {
+        return None;
+    }
+    if format_width + display_width(msg) > available {
+        let avail = available - ellipsis.len();
+        let mut m: String = msg.chars().take(avail).collect();
+        while format_width + display_width(&m) > avail {
+            m.pop();
+        }
+        m.push_str(ellipsis);
+        return Some(format!(" - {m}"));
+    }
+    Some(format!(" - {msg}"))
+}
+
+/// A short-summary line for a report the controller made itself (a crash).
+pub fn short_line(
+    word: &str,
+    markup: &[&str],
+    nodeid: &str,
+    msg: &str,
+    width: usize,
+    color: bool,
+) -> String {
+    let (path, rest) = match nodeid.split_once("::") {
+        Some((p, r)) => (p, Some(r)),
+        None => (nodeid, None),
+    };
+    let paint = |t: &str, codes: &[&str]| -> String {
+        if !color {
+            return t.to_string();
+        }
+        let mut s = String::new();
+        for c in codes {
+            let code = match *c {
+                "red" => 31,
+                "bold" => 1,
+                _ => continue,
+            };
+            s.push_str(&format!("\x1b[{code}m"));
+        }
+        format!("{s}{t}\x1b[0m")
+    };
+    let node = match rest {
+        Some(r) => format!("{path}::{}", paint(r, &["bold"])),
+        None => path.to_string(),
+    };
+    let mut line = format!("{} {node}", paint(word, markup));
+    let plain_width = display_width(word) + 1 + display_width(nodeid);
+    if let Some(m) = format_trimmed(msg, width.saturating_sub(plain_width)) {
+        line.push_str(&m);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_like_pytest() {
+        assert_eq!(format_trimmed("abc", 80).as_deref(), Some(" - abc"));
+        assert_eq!(
+            format_trimmed("abcdefghij", 10).as_deref(),
+            Some(" - abcd...")
+        );
+        assert_eq!(format_trimmed("abc", 5), None);
+    }
+}

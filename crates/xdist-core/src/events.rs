@@ -1,0 +1,92 @@
+//! Run events: what happened during a run, in order, for reporters.
+//!
+//! The controller loop is the only producer; reporters (terminal, and file reporters) only
+//! consume. Events borrow from the controller's state, so emitting one costs nothing.
+
+use std::time::Duration;
+
+use crate::exit::ExitCode;
+use crate::protocol::{Report, ReportOptions, WarningRecord};
+
+/// One thing that happened during a run.
+#[derive(Debug)]
+pub enum RunEvent<'a> {
+    /// The first worker is up: pytest's header lines and its resolved options.
+    SessionStart {
+        header: &'a [String],
+        options: &'a ReportOptions,
+    },
+    /// All workers were started (`created: 2/2 workers`).
+    WorkersCreated {
+        count: usize,
+    },
+    /// Every worker collected (`2 workers [10 items]`).
+    CollectionComplete {
+        workers: usize,
+        items: usize,
+        deselected: usize,
+        lines: &'a [String],
+        scheduler: &'a str,
+    },
+    /// A test started on a worker (`-v`).
+    TestStart {
+        worker: &'a str,
+        loc: &'a str,
+    },
+    /// A test report from a worker.
+    TestReport {
+        worker: &'a str,
+        nodeid: &'a str,
+        report: &'a Report,
+    },
+    /// A collection report that did not pass (deduplicated across workers).
+    CollectReport {
+        worker: &'a str,
+        nodeid: &'a str,
+        report: &'a Report,
+    },
+    Warning(&'a WarningRecord),
+    /// Output a worker wrote to stdout/stderr, shown live with `-s`.
+    WorkerOutput {
+        worker: &'a str,
+        line: &'a str,
+    },
+    /// `[gw0] node down: <error>`.
+    NodeDown {
+        worker: &'a str,
+        error: &'a str,
+    },
+    /// `replacing crashed worker gw0`.
+    ReplacingWorker {
+        worker: &'a str,
+    },
+    /// A line of xdist's own (restart limit reached, ...), also kept for the summary.
+    XdistMessage {
+        message: &'a str,
+    },
+    /// pytest INTERNALERROR text from a worker.
+    InternalError {
+        text: &'a str,
+    },
+    /// The run is over.
+    RunFinished(&'a RunSummary),
+}
+
+/// The outcome of a whole run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub exit: ExitCode,
+    pub duration: Duration,
+    pub collected: usize,
+    /// `stopping after N failures` (`-x`/`--maxfail`).
+    pub shouldfail: Option<String>,
+    /// `Interrupted: 1 error during collection`, `KeyboardInterrupt`...
+    pub interrupted: Option<String>,
+    /// xdist's own summary line (`maximum crashed workers reached: 3`).
+    pub xdist_message: Option<String>,
+}
+
+/// Anything that consumes run events.
+pub trait Reporter {
+    fn event(&mut self, event: &RunEvent<'_>);
+}

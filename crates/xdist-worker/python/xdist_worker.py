@@ -1,0 +1,822 @@
+"""xdist worker: one pytest session driven by the xdist controller over a framed channel.
+
+This file is embedded in the `xdist` binary and sent to the interpreter as the first frame
+of the channel, so nothing has to be installed where a worker runs. The bootstrap that runs
+it (see `xdist-worker/src/bootstrap.rs`) passes two globals: `CHANNEL_IN`, a buffered binary
+reader of controller frames, and `CHANNEL_OUT_FD`, the file descriptor to write frames to.
+
+Protocol (see `xdist-core/src/protocol.rs`): every frame is a 4-byte big-endian length and a
+JSON payload. The controller sends one bootstrap object, then batches of commands
+(`run`, `steal`, `shutdown`, `stop`); the worker sends batches of events.
+
+The worker does everything that needs pytest objects: it asks pytest's own hooks for each
+report's status letter and word and renders tracebacks, location lines and short-summary
+lines, so the Rust controller prints exactly what pytest would.
+"""
+
+import collections
+import io
+import json
+import os
+import sys
+import threading
+import time
+
+PROTOCOL_VERSION = 1
+SHUTDOWN = object()
+# A batch is flushed when it holds this many events or is this old (seconds), and always
+# before the worker waits for work.
+BATCH_MAX_EVENTS = 512
+BATCH_MAX_AGE = 0.05
+
+
+class Channel:
+    """Framed, thread-safe writer and blocking reader of the controller channel."""
+
+    def __init__(self, reader, write_fd):
+        self._reader = reader
+        self._fd = write_fd
+        self._lock = threading.Lock()
+
+    def recv(self):
+        """Next frame's payload, or None when the controller closed the channel."""
+        header = self._reader.read(4)
+        if len(header) < 4:
+            return None
+        size = int.from_bytes(header, "big")
+        payload = self._reader.read(size)
+        if len(payload) < size:
+            return None
+        return payload
+
+    def send(self, payload):
+        data = len(payload).to_bytes(4, "big") + payload
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                try:
+                    written = os.write(self._fd, view)
+                except BrokenPipeError:
+                    # The controller is gone: nobody will read our results.
+                    os._exit(3)
+                view = view[written:]
+
+    def send_events(self, events):
+        self.send(json.dumps(events, separators=(",", ":")).encode("utf-8", "replace"))
+
+
+class Outbox:
+    """Batches events for the channel (main thread only)."""
+
+    def __init__(self, channel):
+        self.channel = channel
+        self.events = []
+        self.oldest = 0.0
+
+    def emit(self, event):
+        if not self.events:
+            self.oldest = time.monotonic()
+        self.events.append(event)
+        if (
+            len(self.events) >= BATCH_MAX_EVENTS
+            or time.monotonic() - self.oldest >= BATCH_MAX_AGE
+        ):
+            self.flush()
+
+    def flush(self):
+        if self.events:
+            events, self.events = self.events, []
+            self.channel.send_events(events)
+
+
+class WorkQueue:
+    """Test indices to run, fed by the channel reader thread."""
+
+    def __init__(self, channel):
+        self.channel = channel
+        self.items = collections.deque()
+        self.cond = threading.Condition()
+
+    def pop(self, before_wait):
+        """Next index or SHUTDOWN; calls `before_wait()` (a flush) before blocking."""
+        with self.cond:
+            if self.items:
+                return self.items.popleft()
+        before_wait()
+        with self.cond:
+            while not self.items:
+                self.cond.wait()
+            return self.items.popleft()
+
+    def handle(self, command):
+        kind = command.get("t")
+        with self.cond:
+            if kind == "run":
+                self.items.extend(command["indices"])
+            elif kind == "shutdown":
+                self.items.append(SHUTDOWN)
+            elif kind == "stop":
+                self.items.clear()
+                self.items.append(SHUTDOWN)
+            elif kind == "steal":
+                self._steal(command["indices"])
+            self.cond.notify()
+
+    def _steal(self, indices):
+        # All or nothing: a partial steal could split what the scheduler keeps together.
+        wanted = set(indices)
+        if wanted and wanted.issubset(x for x in self.items if x is not SHUTDOWN):
+            self.items = collections.deque(x for x in self.items if x not in wanted)
+            given = list(indices)
+        else:
+            given = []
+        self.channel.send_events([{"t": "unscheduled", "indices": given}])
+
+    def read_commands(self):
+        """Reader thread body: decode command batches until the channel closes."""
+        while True:
+            payload = self.channel.recv()
+            if payload is None:
+                break
+            for command in json.loads(payload):
+                self.handle(command)
+        # The controller is gone: stop after the running test, and make sure a hung test
+        # cannot keep this process alive forever.
+        self.handle({"t": "stop"})
+        timer = threading.Timer(10.0, os._exit, args=(3,))
+        timer.daemon = True
+        timer.start()
+
+
+class NullFile(io.TextIOBase):
+    """Sink for the worker's own terminal reporter: the controller prints instead."""
+
+    def write(self, s):
+        return len(s)
+
+    def isatty(self):
+        return False
+
+
+# ---------------------------------------------------------------------------------------
+# The `xdist` module stand-in: importable in tests and conftests when pytest-xdist is not
+# installed (when it is, the real package wins: this finder comes last on sys.meta_path).
+
+XDIST_STANDIN = '''
+"""xdist's worker-side API, provided by the xdist binary (pytest-xdist compatible)."""
+__version__ = "3.8.0"
+__all__ = ["__version__", "is_xdist_worker", "is_xdist_controller", "is_xdist_master",
+           "get_xdist_worker_id"]
+
+def _config(request_or_session):
+    return request_or_session.config
+
+def is_xdist_worker(request_or_session):
+    return hasattr(_config(request_or_session), "workerinput")
+
+def is_xdist_controller(request_or_session):
+    config = _config(request_or_session)
+    return not is_xdist_worker(request_or_session) and getattr(
+        config.option, "dist", "no") not in (None, "no")
+
+is_xdist_master = is_xdist_controller
+
+def get_xdist_worker_id(request_or_session):
+    if hasattr(_config(request_or_session), "workerinput"):
+        return _config(request_or_session).workerinput["workerid"]
+    return "master"
+'''
+
+NEWHOOKS_STANDIN = '''
+"""xdist hook specifications, so conftest files implementing them load."""
+import pytest
+
+@pytest.hookspec()
+def pytest_xdist_setupnodes(config, specs):
+    """Called before any remote node is set up."""
+
+@pytest.hookspec()
+def pytest_xdist_newgateway(gateway):
+    """Called on new raw gateway creation."""
+
+@pytest.hookspec(warn_on_impl=DeprecationWarning(
+    "rsync feature is deprecated and will be removed in pytest-xdist 4.0"))
+def pytest_xdist_rsyncstart(source, gateways):
+    """Called before rsyncing a directory to remote gateways takes place."""
+
+@pytest.hookspec(warn_on_impl=DeprecationWarning(
+    "rsync feature is deprecated and will be removed in pytest-xdist 4.0"))
+def pytest_xdist_rsyncfinish(source, gateways):
+    """Called after rsyncing a directory to remote gateways takes place."""
+
+@pytest.hookspec(firstresult=True)
+def pytest_xdist_getremotemodule():
+    """Called when creating remote node."""
+
+@pytest.hookspec()
+def pytest_configure_node(node):
+    """Configure node information before it gets instantiated."""
+
+@pytest.hookspec()
+def pytest_testnodeready(node):
+    """Test Node is ready to operate."""
+
+@pytest.hookspec()
+def pytest_testnodedown(node, error):
+    """Test Node is down."""
+
+@pytest.hookspec()
+def pytest_xdist_node_collection_finished(node, ids):
+    """Called by the controller node when a worker node finishes collecting."""
+
+@pytest.hookspec(firstresult=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Return a node scheduler implementation."""
+
+@pytest.hookspec(firstresult=True)
+def pytest_xdist_auto_num_workers(config):
+    """Return the number of workers to spawn for --numprocesses=auto."""
+
+@pytest.hookspec(firstresult=True)
+def pytest_handlecrashitem(crashitem, report, sched):
+    """Handle a crashitem, modifying the report if necessary."""
+'''
+
+
+class StandinFinder:
+    """Serves `xdist` and `xdist.newhooks` from the sources above."""
+
+    SOURCES = {"xdist": XDIST_STANDIN, "xdist.newhooks": NEWHOOKS_STANDIN}
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.SOURCES:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(
+            name, self, is_package=(name == "xdist")
+        )
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        if module.__name__ == "xdist":
+            module.__path__ = []
+        exec(compile(self.SOURCES[module.__name__], "<xdist>", "exec"), module.__dict__)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def fatal(outbox, kind, message, exitstatus=None):
+    outbox.emit({"t": "fatal", "kind": kind, "message": message, "exitstatus": exitstatus})
+    outbox.flush()
+
+
+class WorkerPlugin:
+    """The pytest plugin that turns a pytest session into an xdist worker."""
+
+    def __init__(self, bootstrap, outbox, queue):
+        self.bootstrap = bootstrap
+        self.workerinput = bootstrap["workerinput"]
+        self.outbox = outbox
+        self.emit = outbox.emit
+        self.queue = queue
+        self.color = bootstrap.get("color", False)
+        self.width = bootstrap.get("width", 80)
+        self.config = None
+        self.items = []
+        self.index_of = None
+        self.current = None
+        self.deselected = 0
+        self.tr = None
+
+    # -- registration: what pytest-xdist would have provided in a worker -------------------
+
+    def pytest_addhooks(self, pluginmanager):
+        import xdist.newhooks
+
+        pluginmanager.add_hookspecs(xdist.newhooks)
+
+    def pytest_addoption(self, parser):
+        # pytest-xdist's options, so `-n`/`--dist` in addopts or PYTEST_ADDOPTS still parse.
+        group = parser.getgroup("xdist", "distributed and subprocess testing")
+        group._addoption("-n", "--numprocesses", dest="numprocesses", action="store")
+        group.addoption("--maxprocesses", dest="maxprocesses", action="store")
+        group.addoption("--max-worker-restart", dest="maxworkerrestart", action="store")
+        group.addoption("--dist", dest="dist", action="store", default="no")
+        group.addoption("--loadscope-reorder", dest="loadscopereorder",
+                        action="store_true", default=True)
+        group.addoption("--no-loadscope-reorder", dest="loadscopereorder",
+                        action="store_false")
+        group.addoption("--tx", dest="tx", action="append", default=[])
+        group.addoption("--px", dest="px", action="append", default=[])
+        group._addoption("-d", action="store_true", dest="distload", default=False)
+        group.addoption("--rsyncdir", action="append", default=[])
+        group.addoption("--rsyncignore", action="append", default=[])
+        group.addoption("--testrunuid", action="store")
+        group.addoption("--maxschedchunk", action="store")
+        group._addoption("-f", "--looponfail", action="store_true", dest="looponfail",
+                         default=False)
+        parser.addini("rsyncdirs", "rsync roots (xdist)", type="paths")
+        parser.addini("rsyncignore", "rsync ignores (xdist)", type="paths")
+        parser.addini("looponfailroots", "looponfail roots (xdist)", type="paths")
+        parser.addini("hang_timeout", "xdist: seconds before a running test counts as hung")
+
+    def pytest_configure(self, config):
+        config.addinivalue_line(
+            "markers", "xdist_group: specify group for tests should run in same session."
+        )
+
+    def fixtures_plugin(self):
+        """A module plugin holding the `worker_id` and `testrun_uid` fixtures."""
+        import types
+
+        import pytest
+
+        workerinput = self.workerinput
+        module = types.ModuleType("xdist_worker_fixtures")
+
+        @pytest.fixture(scope="session")
+        def worker_id(request):
+            """Return the id of the current worker ('gw0', 'gw1', etc) or 'master'."""
+            return workerinput["workerid"]
+
+        @pytest.fixture(scope="session")
+        def testrun_uid(request):
+            """Return the unique id of the current test run."""
+            return workerinput["testrunuid"]
+
+        module.worker_id = worker_id
+        module.testrun_uid = testrun_uid
+        return module
+
+    # -- session lifecycle -------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session):
+        config = session.config
+        self.config = config
+        self.tr = config.pluginmanager.get_plugin("terminalreporter")
+        if self.tr is not None:
+            self.verbose = self.tr.verbosity
+            self.reportchars = self.tr.reportchars
+            # The controller prints; the worker's own reporter writes nowhere.
+            from _pytest.config import create_terminal_writer
+
+            self.tr._tw = create_terminal_writer(config, NullFile())
+        else:
+            self.verbose = config.option.verbose
+            self.reportchars = ""
+        import platform
+
+        info = {
+            "version": sys.version,
+            "version_info": list(sys.version_info),
+            "sysplatform": sys.platform,
+            "platform": platform.platform(),
+            "executable": sys.executable,
+            "cwd": os.getcwd(),
+            "pid": os.getpid(),
+            "pytest_version": __import__("pytest").__version__,
+            "rootdir": str(config.rootpath),
+        }
+        self.infoline = "[{}] {} -- Python {} {}".format(
+            self.workerinput["workerid"],
+            sys.platform,
+            ".".join(str(x) for x in sys.version_info[:3]),
+            sys.executable,
+        )
+        header = self._header(config) if self.bootstrap.get("want_header") else []
+        self.emit({
+            "t": "ready",
+            "protocol": PROTOCOL_VERSION,
+            "info": info,
+            "header": header,
+            "options": self._options(config),
+        })
+        self.outbox.flush()
+
+    def _options(self, config):
+        """The parsed pytest options the controller's reporter needs."""
+        opt = config.option
+        tr = self.tr
+        progress = tr._show_progress_info if tr is not None else False
+        return {
+            "verbose": self.verbose,
+            "reportchars": self.reportchars,
+            "tbstyle": getattr(opt, "tbstyle", "auto"),
+            "showcapture": getattr(opt, "showcapture", "all"),
+            "foldskipped": getattr(tr, "foldskipped", True) if tr else True,
+            "xfail_tb": bool(getattr(opt, "xfail_tb", False)),
+            "progress": progress or "",
+            "maxfail": getattr(opt, "maxfail", 0) or 0,
+            "no_summary": bool(getattr(opt, "no_summary", False)),
+            "no_header": bool(getattr(opt, "no_header", False)),
+            "continue_on_collection_errors": bool(
+                getattr(opt, "continue_on_collection_errors", False)
+            ),
+            "capture": getattr(opt, "capture", "fd"),
+            "durations": getattr(opt, "durations", None),
+            "durations_min": getattr(opt, "durations_min", None),
+            "startpath": str(config.invocation_params.dir),
+            "inipath": str(config.inipath) if config.inipath else None,
+            "cache_dir": str(getattr(getattr(config, "cache", None), "_cachedir", "")) or None,
+        }
+
+    def _header(self, config):
+        import platform
+
+        import pluggy
+        import pytest
+
+        msg = "platform {} -- Python {}".format(sys.platform, platform.python_version())
+        pypy = getattr(sys, "pypy_version_info", None)
+        if pypy:
+            msg += "[pypy-{}-{}]".format(".".join(map(str, pypy[:3])), pypy[3])
+        msg += ", pytest-{}, pluggy-{}".format(pytest.__version__, pluggy.__version__)
+        if self.verbose > 0 or config.option.debug:
+            msg += " -- " + str(sys.executable)
+        lines = [msg]
+        hook_lines = config.hook.pytest_report_header(
+            config=config, start_path=config.invocation_params.dir
+        )
+        for line_or_lines in reversed(hook_lines):
+            if isinstance(line_or_lines, str):
+                lines.append(line_or_lines)
+            else:
+                lines.extend(line_or_lines)
+        return lines
+
+    def pytest_internalerror(self, excrepr, excinfo):
+        self.emit({"t": "internal_error", "text": str(excrepr)})
+        self.outbox.flush()
+
+    def pytest_deselected(self, items):
+        self.deselected += len(items)
+
+    def pytest_collectreport(self, report):
+        if report.passed:
+            return
+        self.emit({"t": "collectreport", "r": self._report(report, None)})
+
+    def pytest_collection_finish(self, session):
+        self.items = session.items
+        ids = [item.nodeid for item in self.items]
+        groups = []
+        if self.bootstrap.get("dist") in ("loadgroup", "worksteal"):
+            groups = [self._group_of(item) for item in self.items]
+            if not any(groups):
+                groups = []
+        lines = []
+        hook_lines = self.config.hook.pytest_report_collectionfinish(
+            config=self.config, start_path=self.config.invocation_params.dir,
+            items=session.items,
+        )
+        for line_or_lines in reversed(hook_lines):
+            if isinstance(line_or_lines, str):
+                lines.append(line_or_lines)
+            else:
+                lines.extend(line_or_lines)
+        self.emit({
+            "t": "collectionfinish",
+            "ids": ids,
+            "groups": groups,
+            "errors": session.testsfailed,
+            "deselected": self.deselected,
+            "lines": lines,
+        })
+        self.outbox.flush()
+
+    @staticmethod
+    def _group_of(item):
+        names = set()
+        for mark in item.iter_markers("xdist_group"):
+            name = mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+            names.add(str(name))
+        return "_".join(sorted(names)) if names else None
+
+    def pytest_runtestloop(self, session):
+        config = session.config
+        if session.testsfailed and not config.option.continue_on_collection_errors:
+            # pytest stops here; the controller reports it once for all workers.
+            self.queue.pop(self.outbox.flush)
+            return True
+        items = self.items
+        perf = time.perf_counter
+        pending = self.queue.pop(self.outbox.flush)
+        while pending is not SHUTDOWN:
+            index = pending
+            # pytest needs the next item to decide which fixtures to tear down.
+            pending = self.queue.pop(self.outbox.flush)
+            item = items[index]
+            nextitem = None if pending is SHUTDOWN else items[pending]
+            self.current = index
+            start = perf()
+            config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            self.emit({"t": "done", "i": index, "d": perf() - start})
+            self.current = None
+            if session.shouldfail or session.shouldstop:
+                break
+        return True
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        if self.verbose > 0 and self.current is not None:
+            self.emit({"t": "logstart", "i": self.current, "loc": self._locline(nodeid, location)})
+
+    def pytest_runtest_logreport(self, report):
+        self.emit(self._report(report, self.current))
+
+    def pytest_warning_recorded(self, warning_message, when, nodeid, location):
+        from _pytest.terminal import WarningReport
+        from _pytest.warnings import warning_record_to_str
+
+        wr = WarningReport(
+            message=warning_record_to_str(warning_message),
+            nodeid=nodeid,
+            fslocation=(warning_message.filename, warning_message.lineno),
+        )
+        self.emit({
+            "t": "warning",
+            "message": wr.message,
+            "location": wr.get_location(self.config),
+            "when": when,
+            "nodeid": nodeid,
+        })
+
+    # -- report rendering --------------------------------------------------------------------
+
+    def _locline(self, nodeid, location):
+        if self.tr is not None:
+            try:
+                return self.tr._locationline(nodeid, *location)
+            except Exception:
+                pass
+        return nodeid + " "
+
+    def _writer(self):
+        from _pytest.config import create_terminal_writer
+
+        tw = create_terminal_writer(self.config, io.StringIO())
+        tw.hasmarkup = self.color
+        tw.fullwidth = self.width
+        return tw
+
+    def _report(self, rep, index):
+        config = self.config
+        category, letter, word = config.hook.pytest_report_teststatus(report=rep, config=config)
+        markup = None
+        if isinstance(word, tuple):
+            word, markup = word
+        msg = {"t": "report", "w": rep.when, "o": rep.outcome, "d": rep.duration}
+        if index is not None:
+            msg["i"] = index
+            if rep.nodeid != self.items[index].nodeid:
+                msg["nodeid"] = rep.nodeid
+        else:
+            msg["nodeid"] = rep.nodeid
+        if category:
+            msg["c"] = category
+        if letter:
+            msg["l"] = letter
+        if word:
+            msg["W"] = word
+        if markup:
+            msg["m"] = dict(markup)
+        if not getattr(rep, "count_towards_summary", True):
+            msg["cts"] = False
+        if self.verbose > 0 and (letter or word) and rep.location is not None:
+            msg["loc"] = self._locline(rep.nodeid, rep.location)
+        if rep.passed and not rep.sections and category not in ("xpassed", "xfailed"):
+            return msg
+        # Anything that can appear in a summary section: render it now, with pytest.
+        if rep.location is not None:
+            fspath, lineno, domain = rep.location
+            msg["location"] = [fspath, lineno, domain]
+        rc = self.reportchars
+        if (
+            rep.failed
+            or category in ("failed", "error")
+            or (category == "xfailed" and self._option("xfail_tb", False))
+            or (category == "xpassed" and "X" in rc and rep.sections)
+            or (category == "passed" and "P" in rc and rep.sections)
+        ):
+            msg["head"] = rep.head_line or "test session"
+            msg["body"] = self._body(rep)
+        if rep.when == "teardown" and rep.sections:
+            tds = self._teardown_sections(rep)
+            if tds:
+                msg["tds"] = tds
+        if hasattr(rep, "wasxfail"):
+            msg["xfail"] = str(rep.wasxfail)
+        short = self._short(rep, category)
+        if short:
+            msg["short"] = short
+        if rep.skipped and isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
+            msg["skip"] = self._skip_key(rep)
+        if rep.failed or rep.skipped:
+            try:
+                msg["text"] = rep.longreprtext
+            except Exception:
+                pass
+        if rep.sections:
+            msg["sections"] = [[name, content] for name, content in rep.sections]
+        return msg
+
+    def _option(self, name, default):
+        return getattr(self.config.option, name, default)
+
+    def _body(self, rep):
+        tw = self._writer()
+        tw.line(self.infoline)
+        longrepr = rep.longrepr
+        if longrepr is not None:
+            if hasattr(longrepr, "toterminal"):
+                try:
+                    longrepr.toterminal(tw)
+                except UnicodeEncodeError:
+                    tw.line("<unprintable longrepr>")
+            elif not isinstance(longrepr, tuple):
+                tw.line(str(longrepr))
+        showcapture = getattr(self.config.option, "showcapture", "all")
+        if showcapture != "no":
+            for secname, content in rep.sections:
+                if showcapture != "all" and showcapture not in secname:
+                    continue
+                tw.sep("-", secname)
+                if content[-1:] == "\n":
+                    content = content[:-1]
+                tw.line(content)
+        return tw._file.getvalue()
+
+    def _teardown_sections(self, rep):
+        showcapture = getattr(self.config.option, "showcapture", "all")
+        if showcapture == "no":
+            return ""
+        tw = self._writer()
+        for secname, content in rep.sections:
+            if showcapture != "all" and showcapture not in secname:
+                continue
+            if "teardown" in secname:
+                tw.sep("-", secname)
+                if content[-1:] == "\n":
+                    content = content[:-1]
+                tw.line(content)
+        return tw._file.getvalue()
+
+    def _short(self, rep, category):
+        """The `-r` short-summary line pytest would print for this report, if any."""
+        from _pytest import terminal
+
+        tw = self._writer()
+        try:
+            if category in ("failed", "error", "passed"):
+                color = terminal._color_for_type.get(category, terminal._color_for_type_default)
+                return terminal._get_line_with_reprcrash_message(
+                    self.config, rep, tw, {color: True}
+                )
+            if category in ("xfailed", "xpassed", "skipped"):
+                word, markup = rep._get_verbose_word_with_markup(
+                    self.config, {terminal._color_for_type["warnings"]: True}
+                )
+                markup_word = tw.markup(word, **markup)
+                if category == "skipped":
+                    return markup_word
+                nodeid = terminal._get_node_id_with_markup(tw, self.config, rep)
+                if category == "xfailed" and rep.when != "call":
+                    line = "{} at {} of {}".format(markup_word, rep.when, nodeid)
+                else:
+                    line = "{} {}".format(markup_word, nodeid)
+                reason = getattr(rep, "wasxfail", "")
+                if reason:
+                    line += " - " + str(reason)
+                return line
+        except Exception:
+            return None
+        return None
+
+    def _skip_key(self, rep):
+        from pathlib import Path
+
+        from _pytest.pathlib import bestrelpath
+
+        fspath, lineno, reason = rep.longrepr
+        fspath = bestrelpath(self.config.invocation_params.dir, Path(fspath))
+        keywords = getattr(rep, "keywords", {})
+        if rep.when == "setup" and "skip" in keywords and "pytestmark" not in keywords:
+            lineno = None
+        return [fspath, lineno, str(reason)]
+
+
+def make_finish_reporter(pytest, worker):
+    """Sends `finished` after every other `pytest_sessionfinish` ran (pytest-xdist's order)."""
+
+    class FinishReporter:
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_sessionfinish(self, session, exitstatus):
+            workeroutput = session.config.workeroutput
+            workeroutput["exitstatus"] = int(exitstatus)
+            workeroutput["shouldfail"] = session.shouldfail
+            workeroutput["shouldstop"] = session.shouldstop
+            yield
+            output = {k: v for k, v in workeroutput.items() if _jsonable(v)}
+            worker.emit({
+                "t": "finished",
+                "exitstatus": int(session.exitstatus),
+                "shouldfail": session.shouldfail,
+                "shouldstop": session.shouldstop,
+                "workeroutput": output,
+            })
+            worker.outbox.flush()
+
+    return FinishReporter()
+
+
+def _jsonable(value):
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def main(channel_in, channel_out_fd):
+    channel = Channel(channel_in, channel_out_fd)
+    outbox = Outbox(channel)
+    payload = channel.recv()
+    if payload is None:
+        os._exit(3)
+    bootstrap = json.loads(payload)
+    if bootstrap.get("protocol") != PROTOCOL_VERSION:
+        fatal(outbox, "protocol", "worker speaks protocol {} but the controller sent {}".format(
+            PROTOCOL_VERSION, bootstrap.get("protocol")))
+        os._exit(3)
+    workerinput = bootstrap["workerinput"]
+    os.environ["PYTEST_XDIST_WORKER"] = workerinput["workerid"]
+    os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(workerinput["workercount"])
+    os.environ["PYTEST_XDIST_TESTRUNUID"] = workerinput["testrunuid"]
+    # Import like the `pytest` command does: the current directory is not on sys.path.
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+    sys.path.extend(bootstrap.get("sys_path") or [])
+    sys.meta_path.append(StandinFinder())
+    try:
+        import pytest
+        from _pytest.config import _prepareconfig
+    except ImportError as exc:
+        fatal(outbox, "no_pytest", "{}: {}".format(type(exc).__name__, exc))
+        os._exit(4)
+    major = int(pytest.__version__.split(".")[0])
+    if major < 7:
+        fatal(outbox, "old_pytest", "pytest {} is too old".format(pytest.__version__))
+        os._exit(4)
+
+    queue = WorkQueue(channel)
+    reader = threading.Thread(target=queue.read_commands, name="xdist-channel", daemon=True)
+    reader.start()
+
+    worker = WorkerPlugin(bootstrap, outbox, queue)
+    plugins = [worker, worker.fixtures_plugin(), make_finish_reporter(pytest, worker)]
+    # An installed pytest-xdist must not take over inside a worker.
+    args = ["-p", "no:xdist", "-p", "no:xdist.looponfail"] + list(bootstrap["args"])
+    try:
+        config = _prepareconfig(args, plugins=plugins)
+    except pytest.UsageError as exc:
+        fatal(outbox, "usage", "ERROR: " + "\n".join(str(a) for a in exc.args), 4)
+        os._exit(4)
+    except SystemExit as exc:
+        fatal(outbox, "usage", "pytest exited during startup", exc.code if isinstance(exc.code, int) else 4)
+        os._exit(4)
+    except Exception as exc:
+        import traceback
+
+        fatal(outbox, "startup", "".join(traceback.format_exception(exc)), 3)
+        os._exit(3)
+    opt = config.option
+    dist = bootstrap.get("dist", "load")
+    opt.loadgroup = dist == "loadgroup"
+    opt.looponfail = False
+    opt.usepdb = False
+    opt.dist = "no"
+    opt.distload = False
+    opt.numprocesses = None
+    opt.maxprocesses = None
+    if bootstrap.get("basetemp"):
+        opt.basetemp = bootstrap["basetemp"]
+    config.workerinput = workerinput
+    config.workeroutput = {}
+    try:
+        exitstatus = config.hook.pytest_cmdline_main(config=config)
+    except Exception:
+        import traceback
+
+        outbox.emit({"t": "internal_error", "text": traceback.format_exc()})
+        outbox.flush()
+        exitstatus = 3
+    outbox.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(exitstatus) if isinstance(exitstatus, int) else 3)
+
+
+main(CHANNEL_IN, CHANNEL_OUT_FD)  # noqa: F821 (globals given by the bootstrap)

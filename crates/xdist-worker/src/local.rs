@@ -1,0 +1,242 @@
+//! Local workers: a child process with the channel on two extra pipes.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Sender;
+use std::thread;
+
+use xdist_core::frame::{read_frame, write_frame, FrameError};
+use xdist_core::protocol::{decode_events, encode_commands, Bootstrap, Command as WCommand};
+
+use crate::bootstrap::{BOOTSTRAP, WORKER_CODE};
+use crate::{ChannelFault, ExitKind, Stream, WorkerMsg};
+
+/// File descriptors the channel occupies in the child.
+const CHILD_READ_FD: i32 = 3;
+const CHILD_WRITE_FD: i32 = 4;
+
+/// What to start.
+pub struct LocalSpawn {
+    pub key: u32,
+    pub python: PathBuf,
+    pub cwd: PathBuf,
+    pub env: Vec<(OsString, OsString)>,
+    pub bootstrap: Bootstrap,
+    /// Replacement Python worker code (`getremotemodule` plugins); the embedded code if None.
+    pub code: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("failed to create a pipe: {0}")]
+    Pipe(std::io::Error),
+    #[error("failed to start {python}: {source}")]
+    Start {
+        python: String,
+        source: std::io::Error,
+    },
+}
+
+/// The controller's side of one worker: send commands, signal the process.
+pub struct WorkerHandle {
+    pub key: u32,
+    pub pid: u32,
+    writer: Option<std::io::PipeWriter>,
+}
+
+impl WorkerHandle {
+    /// Sends a batch of commands. A worker that is gone is not an error here: its exit
+    /// arrives as a message.
+    pub fn send(&mut self, cmds: &[WCommand]) {
+        if cmds.is_empty() {
+            return;
+        }
+        let payload = encode_commands(cmds);
+        if let Some(w) = self.writer.as_mut() {
+            if write_frame(w, &payload).is_err() {
+                self.writer = None;
+            }
+        }
+    }
+
+    /// Closes the command channel (the worker treats it as `stop`).
+    pub fn close(&mut self) {
+        self.writer = None;
+    }
+
+    /// Sends a signal to the worker process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with a pid we started; a stale pid is at worst ESRCH.
+        unsafe {
+            libc::kill(self.pid as i32, sig);
+        }
+    }
+}
+
+/// Starts a worker and the threads that feed its messages into `tx`.
+pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHandle, SpawnError> {
+    let (to_child_r, to_child_w) = std::io::pipe().map_err(SpawnError::Pipe)?;
+    let (from_child_r, from_child_w) = std::io::pipe().map_err(SpawnError::Pipe)?;
+    let child_read: OwnedFd = to_child_r.into();
+    let child_write: OwnedFd = from_child_w.into();
+    let (cr, cw) = (child_read.as_raw_fd(), child_write.as_raw_fd());
+
+    let mut cmd = Command::new(&spec.python);
+    cmd.arg("-u")
+        .arg("-c")
+        .arg(BOOTSTRAP)
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env(
+            xdist_core::env::XDIST_CHANNEL_FDS,
+            format!("{CHILD_READ_FD},{CHILD_WRITE_FD}"),
+        );
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    // SAFETY: only async-signal-safe calls (dup2, setpgid, prctl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move the channel to fixed descriptors; dup2 clears CLOEXEC on the copies.
+            // Both source fds are above 4 (std opens pipes after 0-2 and ours come later), so
+            // the order cannot clobber one with the other, but guard anyway.
+            let (mut r, mut w) = (cr, cw);
+            if r == CHILD_WRITE_FD {
+                r = libc::dup(r);
+            }
+            if w == CHILD_READ_FD {
+                w = libc::dup(w);
+            }
+            if libc::dup2(r, CHILD_READ_FD) < 0 || libc::dup2(w, CHILD_WRITE_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // dup2 onto the same number keeps CLOEXEC: clear it explicitly.
+            libc::fcntl(CHILD_READ_FD, libc::F_SETFD, 0);
+            libc::fcntl(CHILD_WRITE_FD, libc::F_SETFD, 0);
+            // Own process group: a terminal Ctrl-C reaches the controller, which decides.
+            libc::setpgid(0, 0);
+            // Die with the controller.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
+        python: spec.python.display().to_string(),
+        source,
+    })?;
+    drop(child_read);
+    drop(child_write);
+    let key = spec.key;
+    let pid = child.id();
+
+    // Frames 0 and 1: the code, then the bootstrap. Both fit the pipe buffer in practice;
+    // if the child died already, the exit message tells the story.
+    let code = spec.code.as_deref().unwrap_or(WORKER_CODE);
+    let boot = serde_json::to_vec(&spec.bootstrap).unwrap_or_default();
+    let mut writer = Some(to_child_w);
+    if let Some(w) = writer.as_mut() {
+        if write_frame(w, code.as_bytes()).is_err() || write_frame(w, &boot).is_err() {
+            writer = None;
+        }
+    }
+    let _ = to_child_w_flush(&mut writer);
+
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    if let Some(out) = stdout {
+        spawn_lines(key, Stream::Stdout, out, tx.clone());
+    }
+    if let Some(err) = stderr {
+        spawn_lines(key, Stream::Stderr, err, tx.clone());
+    }
+    {
+        let tx = tx.clone();
+        thread::Builder::new()
+            .name(format!("xdist-chan-{key}"))
+            .spawn(move || read_channel(key, from_child_r, tx))
+            .ok();
+    }
+    {
+        let tx = tx.clone();
+        thread::Builder::new()
+            .name(format!("xdist-wait-{key}"))
+            .spawn(move || {
+                let kind = match child.wait() {
+                    Ok(status) => match (status.code(), status.signal()) {
+                        (Some(c), _) => ExitKind::Code(c),
+                        (None, Some(s)) => ExitKind::Signal(s),
+                        _ => ExitKind::Code(-1),
+                    },
+                    Err(_) => ExitKind::Code(-1),
+                };
+                let _ = tx.send(WorkerMsg::Exited(key, kind));
+            })
+            .ok();
+    }
+    Ok(WorkerHandle { key, pid, writer })
+}
+
+fn to_child_w_flush(w: &mut Option<std::io::PipeWriter>) -> std::io::Result<()> {
+    match w {
+        Some(w) => w.flush(),
+        None => Ok(()),
+    }
+}
+
+fn read_channel(key: u32, reader: std::io::PipeReader, tx: Sender<WorkerMsg>) {
+    let mut reader = BufReader::with_capacity(256 * 1024, reader);
+    let mut buf = Vec::new();
+    loop {
+        match read_frame(&mut reader, &mut buf) {
+            Ok(()) => match decode_events(&buf) {
+                Ok(events) => {
+                    if tx.send(WorkerMsg::Events(key, events)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(WorkerMsg::ChannelFault(key, ChannelFault::Decode(e)));
+                    return;
+                }
+            },
+            Err(FrameError::Closed) => {
+                let _ = tx.send(WorkerMsg::ChannelClosed(key));
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(WorkerMsg::ChannelFault(key, ChannelFault::Frame(e)));
+                return;
+            }
+        }
+    }
+}
+
+fn spawn_lines<R: Read + Send + 'static>(key: u32, stream: Stream, r: R, tx: Sender<WorkerMsg>) {
+    thread::Builder::new()
+        .name(format!("xdist-out-{key}"))
+        .spawn(move || {
+            let mut reader = BufReader::new(r);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        if tx
+                            .send(WorkerMsg::Output(key, stream, line.clone()))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .ok();
+}
