@@ -295,9 +295,13 @@ class WorkerPlugin:
     # -- registration: what pytest-xdist would have provided in a worker -------------------
 
     def pytest_addhooks(self, pluginmanager):
-        import xdist.newhooks
+        # Our own copy of the specs: importing an installed pytest-xdist this early would
+        # defeat pytest's assertion rewriting of it.
+        import types
 
-        pluginmanager.add_hookspecs(xdist.newhooks)
+        specs = types.ModuleType("xdist_hookspecs")
+        exec(compile(NEWHOOKS_STANDIN, "<xdist-hookspecs>", "exec"), specs.__dict__)
+        pluginmanager.add_hookspecs(specs)
 
     def pytest_addoption(self, parser):
         # pytest-xdist's options, so `-n`/`--dist` in addopts or PYTEST_ADDOPTS still parse.
@@ -325,6 +329,7 @@ class WorkerPlugin:
         parser.addini("hang_timeout", "xdist: seconds before a running test counts as hung")
 
     def pytest_configure(self, config):
+        self.config = config
         config.addinivalue_line(
             "markers", "xdist_group: specify group for tests should run in same session."
         )
@@ -539,7 +544,7 @@ class WorkerPlugin:
         self.emit({
             "t": "warning",
             "message": wr.message,
-            "location": wr.get_location(self.config),
+            "location": wr.get_location(self.config) if self.config is not None else None,
             "when": when,
             "nodeid": nodeid,
         })
