@@ -573,7 +573,7 @@ class WorkerPlugin:
         markup = None
         if isinstance(word, tuple):
             word, markup = word
-        msg = {"t": "report", "w": rep.when, "o": rep.outcome, "d": rep.duration}
+        msg = {"t": "report", "w": rep.when, "o": rep.outcome, "d": getattr(rep, "duration", 0.0)}
         if index is not None:
             msg["i"] = index
             if rep.nodeid != self.items[index].nodeid:
