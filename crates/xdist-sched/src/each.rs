@@ -6,15 +6,6 @@ use std::sync::Arc;
 use crate::core::Nodes;
 use crate::{Action, Collection, NodeKey, SchedConfig, SchedError, Scheduling};
 
-/// What a dead node left behind for a replacement with the same spec.
-#[derive(Debug)]
-enum Orphan {
-    /// The node collected but died before being started: the replacement runs everything.
-    Full,
-    /// The tests the node had not run (its crash item excluded).
-    Items(Vec<usize>),
-}
-
 #[derive(Debug, Default)]
 struct EachNode {
     len: usize,
@@ -30,18 +21,28 @@ pub struct EachScheduling {
     per: Vec<EachNode>,
     collections: usize,
     scheduled: bool,
-    orphans: VecDeque<(String, Orphan)>,
+    /// What dead nodes left behind (their spec, the tests they had not run, crash item
+    /// excluded), for replacements with the same spec.
+    orphans: VecDeque<(String, Vec<usize>)>,
+    /// Full runs still owed: the run was started with `num_nodes` workers, each of which runs
+    /// the whole collection once; a node that dies before it was started owes nothing itself,
+    /// so its replacement takes the full run.
+    owed: usize,
+    /// Length of the first collection received.
+    coll_len: usize,
 }
 
 impl EachScheduling {
     pub fn new(cfg: SchedConfig) -> EachScheduling {
         EachScheduling {
-            cfg,
             nodes: Nodes::default(),
             per: Vec::new(),
             collections: 0,
             scheduled: false,
             orphans: VecDeque::new(),
+            owed: cfg.num_nodes,
+            coll_len: 0,
+            cfg,
         }
     }
 
@@ -54,6 +55,14 @@ impl EachScheduling {
             });
         }
         self.nodes.shutdown(slot, out);
+    }
+
+    fn unstarted_alive(&self) -> bool {
+        self.nodes
+            .list
+            .iter()
+            .zip(&self.per)
+            .any(|(n, p)| n.alive && !n.shutdown && !p.started)
     }
 
     fn finish(&mut self, out: &mut Vec<Action>) {
@@ -80,6 +89,7 @@ impl Scheduling for EachScheduling {
         self.collection_is_completed()
             && self.scheduled
             && self.orphans.is_empty()
+            && !(self.owed > 0 && self.unstarted_alive())
             && self
                 .nodes
                 .list
@@ -90,6 +100,7 @@ impl Scheduling for EachScheduling {
 
     fn has_pending(&self) -> bool {
         !self.orphans.is_empty()
+            || (self.owed > 0 && self.coll_len > 0)
             || self
                 .nodes
                 .list
@@ -114,6 +125,9 @@ impl Scheduling for EachScheduling {
         }
         self.nodes.list[slot].collected = true;
         self.per[slot].len = collection.len();
+        if self.collections == 0 {
+            self.coll_len = collection.len();
+        }
         self.collections += 1;
     }
 
@@ -161,19 +175,11 @@ impl Scheduling for EachScheduling {
     fn remove_node(&mut self, node: NodeKey, out: &mut Vec<Action>) -> Option<usize> {
         let slot = self.nodes.slot(node)?;
         let spec = self.nodes.list[slot].spec.clone();
-        let collected = self.nodes.list[slot].collected;
         self.nodes.remove(slot);
-        let per = std::mem::take(&mut self.per[slot]);
-        let mut crash = None;
-        if per.started {
-            let mut pending = per.pending;
-            crash = pending.pop_front();
-            if !pending.is_empty() {
-                self.orphans
-                    .push_back((spec, Orphan::Items(pending.into())));
-            }
-        } else if collected && !self.scheduled {
-            self.orphans.push_back((spec, Orphan::Full));
+        let mut per = std::mem::take(&mut self.per[slot]);
+        let crash = per.pending.pop_front();
+        if !per.pending.is_empty() {
+            self.orphans.push_back((spec, per.pending.into()));
         }
         self.finish(out);
         crash
@@ -183,40 +189,23 @@ impl Scheduling for EachScheduling {
         if !self.collection_is_completed() {
             return;
         }
-        let initial = !self.scheduled;
         self.scheduled = true;
-        let mut started_now = 0;
         for slot in 0..self.nodes.list.len() {
             if !self.nodes.usable(slot) || self.per[slot].started {
                 continue;
             }
             self.per[slot].started = true;
-            started_now += 1;
-            let all: Vec<usize> = (0..self.per[slot].len).collect();
-            if initial {
-                self.send(slot, all, out);
-                continue;
-            }
             let spec = &self.nodes.list[slot].spec;
             let found = self.orphans.iter().position(|(s, _)| s == spec);
             match found.and_then(|pos| self.orphans.remove(pos)) {
-                Some((_, Orphan::Full)) => self.send(slot, all, out),
-                Some((_, Orphan::Items(items))) => self.send(slot, items, out),
+                Some((_, items)) => self.send(slot, items, out),
+                None if self.owed > 0 => {
+                    self.owed -= 1;
+                    let all: Vec<usize> = (0..self.per[slot].len).collect();
+                    self.send(slot, all, out);
+                }
                 None => self.nodes.shutdown(slot, out),
             }
-        }
-        if initial {
-            // Nodes that collected and died before the first schedule count as workers that
-            // still owe a full run, but only as many as the run was started with.
-            let keep = self.cfg.num_nodes.saturating_sub(started_now);
-            let mut full = 0;
-            self.orphans.retain(|(_, o)| match o {
-                Orphan::Full => {
-                    full += 1;
-                    full <= keep
-                }
-                Orphan::Items(_) => true,
-            });
         }
         self.finish(out);
     }

@@ -79,20 +79,21 @@ impl ScopeScheduling {
         }
     }
 
-    /// pytest-xdist's `_reschedule(node)`.
+    /// pytest-xdist's `_reschedule(node)`: a node with at most two pending tests gets the next
+    /// unit. Fixed: a node keeps taking units until it holds two tests (a node holding one test
+    /// cannot start it and would wait forever), and it is shut down as soon as the queue is
+    /// empty rather than on a later completion that may never come.
     fn reschedule(&mut self, slot: usize, out: &mut Vec<Action>) {
         if !self.scheduled || !self.nodes.usable(slot) {
             return;
         }
+        if self.nodes.list[slot].lane.live <= 2 {
+            self.assign_unit(slot, out);
+            while self.nodes.list[slot].lane.live < 2 && !self.queue.is_empty() {
+                self.assign_unit(slot, out);
+            }
+        }
         if self.queue.is_empty() {
-            self.nodes.shutdown(slot, out);
-            return;
-        }
-        if self.nodes.list[slot].lane.live > 2 {
-            return;
-        }
-        self.assign_unit(slot, out);
-        if self.queue.is_empty() && self.nodes.list[slot].lane.live == 0 {
             self.nodes.shutdown(slot, out);
         }
     }
@@ -228,13 +229,27 @@ impl Scheduling for ScopeScheduling {
         }
         self.tests.state[index] = TState::Waiting;
         let u = self.units.unit_of[index] as usize;
-        if self.units.units[u].state == UState::Queued {
-            // Its unit is not handed out yet: the test rejoins it.
-            self.units.units[u].remaining += 1;
-        } else {
-            let est = self.tests.est[index];
-            let nu = self.units.detach(index, est);
-            self.queue.push_front(nu);
+        match self.units.units[u].state {
+            UState::Queued => {
+                // Its unit is not handed out yet: the test rejoins it.
+                self.units.units[u].remaining += 1;
+            }
+            UState::OnNode(n) if self.nodes.usable(n as usize) => {
+                // Its unit is on a node that still takes work: keep the unit together there.
+                let slot = n as usize;
+                self.units.units[u].remaining += 1;
+                let node = &mut self.nodes.list[slot];
+                self.tests.assign(&mut node.lane, slot, index);
+                out.push(Action::Run {
+                    node: node.key,
+                    indices: vec![index],
+                });
+            }
+            _ => {
+                let est = self.tests.est[index];
+                let nu = self.units.detach(index, est);
+                self.queue.push_front(nu);
+            }
         }
         self.reschedule_all(out);
         self.finish(out);
@@ -353,11 +368,8 @@ mod tests {
         );
         let mut out = Vec::new();
         s.mark_test_complete(NodeKey(0), 0, 0.0, &mut out);
-        // node 0 has 2 pending (<= 2): next unit d.
-        assert_eq!(out, vec![run(0, vec![6, 7, 8])]);
-        out.clear();
-        s.mark_test_complete(NodeKey(0), 4, 0.0, &mut out);
-        assert_eq!(out, vec![shutdown(0)]);
+        // node 0 has 2 pending (<= 2): next unit d; the queue is empty now.
+        assert_eq!(out, vec![run(0, vec![6, 7, 8]), shutdown(0)]);
     }
 
     #[test]
@@ -398,8 +410,8 @@ mod tests {
                 run(1, vec![1]),
                 run(0, vec![3]),
                 run(1, vec![4]),
-                shutdown(0),
-                shutdown(1)
+                shutdown(1),
+                shutdown(0)
             ]
         );
         assert_eq!(s.name(), "LoadGroupScheduling");
@@ -414,7 +426,7 @@ mod tests {
         // node 1 holds b [1, 2, 3]; it completes 1 and crashes on 2.
         let mut out = Vec::new();
         s.mark_test_complete(NodeKey(1), 1, 0.0, &mut out);
-        assert_eq!(out, vec![run(1, vec![6, 7, 8])]);
+        assert_eq!(out, vec![run(1, vec![6, 7, 8]), shutdown(1)]);
         out.clear();
         assert_eq!(s.remove_node(NodeKey(1), &mut out), Some(2));
         // Node 0 has 3 pending (0, 4, 5): nothing yet. Queue: b-rest [3], d [6, 7, 8].
@@ -422,10 +434,17 @@ mod tests {
         s.add_node(NodeKey(9), "popen");
         s.add_node_collection(NodeKey(9), Arc::new(files()));
         s.schedule(&mut out);
-        assert_eq!(out, vec![run(9, vec![3])]);
+        // One test is not enough to start: the replacement takes units until it holds two.
+        assert_eq!(
+            out,
+            vec![run(9, vec![3]), run(9, vec![6, 7, 8]), shutdown(9)]
+        );
         out.clear();
-        // Re-pend the crash item: b's rest is on node 9 now, so it becomes its own unit.
+        // Re-pend the crash item: b's rest went to node 9, so it becomes its own unit, taken
+        // by node 0 once it is down to two pending tests.
         s.mark_test_pending(2, &mut out).unwrap();
-        assert_eq!(out, vec![run(9, vec![2])]);
+        assert!(out.is_empty());
+        s.mark_test_complete(NodeKey(0), 0, 0.0, &mut out);
+        assert_eq!(out, vec![run(0, vec![2]), shutdown(0)]);
     }
 }

@@ -48,6 +48,8 @@ pub struct SimOptions {
     pub steal_answer: StealAnswer,
     /// Give up after this many steps.
     pub max_steps: usize,
+    /// Keep a log of every scheduler call and action, appended to the error on failure.
+    pub trace: bool,
 }
 
 impl Default for SimOptions {
@@ -61,6 +63,7 @@ impl Default for SimOptions {
             repend_crashes: false,
             steal_answer: StealAnswer::AllOrNone,
             max_steps: 10_000_000,
+            trace: false,
         }
     }
 }
@@ -153,9 +156,16 @@ struct Sim<'a> {
     next_key: u32,
     crashes_left: usize,
     report: SimReport,
+    log: Vec<String>,
 }
 
 impl Sim<'_> {
+    fn trace(&mut self, what: impl FnOnce() -> String) {
+        if self.opts.trace {
+            self.log.push(what());
+        }
+    }
+
     fn worker(&mut self, key: NodeKey) -> Option<&mut Worker> {
         self.workers.iter_mut().find(|w| w.key == key && w.alive)
     }
@@ -164,6 +174,7 @@ impl Sim<'_> {
     fn apply(&mut self, out: Vec<Action>) -> Result<(), String> {
         let n = self.coll.len();
         for a in out {
+            self.trace(|| format!("  -> {a:?}"));
             let key = match &a {
                 Action::Run { node, indices } => {
                     if indices.is_empty() {
@@ -229,6 +240,15 @@ impl Sim<'_> {
     fn handle(&mut self, wi: usize, ev: Ev) -> Result<(), String> {
         let key = self.workers[wi].key;
         let mut out = Vec::new();
+        self.trace(|| {
+            let what = match &ev {
+                Ev::Collected => "collected".to_string(),
+                Ev::Complete(i) => format!("complete {i}"),
+                Ev::Stolen(v) => format!("stolen {v:?}"),
+                Ev::Finished => "finished".to_string(),
+            };
+            format!("{key:?} {what}")
+        });
         match ev {
             Ev::Collected => {
                 self.sched.add_node_collection(key, self.coll.clone());
@@ -272,6 +292,7 @@ impl Sim<'_> {
         self.crashes_left -= 1;
         let mut out = Vec::new();
         let crash = self.sched.remove_node(key, &mut out);
+        self.trace(|| format!("{key:?} crashed: crash item {crash:?}"));
         self.apply(out)?;
         if let Some(c) = crash {
             self.report.crashes.push((c, key));
@@ -439,7 +460,13 @@ pub fn simulate(
         next_key: 0,
         crashes_left: opts.crashes,
         report: SimReport::default(),
+        log: Vec::new(),
     };
-    sim.run()?;
+    if let Err(e) = sim.run() {
+        if sim.opts.trace {
+            return Err(format!("{e}\n{}", sim.log.join("\n")));
+        }
+        return Err(e);
+    }
     Ok(sim.report)
 }

@@ -316,14 +316,29 @@ impl Scheduling for WorkStealingScheduling {
         }
         self.tests.state[index] = TState::Waiting;
         let u = self.units.unit_of[index] as usize;
-        if self.units.units[u].state == UState::Queued {
-            self.units.units[u].remaining += 1;
-            self.queued_tests += 1;
-        } else {
-            let est = self.tests.est[index];
-            let nu = self.units.detach(index, est);
-            self.queued_tests += 1;
-            self.queue.push_front(nu);
+        match self.units.units[u].state {
+            UState::Queued => {
+                // Its unit is not handed out yet: the test rejoins it.
+                self.units.units[u].remaining += 1;
+                self.queued_tests += 1;
+            }
+            UState::OnNode(n) if self.nodes.usable(n as usize) => {
+                // Its unit is on a node that still takes work: keep the unit together there.
+                let slot = n as usize;
+                self.units.units[u].remaining += 1;
+                let node = &mut self.nodes.list[slot];
+                self.tests.assign(&mut node.lane, slot, index);
+                out.push(Action::Run {
+                    node: node.key,
+                    indices: vec![index],
+                });
+            }
+            _ => {
+                let est = self.tests.est[index];
+                let nu = self.units.detach(index, est);
+                self.queued_tests += 1;
+                self.queue.push_front(nu);
+            }
         }
         self.check_schedule(out);
         self.finish(out);
