@@ -396,6 +396,8 @@ def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
     out.append(f"- Machine: {meta['cpus']} CPUs ({platform.machine()}), {platform.system()} "
                f"{platform.release()}; Python {meta['python']}; pytest {PINS['pytest']}, "
                f"pytest-xdist {PINS['pytest-xdist']}; xdist {meta['rev']} ({meta['xdist']}).")
+    out.append(f"- Load average (1 min) at start {meta['load0']:.2f}, at end {os.getloadavg()[0]:.2f} "
+               "(other processes on the machine distort wall times; compare rows of one run).")
     out.append(f"- {meta['runs']} interleaved run(s) per command{' (--quick: small suites)' if meta['quick'] else ''}; "
                "median wall time in seconds, [min-max]; ratios use medians.")
     out.append("- Bytecode caching ON: `PYTHONDONTWRITEBYTECODE` is unset for every timed "
@@ -500,6 +502,7 @@ def main() -> int:
         ap.error("--runs must be >= 1")
     timeout = args.timeout or (60.0 if args.quick else 300.0)
 
+    load0 = os.getloadavg()[0]
     xdist, xnote = build_xdist(args)
     ensure_venv()
     root, manifests = generate(names, args.quick)
@@ -509,7 +512,7 @@ def main() -> int:
     for n in names:
         results[n] = bench_suite(n, root / n, manifests[n], xdist, runs, timeout)
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "rev": git_rev(),
-            "xdist": xnote, "runs": runs, "quick": args.quick}
+            "xdist": xnote, "runs": runs, "quick": args.quick, "load0": load0}
     md = report(results, manifests, meta)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.md").write_text(md)
