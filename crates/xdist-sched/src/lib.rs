@@ -24,6 +24,71 @@
 //!   durations from earlier runs).
 //! - [`Action`]: what the controller must send to which node.
 //! - [`DistMode`] and [`make_scheduler`]: choose a scheduler by `--dist` name.
+//! - [`collection_diff`]: pytest-xdist's "Different tests were collected" message.
+//! - [`sim`]: a seeded simulator of a controller and its workers, to test any scheduler.
+//!
+//! # Contract with the controller
+//!
+//! - Call [`Scheduling::add_node`] when a worker is ready, [`Scheduling::add_node_collection`]
+//!   when it has collected, and [`Scheduling::schedule`] whenever
+//!   [`Scheduling::collection_is_completed`] is true after a collection arrived.
+//! - Send the returned actions in order. Schedulers never emit an action for a node after its
+//!   `Shutdown`, never an empty `Run`, and never an action for a removed node.
+//! - As soon as [`Scheduling::tests_finished`] becomes true inside a call, the scheduler itself
+//!   emits `Shutdown` for every node not yet shut down, so the controller's own
+//!   "shut everything down" is normally a no-op. When the controller does send `Shutdown` on
+//!   its own (after `tests_finished` turned true outside a call, `-x`, Ctrl-C), it should call
+//!   [`Scheduling::mark_node_shutdown`] so the scheduler never targets that node again; and it
+//!   should drop a `Shutdown` the scheduler emits for a node it has already shut down.
+//! - Every test ends exactly once: completed, or returned by [`Scheduling::remove_node`] as the
+//!   crash item (which is only run again if [`Scheduling::mark_test_pending`] is called).
+//!
+//! # The schedulers
+//!
+//! **`load`** ([`LoadScheduling`]) follows pytest-xdist's formulas exactly: with fewer than two
+//! tests per node the tests are dealt round-robin one at a time (nodes that get nothing are
+//! shut down at once); otherwise each node gets one consecutive chunk of
+//! `max(2, min(n / nodes / 4, maxschedchunk))` tests. After each completion, the node is
+//! refilled from the front of the queue when it holds fewer than
+//! `max(2, queued / nodes / 4)` tests, up to `max(2, queued / nodes / 2)` and at most
+//! `max(2 - pending, maxschedchunk)` at a time, except that a node that just took 0.1 s or more
+//! and still holds two tests waits. A crashed node's running test is reported and its other
+//! tests go to the end of the queue. With duration history the queue is sorted longest first
+//! (LPT), so the slow tests start first.
+//!
+//! **`each`** ([`EachScheduling`]) sends the whole collection to every node, followed by
+//! `Shutdown`. A crashed node's remaining tests wait for a replacement with the same `--tx`
+//! spec; a replacement with nothing to take is shut down at once, and a node that died before
+//! it started leaves its full run to its replacement, so each worker slot runs each test once.
+//!
+//! **`loadscope`, `loadfile`, `loadgroup`** ([`ScopeScheduling`]) hand out whole work units:
+//! the scope (`nodeid.rsplit("::", 1)[0]`), the file (`nodeid.split("::", 1)[0]`) or the
+//! `xdist_group` name from [`Collection::groups`] (ungrouped tests are units of one test). With
+//! `--loadscope-reorder` units go biggest first (stable; by total estimated time when duration
+//! history exists), otherwise in first-seen order. Each node starts with one unit, then takes
+//! another whenever it holds at most two tests (and keeps taking until it holds two, so it can
+//! start); nodes beyond the number of units are shut down at once, and each node is shut down
+//! as soon as the queue is empty. Unlike pytest-xdist, a crash never re-runs the crashing test
+//! and never re-sends completed tests: the unfinished units of the dead node go back to the
+//! front of the queue as units. `mark_test_pending` re-attaches a test to its unit when the
+//! unit is queued or still on a node that takes work, else queues it as a unit of its own.
+//!
+//! **`worksteal`** ([`WorkStealingScheduling`]) splits the queue evenly over idle nodes (node
+//! `i` of `k` gets `queued / (k - i)` tests), then lets a node that runs dry ask the busiest node
+//! (most tests, or most estimated time with duration history) to give back its last
+//! `min(len / 2, len - 2)` tests, one steal in flight at a time; the answer comes back through
+//! [`Scheduling::remove_pending_tests_from_node`]. Tests sharing an `xdist_group` form one unit
+//! that is handed out, and stolen, only as a whole: a steal never takes a node's running unit,
+//! and a partial answer that would split a group sends that part back to the same node. With
+//! duration history, units are dealt longest first to the least loaded idle node. When nothing
+//! can be stolen, idle nodes are shut down so they run their last test.
+//!
+//! **`no`** ([`NoScheduling`]) gives the whole collection, in order, to the first ready node
+//! and shuts every other node down. Work left by a crash goes to the next node that joins.
+//!
+//! Every scheduler keeps per-test state in arrays and per-node queues with lazy deletion, so a
+//! run costs time linear in the number of tests (100 000 tests over 8 nodes schedule in well
+//! under a second, see `tests/perf.rs`).
 
 use std::sync::Arc;
 

@@ -140,10 +140,7 @@ impl WorkStealingScheduling {
         let mut front_unit = None;
         // The front test is the last one yielded by the reverse iterator; find its unit lazily.
         let mut run: Vec<usize> = Vec::new();
-        loop {
-            let Some(&first) = live.peek() else {
-                break;
-            };
+        while let Some(&first) = live.peek() {
             let u = self.units.unit_of[first];
             run.clear();
             while let Some(&i) = live.peek() {
