@@ -22,10 +22,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
 use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError, RootModule};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::VersionNumber;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
+use abi_stable::StableAbi;
 use xdist_sched::{Action, Collection, NodeKey, SchedConfig, SchedError, Scheduling};
 
 use crate::abi::{
@@ -412,18 +414,63 @@ fn load_one(source: &PluginSource) -> Result<PluginModuleRef, PluginError> {
             host: ABI_VERSION_STRING.to_owned(),
         });
     }
-    header
-        .init_root_module::<PluginModuleRef>()
-        .map_err(|e| match e {
-            LibraryError::AbiInstability(_) | LibraryError::IncompatibleVersionNumber { .. } => {
-                PluginError::AbiMismatch {
-                    path: path.clone(),
-                    plugin: format!("{plugin_version} with an incompatible layout: {e}"),
-                    host: ABI_VERSION_STRING.to_owned(),
-                }
-            }
+    // abi_stable's own `init_root_module` only accepts a library whose root module has at
+    // least the host's fields (a newer plugin). A plugin built before fields were appended has
+    // fewer, so check the layout in both directions: either way, every field the two share
+    // is verified compatible, and the prefix accessors read absent fields as `None` using the
+    // library's own field count.
+    let Some(lib_layout) = header.layout() else {
+        return Err(not_plugin(
+            "its root module carries no layout information".to_owned(),
+        ));
+    };
+    let host_layout = <PluginModuleRef as StableAbi>::LAYOUT;
+    if let Err(forward) = check_layout_compatibility(host_layout, lib_layout) {
+        if check_layout_compatibility(lib_layout, host_layout).is_err() {
+            return Err(PluginError::AbiMismatch {
+                path: path.clone(),
+                plugin: format!(
+                    "{plugin_version} with an incompatible layout ({})",
+                    layout_error_summary(&forward.to_string())
+                ),
+                host: ABI_VERSION_STRING.to_owned(),
+            });
+        }
+    }
+    // SAFETY: the layout was checked just above.
+    unsafe { header.init_root_module_with_unchecked_layout::<PluginModuleRef>() }.map_err(|e| {
+        match e {
+            LibraryError::IncompatibleVersionNumber { .. } => PluginError::AbiMismatch {
+                path: path.clone(),
+                plugin: plugin_version.to_string(),
+                host: ABI_VERSION_STRING.to_owned(),
+            },
             other => not_plugin(other.to_string()),
-        })
+        }
+    })
+}
+
+/// The gist of abi_stable's (very long) layout error: its `Error:` lines.
+fn layout_error_summary(full: &str) -> String {
+    let gist: Vec<String> = full
+        .split("Error:")
+        .skip(1)
+        .map(|chunk| chunk.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let mut text = if gist.is_empty() {
+        full.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        gist.join("; ")
+    };
+    if text.len() > 300 {
+        let mut cut = 300;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    text
 }
 
 fn parse_plugin_opt(opt: &str) -> Result<(String, String, String), PluginError> {
