@@ -186,9 +186,18 @@ impl Discovery {
 
     /// `$XDG_DATA_HOME/xdist/plugins`, else `$HOME/.local/share/xdist/plugins`.
     pub fn user_dir() -> Option<PathBuf> {
-        let base = match std::env::var_os("XDG_DATA_HOME") {
+        Self::user_dir_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+    }
+
+    /// [`Discovery::user_dir`] for given `XDG_DATA_HOME` and `HOME` values (a relative or
+    /// empty `XDG_DATA_HOME` is ignored, as the XDG spec says).
+    pub fn user_dir_from(
+        xdg_data_home: Option<std::ffi::OsString>,
+        home: Option<std::ffi::OsString>,
+    ) -> Option<PathBuf> {
+        let base = match xdg_data_home {
             Some(d) if !d.is_empty() && Path::new(&d).is_absolute() => PathBuf::from(d),
-            _ => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+            _ => PathBuf::from(home.filter(|h| !h.is_empty())?).join(".local/share"),
         };
         Some(base.join("xdist/plugins"))
     }
@@ -1048,5 +1057,132 @@ impl PluginScheduler {
         }
         let r = f(&self.inner);
         self.ok(method, r).unwrap_or(when_failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("xdist-host-unit-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("tmp");
+        d
+    }
+
+    #[test]
+    fn discovery_order_and_dedup() {
+        let d = tmpdir("disc");
+        let user = d.join("user");
+        let sys = d.join("sys");
+        std::fs::create_dir_all(&user).expect("dir");
+        std::fs::create_dir_all(&sys).expect("dir");
+        let suffix = std::env::consts::DLL_SUFFIX;
+        for f in [
+            format!("libb{suffix}"),
+            format!("liba{suffix}"),
+            "README.md".into(),
+        ] {
+            std::fs::write(user.join(f), "x").expect("write");
+        }
+        std::fs::write(sys.join(format!("libc{suffix}")), "x").expect("write");
+        let dup = user.join(format!("liba{suffix}"));
+        let disc = Discovery {
+            cli: vec![PathBuf::from("/cli/one.so"), dup.clone()],
+            env: vec![PathBuf::from("/env/two.so"), PathBuf::from("/cli/one.so")],
+            pyproject: vec![PathBuf::from("/py/three.so")],
+            dirs: vec![
+                (user.clone(), PluginOrigin::UserDir),
+                (d.join("missing"), PluginOrigin::SystemDir),
+                (sys.clone(), PluginOrigin::SystemDir),
+            ],
+        };
+        let got: Vec<(PathBuf, PluginOrigin)> = disc
+            .sources()
+            .into_iter()
+            .map(|s| (s.path, s.origin))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (PathBuf::from("/cli/one.so"), PluginOrigin::CommandLine),
+                (dup, PluginOrigin::CommandLine),
+                (PathBuf::from("/env/two.so"), PluginOrigin::Env),
+                (PathBuf::from("/py/three.so"), PluginOrigin::Pyproject),
+                (user.join(format!("libb{suffix}")), PluginOrigin::UserDir),
+                (sys.join(format!("libc{suffix}")), PluginOrigin::SystemDir),
+            ]
+        );
+    }
+
+    #[test]
+    fn user_dir_follows_xdg() {
+        assert_eq!(
+            Discovery::user_dir_from(Some("/xdg".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/xdg/xdist/plugins"))
+        );
+        assert_eq!(
+            Discovery::user_dir_from(Some("relative".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/home/u/.local/share/xdist/plugins"))
+        );
+        assert_eq!(
+            Discovery::user_dir_from(None, Some("/home/u".into())),
+            Some(PathBuf::from("/home/u/.local/share/xdist/plugins"))
+        );
+        assert_eq!(Discovery::user_dir_from(None, None), None);
+        assert!(Discovery::system_dirs()
+            .iter()
+            .any(|d| d == Path::new("/usr/lib/xdist/plugins") || d.ends_with("lib/xdist/plugins")));
+    }
+
+    #[test]
+    fn disabled_names_from_pytest_args() {
+        let args = [
+            "-p",
+            "no:crash-retry",
+            "-pno:a",
+            "-p=no:b",
+            "-p",
+            "cov",
+            "--",
+            "-p",
+            "no:c",
+        ];
+        assert_eq!(disabled_from_args(&args), vec!["crash-retry", "a", "b"]);
+        assert!(disabled_from_args::<&str>(&[]).is_empty());
+    }
+
+    #[test]
+    fn plugin_opt_syntax() {
+        let (n, k, v) = parse_plugin_opt("crash-retry.max-reruns=2").expect("ok");
+        assert_eq!(
+            (n.as_str(), k.as_str(), v.as_str()),
+            ("crash-retry", "max-reruns", "2")
+        );
+        let (_, k, v) = parse_plugin_opt("p.patterns=a=b,c.d").expect("ok");
+        assert_eq!((k.as_str(), v.as_str()), ("patterns", "a=b,c.d"));
+        for bad in ["x", "x=1", ".k=1", "n.=1"] {
+            let e = parse_plugin_opt(bad).expect_err(bad);
+            assert_eq!(e.exit_code(), 4);
+        }
+    }
+
+    #[test]
+    fn layout_error_gist() {
+        let s = layout_error_summary("lots of dump\nError:too many fields\nExpected:\n    18\n");
+        assert_eq!(s, "too many fields Expected: 18");
+    }
+
+    #[test]
+    fn empty_host_has_no_answers() {
+        let h = PluginHost::empty();
+        assert!(h.is_empty());
+        assert_eq!(
+            h.auto_num_workers(&ConfigView::default()).expect("ok"),
+            None
+        );
+        assert_eq!(h.getremotemodule().expect("ok"), None);
+        assert!(h.sessionfinish(0).expect("ok").is_empty());
     }
 }
