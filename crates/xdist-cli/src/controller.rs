@@ -604,6 +604,9 @@ impl<'r> Controller<'r> {
             if !self.nodes[i].finished && self.nodes[i].exited.is_none() {
                 self.nodes[i].shutdown_sent = true;
                 self.nodes[i].handle.send(&[Command::Stop]);
+                if self.nodes[i].scheduled {
+                    self.sched.mark_node_shutdown(NodeKey(self.nodes[i].key));
+                }
             }
         }
         self.actions.clear();
@@ -615,6 +618,9 @@ impl<'r> Controller<'r> {
                 return;
             }
             self.nodes[i].shutdown_sent = true;
+            if self.nodes[i].scheduled {
+                self.sched.mark_node_shutdown(NodeKey(self.nodes[i].key));
+            }
         }
         self.nodes[i].handle.send(&[cmd]);
     }

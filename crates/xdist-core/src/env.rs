@@ -28,3 +28,5 @@ pub const PY_COLORS: &str = "PY_COLORS";
 pub const COLUMNS: &str = "COLUMNS";
 /// Worker side: file descriptor numbers of the protocol channel (read, write).
 pub const XDIST_CHANNEL_FDS: &str = "XDIST_CHANNEL_FDS";
+/// Developer aid: directory where each worker writes a cProfile dump (`gwN.prof`).
+pub const XDIST_WORKER_PROFILE: &str = "XDIST_WORKER_PROFILE";

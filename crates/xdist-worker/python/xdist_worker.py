@@ -812,6 +812,13 @@ def main(channel_in, channel_out_fd):
     config.workeroutput = {}
     try:
         exitstatus = config.hook.pytest_cmdline_main(config=config)
+    except pytest.UsageError as exc:
+        # E.g. `file or directory not found: x.py`, raised during collection: pytest's own
+        # main prints it as `ERROR: ...` and exits 4; the controller does that once for all.
+        fatal(outbox, "usage", "ERROR: " + "\n".join(str(a) for a in exc.args), 4)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(4)
     except Exception:
         import traceback
 
@@ -824,4 +831,20 @@ def main(channel_in, channel_out_fd):
     os._exit(int(exitstatus) if isinstance(exitstatus, int) else 3)
 
 
+if os.environ.get("XDIST_WORKER_PROFILE"):
+    # Developer aid: profile this worker into `<dir>/<workerid>.prof`.
+    import cProfile
+
+    _profiler = cProfile.Profile()
+    _exit = os._exit
+
+    def _profiled_exit(code, _profile_dir=os.environ["XDIST_WORKER_PROFILE"]):
+        _profiler.disable()
+        _profiler.dump_stats(
+            os.path.join(_profile_dir, os.environ.get("PYTEST_XDIST_WORKER", "w") + ".prof")
+        )
+        _exit(code)
+
+    os._exit = _profiled_exit
+    _profiler.enable()
 main(CHANNEL_IN, CHANNEL_OUT_FD)  # noqa: F821 (globals given by the bootstrap)
