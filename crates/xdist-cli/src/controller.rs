@@ -22,6 +22,7 @@ use xdist_sched::{Action, Collection, NodeKey, SchedConfig, Scheduling};
 use xdist_worker::{spawn_local, ExitKind, LocalSpawn, Stream, WorkerHandle, WorkerMsg};
 
 use crate::args::RunOptions;
+use crate::durations;
 use crate::error::CliError;
 
 /// How long a worker's channel may stay open after its process exited (a forked grandchild
@@ -99,6 +100,9 @@ pub struct Controller<'r> {
     started: Instant,
     actions: Vec<Action>,
     done_tests: HashSet<usize>,
+    sched_config: SchedConfig,
+    /// Whole-protocol duration of each test run here, for the duration history.
+    run_durations: HashMap<usize, f64>,
 }
 
 impl<'r> Controller<'r> {
@@ -110,7 +114,7 @@ impl<'r> Controller<'r> {
             loadscope_reorder: setup.opts.loadscope_reorder,
             durations: setup.durations.clone(),
         };
-        let sched = xdist_sched::make_scheduler(setup.opts.dist, config);
+        let sched = xdist_sched::make_scheduler(setup.opts.dist, config.clone());
         Controller {
             setup,
             tx,
@@ -139,6 +143,8 @@ impl<'r> Controller<'r> {
             started: Instant::now(),
             actions: Vec::new(),
             done_tests: HashSet::new(),
+            sched_config: config,
+            run_durations: HashMap::new(),
         }
     }
 
@@ -236,6 +242,7 @@ impl<'r> Controller<'r> {
         if let Some(err) = self.fatal.take() {
             return Err(err);
         }
+        self.save_durations();
         let exit = self.exit_code();
         let summary = RunSummary {
             exit,
@@ -249,6 +256,31 @@ impl<'r> Controller<'r> {
             self.emit(RunEvent::RunFinished(&summary));
         }
         Ok(exit.code())
+    }
+
+    /// `<cache_dir>/v/xdist/durations`, unless the cache is disabled (`-p no:cacheprovider`).
+    fn history_path(&self) -> Option<PathBuf> {
+        let dir = self
+            .options
+            .cache_dir
+            .as_deref()
+            .filter(|d| !d.is_empty())?;
+        Some(PathBuf::from(dir).join("v").join("xdist").join("durations"))
+    }
+
+    fn save_durations(&mut self) {
+        let (Some(path), Some(collection)) = (self.history_path(), self.collection.clone()) else {
+            return;
+        };
+        if self.run_durations.is_empty() {
+            return;
+        }
+        let measured = self
+            .run_durations
+            .iter()
+            .filter_map(|(&i, &d)| collection.ids.get(i).map(|id| (id.as_str(), d)));
+        // The history is a cache: failing to write it must not fail the run.
+        let _ = durations::record(&path, measured);
     }
 
     fn exit_code(&self) -> ExitCode {
@@ -402,6 +434,7 @@ impl<'r> Controller<'r> {
             WorkerEvent::Done { i: index, d } => {
                 self.nodes[i].running = None;
                 self.done_tests.insert(index);
+                self.run_durations.insert(index, d);
                 if self.nodes[i].scheduled {
                     self.sched
                         .mark_test_complete(NodeKey(key), index, d, &mut self.actions);
@@ -490,7 +523,21 @@ impl<'r> Controller<'r> {
         let node_id = self.nodes[i].id.clone();
         let accept = match &self.collection {
             None => {
-                self.collection = Some(Arc::new(Collection { ids, groups }));
+                let collection = Arc::new(Collection { ids, groups });
+                if !self.setup.opts.no_durations {
+                    if let Some(d) = self
+                        .history_path()
+                        .and_then(|p| durations::estimates(&p, &collection.ids))
+                    {
+                        // No node was added yet: start over with a duration-aware scheduler.
+                        self.sched_config.durations = Some(Arc::new(d));
+                        self.sched = xdist_sched::make_scheduler(
+                            self.setup.opts.dist,
+                            self.sched_config.clone(),
+                        );
+                    }
+                }
+                self.collection = Some(collection);
                 self.first_collector = Some(node_id.clone());
                 self.deselected = deselected;
                 true

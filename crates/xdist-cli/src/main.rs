@@ -7,6 +7,7 @@
 mod args;
 mod basetemp;
 mod controller;
+mod durations;
 mod error;
 mod plain;
 mod terminal;

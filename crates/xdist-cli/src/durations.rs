@@ -1,0 +1,78 @@
+//! Duration history: per-test durations of earlier runs, kept in pytest's cache directory
+//! (`<cache_dir>/v/xdist/durations`, a JSON object `{nodeid: seconds}`), so `load` and
+//! `worksteal` can start the slowest tests first.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+/// Estimated seconds per test index, or None without any history for this collection.
+/// Tests without history get the median of those with history.
+pub fn estimates(path: &Path, ids: &[String]) -> Option<Vec<f64>> {
+    let text = fs::read_to_string(path).ok()?;
+    let known: BTreeMap<String, f64> = serde_json::from_str(&text).ok()?;
+    let mut found: Vec<Option<f64>> = ids
+        .iter()
+        .map(|id| {
+            known
+                .get(id)
+                .copied()
+                .filter(|d| d.is_finite() && *d >= 0.0)
+        })
+        .collect();
+    let mut have: Vec<f64> = found.iter().flatten().copied().collect();
+    if have.is_empty() {
+        return None;
+    }
+    have.sort_by(|a, b| a.total_cmp(b));
+    let median = have[have.len() / 2];
+    Some(found.iter_mut().map(|d| d.unwrap_or(median)).collect())
+}
+
+/// Merges this run's measurements into the history file (creating pytest's cache layout).
+pub fn record<'a>(
+    path: &Path,
+    measured: impl Iterator<Item = (&'a str, f64)>,
+) -> std::io::Result<()> {
+    let mut known: BTreeMap<String, f64> = fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    for (id, d) in measured {
+        known.insert(id.to_string(), (d * 1e6).round() / 1e6);
+    }
+    if let Some(dir) = path.parent() {
+        let cache_root = dir.parent().and_then(Path::parent);
+        if let Some(root) = cache_root {
+            if !root.exists() {
+                fs::create_dir_all(root)?;
+                fs::write(
+                    root.join(".gitignore"),
+                    "# Created by pytest automatically.\n*\n",
+                )?;
+            }
+        }
+        fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::to_string_pretty(&known).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text)?;
+    fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_median_fill() {
+        let dir = std::env::temp_dir().join(format!("xdist-dur-{}", std::process::id()));
+        let path = dir.join(".pytest_cache/v/xdist/durations");
+        record(&path, [("a", 1.0), ("b", 3.0), ("c", 2.0)].into_iter()).unwrap();
+        let ids: Vec<String> = ["a", "new", "b"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(estimates(&path, &ids), Some(vec![1.0, 2.0, 3.0]));
+        assert!(dir.join(".pytest_cache/.gitignore").exists());
+        assert_eq!(estimates(&path, &["zzz".to_string()]), None);
+        let _ = fs::remove_dir_all(dir);
+    }
+}
