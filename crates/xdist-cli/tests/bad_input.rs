@@ -1,0 +1,242 @@
+//! Bad input: every case below must end with exactly one line on stderr, starting
+//! `xdist: error: ` and saying what is wrong, exit code 4 (pytest's usage error), and no panic,
+//! Rust backtrace, Python traceback or INTERNALERROR anywhere in the output.
+//!
+//! Interpreters: `XDIST_TEST_PYTHON` (default `<repo>/.venv/bin/python`, see `dev/venv.sh`).
+//! The interpreter without pytest is a bare venv made in a temporary directory.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::*;
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("xdist-bad-input-{}-{}", std::process::id(), name));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A directory holding one passing test, where each case runs.
+fn suite(name: &str) -> Scratch {
+    let s = Scratch::new(name);
+    std::fs::write(s.0.join("test_ok.py"), "def test_ok():\n    pass\n").unwrap();
+    s
+}
+
+fn xdist(cwd: &Path, args: &[&str]) -> RunOutput {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xdist"));
+    cmd.current_dir(cwd)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PYTEST_ADDOPTS")
+        .env_remove("PYTEST_PLUGINS")
+        .env_remove("VIRTUAL_ENV")
+        .env_remove("XDIST_PYTHON")
+        .env_remove("RUST_BACKTRACE");
+    run_with_timeout(&mut cmd, Duration::from_secs(60))
+}
+
+fn py() -> String {
+    test_python().to_string_lossy().into_owned()
+}
+
+/// Checks the one-line, exit-4 contract; `fragments` must all appear in that line.
+fn assert_one_error_line(out: &RunOutput, fragments: &[&str]) -> String {
+    let ctx = out.describe(6000);
+    assert!(!out.timed_out, "timed out\n{ctx}");
+    for bad in [
+        "panicked",
+        "RUST_BACKTRACE",
+        "stack backtrace",
+        "Traceback",
+        "INTERNALERROR",
+    ] {
+        assert!(
+            !out.stderr.contains(bad) && !out.stdout.contains(bad),
+            "output contains {bad:?}\n{ctx}"
+        );
+    }
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "want exactly one line on stderr\n{ctx}");
+    let line = lines[0];
+    assert!(
+        line.starts_with("xdist: error: ") && line.len() > "xdist: error: ".len() + 5,
+        "stderr line must start with `xdist: error: `\n{ctx}"
+    );
+    for f in fragments {
+        assert!(line.contains(f), "stderr line lacks {f:?}\n{ctx}");
+    }
+    assert_eq!(out.code, Some(4), "want exit code 4\n{ctx}");
+    line.to_string()
+}
+
+#[test]
+fn n_not_a_number() {
+    let s = suite("n-foo");
+    let out = xdist(&s.0, &["-n", "foo"]);
+    assert_one_error_line(&out, &["'foo'", "-n/--numprocesses"]);
+}
+
+#[test]
+fn n_followed_by_an_option() {
+    // argparse (pytest-xdist) says `-n` lacks its argument; any one clear line will do.
+    let s = suite("n-x");
+    let out = xdist(&s.0, &["-n", "-x"]);
+    let line = assert_one_error_line(&out, &[]);
+    assert!(
+        line.contains("-x") || line.contains("numprocesses"),
+        "{}",
+        out.describe(4000)
+    );
+}
+
+#[test]
+fn dist_bogus() {
+    let s = suite("dist");
+    let out = xdist(&s.0, &["-n", "2", "--python", &py(), "--dist", "bogus"]);
+    assert_one_error_line(&out, &["'bogus'", "--dist", "loadgroup"]);
+}
+
+#[test]
+fn maxprocesses_not_a_number() {
+    let s = suite("maxprocesses");
+    let out = xdist(
+        &s.0,
+        &["-n", "2", "--python", &py(), "--maxprocesses", "abc"],
+    );
+    assert_one_error_line(&out, &["'abc'", "--maxprocesses"]);
+}
+
+#[test]
+fn python_does_not_exist() {
+    let s = suite("python-missing");
+    let out = xdist(&s.0, &["-n", "2", "--python", "/nonexistent/python"]);
+    assert_one_error_line(&out, &["--python /nonexistent/python", "no such file"]);
+}
+
+#[test]
+fn python_is_a_directory() {
+    let s = suite("python-dir");
+    let dir = s.0.to_string_lossy().into_owned();
+    let out = xdist(&s.0, &["-n", "2", "--python", &dir]);
+    assert_one_error_line(&out, &["is a directory"]);
+}
+
+/// A venv without pytest (`python -m venv --without-pip`), made once.
+fn bare_python() -> &'static Path {
+    static BARE: OnceLock<PathBuf> = OnceLock::new();
+    BARE.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("xdist-bad-input-{}-bare-venv", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = run_with_timeout(
+            Command::new(test_python())
+                .args(["-m", "venv", "--without-pip"])
+                .arg(&dir),
+            Duration::from_secs(120),
+        );
+        assert_eq!(out.code, Some(0), "{}", out.describe(4000));
+        let py = dir.join("bin/python");
+        let probe = run_with_timeout(
+            Command::new(&py).args(["-c", "import pytest"]),
+            Duration::from_secs(60),
+        );
+        assert_ne!(probe.code, Some(0), "the bare venv can import pytest");
+        py
+    })
+}
+
+#[test]
+fn python_without_pytest() {
+    let s = suite("no-pytest");
+    let bare = bare_python().to_string_lossy().into_owned();
+    let out = xdist(&s.0, &["-n", "2", "--python", &bare]);
+    let line = assert_one_error_line(
+        &out,
+        &["failed to import pytest", &bare, "pip install pytest"],
+    );
+    // Reported once, not once per worker.
+    assert_eq!(line.matches("failed to import pytest").count(), 1);
+    let _ = std::fs::remove_dir_all(Path::new(&bare).parent().unwrap().parent().unwrap());
+}
+
+#[test]
+fn unknown_test_path() {
+    let s = suite("unknown-path");
+    let out = xdist(&s.0, &["-n", "2", "--python", &py(), "does_not_exist.py"]);
+    let line = assert_one_error_line(&out, &[]);
+    assert_eq!(
+        line,
+        "xdist: error: file or directory not found: does_not_exist.py",
+        "{}",
+        out.describe(4000)
+    );
+    assert!(
+        !out.stdout.contains("file or directory not found"),
+        "{}",
+        out.describe(4000)
+    );
+}
+
+#[test]
+fn unknown_test_path_with_capture_off() {
+    // With `-s` the controller relays worker output: the message must still appear once.
+    let s = suite("unknown-path-s");
+    let out = xdist(
+        &s.0,
+        &["-n", "2", "--python", &py(), "-s", "does_not_exist.py"],
+    );
+    assert_one_error_line(&out, &["file or directory not found: does_not_exist.py"]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        all.matches("file or directory not found").count(),
+        1,
+        "{}",
+        out.describe(4000)
+    );
+}
+
+#[test]
+fn pdb_with_workers() {
+    let s = suite("pdb");
+    let out = xdist(&s.0, &["-n", "2", "--python", &py(), "--pdb"]);
+    assert_one_error_line(&out, &["--pdb", "-n0"]);
+}
+
+#[test]
+fn unknown_pytest_option() {
+    // pytest's own usage error spans several lines (`usage: ...`, `error: ...`, `inifile`,
+    // `rootdir`); what matters is that it comes once, first line `xdist: error: `, exit 4.
+    let s = suite("bogus-option");
+    let out = xdist(&s.0, &["-n", "2", "--python", &py(), "--no-such-option"]);
+    let ctx = out.describe(4000);
+    assert_eq!(out.code, Some(4), "{ctx}");
+    assert!(out.stderr.starts_with("xdist: error: "), "{ctx}");
+    assert_eq!(out.stderr.matches("xdist: error: ").count(), 1, "{ctx}");
+    assert_eq!(out.stderr.matches("--no-such-option").count(), 1, "{ctx}");
+    assert!(
+        !out.stderr.contains("Traceback") && !out.stderr.contains("panicked"),
+        "{ctx}"
+    );
+}
