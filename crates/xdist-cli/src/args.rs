@@ -58,6 +58,12 @@ pub struct RawArgs {
     /// Do not use durations recorded by earlier runs to start the slowest tests first.
     #[arg(long = "no-durations")]
     pub no_durations: bool,
+    /// Load an xdist plugin (a `.so` built against xdist-plugin-api); repeatable.
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugin: Vec<PathBuf>,
+    /// An option for a plugin, `NAME.KEY=VALUE`; repeatable.
+    #[arg(long = "plugin-opt", value_name = "NAME.KEY=VALUE")]
+    pub plugin_opt: Vec<String>,
 }
 
 /// pytest options that take a separate value: their value is never taken for one of ours.
@@ -101,6 +107,8 @@ const OWN_VALUE_LONG: &[&str] = &[
     "--tx",
     "--testrunuid",
     "--python",
+    "--plugin",
+    "--plugin-opt",
 ];
 const OWN_FLAG_LONG: &[&str] = &[
     "--loadscope-reorder",
@@ -175,6 +183,8 @@ pub struct RunOptions {
     pub testrunuid: Option<String>,
     pub python: Option<OsString>,
     pub no_durations: bool,
+    pub plugins: Vec<PathBuf>,
+    pub plugin_opts: Vec<String>,
     /// pytest's arguments, in order.
     pub pytest_args: Vec<String>,
     /// Facts about pytest's arguments the controller needs before a worker is up.
@@ -266,6 +276,8 @@ pub fn validate(
         testrunuid: raw_cli.testrunuid.or(raw_addopts.testrunuid),
         python: raw_cli.python,
         no_durations: raw_cli.no_durations || raw_addopts.no_durations,
+        plugins: raw_cli.plugin,
+        plugin_opts: raw_cli.plugin_opt,
         pytest_args,
         pytest,
     })

@@ -18,6 +18,8 @@ use xdist_core::exit::ExitCode;
 use xdist_core::protocol::{
     Bootstrap, Command, Report, ReportOptions, WorkerEvent, PROTOCOL_VERSION,
 };
+use xdist_plugin_api::host::PluginHost;
+use xdist_plugin_api::{ConfigView, GatewayView, NodeView, ReportView};
 use xdist_sched::{Action, Collection, NodeKey, SchedConfig, Scheduling};
 use xdist_worker::{spawn_local, ExitKind, LocalSpawn, Stream, WorkerHandle, WorkerMsg};
 
@@ -61,6 +63,8 @@ struct Node {
     stderr_tail: VecDeque<String>,
     /// The test this worker is running (set by its first report, cleared by `done`).
     running: Option<usize>,
+    workerinput: Map<String, Value>,
+    workerinfo: Map<String, Value>,
 }
 
 impl Node {
@@ -74,6 +78,10 @@ impl Node {
 
 pub struct Controller<'r> {
     setup: RunSetup,
+    host: &'r PluginHost,
+    config_view: ConfigView,
+    /// The scheduler came from a plugin's `make_scheduler`.
+    plugin_scheduler: bool,
     tx: Sender<WorkerMsg>,
     rx: Receiver<WorkerMsg>,
     nodes: Vec<Node>,
@@ -90,6 +98,8 @@ pub struct Controller<'r> {
     seen_early_warnings: HashSet<(String, Option<String>)>,
     deselected: usize,
     failures: u64,
+    /// Tests reported failed because their worker died (not counted for `--maxfail`).
+    crashes: u64,
     shutting_down: bool,
     shouldfail: Option<String>,
     interrupted: Option<String>,
@@ -106,7 +116,12 @@ pub struct Controller<'r> {
 }
 
 impl<'r> Controller<'r> {
-    pub fn new(setup: RunSetup, reporters: Vec<&'r mut dyn Reporter>) -> Self {
+    pub fn new(
+        setup: RunSetup,
+        host: &'r PluginHost,
+        config_view: ConfigView,
+        reporters: Vec<&'r mut dyn Reporter>,
+    ) -> Result<Self, CliError> {
         let (tx, rx) = mpsc::channel();
         let config = SchedConfig {
             num_nodes: setup.workers,
@@ -114,9 +129,21 @@ impl<'r> Controller<'r> {
             loadscope_reorder: setup.opts.loadscope_reorder,
             durations: setup.durations.clone(),
         };
-        let sched = xdist_sched::make_scheduler(setup.opts.dist, config.clone());
-        Controller {
+        let (sched, plugin_scheduler) = match host
+            .make_scheduler(&config_view, &config)
+            .map_err(crate::plugins::hook_error)?
+        {
+            Some(s) => (s, true),
+            None => (
+                xdist_sched::make_scheduler(setup.opts.dist, config.clone()),
+                false,
+            ),
+        };
+        Ok(Controller {
             setup,
+            host,
+            config_view,
+            plugin_scheduler,
             tx,
             rx,
             nodes: Vec::new(),
@@ -133,6 +160,7 @@ impl<'r> Controller<'r> {
             seen_early_warnings: HashSet::new(),
             deselected: 0,
             failures: 0,
+            crashes: 0,
             shutting_down: false,
             shouldfail: None,
             interrupted: None,
@@ -145,6 +173,37 @@ impl<'r> Controller<'r> {
             done_tests: HashSet::new(),
             sched_config: config,
             run_durations: HashMap::new(),
+        })
+    }
+
+    fn node_view(&self, i: usize) -> NodeView {
+        let n = &self.nodes[i];
+        NodeView {
+            workerid: n.id.clone(),
+            spec: "popen".into(),
+            workerinput: n.workerinput.clone(),
+            workerinfo: n.workerinfo.clone(),
+        }
+    }
+
+    /// Records a plugin hook failure (exit 3) unless an error is already pending.
+    fn plugin_result<T>(&mut self, r: Result<T, xdist_plugin_api::host::PluginError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                if self.fatal.is_none() {
+                    self.fatal = Some(crate::plugins::hook_error(e));
+                }
+                None
+            }
+        }
+    }
+
+    fn check_plugin_scheduler(&mut self) {
+        if let Some(e) = self.host.take_error() {
+            if self.fatal.is_none() {
+                self.fatal = Some(crate::plugins::hook_error(e));
+            }
         }
     }
 
@@ -163,9 +222,26 @@ impl<'r> Controller<'r> {
         workerinput.insert("workercount".into(), json!(self.setup.workers));
         workerinput.insert("testrunuid".into(), json!(self.setup.testrunuid));
         workerinput.insert("mainargv".into(), json!(self.setup.mainargv));
+        let gateway = GatewayView {
+            id: gw.clone(),
+            spec: "popen".into(),
+        };
+        let r = self.host.newgateway(&gateway);
+        self.plugin_result(r);
+        let mut view = NodeView {
+            workerid: gw.clone(),
+            spec: "popen".into(),
+            workerinput,
+            workerinfo: Map::new(),
+        };
+        let r = self.host.configure_node(&mut view);
+        self.plugin_result(r);
+        let workerinput = view.workerinput;
+        let r = self.host.getremotemodule();
+        let code = self.plugin_result(r).flatten();
         let bootstrap = Bootstrap {
             protocol: PROTOCOL_VERSION,
-            workerinput,
+            workerinput: workerinput.clone(),
             args: self.setup.opts.pytest_args.clone(),
             basetemp: self
                 .setup
@@ -199,7 +275,7 @@ impl<'r> Controller<'r> {
                 cwd: self.setup.cwd.clone(),
                 env,
                 bootstrap,
-                code: None,
+                code,
             },
             &self.tx,
         )?;
@@ -216,12 +292,20 @@ impl<'r> Controller<'r> {
             channel_done: false,
             stderr_tail: VecDeque::new(),
             running: None,
+            workerinput,
+            workerinfo: Map::new(),
         });
         Ok(())
     }
 
     /// Runs the whole session and returns pytest's exit code.
     pub fn run(mut self) -> Result<i32, CliError> {
+        let specs = vec!["popen".to_string(); self.setup.workers];
+        let r = self.host.setupnodes(&self.config_view, &specs);
+        self.plugin_result(r);
+        if let Some(err) = self.fatal.take() {
+            return Err(err);
+        }
         for _ in 0..self.setup.workers {
             self.spawn_worker()?;
         }
@@ -243,6 +327,18 @@ impl<'r> Controller<'r> {
             return Err(err);
         }
         self.save_durations();
+        let exit_for_hooks = self.exit_code();
+        let r = self.host.sessionfinish(exit_for_hooks.code());
+        if let Some(sections) = self.plugin_result(r) {
+            for (plugin, text) in sections {
+                self.emit(RunEvent::XdistMessage {
+                    message: &format!("{plugin}: {}", text.trim_end()),
+                });
+            }
+        }
+        if let Some(err) = self.fatal.take() {
+            return Err(err);
+        }
         let exit = self.exit_code();
         let summary = RunSummary {
             exit,
@@ -288,7 +384,11 @@ impl<'r> Controller<'r> {
             ExitCode::Interrupted
         } else if self.internal_error {
             ExitCode::InternalError
-        } else if self.failures > 0 || self.collect_errors > 0 || self.shouldfail.is_some() {
+        } else if self.failures > 0
+            || self.crashes > 0
+            || self.collect_errors > 0
+            || self.shouldfail.is_some()
+        {
             ExitCode::TestsFailed
         } else if self.collection.as_ref().is_none_or(|c| c.is_empty()) {
             ExitCode::NoTestsCollected
@@ -315,6 +415,7 @@ impl<'r> Controller<'r> {
                 for ev in events {
                     self.on_event(key, ev);
                 }
+                self.check_plugin_scheduler();
                 self.dispatch_actions();
                 self.check_finished();
             }
@@ -366,8 +467,16 @@ impl<'r> Controller<'r> {
                 protocol,
                 header,
                 options,
-                ..
+                info,
             } => {
+                if let Ok(Value::Object(mut m)) = serde_json::to_value(&info) {
+                    m.insert("id".into(), json!(self.nodes[i].id));
+                    m.insert("spec".into(), json!("popen"));
+                    self.nodes[i].workerinfo = m;
+                }
+                let view = self.node_view(i);
+                let r = self.host.testnodeready(&view);
+                self.plugin_result(r);
                 if protocol != PROTOCOL_VERSION {
                     self.fatal = Some(CliError::Internal(format!(
                         "worker {} speaks protocol {protocol}, this xdist speaks {PROTOCOL_VERSION}",
@@ -470,6 +579,9 @@ impl<'r> Controller<'r> {
                 ..
             } => {
                 self.nodes[i].finished = true;
+                let view = self.node_view(i);
+                let r = self.host.testnodedown(&view, None);
+                self.plugin_result(r);
                 if exitstatus == ExitCode::Interrupted.code() && self.interrupted.is_none() {
                     self.interrupted = Some(format!(
                         "<WorkerController {}> received keyboard-interrupt",
@@ -519,12 +631,15 @@ impl<'r> Controller<'r> {
         if self.shutting_down {
             return;
         }
+        let view = self.node_view(i);
+        let r = self.host.node_collection_finished(&view, &ids);
+        self.plugin_result(r);
         self.nodes[i].collected = true;
         let node_id = self.nodes[i].id.clone();
         let accept = match &self.collection {
             None => {
                 let collection = Arc::new(Collection { ids, groups });
-                if !self.setup.opts.no_durations {
+                if !self.setup.opts.no_durations && !self.plugin_scheduler {
                     if let Some(d) = self
                         .history_path()
                         .and_then(|p| durations::estimates(&p, &collection.ids))
@@ -761,6 +876,9 @@ impl<'r> Controller<'r> {
             worker: &id,
             error: &error,
         });
+        let view = self.node_view(i);
+        let r = self.host.testnodedown(&view, Some(&error));
+        self.plugin_result(r);
         let crash_index = if self.nodes[i].scheduled {
             self.nodes[i].scheduled = false;
             let key = NodeKey(self.nodes[i].key);
@@ -806,7 +924,32 @@ impl<'r> Controller<'r> {
         let id = self.nodes[i].id.clone();
         let fspath = nodeid.split("::").next().unwrap_or(nodeid).to_string();
         let headline = format!("worker '{id}' crashed while running '{nodeid}'");
-        let mut body = format!("{headline}\nworker exited with {kind}\n");
+        // Plugins (`handlecrashitem`) may turn the crash into a rerun.
+        let mut view = ReportView {
+            nodeid: nodeid.to_string(),
+            outcome: "failed".into(),
+            longrepr: headline.clone(),
+            when: "???".into(),
+            duration: 0.0,
+            worker: id.clone(),
+        };
+        if let Some(collection) = self.collection.clone() {
+            let r = self.host.handlecrashitem(
+                nodeid,
+                &mut view,
+                self.sched.as_mut(),
+                &collection.ids,
+                &mut self.actions,
+            );
+            self.plugin_result(r);
+        }
+        let rerun = view.outcome == "rerun";
+        let mut body = String::new();
+        if let Some(line) = self.infoline(i) {
+            body.push_str(&line);
+            body.push('\n');
+        }
+        body.push_str(&format!("{}\nworker exited with {kind}\n", view.longrepr));
         let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
         if !tail.is_empty() {
             body.push_str("last lines of the worker's stderr:\n");
@@ -815,22 +958,30 @@ impl<'r> Controller<'r> {
                 body.push('\n');
             }
         }
+        let (category, letter, word, markup) = if rerun {
+            ("rerun", "R", "RERUN", "yellow")
+        } else {
+            ("failed", "F", "FAILED", "red")
+        };
         let short = crate::text::short_line(
-            "FAILED",
-            &["red"],
+            word,
+            &[markup],
             nodeid,
-            &format!("{headline} ({kind})"),
+            &format!("{} ({kind})", view.longrepr),
             self.setup.width,
             self.setup.color,
         );
+        let mut m = Map::new();
+        m.insert(markup.into(), json!(true));
         let report = Report {
             index: None,
             nodeid: Some(nodeid.to_string()),
             when: "???".into(),
-            outcome: "failed".into(),
-            category: "failed".into(),
-            letter: "F".into(),
-            word: "FAILED".into(),
+            outcome: view.outcome.clone(),
+            category: category.into(),
+            letter: letter.into(),
+            word: word.into(),
+            markup: Some(m),
             head: Some(fspath.clone()),
             body: Some(body.clone()),
             short: Some(short),
@@ -839,11 +990,32 @@ impl<'r> Controller<'r> {
             location: Some((fspath.clone(), None, fspath)),
             ..Report::default()
         };
-        self.failures += 1;
+        if !rerun {
+            self.crashes += 1;
+        }
         self.emit(RunEvent::TestReport {
             worker: &id,
             nodeid,
             report: &report,
         });
+    }
+
+    /// pytest-xdist's `[gw0] linux -- Python 3.11.7 /usr/bin/python3` line.
+    fn infoline(&self, i: usize) -> Option<String> {
+        let info = &self.nodes[i].workerinfo;
+        let platform = info.get("sysplatform")?.as_str()?;
+        let exe = info.get("executable")?.as_str()?;
+        let ver: Vec<String> = info
+            .get("version_info")?
+            .as_array()?
+            .iter()
+            .take(3)
+            .map(|v| v.to_string())
+            .collect();
+        Some(format!(
+            "[{}] {platform} -- Python {} {exe}",
+            self.nodes[i].id,
+            ver.join(".")
+        ))
     }
 }

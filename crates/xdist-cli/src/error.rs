@@ -18,6 +18,9 @@ pub enum CliError {
     Ini(#[from] xdist_core::ini::IniError),
     #[error(transparent)]
     Spawn(#[from] xdist_worker::SpawnError),
+    /// A plugin failed to load (exit 4) or failed inside a hook (exit 3).
+    #[error("{message}")]
+    Plugin { code: i32, message: String },
     /// Something inside xdist or a worker went wrong (exit 3).
     #[error("{0}")]
     Internal(String),
@@ -31,6 +34,7 @@ impl CliError {
                 ExitCode::UsageError.code()
             }
             CliError::Internal(_) => ExitCode::InternalError.code(),
+            CliError::Plugin { code, .. } => *code,
         }
     }
 }

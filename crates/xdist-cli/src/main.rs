@@ -10,6 +10,7 @@ mod controller;
 mod durations;
 mod error;
 mod plain;
+mod plugins;
 mod terminal;
 mod termwriter;
 mod text;
@@ -43,6 +44,9 @@ fn main() {
 }
 
 fn run(argv: Vec<String>) -> Result<i32, CliError> {
+    if argv.first().map(String::as_str) == Some("plugins") {
+        return plugins::list_command(&argv[1..]);
+    }
     let (own, pytest_args) = args::split_args(&argv);
     let raw_cli = args::parse_raw(&own)?;
     let cwd = std::env::current_dir()
@@ -62,12 +66,24 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     let (own_addopts, _) = args::split_args(&addopts);
     let raw_addopts = args::parse_raw(&own_addopts)?;
     let opts = args::validate(raw_cli, raw_addopts, pytest_args)?;
+    let host = plugins::load(&opts, &ini)?;
+    let config_view = plugins::config_view(&opts, &ini);
 
     let python = xdist_core::python::find_python(opts.python.as_deref())?;
 
     let mut workers = match opts.numprocesses {
         NumProcesses::Count(n) => n,
         NumProcesses::Auto | NumProcesses::Logical if opts.pytest.pdb => 0,
+        NumProcesses::Auto | NumProcesses::Logical
+            if host
+                .auto_num_workers(&config_view)
+                .map_err(plugins::hook_error)?
+                .is_some() =>
+        {
+            host.auto_num_workers(&config_view)
+                .map_err(plugins::hook_error)?
+                .unwrap_or(1)
+        }
         NumProcesses::Auto | NumProcesses::Logical => {
             let kind = if opts.numprocesses == NumProcesses::Logical {
                 AutoKind::Logical
@@ -116,7 +132,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     };
     let tw = TermWriter::new(Box::new(std::io::stdout()), color, width);
     let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet);
-    let controller = Controller::new(setup, vec![&mut terminal]);
+    let controller = Controller::new(setup, &host, config_view, vec![&mut terminal])?;
     controller.run()
 }
 

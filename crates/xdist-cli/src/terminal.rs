@@ -35,7 +35,6 @@ fn color_for_type(key: &str) -> &'static str {
 
 /// A report kept for the end-of-run summary.
 struct Stored {
-    worker: String,
     nodeid: String,
     report: Report,
 }
@@ -249,7 +248,6 @@ impl TerminalReporter {
     fn test_report(&mut self, worker: &str, nodeid: &str, report: &Report) {
         let idx = self.reports.len();
         self.reports.push(Stored {
-            worker: worker.to_string(),
             nodeid: nodeid.to_string(),
             report: report.clone(),
         });
@@ -295,10 +293,9 @@ impl TerminalReporter {
         false
     }
 
-    fn collect_report(&mut self, worker: &str, nodeid: &str, report: &Report) {
+    fn collect_report(&mut self, _worker: &str, nodeid: &str, report: &Report) {
         let idx = self.reports.len();
         self.reports.push(Stored {
-            worker: worker.to_string(),
             nodeid: nodeid.to_string(),
             report: report.clone(),
         });

@@ -83,6 +83,8 @@ pub struct ToolXdist {
     pub path: PathBuf,
     /// `plugins = [...]`, each relative to the file's directory.
     pub plugins: Vec<PathBuf>,
+    /// `plugin-opts = ["NAME.KEY=VALUE", ...]`.
+    pub plugin_opts: Vec<String>,
 }
 
 /// The result of pytest's `determine_setup`: the rootdir, the config file (if any), and its
@@ -1234,9 +1236,22 @@ impl PytestConfigFile {
                 plugins.push(base.join(s));
             }
         }
+        let mut plugin_opts = Vec::new();
+        if let Some(p) = tool.get("plugin-opts") {
+            let arr = p
+                .as_array()
+                .ok_or_else(|| bad("plugin-opts must be a list of \"NAME.KEY=VALUE\" strings"))?;
+            for item in arr {
+                let s = item.as_str().ok_or_else(|| {
+                    bad("plugin-opts must be a list of \"NAME.KEY=VALUE\" strings")
+                })?;
+                plugin_opts.push(s.to_string());
+            }
+        }
         Ok(Some(ToolXdist {
             path: path.clone(),
             plugins,
+            plugin_opts,
         }))
     }
 }

@@ -64,12 +64,14 @@ pub fn test_python() -> PathBuf {
 /// `XDIST_TEST_PYTHON_WITH_XDIST`, default `<repo>/.venv-xdist/bin/python`.
 /// `None` if it does not exist (unless set explicitly, then it panics).
 pub fn test_python_with_xdist() -> Option<PathBuf> {
-    let (py, explicit) =
-        python_from_env("XDIST_TEST_PYTHON_WITH_XDIST", ".venv-xdist/bin/python");
+    let (py, explicit) = python_from_env("XDIST_TEST_PYTHON_WITH_XDIST", ".venv-xdist/bin/python");
     if py.exists() {
         Some(py)
     } else if explicit {
-        panic!("XDIST_TEST_PYTHON_WITH_XDIST={} does not exist", py.display());
+        panic!(
+            "XDIST_TEST_PYTHON_WITH_XDIST={} does not exist",
+            py.display()
+        );
     } else {
         None
     }
@@ -198,7 +200,11 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> RunOutput {
         cmdline,
         stdout,
         stderr,
-        code: if timed_out { None } else { status.and_then(|s| s.code()) },
+        code: if timed_out {
+            None
+        } else {
+            status.and_then(|s| s.code())
+        },
         timed_out,
         elapsed: start.elapsed(),
     }
@@ -303,7 +309,10 @@ pub fn multiset_diff(
         let e = expected.get(k).copied().unwrap_or(0);
         let a = actual.get(k).copied().unwrap_or(0);
         if e != a {
-            out.push_str(&format!("  {} {}: serial {} x, distributed {} x\n", k.1, k.0, e, a));
+            out.push_str(&format!(
+                "  {} {}: serial {} x, distributed {} x\n",
+                k.1, k.0, e, a
+            ));
         }
     }
     out
@@ -348,14 +357,21 @@ pub fn parse_summary_line(line: &str) -> Option<Summary> {
             counts.insert(label.to_string(), n);
         }
     }
-    Some(Summary { counts, line: line.trim().to_string() })
+    Some(Summary {
+        counts,
+        line: line.trim().to_string(),
+    })
 }
 
 /// The last summary line of a pytest run's output.
 pub fn parse_summary(text: &str) -> Option<Summary> {
     text.lines()
         .rev()
-        .filter(|l| l.starts_with('=') || l.chars().next().is_some_and(|c| c.is_ascii_digit()) || l.starts_with("no tests ran"))
+        .filter(|l| {
+            l.starts_with('=')
+                || l.chars().next().is_some_and(|c| c.is_ascii_digit())
+                || l.starts_with("no tests ran")
+        })
         .find_map(parse_summary_line)
 }
 
@@ -363,9 +379,7 @@ pub fn parse_summary(text: &str) -> Option<Summary> {
 /// `collected N items / K deselected / M selected`, `collected N items / E errors`.
 pub fn parse_collected(text: &str) -> Option<u64> {
     static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| {
-        Regex::new(r"collected (?P<n>\d+) items?(?P<rest>.*)$").unwrap()
-    });
+    let re = RE.get_or_init(|| Regex::new(r"collected (?P<n>\d+) items?(?P<rest>.*)$").unwrap());
     static SEL: OnceLock<Regex> = OnceLock::new();
     let sel = SEL.get_or_init(|| Regex::new(r"/ (?P<m>\d+) selected").unwrap());
     text.lines().find_map(|l| {
@@ -404,7 +418,10 @@ test_a.py::test_long_name SUBFAILED[failing block] [ 60%]
 test_a.py::test_e ERROR                                           [100%]
 ERROR test_a.py::test_e - RuntimeError: x
 ";
-        let got: Vec<_> = parse_serial_v(t).into_iter().map(|l| (l.nodeid, l.word)).collect();
+        let got: Vec<_> = parse_serial_v(t)
+            .into_iter()
+            .map(|l| (l.nodeid, l.word))
+            .collect();
         let want = [
             ("test_a.py::test_x", "PASSED"),
             ("test_a.py::test_p[two bad]", "FAILED"),
@@ -415,7 +432,10 @@ ERROR test_a.py::test_e - RuntimeError: x
             ("test_a.py::test_long_name", "SUBFAILED"),
             ("test_a.py::test_e", "ERROR"),
         ];
-        let want: Vec<_> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let want: Vec<_> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         assert_eq!(got, want);
     }
 
@@ -434,7 +454,10 @@ test_a.py::test_x
         assert_eq!(got.len(), 5);
         assert_eq!(got[1].nodeid, "test_a.py::test_p[two bad]");
         assert_eq!(got[1].worker.as_deref(), Some("gw1"));
-        assert_eq!((got[2].nodeid.as_str(), got[2].word.as_str()), ("test_a.py::test_t", "SUBPASSED"));
+        assert_eq!(
+            (got[2].nodeid.as_str(), got[2].word.as_str()),
+            ("test_a.py::test_t", "SUBPASSED")
+        );
         assert_eq!(got[3].word, "SUBFAILED");
         assert!(match_nodeid(&got[4].nodeid, "t.py::test_ok_2"));
         assert!(!match_nodeid(&got[4].nodeid, "t.py::test_ok"));
@@ -446,14 +469,21 @@ test_a.py::test_x
         assert_eq!(s.get("failed"), 3);
         assert_eq!(s.get("errors"), 2);
         assert_eq!(s.get("warnings"), 3);
-        let s = parse_summary("=== 5 failed, 3 passed, 1 skipped, 7 subtests passed in 0.05s ===").unwrap();
+        let s = parse_summary("=== 5 failed, 3 passed, 1 skipped, 7 subtests passed in 0.05s ===")
+            .unwrap();
         assert_eq!(s.get("subtests passed"), 7);
         let s = parse_summary("1 error in 61.20s (0:01:01)").unwrap();
         assert_eq!(s.get("errors"), 1);
         let s = parse_summary("===== no tests ran in 0.01s =====").unwrap();
         assert!(s.counts.is_empty());
-        assert_eq!(parse_collected("collecting ... collected 29 items / 1 deselected / 28 selected"), Some(28));
+        assert_eq!(
+            parse_collected("collecting ... collected 29 items / 1 deselected / 28 selected"),
+            Some(28)
+        );
         assert_eq!(parse_collected("collected 5 items / 2 errors"), Some(5));
-        assert_eq!(parse_workers_items("created: 2/2 workers\n2 workers [300 items]\n"), Some((2, 300)));
+        assert_eq!(
+            parse_workers_items("created: 2/2 workers\n2 workers [300 items]\n"),
+            Some((2, 300))
+        );
     }
 }

@@ -1,0 +1,133 @@
+//! Glue between the CLI and `xdist-plugin-api`: which plugins to load, what they see, and
+//! the `xdist plugins` command.
+
+use serde_json::json;
+use xdist_core::ini::PytestConfigFile;
+use xdist_plugin_api::host::{disabled_from_args, Discovery, LoadOptions, PluginError, PluginHost};
+use xdist_plugin_api::ConfigView;
+
+use crate::args::RunOptions;
+use crate::error::CliError;
+
+/// A plugin error becomes the run's error, with the plugin's exit code (4 load, 3 hook).
+pub fn hook_error(e: PluginError) -> CliError {
+    CliError::Plugin {
+        code: e.exit_code(),
+        message: e.to_string(),
+    }
+}
+
+/// Loads plugins from `--plugin`, `XDIST_PLUGINS`, `[tool.xdist]` and the plugin directories.
+pub fn load(opts: &RunOptions, ini: &PytestConfigFile) -> Result<PluginHost, CliError> {
+    let tool = ini.tool_xdist()?;
+    let (pyproject, mut plugin_opts) = match tool {
+        Some(t) => (t.plugins, t.plugin_opts),
+        None => (Vec::new(), Vec::new()),
+    };
+    // The command line wins: its options come last.
+    plugin_opts.extend(opts.plugin_opts.iter().cloned());
+    let sources = Discovery::standard(opts.plugins.clone(), pyproject).sources();
+    if sources.is_empty() {
+        return Ok(PluginHost::empty());
+    }
+    let host = PluginHost::load_with(
+        &sources,
+        &LoadOptions {
+            disabled: disabled_from_args(&opts.pytest_args),
+            plugin_opts,
+        },
+    )
+    .map_err(hook_error)?;
+    for w in host.warnings() {
+        eprintln!("xdist: warning: {w}");
+    }
+    Ok(host)
+}
+
+/// What plugin hooks see of the run's configuration.
+pub fn config_view(opts: &RunOptions, ini: &PytestConfigFile) -> ConfigView {
+    let mut options = serde_json::Map::new();
+    let num = match opts.numprocesses {
+        crate::args::NumProcesses::Count(n) => json!(n),
+        crate::args::NumProcesses::Auto => json!("auto"),
+        crate::args::NumProcesses::Logical => json!("logical"),
+    };
+    options.insert("numprocesses".into(), num);
+    options.insert("dist".into(), json!(opts.dist.as_str()));
+    options.insert("maxprocesses".into(), json!(opts.maxprocesses));
+    options.insert("maxworkerrestart".into(), json!(opts.max_worker_restart));
+    options.insert("maxschedchunk".into(), json!(opts.maxschedchunk));
+    options.insert("loadscopereorder".into(), json!(opts.loadscope_reorder));
+    options.insert("testrunuid".into(), json!(opts.testrunuid));
+    ConfigView {
+        options,
+        args: opts.pytest_args.clone(),
+        rootdir: ini.rootdir.display().to_string(),
+    }
+}
+
+/// `xdist plugins [--paths] [--plugin PATH]...`: list loaded plugins and their hooks.
+pub fn list_command(args: &[String]) -> Result<i32, CliError> {
+    let mut explicit = Vec::new();
+    let mut show_paths = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--paths" => show_paths = true,
+            "--plugin" => match it.next() {
+                Some(p) => explicit.push(p.into()),
+                None => return Err(CliError::Usage("--plugin needs a PATH".into())),
+            },
+            "-h" | "--help" => {
+                println!("usage: xdist plugins [--paths] [--plugin PATH]...\n\nLists the plugins xdist loads (from --plugin, $XDIST_PLUGINS, [tool.xdist] plugins\nin pyproject.toml, and the plugin directories) with their versions and hooks.\n--paths prints the directories searched, in order.");
+                return Ok(0);
+            }
+            other => {
+                if let Some(p) = other.strip_prefix("--plugin=") {
+                    explicit.push(p.into());
+                } else {
+                    return Err(CliError::Usage(format!(
+                        "unexpected argument '{other}' for `xdist plugins`; see `xdist plugins --help`"
+                    )));
+                }
+            }
+        }
+    }
+    if show_paths {
+        if let Some(dir) = Discovery::user_dir() {
+            println!("{}", dir.display());
+        }
+        for dir in Discovery::system_dirs() {
+            println!("{}", dir.display());
+        }
+        return Ok(0);
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::Usage(format!("failed to read the current directory: {e}")))?;
+    let pyproject = xdist_core::ini::locate(&[], &cwd)
+        .ok()
+        .and_then(|ini| ini.tool_xdist().ok().flatten())
+        .map(|t| t.plugins)
+        .unwrap_or_default();
+    let sources = Discovery::standard(explicit, pyproject).sources();
+    let host = PluginHost::load_with(&sources, &LoadOptions::default()).map_err(hook_error)?;
+    if host.is_empty() {
+        println!("no plugins loaded (see `xdist plugins --paths` for where xdist looks)");
+        return Ok(0);
+    }
+    for p in host.plugins() {
+        println!(
+            "{} {} ({:?}, ABI 1.{}) {}",
+            p.name,
+            p.version,
+            p.origin,
+            p.abi_revision,
+            p.path.display()
+        );
+        if !p.description.is_empty() {
+            println!("    {}", p.description);
+        }
+        println!("    hooks: {}", p.hooks.join(", "));
+    }
+    Ok(0)
+}
