@@ -78,6 +78,7 @@ OUT_ALT = "|".join(sorted(OUTCOMES, key=len, reverse=True))
 #                  tests/test_a.py::test_y SKIPPED (reason)         [ 20%]
 SERIAL_RE = re.compile(rf"^(?P<rest>.+?) (?P<out>{OUT_ALT})\b(?P<tail>.*?)\s*\[\s*\d+%\]\s*$")
 # distributed -v:  [gw0] [ 10%] PASSED tests/test_a.py::test_x
+WORD_RE = re.compile(rf" ({OUT_ALT})\b")
 DIST_RE = re.compile(rf"^\[gw\d+\] \[\s*\d+%\] (?P<out>{OUT_ALT}) (?P<rest>.+?)\s*$")
 SUMMARY_RE = re.compile(r"^=+ (?P<body>(?:\d+ [\w ]+?,? ?)+|no tests ran)"
                         r"(?: in [\d.]+s(?: \([^)]*\))?) =+\s*$")
@@ -219,11 +220,19 @@ def parse(output: str, distributed: bool, known: set[str]) -> tuple[dict, dict |
     outcomes: dict[str, list[str]] = {}
     rx = DIST_RE if distributed else SERIAL_RE
     for line in output.splitlines():
-        m = rx.match(line.rstrip())
+        line = line.rstrip()
+        m = rx.match(line)
         if not m:
             continue
-        nid = resolve_nodeid(m.group("rest").strip(), known)
-        outcomes.setdefault(nid, []).append(m.group("out"))
+        nid, out = resolve_nodeid(m.group("rest").strip(), known), m.group("out")
+        if not distributed and known and nid not in known:
+            # a node id that itself contains " PASSED" etc.: take the split that yields
+            # a collected node id
+            for w in WORD_RE.finditer(line):
+                if line[:w.start()] in known:
+                    nid, out = line[:w.start()], w.group(1)
+                    break
+        outcomes.setdefault(nid, []).append(out)
     counts = None
     for line in reversed(output.splitlines()):
         m = SUMMARY_RE.match(line.strip())
