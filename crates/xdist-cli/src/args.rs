@@ -58,6 +58,10 @@ pub struct RawArgs {
     /// Do not use durations recorded by earlier runs to start the slowest tests first.
     #[arg(long = "no-durations")]
     pub no_durations: bool,
+    /// Kill a worker whose test runs longer than this (its Python stacks are shown) and
+    /// report the test as failed; the worker is replaced. Also ini `hang_timeout`.
+    #[arg(long = "hang-timeout", value_name = "SECONDS")]
+    pub hang_timeout: Option<String>,
     /// Load an xdist plugin (a `.so` built against xdist-plugin-api); repeatable.
     #[arg(long = "plugin", value_name = "PATH")]
     pub plugin: Vec<PathBuf>,
@@ -109,12 +113,19 @@ const OWN_VALUE_LONG: &[&str] = &[
     "--python",
     "--plugin",
     "--plugin-opt",
+    "--hang-timeout",
 ];
 const OWN_FLAG_LONG: &[&str] = &[
     "--loadscope-reorder",
     "--no-loadscope-reorder",
     "--no-durations",
 ];
+
+/// Whether `v` can be the value of one of our options: not another option (negative numbers
+/// are values, as argparse treats them).
+fn takes_as_value(v: &str) -> bool {
+    !v.starts_with('-') || v.len() > 1 && v[1..].chars().all(|c| c.is_ascii_digit() || c == '.')
+}
 
 /// Splits argv (without the program name) into (xdist args, pytest args).
 pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
@@ -139,7 +150,7 @@ pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
         if OWN_VALUE_LONG.contains(&long_name) {
             own.push(a.clone());
             if !a.contains('=') {
-                if let Some(v) = argv.get(i + 1) {
+                if let Some(v) = argv.get(i + 1).filter(|v| takes_as_value(v)) {
                     own.push(v.clone());
                     i += 1;
                 }
@@ -148,7 +159,7 @@ pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
             own.push(a.clone());
         } else if a == "-n" {
             own.push(a.clone());
-            if let Some(v) = argv.get(i + 1) {
+            if let Some(v) = argv.get(i + 1).filter(|v| takes_as_value(v)) {
                 own.push(v.clone());
                 i += 1;
             }
@@ -185,6 +196,7 @@ pub struct RunOptions {
     pub no_durations: bool,
     pub plugins: Vec<PathBuf>,
     pub plugin_opts: Vec<String>,
+    pub hang_timeout: Option<f64>,
     /// pytest's arguments, in order.
     pub pytest_args: Vec<String>,
     /// Facts about pytest's arguments the controller needs before a worker is up.
@@ -209,6 +221,16 @@ fn parse_count(flag: &str, v: &str) -> Result<usize, CliError> {
             "invalid value '{v}' for {flag}: expected a non-negative whole number"
         ))
     })
+}
+
+/// A positive number of seconds.
+pub fn parse_seconds(flag: &str, v: &str) -> Result<f64, CliError> {
+    match v.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
+        _ => Err(CliError::Usage(format!(
+            "invalid value '{v}' for {flag}: expected a positive number of seconds"
+        ))),
+    }
 }
 
 /// Step two: validate the raw options. `addopts` are xdist options found in pytest's ini
@@ -276,6 +298,11 @@ pub fn validate(
         testrunuid: raw_cli.testrunuid.or(raw_addopts.testrunuid),
         python: raw_cli.python,
         no_durations: raw_cli.no_durations || raw_addopts.no_durations,
+        hang_timeout: raw_cli
+            .hang_timeout
+            .or(raw_addopts.hang_timeout)
+            .map(|v| parse_seconds("--hang-timeout", &v))
+            .transpose()?,
         plugins: raw_cli.plugin,
         plugin_opts: raw_cli.plugin_opt,
         pytest_args,

@@ -31,7 +31,11 @@ use crate::error::CliError;
 /// can hold it) before the worker counts as down anyway.
 const CHANNEL_GRACE: Duration = Duration::from_secs(1);
 /// Lines of a worker's stderr kept for crash reports.
-const STDERR_TAIL: usize = 20;
+const STDERR_TAIL: usize = 200;
+/// After the first Ctrl-C, running tests get this long to finish.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+/// Time given to a hung worker to dump its Python stacks before it is killed.
+const STACK_DUMP_WAIT: Duration = Duration::from_millis(500);
 
 /// Everything fixed before the first worker starts.
 pub struct RunSetup {
@@ -46,6 +50,8 @@ pub struct RunSetup {
     pub width: usize,
     pub mainargv: Vec<String>,
     pub durations: Option<Arc<Vec<f64>>>,
+    /// `--hang-timeout` / ini `hang_timeout`: a test running longer has its worker killed.
+    pub hang_timeout: Option<Duration>,
 }
 
 struct Node {
@@ -65,12 +71,23 @@ struct Node {
     running: Option<usize>,
     workerinput: Map<String, Value>,
     workerinfo: Map<String, Value>,
+    stderr_done: bool,
+    /// Its end was processed (once).
+    down_handled: bool,
+    /// The test running now and since when (from `logstart`).
+    started: Option<(usize, Instant)>,
+    /// When we asked a hung worker for its stacks (SIGUSR1).
+    stacks_requested: Option<Instant>,
+    /// Killed for exceeding --hang-timeout.
+    hung: bool,
 }
 
 impl Node {
     fn is_down(&self) -> bool {
         match self.exited {
-            Some((_, at)) => self.channel_done || at.elapsed() >= CHANNEL_GRACE,
+            Some((_, at)) => {
+                (self.channel_done && self.stderr_done) || at.elapsed() >= CHANNEL_GRACE
+            }
             None => false,
         }
     }
@@ -107,6 +124,8 @@ pub struct Controller<'r> {
     internal_error: bool,
     fatal: Option<CliError>,
     crashed_workers: usize,
+    /// Ctrl-C/SIGTERM seen: when the grace period for running tests ends.
+    interrupt_deadline: Option<Instant>,
     started: Instant,
     actions: Vec<Action>,
     done_tests: HashSet<usize>,
@@ -168,6 +187,7 @@ impl<'r> Controller<'r> {
             internal_error: false,
             fatal: None,
             crashed_workers: 0,
+            interrupt_deadline: None,
             started: Instant::now(),
             actions: Vec::new(),
             done_tests: HashSet::new(),
@@ -251,7 +271,7 @@ impl<'r> Controller<'r> {
             dist: self.setup.opts.dist.as_str().to_string(),
             color: self.setup.color,
             width: self.setup.width,
-            want_header: key == 0,
+            want_header: true,
             sys_path: Vec::new(),
         };
         let env: Vec<(OsString, OsString)> = vec![
@@ -294,6 +314,11 @@ impl<'r> Controller<'r> {
             running: None,
             workerinput,
             workerinfo: Map::new(),
+            stderr_done: false,
+            down_handled: false,
+            started: None,
+            stacks_requested: None,
+            hung: false,
         });
         Ok(())
     }
@@ -313,10 +338,17 @@ impl<'r> Controller<'r> {
             if self.nodes.iter().all(Node::is_down) {
                 break;
             }
-            match self.rx.recv_timeout(Duration::from_millis(200)) {
+            match self.rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(msg) => self.handle(msg),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.check_interrupts();
+            self.check_hangs();
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].exited.is_some() && !self.nodes[i].down_handled {
+                    self.maybe_node_down(i);
+                }
             }
             if self.fatal.is_some() {
                 self.kill_all();
@@ -397,6 +429,46 @@ impl<'r> Controller<'r> {
         }
     }
 
+    fn check_interrupts(&mut self) {
+        let n = crate::signals::count();
+        if n == 0 {
+            return;
+        }
+        if self.interrupt_deadline.is_none() {
+            self.interrupt_deadline = Some(Instant::now() + INTERRUPT_GRACE);
+            self.interrupted = Some("KeyboardInterrupt".into());
+            self.stop_all();
+        }
+        let expired = self.interrupt_deadline.is_some_and(|d| Instant::now() >= d);
+        if n >= 2 || expired {
+            self.kill_all();
+        }
+    }
+
+    /// `--hang-timeout`: ask a hung worker for its stacks, then kill it; reported as a crash.
+    fn check_hangs(&mut self) {
+        let Some(timeout) = self.setup.hang_timeout else {
+            return;
+        };
+        for i in 0..self.nodes.len() {
+            let n = &mut self.nodes[i];
+            if n.exited.is_some() {
+                continue;
+            }
+            match (n.started, n.stacks_requested) {
+                (Some((_, since)), None) if since.elapsed() >= timeout => {
+                    n.stacks_requested = Some(Instant::now());
+                    n.hung = true;
+                    n.handle.signal(libc::SIGUSR1);
+                }
+                (_, Some(asked)) if asked.elapsed() >= STACK_DUMP_WAIT => {
+                    n.handle.signal(libc::SIGKILL);
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn kill_all(&mut self) {
         for n in &mut self.nodes {
             if n.exited.is_none() {
@@ -450,6 +522,13 @@ impl<'r> Controller<'r> {
                     if tail.len() > STDERR_TAIL {
                         tail.pop_front();
                     }
+                }
+            }
+            WorkerMsg::OutputClosed(key, stream) => {
+                let i = self.node_index(key);
+                if stream == Stream::Stderr {
+                    self.nodes[i].stderr_done = true;
+                    self.maybe_node_down(i);
                 }
             }
             WorkerMsg::Exited(key, kind) => {
@@ -530,9 +609,9 @@ impl<'r> Controller<'r> {
                 ..
             } => self.on_collection(i, ids, groups, deselected, lines),
             WorkerEvent::Logstart { i: index, loc } => {
+                self.nodes[i].started = Some((index, Instant::now()));
                 if let Some(loc) = loc {
                     let id = self.nodes[i].id.clone();
-                    let _ = index;
                     self.emit(RunEvent::TestStart {
                         worker: &id,
                         loc: &loc,
@@ -542,6 +621,7 @@ impl<'r> Controller<'r> {
             WorkerEvent::Report(r) => self.on_report(i, r),
             WorkerEvent::Done { i: index, d } => {
                 self.nodes[i].running = None;
+                self.nodes[i].started = None;
                 self.done_tests.insert(index);
                 self.run_durations.insert(index, d);
                 if self.nodes[i].scheduled {
@@ -835,12 +915,17 @@ impl<'r> Controller<'r> {
     }
 
     fn maybe_node_down(&mut self, i: usize) {
-        let Some((kind, _)) = self.nodes[i].exited else {
+        let Some((kind, at)) = self.nodes[i].exited else {
             return;
         };
-        if !self.nodes[i].channel_done {
+        let streams_done = self.nodes[i].channel_done && self.nodes[i].stderr_done;
+        if !streams_done && at.elapsed() < CHANNEL_GRACE {
             return;
         }
+        if self.nodes[i].down_handled {
+            return;
+        }
+        self.nodes[i].down_handled = true;
         if self.nodes[i].finished {
             if self.nodes[i].scheduled {
                 let key = NodeKey(self.nodes[i].key);
@@ -871,6 +956,16 @@ impl<'r> Controller<'r> {
 
     fn on_crash(&mut self, i: usize, kind: ExitKind) {
         let id = self.nodes[i].id.clone();
+        if self.interrupt_deadline.is_some() {
+            // Killed on the user's request: nothing crashed, nothing is replaced.
+            if self.nodes[i].scheduled {
+                self.nodes[i].scheduled = false;
+                let key = NodeKey(self.nodes[i].key);
+                let _ = self.sched.remove_node(key, &mut self.actions);
+                self.actions.clear();
+            }
+            return;
+        }
         let error = "Not properly terminated".to_string();
         self.emit(RunEvent::NodeDown {
             worker: &id,
@@ -949,7 +1044,15 @@ impl<'r> Controller<'r> {
             body.push_str(&line);
             body.push('\n');
         }
-        body.push_str(&format!("{}\nworker exited with {kind}\n", view.longrepr));
+        if self.nodes[i].hung {
+            let secs = self.setup.hang_timeout.map_or(0.0, |t| t.as_secs_f64());
+            body.push_str(&format!(
+                "{}\ntest exceeded --hang-timeout of {secs}s; worker killed ({kind}); Python stacks:\n",
+                view.longrepr
+            ));
+        } else {
+            body.push_str(&format!("{}\nworker exited with {kind}\n", view.longrepr));
+        }
         let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
         if !tail.is_empty() {
             body.push_str("last lines of the worker's stderr:\n");

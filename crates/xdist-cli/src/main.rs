@@ -11,6 +11,7 @@ mod durations;
 mod error;
 mod plain;
 mod plugins;
+mod signals;
 mod terminal;
 mod termwriter;
 mod text;
@@ -128,8 +129,17 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
         width,
         mainargv: std::env::args().collect(),
         durations: None,
+        hang_timeout: match opts.hang_timeout {
+            Some(s) => Some(s),
+            None => ini
+                .get_str("hang_timeout")
+                .map(|v| args::parse_seconds("ini hang_timeout", v))
+                .transpose()?,
+        }
+        .map(std::time::Duration::from_secs_f64),
         opts,
     };
+    signals::install();
     let tw = TermWriter::new(Box::new(std::io::stdout()), color, width);
     let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet);
     let controller = Controller::new(setup, &host, config_view, vec![&mut terminal])?;

@@ -66,27 +66,48 @@ class Channel:
 
 
 class Outbox:
-    """Batches events for the channel (main thread only)."""
+    """Batches events for the channel.
+
+    The main thread emits; a daemon thread flushes whatever has waited longer than
+    BATCH_MAX_AGE, so a long or hung test never holds back the events before it.
+    """
 
     def __init__(self, channel):
         self.channel = channel
         self.events = []
         self.oldest = 0.0
+        self.lock = threading.Lock()
 
     def emit(self, event):
-        if not self.events:
-            self.oldest = time.monotonic()
-        self.events.append(event)
-        if (
-            len(self.events) >= BATCH_MAX_EVENTS
-            or time.monotonic() - self.oldest >= BATCH_MAX_AGE
-        ):
-            self.flush()
+        with self.lock:
+            if not self.events:
+                self.oldest = time.monotonic()
+            self.events.append(event)
+            if len(self.events) < BATCH_MAX_EVENTS:
+                return
+            events, self.events = self.events, []
+        self.channel.send_events(events)
 
     def flush(self):
-        if self.events:
+        with self.lock:
             events, self.events = self.events, []
+        if events:
             self.channel.send_events(events)
+
+    def flush_stale(self):
+        with self.lock:
+            if not self.events or time.monotonic() - self.oldest < BATCH_MAX_AGE:
+                return
+            events, self.events = self.events, []
+        self.channel.send_events(events)
+
+    def start_flusher(self):
+        def loop():
+            while True:
+                time.sleep(BATCH_MAX_AGE)
+                self.flush_stale()
+
+        threading.Thread(target=loop, name="xdist-flush", daemon=True).start()
 
 
 class WorkQueue:
@@ -526,8 +547,13 @@ class WorkerPlugin:
         return True
 
     def pytest_runtest_logstart(self, nodeid, location):
-        if self.verbose > 0 and self.current is not None:
+        # Always sent: the controller times running tests for --hang-timeout.
+        if self.current is None:
+            return
+        if self.verbose > 0:
             self.emit({"t": "logstart", "i": self.current, "loc": self._locline(nodeid, location)})
+        else:
+            self.emit({"t": "logstart", "i": self.current})
 
     def pytest_runtest_logreport(self, report):
         self.emit(self._report(report, self.current))
@@ -776,6 +802,15 @@ def main(channel_in, channel_out_fd):
         fatal(outbox, "old_pytest", "pytest {} is too old".format(pytest.__version__))
         os._exit(4)
 
+    # Python stacks of every thread on SIGUSR1: the controller asks before killing a hung worker.
+    import faulthandler
+    import signal
+
+    # A dup of the real stderr: pytest's capturing redirects fd 2 while a test runs.
+    global STACK_DUMP_FILE
+    STACK_DUMP_FILE = os.fdopen(os.dup(2), "w")
+    faulthandler.register(signal.SIGUSR1, file=STACK_DUMP_FILE, all_threads=True)
+    outbox.start_flusher()
     queue = WorkQueue(channel)
     reader = threading.Thread(target=queue.read_commands, name="xdist-channel", daemon=True)
     reader.start()

@@ -75,5 +75,7 @@ pub enum WorkerMsg {
     /// The channel carried something that is not our protocol.
     ChannelFault(u32, ChannelFault),
     Output(u32, Stream, Vec<u8>),
+    /// The stream reached its end (the process and any children holding it are gone).
+    OutputClosed(u32, Stream),
     Exited(u32, ExitKind),
 }

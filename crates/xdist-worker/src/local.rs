@@ -226,7 +226,10 @@ fn spawn_lines<R: Read + Send + 'static>(key: u32, stream: Stream, r: R, tx: Sen
             loop {
                 line.clear();
                 match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(WorkerMsg::OutputClosed(key, stream));
+                        return;
+                    }
                     Ok(_) => {
                         if tx
                             .send(WorkerMsg::Output(key, stream, line.clone()))
