@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +50,8 @@ pub struct RunSetup {
     pub width: usize,
     pub mainargv: Vec<String>,
     pub durations: Option<Arc<Vec<f64>>>,
+    /// Identifies this invocation (arguments and directory) for the collection-size memory.
+    pub args_key: Option<String>,
     /// `--hang-timeout` / ini `hang_timeout`: a test running longer has its worker killed.
     pub hang_timeout: Option<Duration>,
 }
@@ -400,6 +402,13 @@ impl<'r> Controller<'r> {
         let (Some(path), Some(collection)) = (self.history_path(), self.collection.clone()) else {
             return;
         };
+        if self.collection_complete && self.collect_errors == 0 {
+            if let (Some(dir), Some(key)) =
+                (self.options.cache_dir.as_deref(), &self.setup.args_key)
+            {
+                let _ = durations::record_collection_size(Path::new(dir), key, collection.len());
+            }
+        }
         if self.run_durations.is_empty() {
             return;
         }

@@ -76,3 +76,47 @@ mod tests {
         let _ = fs::remove_dir_all(dir);
     }
 }
+
+/// Where the size of the last collection is kept, per invocation (`v/xdist/last_collection`).
+fn last_collection_path(cache_dir: &Path) -> std::path::PathBuf {
+    cache_dir.join("v").join("xdist").join("last_collection")
+}
+
+/// Remembers how many tests these arguments collected, so the next identical run starts
+/// no more workers than there are tests.
+pub fn record_collection_size(
+    cache_dir: &Path,
+    args_key: &str,
+    count: usize,
+) -> std::io::Result<()> {
+    let path = last_collection_path(cache_dir);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::json!({ "args": args_key, "count": count }).to_string();
+    fs::write(path, text)
+}
+
+/// The number of tests the same arguments collected last time, if known.
+pub fn last_collection_size(cache_dir: &Path, args_key: &str) -> Option<usize> {
+    let text = fs::read_to_string(last_collection_path(cache_dir)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if v.get("args")?.as_str()? != args_key {
+        return None;
+    }
+    v.get("count")?.as_u64().map(|c| c as usize)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn collection_size_is_keyed_by_arguments() {
+        let dir = std::env::temp_dir().join(format!("xdist-size-{}", std::process::id()));
+        record_collection_size(&dir, "a\0b", 3).unwrap();
+        assert_eq!(last_collection_size(&dir, "a\0b"), Some(3));
+        assert_eq!(last_collection_size(&dir, "other"), None);
+        let _ = fs::remove_dir_all(dir);
+    }
+}

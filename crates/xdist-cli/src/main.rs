@@ -101,6 +101,15 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     if let Some(max) = opts.maxprocesses {
         workers = workers.min(max);
     }
+    // Never start more workers than the same invocation collected tests last time.
+    let args_key = format!("{}\0{}", cwd.display(), opts.pytest_args.join("\0"));
+    let cache_dir = cache_dir(&ini, &opts);
+    if let Some(n) = cache_dir
+        .as_deref()
+        .and_then(|d| durations::last_collection_size(d, &args_key))
+    {
+        workers = workers.min(n.max(1));
+    }
     if opts.pytest.pdb && workers > 0 && !opts.pytest.collect_only {
         return Err(CliError::Usage(
             "--pdb is incompatible with distributing tests; try using -n0 or -nauto.".into(),
@@ -129,6 +138,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
         width,
         mainargv: std::env::args().collect(),
         durations: None,
+        args_key: Some(args_key),
         hang_timeout: match opts.hang_timeout {
             Some(s) => Some(s),
             None => ini
@@ -144,6 +154,21 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet);
     let controller = Controller::new(setup, &host, config_view, vec![&mut terminal])?;
     controller.run()
+}
+
+/// pytest's cache directory (`cache_dir` ini, default `.pytest_cache` in rootdir), unless the
+/// cache plugin is disabled.
+fn cache_dir(ini: &xdist_core::ini::PytestConfigFile, opts: &RunOptions) -> Option<PathBuf> {
+    let args = &opts.pytest_args;
+    let disabled = args
+        .windows(2)
+        .any(|w| w[0] == "-p" && w[1] == "no:cacheprovider")
+        || args.iter().any(|a| a == "-pno:cacheprovider");
+    if disabled {
+        return None;
+    }
+    let dir = ini.get_str("cache_dir").unwrap_or(".pytest_cache");
+    Some(ini.rootdir.join(dir))
 }
 
 /// pytest's color decision: `--color`, then PY_COLORS, NO_COLOR, FORCE_COLOR, then a tty.
