@@ -2,8 +2,9 @@
 //! the glue that turns trait methods into panic-safe `extern "C"` hooks.
 
 use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use xdist_sched::{Action, Collection, NodeKey, SchedConfig, Scheduling};
@@ -123,18 +124,58 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// Run a hook body, catching panics: the helper for authors writing raw [`crate::abi`] hooks.
 /// `Err(message)` becomes an error value, a panic becomes an error value with `panicked` set.
 /// Never lets a panic cross the `extern "C"` boundary.
+///
+/// A panic inside `f` prints nothing (the host reports it as one error line); its message gets
+/// the panic's location appended (`... (at src/lib.rs:12)`).
 pub fn catch_hook<T>(f: impl FnOnce() -> HookResult<T>) -> RHookResult<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    install_quiet_panic_hook();
+    let _ = HOOK_DEPTH.try_with(|d| d.set(d.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    let _ = HOOK_DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+    match result {
         Ok(Ok(v)) => RResult::ROk(v),
         Ok(Err(message)) => RResult::RErr(RHookError {
             panicked: false,
             message: message.into(),
         }),
-        Err(payload) => RResult::RErr(RHookError {
-            panicked: true,
-            message: panic_message(payload.as_ref()).into(),
-        }),
+        Err(payload) => {
+            let mut message = panic_message(payload.as_ref());
+            if let Some(at) = PANIC_AT.try_with(|p| p.borrow_mut().take()).ok().flatten() {
+                message.push_str(&format!(" (at {at})"));
+            }
+            RResult::RErr(RHookError {
+                panicked: true,
+                message: message.into(),
+            })
+        }
     }
+}
+
+thread_local! {
+    /// How many [`catch_hook`] calls are running on this thread.
+    static HOOK_DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Where the last panic caught by [`catch_hook`] happened.
+    static PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Wraps this library's panic hook (once): panics inside [`catch_hook`] are not printed (the
+/// default hook would write `thread '...' panicked at ...` to xdist's stderr) but their location
+/// is kept; other panics go to the previous hook.
+fn install_quiet_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if HOOK_DEPTH.try_with(Cell::get).unwrap_or(0) > 0 {
+                let at = info
+                    .location()
+                    .map(|l| format!("{}:{}", l.file(), l.line()));
+                let _ = PANIC_AT.try_with(|p| *p.borrow_mut() = at);
+            } else {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Which hooks a plugin exports (the names used in [`export_plugin!`](crate::export_plugin)).
