@@ -27,7 +27,8 @@ pub fn load(opts: &RunOptions, ini: &PytestConfigFile) -> Result<PluginHost, Cli
     // The command line wins: its options come last.
     plugin_opts.extend(opts.plugin_opts.iter().cloned());
     let sources = Discovery::standard(opts.plugins.clone(), pyproject).sources();
-    if sources.is_empty() {
+    // With options but no plugin, load_with reports the options' unknown plugin names.
+    if sources.is_empty() && plugin_opts.is_empty() {
         return Ok(PluginHost::empty());
     }
     let host = PluginHost::load_with(
