@@ -72,18 +72,18 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
 
     let python = xdist_core::python::find_python(opts.python.as_deref())?;
 
+    // `-n auto` / `-n logical`: a plugin's answer first (the hook is called once).
+    let plugin_auto = match opts.numprocesses {
+        NumProcesses::Auto | NumProcesses::Logical if !opts.pytest.pdb => host
+            .auto_num_workers(&config_view)
+            .map_err(plugins::hook_error)?,
+        _ => None,
+    };
     let mut workers = match opts.numprocesses {
         NumProcesses::Count(n) => n,
         NumProcesses::Auto | NumProcesses::Logical if opts.pytest.pdb => 0,
-        NumProcesses::Auto | NumProcesses::Logical
-            if host
-                .auto_num_workers(&config_view)
-                .map_err(plugins::hook_error)?
-                .is_some() =>
-        {
-            host.auto_num_workers(&config_view)
-                .map_err(plugins::hook_error)?
-                .unwrap_or(1)
+        NumProcesses::Auto | NumProcesses::Logical if plugin_auto.is_some() => {
+            plugin_auto.unwrap_or(1)
         }
         NumProcesses::Auto | NumProcesses::Logical => {
             let kind = if opts.numprocesses == NumProcesses::Logical {
