@@ -9,6 +9,7 @@ mod basetemp;
 mod controller;
 mod durations;
 mod error;
+mod generate;
 mod plain;
 mod plugins;
 mod signals;
@@ -47,6 +48,9 @@ fn main() {
 fn run(argv: Vec<String>) -> Result<i32, CliError> {
     if argv.first().map(String::as_str) == Some("plugins") {
         return plugins::list_command(&argv[1..]);
+    }
+    if let Some(done) = generate::early(&argv) {
+        return done; // --version, --help, --generate man|bash|zsh|fish
     }
     let (own, pytest_args) = args::split_args(&argv);
     let raw_cli = args::parse_raw(&own)?;

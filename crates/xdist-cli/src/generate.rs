@@ -1,0 +1,205 @@
+//! `xdist --version`, `xdist --help` and the hidden `xdist --generate man|bash|zsh|fish` (what
+//! `make install` and the Debian packages ship). Help, man page and completions all come from
+//! the same clap definitions ([`crate::args::RawArgs`]), so they cannot disagree.
+
+use std::io::Write;
+
+use clap::{Arg, ArgAction, Command, CommandFactory};
+use xdist_plugin_api::abi::{ABI_MAJOR, ABI_REVISION};
+
+use crate::args::RawArgs;
+use crate::error::CliError;
+
+/// `0.1.0 (plugin ABI 1.0)`: the binary's semantic version and the plugin ABI it hosts.
+pub fn version() -> String {
+    format!(
+        "{} (plugin ABI {ABI_MAJOR}.{ABI_REVISION})",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// The documented command: xdist's own options, the pytest arguments and `xdist plugins`.
+/// Only rendered (help, man page, completions), never used for parsing.
+pub fn command() -> Command {
+    RawArgs::command()
+        .version(version())
+        .long_about(
+            "Runs a pytest suite across many CPUs, like `pytest -n N` with pytest-xdist, but the \
+             controller is a native program: it starts Python workers, schedules tests, survives \
+             crashing and hanging workers and reports like pytest.\n\n\
+             Every argument xdist does not own is passed to pytest unchanged and in order, so \
+             `xdist -n 4 tests/ -k slow -x` runs `pytest tests/ -k slow -x` on 4 workers. \
+             xdist options may also come from pytest's `addopts` (ini file or PYTEST_ADDOPTS).",
+        )
+        .after_help(
+            "Every argument xdist does not own is passed to pytest unchanged and in order,\n\
+             e.g. `xdist -n 4 tests/ -k slow -x`. pytest's own options: `python -m pytest --help`.\n\
+             `xdist plugins --help` lists the plugins command; `man xdist` has the details.",
+        )
+        .arg(
+            Arg::new("pytest_args")
+                .value_name("PYTEST_ARGS")
+                .num_args(0..)
+                .action(ArgAction::Append)
+                .trailing_var_arg(true)
+                .allow_hyphen_values(true)
+                .value_hint(clap::ValueHint::AnyPath)
+                .help("Arguments for pytest (test paths, -k, -x, ...), passed on unchanged"),
+        )
+        .disable_help_subcommand(true)
+        .subcommand(
+            Command::new("plugins")
+                .about("List the plugins xdist loads, their versions and hooks")
+                .arg(
+                    Arg::new("paths")
+                        .long("paths")
+                        .action(ArgAction::SetTrue)
+                        .help("Print the plugin directories searched, in order"),
+                )
+                .arg(
+                    Arg::new("plugin")
+                        .long("plugin")
+                        .value_name("PATH")
+                        .action(ArgAction::Append)
+                        .value_hint(clap::ValueHint::FilePath)
+                        .help("Also load this plugin library; repeatable"),
+                ),
+        )
+}
+
+/// Handles `--generate WHAT`, `--version`/`-V` and `--help`/`-h` (before any `--`); `None`
+/// for everything else.
+pub fn early(argv: &[String]) -> Option<Result<i32, CliError>> {
+    if argv.first().map(String::as_str) == Some("--generate") {
+        return Some(generate(argv.get(1).map(String::as_str)));
+    }
+    let own = argv.iter().take_while(|a| *a != "--");
+    let mut help = None;
+    for a in own {
+        match a.as_str() {
+            "-V" | "--version" => {
+                println!("xdist {}", version());
+                return Some(Ok(0));
+            }
+            "-h" => help = help.or(Some(false)),
+            "--help" => help = Some(true),
+            _ => {}
+        }
+    }
+    let long = help?;
+    let mut cmd = command();
+    let text = if long {
+        cmd.render_long_help()
+    } else {
+        cmd.render_help()
+    };
+    print!("{text}");
+    Some(Ok(0))
+}
+
+fn generate(what: Option<&str>) -> Result<i32, CliError> {
+    let mut out = Vec::new();
+    let mut cmd = command();
+    let shell = match what {
+        Some("man") => {
+            write_man(&mut out).map_err(|e| CliError::Internal(e.to_string()))?;
+            None
+        }
+        Some("bash") => Some(clap_complete::Shell::Bash),
+        Some("zsh") => Some(clap_complete::Shell::Zsh),
+        Some("fish") => Some(clap_complete::Shell::Fish),
+        _ => {
+            return Err(CliError::Usage(
+                "--generate needs one of: man, bash, zsh, fish".into(),
+            ))
+        }
+    };
+    if let Some(shell) = shell {
+        clap_complete::generate(shell, &mut cmd, "xdist", &mut out);
+    }
+    std::io::stdout()
+        .write_all(&out)
+        .map_err(|e| CliError::Internal(format!("failed to write to stdout: {e}")))?;
+    Ok(0)
+}
+
+/// xdist(1): clap_mangen's sections plus the plugins command, files, environment and exit
+/// status.
+fn write_man(out: &mut Vec<u8>) -> std::io::Result<()> {
+    let man = clap_mangen::Man::new(command())
+        .section("1")
+        .manual("xdist manual")
+        .source(format!("xdist {}", env!("CARGO_PKG_VERSION")));
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    out.extend_from_slice(EXTRA_SECTIONS.as_bytes());
+    man.render_version_section(out)?;
+    Ok(())
+}
+
+const EXTRA_SECTIONS: &str = r#".SH "PLUGINS COMMAND"
+.TP
+\fBxdist plugins\fR [\fB\-\-paths\fR] [\fB\-\-plugin\fR \fIPATH\fR]...
+Loads what a run in the current directory would load and lists each plugin with its version,
+origin, plugin ABI revision, path and hooks.
+.TP
+\fB\-\-paths\fR
+Print the plugin directories searched, in order, and exit.
+.TP
+\fB\-\-plugin\fR \fIPATH\fR
+Also load this plugin library; repeatable.
+.SH PLUGINS
+Plugins are shared libraries built against the \fBxdist\-plugin\-api\fR crate. They are loaded,
+in this order, from \fB\-\-plugin\fR arguments, \fBXDIST_PLUGINS\fR, the \fBplugins\fR list of
+\fB[tool.xdist]\fR in pyproject.toml, the user directory and the system directories (see
+\fBFILES\fR). \fB\-p no:\fR\fINAME\fR disables a plugin; \fB\-\-plugin\-opt\fR
+\fINAME\fR.\fIKEY\fR=\fIVALUE\fR (or \fBplugin\-opts\fR in \fB[tool.xdist]\fR) configures one.
+A plugin built for another plugin ABI major version is refused.
+.SH FILES
+.TP
+\fI$XDG_DATA_HOME/xdist/plugins\fR (default \fI~/.local/share/xdist/plugins\fR)
+User plugin directory.
+.TP
+\fI<directory of the xdist binary>/../lib/xdist/plugins\fR
+System plugin directory of this installation (e.g. \fI/usr/local/lib/xdist/plugins\fR).
+.TP
+\fI/usr/lib/xdist/plugins\fR
+System plugin directory of the distribution's packages.
+.TP
+\fI.pytest_cache\fR (pytest's \fBcache_dir\fR)
+Test durations and collection sizes of earlier runs.
+.SH ENVIRONMENT
+.TP
+\fBXDIST_PYTHON\fR
+Python interpreter for the workers, unless \fB\-\-python\fR is given.
+.TP
+\fBVIRTUAL_ENV\fR
+\fI$VIRTUAL_ENV/bin/python\fR is used when \fBXDIST_PYTHON\fR is not set.
+.TP
+\fBXDIST_PLUGINS\fR
+Plugin libraries to load, separated by colons.
+.TP
+\fBPYTEST_ADDOPTS\fR
+Extra arguments, as for pytest; xdist options in it are honoured.
+.TP
+\fBPYTEST_XDIST_AUTO_NUM_WORKERS\fR
+Worker count for \fB\-n auto\fR, as with pytest\-xdist.
+.TP
+\fBNO_COLOR\fR, \fBFORCE_COLOR\fR, \fBPY_COLORS\fR, \fBCOLUMNS\fR
+Terminal colour and width.
+.SH "EXIT STATUS"
+pytest's exit codes:
+0 all tests passed,
+1 some tests failed,
+2 interrupted,
+3 internal error (also a plugin failing in a hook),
+4 usage error (also a plugin failing to load),
+5 no tests collected.
+.SH "SEE ALSO"
+\fBpytest\fR(1),
+\fIhttps://pytest\-xdist.readthedocs.io\fR,
+\fI<prefix>/share/doc/xdist/plugins.md\fR (writing plugins).
+"#;
