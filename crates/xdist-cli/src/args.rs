@@ -87,6 +87,12 @@ const PYTEST_VALUE_OPTIONS: &[&str] = &[
     "--deselect",
     "--junitxml",
     "--junit-xml",
+    "--junitprefix",
+    "--junit-prefix",
+    "--report-log",
+    "--durations-min",
+    "--lfnf",
+    "--last-failed-no-failures",
     "--tb",
     "--maxfail",
     "--durations",
@@ -213,6 +219,25 @@ pub struct PytestFlags {
     pub color: Option<String>,
     pub basetemp: Option<PathBuf>,
     pub help: bool,
+    /// `--junitxml`/`--junit-xml PATH` (the worker reports pytest's resolved value).
+    pub junitxml: Option<String>,
+    /// `--report-log PATH` (pytest-reportlog's option).
+    pub report_log: Option<String>,
+    pub durations: Option<String>,
+    pub durations_min: Option<String>,
+    /// `--lf`/`--last-failed`, `--ff`/`--failed-first`, `--nf`/`--new-first`.
+    pub last_failed: bool,
+    pub failed_first: bool,
+    pub new_first: bool,
+    /// `--sw`/`--stepwise`/`--sw-skip`/`--stepwise-skip`: not supported when distributing.
+    pub stepwise: bool,
+}
+
+impl PytestFlags {
+    /// Whether workers must send the extra report data file reporters use.
+    pub fn want_files(&self) -> bool {
+        self.junitxml.is_some() || self.report_log.is_some()
+    }
 }
 
 fn parse_count(flag: &str, v: &str) -> Result<usize, CliError> {
@@ -349,6 +374,10 @@ fn scan_pytest_flags(args: &[String]) -> PytestFlags {
                 i += 1;
             }
             "-q" | "--quiet" => f.quiet = true,
+            "--lf" | "--last-failed" => f.last_failed = true,
+            "--ff" | "--failed-first" => f.failed_first = true,
+            "--nf" | "--new-first" => f.new_first = true,
+            "--sw" | "--stepwise" | "--sw-skip" | "--stepwise-skip" => f.stepwise = true,
             "-h" | "--help" => f.help = true,
             "--color" => {
                 f.color = args.get(i + 1).cloned();
@@ -358,8 +387,24 @@ fn scan_pytest_flags(args: &[String]) -> PytestFlags {
                 f.basetemp = args.get(i + 1).map(PathBuf::from);
                 i += 1;
             }
+            "--junitxml" | "--junit-xml" | "--report-log" | "--durations" | "--durations-min" => {
+                let v = args.get(i + 1).cloned();
+                set_valued(&mut f, a, v);
+                i += 1;
+            }
             _ => {
-                if let Some(v) = a.strip_prefix("--color=") {
+                if let Some((name, v)) = a.split_once('=').filter(|(n, _)| {
+                    matches!(
+                        *n,
+                        "--junitxml"
+                            | "--junit-xml"
+                            | "--report-log"
+                            | "--durations"
+                            | "--durations-min"
+                    )
+                }) {
+                    set_valued(&mut f, name, Some(v.to_string()));
+                } else if let Some(v) = a.strip_prefix("--color=") {
                     f.color = Some(v.to_string());
                 } else if let Some(v) = a.strip_prefix("--basetemp=") {
                     f.basetemp = Some(PathBuf::from(v));
@@ -382,6 +427,26 @@ fn scan_pytest_flags(args: &[String]) -> PytestFlags {
         i += 1;
     }
     f
+}
+
+fn set_valued(f: &mut PytestFlags, name: &str, v: Option<String>) {
+    match name {
+        "--junitxml" | "--junit-xml" => f.junitxml = v,
+        "--report-log" => f.report_log = v,
+        "--durations" => f.durations = v,
+        "--durations-min" => f.durations_min = v,
+        _ => {}
+    }
+}
+
+/// `--sw` needs one process seeing every result in order: refuse it when distributing.
+pub fn check_stepwise(flags: &PytestFlags, workers: usize) -> Result<(), CliError> {
+    if flags.stepwise && workers > 0 && !flags.collect_only && !flags.help {
+        return Err(CliError::Usage(
+            "--sw/--stepwise is not supported when distributing tests; use -n 0 to run plain pytest".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -422,6 +487,29 @@ mod tests {
         let e = validate(raw, RawArgs::default(), vec![]).unwrap_err();
         assert!(e.to_string().contains("--dist"), "{e}");
         assert_eq!(e.exit_code(), 4);
+    }
+
+    #[test]
+    fn scans_file_report_flags() {
+        let f = scan_pytest_flags(&s(&[
+            "--junitxml",
+            "out.xml",
+            "--report-log=log.json",
+            "--durations",
+            "3",
+            "--durations-min=0.5",
+            "--lf",
+            "--sw",
+        ]));
+        assert_eq!(f.junitxml.as_deref(), Some("out.xml"));
+        assert_eq!(f.report_log.as_deref(), Some("log.json"));
+        assert_eq!(f.durations.as_deref(), Some("3"));
+        assert_eq!(f.durations_min.as_deref(), Some("0.5"));
+        assert!(f.last_failed && f.stepwise && f.want_files());
+        assert_eq!(check_stepwise(&f, 2).unwrap_err().exit_code(), 4);
+        assert!(check_stepwise(&f, 0).is_ok());
+        let f = scan_pytest_flags(&s(&["--junit-xml=x.xml"]));
+        assert_eq!(f.junitxml.as_deref(), Some("x.xml"));
     }
 
     #[test]

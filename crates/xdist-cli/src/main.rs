@@ -6,12 +6,15 @@
 
 mod args;
 mod basetemp;
+mod cache;
 mod controller;
 mod durations;
 mod error;
+mod junit;
 mod generate;
 mod plain;
 mod plugins;
+mod reportlog;
 mod signals;
 mod terminal;
 mod termwriter;
@@ -119,6 +122,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
             "--pdb is incompatible with distributing tests; try using -n0 or -nauto.".into(),
         ));
     }
+    args::check_stepwise(&opts.pytest, workers)?;
     if workers == 0 || opts.pytest.collect_only || opts.pytest.help {
         return plain::run_plain_pytest(&python, &opts.pytest_args, &cwd);
     }
@@ -156,7 +160,14 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     signals::install();
     let tw = TermWriter::new(Box::new(std::io::stdout()), color, width);
     let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet);
-    let controller = Controller::new(setup, &host, config_view, vec![&mut terminal])?;
+    let (mut junit, mut reportlog) = (junit::JunitReporter::new(), reportlog::ReportLogReporter::new());
+    let mut cache = cache::CacheReporter::new();
+    let controller = Controller::new(
+        setup,
+        &host,
+        config_view,
+        vec![&mut terminal, &mut junit, &mut reportlog, &mut cache],
+    )?;
     controller.run()
 }
 

@@ -455,6 +455,77 @@ impl TerminalReporter {
         );
     }
 
+    /// The lines junitxml's and pytest-reportlog's `pytest_terminal_summary` print.
+    fn summary_file_reports(&mut self) {
+        if let Some(path) = self.opts.xmlpath.clone() {
+            if self.verbosity() >= 0 {
+                self.write_sep('-', Some(&format!("generated xml file: {path}")), &[]);
+            }
+        }
+        if let Some(path) = self.opts.report_log.clone() {
+            let path = path.strip_prefix("./").unwrap_or(&path).to_string();
+            self.write_sep(
+                '-',
+                Some(&format!("generated report log file: {path}")),
+                &[],
+            );
+        }
+    }
+
+    /// `--durations N` / `--durations-min S` (`_pytest/runner.py`'s terminal summary).
+    fn summary_durations(&mut self) {
+        let Some(durations) = self.opts.durations else {
+            return;
+        };
+        let min = self
+            .opts
+            .durations_min
+            .unwrap_or(if self.verbosity() < 2 { 0.005 } else { 0.0 });
+        let mut dlist: Vec<usize> = self
+            .stats
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|&i| self.reports[i].report.when != "collect")
+            .collect();
+        if dlist.is_empty() {
+            return;
+        }
+        dlist.sort_by(|&a, &b| {
+            self.reports[b]
+                .report
+                .duration
+                .total_cmp(&self.reports[a].report.duration)
+        });
+        if durations == 0 {
+            self.write_sep('=', Some("slowest durations"), &[]);
+        } else {
+            self.write_sep('=', Some(&format!("slowest {durations} durations")), &[]);
+            dlist.truncate(durations as usize);
+        }
+        for (n, &i) in dlist.iter().enumerate() {
+            let rep = &self.reports[i];
+            if rep.report.duration < min {
+                let mut msg = format!(
+                    "({} durations < {}s hidden.",
+                    dlist.len() - n,
+                    crate::text::format_g(min)
+                );
+                if self.opts.durations_min.is_none() {
+                    msg.push_str("  Use -vv to show these durations.");
+                }
+                msg.push(')');
+                self.write_line("", &[]);
+                self.write_line(&msg, &[]);
+                break;
+            }
+            let line = format!(
+                "{:02.2}s {:<8} {}",
+                rep.report.duration, rep.report.when, rep.nodeid
+            );
+            self.write_line(&line, &[]);
+        }
+    }
+
     fn short_test_summary(&mut self) {
         if self.opts.reportchars.is_empty() {
             return;
@@ -626,6 +697,8 @@ impl TerminalReporter {
                     self.write_sep('=', Some(&format!("xdist: {m}")), &[]);
                 }
             }
+            self.summary_file_reports();
+            self.summary_durations();
             self.short_test_summary();
             self.summary_warnings(true, &mut already);
         }

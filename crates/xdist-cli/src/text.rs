@@ -76,3 +76,43 @@ mod tests {
         assert_eq!(format_trimmed("abc", 5), None);
     }
 }
+
+/// Python's `f"{x:g}"` (6 significant digits, trailing zeros stripped).
+pub fn format_g(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return if x == 0.0 { "0".into() } else { x.to_string() };
+    }
+    let sci = format!("{x:.5e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if (-4..6).contains(&exp) {
+        let decimals = (5 - exp).max(0) as usize;
+        strip(&format!("{x:.decimals$}"))
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", strip(mantissa), exp.abs())
+    }
+}
+
+#[cfg(test)]
+mod format_g_tests {
+    use super::format_g;
+
+    #[test]
+    fn like_python() {
+        assert_eq!(format_g(0.005), "0.005");
+        assert_eq!(format_g(1.0), "1");
+        assert_eq!(format_g(0.5), "0.5");
+        assert_eq!(format_g(1e-5), "1e-05");
+        assert_eq!(format_g(123456789.0), "1.23457e+08");
+        assert_eq!(format_g(0.0), "0");
+        assert_eq!(format_g(2.25), "2.25");
+    }
+}

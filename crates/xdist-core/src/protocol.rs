@@ -39,6 +39,10 @@ pub struct Bootstrap {
     /// Extra sys.path entries to append (the xdist stand-in module lives in the worker code).
     #[serde(default)]
     pub sys_path: Vec<String>,
+    /// Send the extra report data file reporters need (`--junitxml`, `--report-log`): the
+    /// worker also turns this on by itself when its pytest config names such a file.
+    #[serde(default)]
+    pub want_files: bool,
 }
 
 /// Controller -> worker commands.
@@ -134,6 +138,27 @@ pub struct Report {
     /// `rep.location`: (fspath, lineno, domain).
     #[serde(default)]
     pub location: Option<(String, Option<u64>, String)>,
+    // -- sent only when file reporters want them (`Bootstrap::want_files`) ---------------
+    /// `longrepr.reprcrash.message`, when the longrepr has one.
+    #[serde(default)]
+    pub crash: Option<String>,
+    /// `str(rep.longrepr)` of a failed report or a skipped collect report.
+    #[serde(default)]
+    pub lr: Option<String>,
+    /// A skip's raw `longrepr` tuple `(path, lineno, reason)`.
+    #[serde(default)]
+    pub lrt: Option<(String, Option<i64>, String)>,
+    /// `rep.user_properties`, values as `str()`.
+    #[serde(default)]
+    pub props: Vec<(String, String)>,
+    /// `pytest_report_to_serializable(report)` as pytest-reportlog encodes it (one JSON
+    /// text, kept verbatim), for `--report-log`.
+    #[serde(default)]
+    pub ser: Option<String>,
+    /// Node ids a passing collect report collected; such reports are sent only for nodes
+    /// the `lastfailed` cache names (pytest's LFPlugin replaces the node by its items).
+    #[serde(default)]
+    pub result: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -163,6 +188,17 @@ pub struct ReportOptions {
     pub startpath: String,
     pub inipath: Option<String>,
     pub cache_dir: Option<String>,
+    /// `--junitxml`, absolute and normalized as pytest's `LogXML` does.
+    pub xmlpath: Option<String>,
+    pub junitprefix: Option<String>,
+    pub junit_suite_name: String,
+    pub junit_logging: String,
+    pub junit_log_passing_tests: bool,
+    pub junit_duration_report: String,
+    pub junit_family: String,
+    /// `--report-log` as given.
+    pub report_log: Option<String>,
+    pub pytest_version: String,
 }
 
 impl Default for ReportOptions {
@@ -185,6 +221,15 @@ impl Default for ReportOptions {
             startpath: String::new(),
             inipath: None,
             cache_dir: None,
+            xmlpath: None,
+            junitprefix: None,
+            junit_suite_name: "pytest".into(),
+            junit_logging: "no".into(),
+            junit_log_passing_tests: true,
+            junit_duration_report: "total".into(),
+            junit_family: "xunit2".into(),
+            report_log: None,
+            pytest_version: String::new(),
         }
     }
 }
@@ -199,6 +244,9 @@ pub struct WarningRecord {
     /// `config`, `collect` or `runtest`.
     pub when: String,
     pub nodeid: String,
+    /// pytest-reportlog's `WarningMessage` line (JSON text), sent only for `--report-log`.
+    #[serde(default, rename = "rl")]
+    pub reportlog: Option<String>,
 }
 
 /// Worker -> controller events.

@@ -312,6 +312,9 @@ class WorkerPlugin:
         self.current = None
         self.deselected = 0
         self.tr = None
+        # Extra report data for the controller's file reporters (junitxml, report-log).
+        self.want_files = bool(bootstrap.get("want_files"))
+        self.want_ser = False
 
     # -- registration: what pytest-xdist would have provided in a worker -------------------
 
@@ -348,6 +351,26 @@ class WorkerPlugin:
         parser.addini("rsyncignore", "rsync ignores (xdist)", type="paths")
         parser.addini("looponfailroots", "looponfail roots (xdist)", type="paths")
         parser.addini("hang_timeout", "xdist: seconds before a running test counts as hung")
+
+    def pytest_load_initial_conftests(self, early_config, parser, args):
+        # `--report-log` is pytest-reportlog's option; the controller writes the log, so
+        # accept it even when that plugin is not installed (its own option wins if it is).
+        names = {name for opt in parser._anonymous.options for name in opt.names()}
+        for group in parser._groups:
+            names.update(name for opt in group.options for name in opt.names())
+        group = parser.getgroup("terminal reporting")
+        try:
+            if "--report-log" not in names:
+                group.addoption("--report-log", action="store", metavar="path",
+                                default=None, dest="report_log",
+                                help="Path to line-based json objects of test session events.")
+            if "--report-log-exclude-logs-on-passed-tests" not in names:
+                group.addoption("--report-log-exclude-logs-on-passed-tests",
+                                action="store_true", default=False,
+                                dest="report_log_exclude_logs_on_passed_tests",
+                                help="Don't capture logs for passing tests")
+        except ValueError:
+            pass
 
     def pytest_configure(self, config):
         self.config = config
@@ -414,6 +437,10 @@ class WorkerPlugin:
             sys.executable,
         )
         header = self._header(config) if self.bootstrap.get("want_header") else []
+        self.want_ser = bool(getattr(config.option, "report_log", None))
+        self.want_files = self.want_files or self.want_ser or bool(
+            getattr(config.option, "xmlpath", None)
+        )
         self.emit({
             "t": "ready",
             "protocol": PROTOCOL_VERSION,
@@ -448,7 +475,34 @@ class WorkerPlugin:
             "startpath": str(config.invocation_params.dir),
             "inipath": str(config.inipath) if config.inipath else None,
             "cache_dir": str(getattr(getattr(config, "cache", None), "_cachedir", "")) or None,
+            "pytest_version": __import__("pytest").__version__,
+            **self._file_options(config),
         }
+
+    @staticmethod
+    def _file_options(config):
+        """What the controller's junitxml and report-log writers need (pytest's own values)."""
+        opt = config.option
+        out = {}
+        xmlpath = getattr(opt, "xmlpath", None)
+        if xmlpath:
+            logfile = os.path.expanduser(os.path.expandvars(xmlpath))
+            out["xmlpath"] = os.path.normpath(os.path.abspath(logfile))
+            out["junitprefix"] = getattr(opt, "junitprefix", None)
+            for name in ("junit_suite_name", "junit_logging", "junit_duration_report",
+                         "junit_family"):
+                try:
+                    out[name] = str(config.getini(name))
+                except (ValueError, KeyError):
+                    pass
+            try:
+                out["junit_log_passing_tests"] = bool(config.getini("junit_log_passing_tests"))
+            except (ValueError, KeyError):
+                pass
+        report_log = getattr(opt, "report_log", None)
+        if report_log:
+            out["report_log"] = str(report_log)
+        return out
 
     def _header(self, config):
         import platform
@@ -483,6 +537,14 @@ class WorkerPlugin:
 
     def pytest_collectreport(self, report):
         if report.passed:
+            # pytest's LFPlugin replaces a node that failed to collect last time by its
+            # items once it collects: the controller writes `lastfailed`, so tell it.
+            lf = self.config.pluginmanager.get_plugin("lfplugin")
+            lastfailed = getattr(lf, "lastfailed", None)
+            if lastfailed and getattr(report, "id", report.nodeid) in lastfailed:
+                msg = self._report(report, None)
+                msg["result"] = [item.nodeid for item in report.result]
+                self.emit({"t": "collectreport", "r": msg})
             return
         self.emit({"t": "collectreport", "r": self._report(report, None)})
 
@@ -554,6 +616,9 @@ class WorkerPlugin:
             self.emit({"t": "logstart", "i": self.current, "loc": self._locline(nodeid, location)})
         else:
             self.emit({"t": "logstart", "i": self.current})
+        # Sent now, with every report before it: if this test kills the process, the
+        # controller knows which test was running and which ones had finished.
+        self.outbox.flush()
 
     def pytest_runtest_logreport(self, report):
         self.emit(self._report(report, self.current))
@@ -567,13 +632,26 @@ class WorkerPlugin:
             nodeid=nodeid,
             fslocation=(warning_message.filename, warning_message.lineno),
         )
-        self.emit({
+        msg = {
             "t": "warning",
             "message": wr.message,
             "location": wr.get_location(self.config) if self.config is not None else None,
             "when": when,
             "nodeid": nodeid,
-        })
+        }
+        if self.want_ser:
+            # pytest-reportlog's WarningMessage record.
+            category = warning_message.category
+            msg["rl"] = json.dumps(_json_clean({
+                "category": category.__name__ if category else None,
+                "filename": warning_message.filename,
+                "lineno": warning_message.lineno,
+                "message": warning_message.message,
+                "$report_type": "WarningMessage",
+                "when": when,
+                "location": location,
+            }))
+        self.emit(msg)
 
     # -- report rendering --------------------------------------------------------------------
 
@@ -618,7 +696,12 @@ class WorkerPlugin:
             msg["cts"] = False
         if self.verbose > 0 and (letter or word) and rep.location is not None:
             msg["loc"] = self._locline(rep.nodeid, rep.location)
+        if self.want_files:
+            self._file_data(rep, msg)
         if rep.passed and not rep.sections and category not in ("xpassed", "xfailed"):
+            if self.want_files and getattr(rep, "location", None) is not None:
+                fspath, lineno, domain = rep.location
+                msg["location"] = [fspath, lineno, domain]
             return msg
         # Anything that can appear in a summary section: render it now, with pytest.
         if rep.location is not None:
@@ -653,6 +736,41 @@ class WorkerPlugin:
         if rep.sections:
             msg["sections"] = [[name, content] for name, content in rep.sections]
         return msg
+
+    def _file_data(self, rep, msg):
+        """Report data only the controller's file reporters use."""
+        longrepr = rep.longrepr
+        if longrepr is not None:
+            reprcrash = getattr(longrepr, "reprcrash", None)
+            if reprcrash is not None:
+                msg["crash"] = str(reprcrash.message)
+            is_tuple = isinstance(longrepr, tuple) and len(longrepr) == 3
+            if is_tuple:
+                msg["lrt"] = [str(longrepr[0]), longrepr[1], str(longrepr[2])]
+            if (rep.failed or rep.skipped) and (rep.when == "collect" or not is_tuple):
+                try:
+                    msg["lr"] = str(longrepr)
+                except Exception:
+                    msg["lr"] = "<unprintable longrepr>"
+        props = getattr(rep, "user_properties", None)
+        if props:
+            msg["props"] = [[str(name), str(value)] for name, value in props]
+        if self.want_ser:
+            config = self.config
+            data = config.hook.pytest_report_to_serializable(config=config, report=rep)
+            if data is not None:
+                if "_report_type" in data:
+                    data["$report_type"] = data.pop("_report_type")
+                if (
+                    getattr(config.option, "report_log_exclude_logs_on_passed_tests", False)
+                    and data.get("outcome", "") == "passed"
+                ):
+                    data["sections"] = [
+                        s for s in data.get("sections", [])
+                        if s[0] not in ("Captured log setup", "Captured log call",
+                                        "Captured log teardown")
+                    ]
+                msg["ser"] = json.dumps(_json_clean(data))
 
     def _option(self, name, default):
         return getattr(self.config.option, name, default)
@@ -761,6 +879,23 @@ def make_finish_reporter(pytest, worker):
             worker.outbox.flush()
 
     return FinishReporter()
+
+
+def _json_clean(data):
+    """pytest-reportlog's `cleanup_unserializable`: values JSON cannot hold become str()."""
+    try:
+        json.dumps(data)
+        return data
+    except (TypeError, ValueError):
+        pass
+    result = {}
+    for k, v in data.items():
+        try:
+            json.dumps({k: v})
+        except (TypeError, ValueError):
+            v = str(v)
+        result[k] = v
+    return result
 
 
 def _jsonable(value):
