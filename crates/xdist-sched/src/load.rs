@@ -15,6 +15,8 @@ pub struct LoadScheduling {
     collection: Option<Arc<Collection>>,
     tests: Tests,
     queue: VecDeque<usize>,
+    /// Sum of the estimated durations (µs) of the tests in `queue`.
+    queued_est: u64,
     scheduled: bool,
     max_chunk: usize,
 }
@@ -28,25 +30,45 @@ impl LoadScheduling {
             collection: None,
             tests: Tests::default(),
             queue: VecDeque::new(),
+            queued_est: 0,
             scheduled: false,
             max_chunk: 0,
         }
     }
 
-    fn send(&mut self, slot: usize, count: usize, out: &mut Vec<Action>) {
-        let count = count.min(self.queue.len());
-        if count == 0 {
-            return;
+    /// Sends up to `count` tests from the front of the queue. With duration history, stops
+    /// early once the node holds two tests and the next one would take its estimated work over
+    /// `cap` (µs): the queue is longest first, so long tests go out one at a time and spread
+    /// over the nodes instead of filling one node's chunk.
+    fn send(&mut self, slot: usize, count: usize, cap: u64, out: &mut Vec<Action>) {
+        let mut indices: Vec<usize> = Vec::new();
+        self.take(slot, count, cap, &mut indices);
+        if !indices.is_empty() {
+            out.push(Action::Run {
+                node: self.nodes.list[slot].key,
+                indices,
+            });
         }
+    }
+
+    /// Moves up to `count` tests from the queue to the node, appending them to `indices`.
+    fn take(&mut self, slot: usize, count: usize, cap: u64, indices: &mut Vec<usize>) {
         let node = &mut self.nodes.list[slot];
-        let indices: Vec<usize> = self.queue.drain(..count).collect();
-        for &i in &indices {
+        let mut taken = 0;
+        while taken < count {
+            let Some(&i) = self.queue.front() else {
+                break;
+            };
+            let est = self.tests.est[i];
+            if self.tests.timed && node.lane.live >= 2 && node.lane.est + est > cap {
+                break;
+            }
+            self.queue.pop_front();
+            self.queued_est -= est.min(self.queued_est);
             self.tests.assign(&mut node.lane, slot, i);
+            indices.push(i);
+            taken += 1;
         }
-        out.push(Action::Run {
-            node: node.key,
-            indices,
-        });
     }
 
     /// pytest-xdist's `check_schedule(node, duration)`.
@@ -69,7 +91,8 @@ impl LoadScheduling {
             }
             let num_send = max_ - np;
             let chunk = 2usize.saturating_sub(np).max(self.max_chunk);
-            self.send(slot, num_send.min(chunk), out);
+            let cap = self.queued_est / num_nodes as u64 / 2;
+            self.send(slot, num_send.min(chunk), cap, out);
         }
     }
 
@@ -90,6 +113,7 @@ impl LoadScheduling {
         } else {
             (0..n).collect()
         };
+        self.queued_est = self.tests.est.iter().sum();
         self.max_chunk = self.cfg.max_sched_chunk.unwrap_or(n);
         self.scheduled = true;
         let usable = self.nodes.usable_slots();
@@ -103,6 +127,7 @@ impl LoadScheduling {
             for (i, idx) in self.queue.drain(..).enumerate() {
                 per[i % k].push(idx);
             }
+            self.queued_est = 0;
             for (j, indices) in per.into_iter().enumerate() {
                 let slot = usable[j];
                 if indices.is_empty() {
@@ -120,8 +145,29 @@ impl LoadScheduling {
             }
         } else {
             let chunk = (n / k / 4).min(self.max_chunk).max(2);
-            for &slot in &usable {
-                self.send(slot, chunk, out);
+            if self.tests.timed {
+                // One test each (longest first), then the rest of each chunk in reverse node
+                // order, so the first two long tests do not land on one node.
+                let cap = self.queued_est / k as u64 / 4;
+                let mut per: Vec<Vec<usize>> = vec![Vec::new(); k];
+                for (j, &slot) in usable.iter().enumerate() {
+                    self.take(slot, 1, cap, &mut per[j]);
+                }
+                for (j, &slot) in usable.iter().enumerate().rev() {
+                    self.take(slot, chunk - 1, cap, &mut per[j]);
+                }
+                for (j, indices) in per.into_iter().enumerate() {
+                    if !indices.is_empty() {
+                        out.push(Action::Run {
+                            node: self.nodes.list[usable[j]].key,
+                            indices,
+                        });
+                    }
+                }
+            } else {
+                for &slot in &usable {
+                    self.send(slot, chunk, u64::MAX, out);
+                }
             }
         }
         if self.queue.is_empty() {
@@ -206,6 +252,7 @@ impl Scheduling for LoadScheduling {
         }
         self.tests.state[index] = TState::Waiting;
         self.queue.push_front(index);
+        self.queued_est += self.tests.est[index];
         self.check_all(out);
         self.finish(out);
         Ok(())
@@ -232,6 +279,7 @@ impl Scheduling for LoadScheduling {
             for &i in &items[1..] {
                 self.tests.state[i] = TState::Waiting;
                 self.queue.push_back(i);
+                self.queued_est += self.tests.est[i];
             }
             self.check_all(out);
         }
@@ -387,7 +435,30 @@ mod tests {
         let mut c = cfg(2);
         c.durations = Some(Arc::new(vec![0.1, 5.0, 0.2, 3.0, 0.0, 9.0]));
         let (_, out) = started(LoadScheduling::new(c), 6, 2);
-        assert_eq!(out, vec![run(0, vec![5, 1]), run(1, vec![3, 2])]);
+        // Longest first, but the two longest on different nodes.
+        assert_eq!(out, vec![run(0, vec![5, 2]), run(1, vec![1, 3])]);
+    }
+
+    #[test]
+    fn durations_spread_long_tests_collected_last() {
+        // 190 quick tests, then 10 long ones (0.5 .. 2.0 s), longest last: the bench's skewed
+        // suite. Without the time cap node 0 got all ten long tests in its first chunk.
+        let long = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 1.8, 2.0];
+        let mut d = vec![0.005; 190];
+        d.extend(long);
+        let mut c = cfg(2);
+        c.durations = Some(Arc::new(d));
+        let (mut s, out) = started(LoadScheduling::new(c), 200, 2);
+        // 2.0 then 1.2 on node 0, 1.8 then 1.5 on node 1.
+        assert_eq!(out, vec![run(0, vec![199, 196]), run(1, vec![198, 197])]);
+        // Node 1 finishes 1.8 s: it gets the next longest (1.0 s) alone, not a chunk of them.
+        let mut out = Vec::new();
+        s.mark_test_complete(NodeKey(1), 198, 1.8, &mut out);
+        assert_eq!(out, vec![run(1, vec![195])]);
+        // Node 0 finishes 2.0 s: the 0.9 s test.
+        let mut out = Vec::new();
+        s.mark_test_complete(NodeKey(0), 199, 2.0, &mut out);
+        assert_eq!(out, vec![run(0, vec![194])]);
     }
 
     #[test]
