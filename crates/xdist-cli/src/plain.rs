@@ -13,7 +13,11 @@ if sys.path and sys.path[0] == "":
     del sys.path[0]
 import pytest
 plugins = []
-if importlib.util.find_spec("xdist.plugin") is None:
+try:
+    have_xdist = importlib.util.find_spec("xdist.plugin") is not None
+except ImportError:  # no `xdist` package at all: find_spec imports the parent
+    have_xdist = False
+if not have_xdist:
     import uuid
     class XdistOptions:
         def pytest_addoption(self, parser):
