@@ -90,8 +90,6 @@ impl Node {
             Some((_, at)) => {
                 (self.channel_done && self.stderr_done) || at.elapsed() >= CHANNEL_GRACE
             }
-    /// Killed for breaking the protocol: what it sent.
-    fault: Option<String>,
             None => false,
         }
     }
@@ -141,8 +139,6 @@ pub struct Controller<'r> {
 impl<'r> Controller<'r> {
     pub fn new(
         setup: RunSetup,
-    /// Tests reported failed because their worker died.
-    crashed_tests: HashSet<usize>,
         host: &'r PluginHost,
         config_view: ConfigView,
         reporters: Vec<&'r mut dyn Reporter>,
@@ -207,7 +203,6 @@ impl<'r> Controller<'r> {
         NodeView {
             workerid: n.id.clone(),
             spec: "popen".into(),
-            crashed_tests: HashSet::new(),
             workerinput: n.workerinput.clone(),
             workerinfo: n.workerinfo.clone(),
         }
@@ -339,7 +334,6 @@ impl<'r> Controller<'r> {
         if let Some(err) = self.fatal.take() {
             return Err(err);
         }
-            fault: None,
         for _ in 0..self.setup.workers {
             self.spawn_worker()?;
         }
@@ -379,13 +373,6 @@ impl<'r> Controller<'r> {
         }
         if let Some(err) = self.fatal.take() {
             return Err(err);
-        }
-        let not_run = self.not_run();
-        if not_run > 0 {
-            let s = if not_run == 1 { " was" } else { "s were" };
-            self.emit(RunEvent::XdistMessage {
-                message: &format!("{not_run} test{s} not run"),
-            });
         }
         let exit = self.exit_code();
         let summary = RunSummary {
@@ -450,19 +437,6 @@ impl<'r> Controller<'r> {
         } else {
             ExitCode::Ok
         }
-    /// Collected tests that never ended (neither finished nor crashed), unless the run was
-    /// stopped on purpose (Ctrl-C, `-x`/`--maxfail`, collection errors).
-    fn not_run(&self) -> usize {
-        let Some(collection) = &self.collection else {
-            return 0;
-        };
-        if !self.collection_complete || self.interrupted.is_some() || self.shouldfail.is_some() {
-            return 0;
-        }
-        let ended = self.done_tests.union(&self.crashed_tests).count();
-        collection.len().saturating_sub(ended)
-    }
-
     }
 
     fn check_interrupts(&mut self) {
@@ -470,8 +444,6 @@ impl<'r> Controller<'r> {
         if n == 0 {
             return;
         }
-            || self.crashed_workers > 0
-            || self.not_run() > 0
         if self.interrupt_deadline.is_none() {
             self.interrupt_deadline = Some(Instant::now() + INTERRUPT_GRACE);
             self.interrupted = Some("KeyboardInterrupt".into());
@@ -537,7 +509,8 @@ impl<'r> Controller<'r> {
             WorkerMsg::ChannelFault(key, fault) => {
                 let i = self.node_index(key);
                 self.nodes[i].channel_done = true;
-                self.nodes[i].fault = Some(format!("protocol error: {fault}"));
+                let msg = format!("protocol error: {fault}");
+                self.nodes[i].stderr_tail.push_back(msg);
                 // A worker that breaks the protocol is failed like a crash.
                 self.nodes[i].handle.signal(libc::SIGKILL);
                 self.maybe_node_down(i);
@@ -972,15 +945,8 @@ impl<'r> Controller<'r> {
             }
             return;
         }
-        let others_alive = self
-            .nodes
-            .iter()
-            .enumerate()
-            .any(|(j, n)| j != i && n.exited.is_none());
-        if self.fatal.is_some() || (!self.nodes[i].ready && !self.session_started && !others_alive)
-        {
-            // Died before its session started, and no other worker can run anything:
-            // say why once. (With other workers alive it is a crash: replaced, counted.)
+        if self.fatal.is_some() || (!self.nodes[i].ready && !self.session_started) {
+            // Died before its session started: nothing ran there; say why once.
             if self.fatal.is_none() {
                 let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
                 self.fatal = Some(CliError::Internal(format!(
@@ -1021,16 +987,9 @@ impl<'r> Controller<'r> {
         let crash_index = if self.nodes[i].scheduled {
             self.nodes[i].scheduled = false;
             let key = NodeKey(self.nodes[i].key);
-            let first = self.sched.remove_node(key, &mut self.actions);
-            match (first, started) {
-                // Its first pending test never started: it goes back to the queue.
-                (Some(f), None) if self.sched.mark_test_pending(f, &mut self.actions).is_ok() => {
-                    None
-                }
-                _ => first,
-            }
+            self.sched.remove_node(key, &mut self.actions)
         } else {
-            started.or(self.nodes[i].running)
+            self.nodes[i].running
         };
         if let (Some(idx), Some(collection)) = (crash_index, self.collection.clone()) {
             if !self.done_tests.contains(&idx) {
@@ -1048,9 +1007,6 @@ impl<'r> Controller<'r> {
                 format!("worker {id} crashed and worker restarting disabled")
             } else {
                 format!(
-        // The worker flushes its events when a test starts: `started` is the test that was
-        // running when it died, or None if it died between tests.
-        let started = self.nodes[i].started.map(|(idx, _)| idx);
                     "maximum crashed workers reached: {}",
                     self.setup.max_restarts.unwrap_or(0)
                 )
@@ -1058,38 +1014,12 @@ impl<'r> Controller<'r> {
             self.emit(RunEvent::XdistMessage { message: &msg });
             self.xdist_message = Some(msg);
             self.stop_all();
-        let mut blamed = false;
         } else if !self.shutting_down || self.sched.has_pending() {
             self.emit(RunEvent::ReplacingWorker { worker: &id });
             self.shutting_down = false;
-                self.crashed_tests.insert(idx);
             if let Err(e) = self.spawn_worker() {
-                blamed = true;
                 self.fatal = Some(e);
             }
-        if !blamed {
-            // No test to report it on: say it here (and in the summary).
-            let when = if self.nodes[i].ready {
-                "while no test was running"
-            } else {
-                "before its pytest session started"
-            };
-            let tail = &self.nodes[i].stderr_tail;
-            let tail: Vec<String> = tail
-                .iter()
-                .skip(tail.len().saturating_sub(10))
-                .cloned()
-                .collect();
-            for line in &tail {
-                self.emit(RunEvent::WorkerOutput { worker: &id, line });
-            }
-            let cause = self.nodes[i].fault.clone();
-            let msg = format!(
-                "worker {id} crashed {when} ({})",
-                cause.unwrap_or_else(|| kind.to_string())
-            );
-            self.emit(RunEvent::XdistMessage { message: &msg });
-        }
         }
         self.dispatch_actions();
         self.check_finished();
@@ -1150,17 +1080,11 @@ impl<'r> Controller<'r> {
             word,
             &[markup],
             nodeid,
-            &match &self.nodes[i].fault {
-                Some(fault) => format!("{} ({fault})", view.longrepr),
-                None => format!("{} ({kind})", view.longrepr),
-            },
+            &format!("{} ({kind})", view.longrepr),
             self.setup.width,
             self.setup.color,
         );
         let mut m = Map::new();
-            if let Some(fault) = &self.nodes[i].fault {
-                body.push_str(&format!("{fault} (the worker is failed like a crash)\n"));
-            }
         m.insert(markup.into(), json!(true));
         let report = Report {
             index: None,
