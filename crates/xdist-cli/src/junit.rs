@@ -265,13 +265,15 @@ impl Default for JunitReporter {
     }
 }
 
+/// `report.capstdout` / `capstderr` (joined with "") and `caplog` (joined with "\n").
 fn captured(report: &Report, prefix: &str) -> String {
-    report
+    let parts: Vec<&str> = report
         .sections
         .iter()
         .filter(|(name, _)| name.starts_with(prefix))
         .map(|(_, content)| content.as_str())
-        .collect()
+        .collect();
+    parts.join(if prefix == "Captured log" { "\n" } else { "" })
 }
 
 /// Python's `str.center(width, fill)`.

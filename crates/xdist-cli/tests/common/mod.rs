@@ -487,3 +487,127 @@ test_a.py::test_x
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// File reports (junitxml, report-log, cache) and summary sections
+// ---------------------------------------------------------------------------
+
+/// A command for running `program` in `dir` with the environment variables that would
+/// change a suite's outcome removed, hash seeds fixed (so set/dict diffs print alike in
+/// every process) and a wide terminal (so short-summary lines are not cut).
+pub fn clean_command(program: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONHASHSEED", "0")
+        .env("COLUMNS", "200")
+        .env_remove("PYTEST_ADDOPTS")
+        .env_remove("PYTEST_PLUGINS")
+        .env_remove("PYTEST_XDIST_AUTO_NUM_WORKERS")
+        .env_remove("PYTEST_XDIST_WORKER")
+        .env_remove("PYTEST_XDIST_WORKER_COUNT")
+        .env_remove("PYTEST_XDIST_TESTRUNUID")
+        .env_remove("XDIST_PYTHON")
+        .env_remove("XDIST_PLUGINS")
+        .env_remove("VIRTUAL_ENV")
+        .env_remove("PY_COLORS")
+        .env_remove("FORCE_COLOR");
+    cmd
+}
+
+/// Python (ElementTree) that turns a JUnit XML file into comparable JSON: the testsuite's
+/// attributes without time/timestamp/hostname, and the testcases (sorted) with their
+/// attributes without time, and their children (tag, attributes with the first line of
+/// `message`, optionally the text), memory addresses masked.
+const JUNIT_NORMALIZER: &str = r#"
+import json, re, sys, xml.etree.ElementTree as ET
+path, with_text = sys.argv[1], sys.argv[2] == "1"
+addr = re.compile(r"0x[0-9a-fA-F]+")
+def n(s):
+    return addr.sub("0x?", s or "")
+root = ET.parse(path).getroot()
+assert root.tag == "testsuites", root.tag
+suites = root.findall("testsuite")
+assert len(suites) == 1, suites
+s = suites[0]
+float(s.get("time")); assert s.get("timestamp") and s.get("hostname") is not None
+suite = {k: v for k, v in s.attrib.items() if k not in ("time", "timestamp", "hostname")}
+cases = []
+for tc in s.findall("testcase"):
+    float(tc.get("time"))
+    attrs = {k: v for k, v in tc.attrib.items() if k != "time"}
+    kids = []
+    for c in tc:
+        if c.tag == "properties":
+            kids.append({"tag": "properties",
+                         "props": [[p.get("name"), p.get("value")] for p in c]})
+            continue
+        a = dict(c.attrib)
+        if "message" in a:
+            a["message"] = n(a["message"].split("\n")[0])
+        k = {"tag": c.tag, "attrs": a}
+        if with_text:
+            k["text"] = n(c.text)
+        kids.append(k)
+    cases.append({"attrs": attrs, "children": kids})
+cases.sort(key=lambda c: json.dumps(c, sort_keys=True))
+print(json.dumps({"suite": suite, "testcases": cases}, sort_keys=True, indent=1))
+"#;
+
+/// The comparable form of a JUnit XML file (see `JUNIT_NORMALIZER`); Err when it is not
+/// well-formed or not shaped like pytest's.
+pub fn junit_normalized(python: &Path, path: &Path, with_text: bool) -> Result<String, String> {
+    let out = Command::new(python)
+        .args(["-c", JUNIT_NORMALIZER])
+        .arg(path)
+        .arg(if with_text { "1" } else { "0" })
+        .output()
+        .map_err(|e| format!("running {}: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} is not a pytest-shaped junit document:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The lines of the `short test summary info` section.
+pub fn short_summary_lines(text: &str) -> std::collections::BTreeSet<String> {
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.contains(" short test summary info "));
+    lines.next();
+    lines
+        .take_while(|l| !l.starts_with('=') && !l.starts_with('!'))
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Copies a directory tree (an example suite) into `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name == "__pycache__" || name == ".pytest_cache" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).expect("copy");
+        }
+    }
+}
+
+/// A fresh, empty scratch directory for one test.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xdist-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
