@@ -7,3 +7,4 @@ dev/venv.sh
 cargo build --workspace
 cargo test --workspace --no-fail-fast
 .venv/bin/python -m pytest tests/worker -q -p no:cacheprovider
+tests/packaging/test.sh   # make install/uninstall; as root with dpkg also the .deb packages
