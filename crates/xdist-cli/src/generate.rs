@@ -203,3 +203,58 @@ pytest's exit codes:
 \fIhttps://pytest\-xdist.readthedocs.io\fR,
 \fI<prefix>/share/doc/xdist/plugins.md\fR (writing plugins).
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_command_is_valid() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn version_names_the_plugin_abi() {
+        assert_eq!(
+            version(),
+            format!(
+                "{} (plugin ABI {ABI_MAJOR}.{ABI_REVISION})",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+
+    #[test]
+    fn man_page_documents_every_option() {
+        let mut out = Vec::new();
+        write_man(&mut out).unwrap();
+        let man = String::from_utf8(out).unwrap().replace("\\-", "-");
+        let mut cmd = command();
+        cmd.build();
+        let mut n = 0;
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(l) = arg.get_long() {
+                assert!(man.contains(&format!("--{l}")), "man page lacks --{l}");
+                n += 1;
+            }
+            if let Some(s) = arg.get_short() {
+                assert!(man.contains(&format!("-{s}")), "man page lacks -{s}");
+            }
+        }
+        assert!(n >= 15, "only {n} long options");
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "OPTIONS",
+            "FILES",
+            "ENVIRONMENT",
+            "EXIT STATUS",
+        ] {
+            assert!(
+                man.contains(&format!(".SH {section}"))
+                    || man.contains(&format!(".SH \"{section}\"")),
+                "{section}"
+            );
+        }
+    }
+}
