@@ -39,13 +39,17 @@ pub fn make_run_basetemp(given: Option<&Path>, cwd: &Path) -> std::io::Result<Pa
         let new = of_user.join(format!("pytest-{}", max + 1));
         match fs::create_dir(&new) {
             Ok(()) => {
+                // pytest's cleanup lock: other pytest (and xdist) sessions never remove a
+                // numbered directory whose `.lock` is younger than three days.
+                let _ = fs::write(new.join(".lock"), std::process::id().to_string());
                 let current = of_user.join("pytest-current");
                 let _ = fs::remove_file(&current);
                 #[cfg(unix)]
                 let _ = std::os::unix::fs::symlink(&new, &current);
                 for n in numbered(&of_user) {
-                    if n <= max + 1 - 3 {
-                        let _ = fs::remove_dir_all(of_user.join(format!("pytest-{n}")));
+                    let old = of_user.join(format!("pytest-{n}"));
+                    if n <= max + 1 - 3 && deletable(&old) {
+                        let _ = fs::remove_dir_all(old);
                     }
                 }
                 return Ok(new);
@@ -57,6 +61,37 @@ pub fn make_run_basetemp(given: Option<&Path>, cwd: &Path) -> std::io::Result<Pa
     Err(std::io::Error::other(
         "could not create a numbered temporary directory",
     ))
+}
+
+/// pytest's `ensure_deletable` (no `.lock`, or one older than pytest's three-day timeout),
+/// and a lock whose process is gone (xdist leaves its lock; pytest removes its own at exit).
+fn deletable(dir: &Path) -> bool {
+    if dir.is_symlink() {
+        return false;
+    }
+    let lock = dir.join(".lock");
+    match fs::metadata(&lock) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(_) => false,
+        Ok(m) => {
+            let three_days = std::time::Duration::from_secs(3 * 24 * 3600);
+            let old = m
+                .modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > three_days);
+            let dead = fs::read_to_string(&lock)
+                .ok()
+                .and_then(|t| t.trim().parse::<libc::pid_t>().ok())
+                .filter(|&pid| pid > 0)
+                // SAFETY: signal 0 only checks whether the process exists.
+                .is_some_and(|pid| unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH));
+            if old || dead {
+                let _ = fs::remove_file(&lock);
+            }
+            old || dead
+        }
+    }
 }
 
 fn numbered(dir: &Path) -> Vec<i64> {
