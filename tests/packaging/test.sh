@@ -40,6 +40,13 @@ step() { printf '\n== packaging: %s\n' "$*"; }
 fail() { echo "packaging test FAILED: $*" >&2; exit 1; }
 version=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
 
+if ! command -v make >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "apt-get install make"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends make >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends make >/dev/null; }
+fi
+command -v make >/dev/null || fail "make is required"
+
 python=${XDIST_TEST_PYTHON:-$root/.venv/bin/python}
 if [ ! -x "$python" ] && [ -x dev/venv.sh ]; then dev/venv.sh; fi
 [ -x "$python" ] || fail "no Python with pytest at $python (run dev/venv.sh or set XDIST_TEST_PYTHON)"
@@ -59,7 +66,7 @@ check_man() { # XDIST PAGE
         local warnings
         warnings=$(MANWIDTH=300 man --warnings -l "$page" 2>&1 >/dev/null) || fail "man -l $page failed: $warnings"
         [ -z "$warnings" ] || fail "man --warnings -l $page: $warnings"
-        text=$(MANWIDTH=300 MAN_KEEP_FORMATTING= man -P cat -l "$page" 2>/dev/null | col -b)
+        text=$(MANWIDTH=300 MAN_KEEP_FORMATTING= man -P cat -l "$page" 2>/dev/null | sed 's/.\x08//g')
         grep -q '^NAME' <<<"$text" || fail "man -l $page shows no NAME section"
         grep -q '^OPTIONS' <<<"$text" || fail "man -l $page shows no OPTIONS section"
     else
@@ -197,7 +204,7 @@ step "installed xdist --version, man -l, xdist plugins"
 check_version "$xdist"
 [ -f "$R/usr/share/man/man1/xdist.1.gz" ] || fail "man page not installed"
 if command -v man >/dev/null; then
-    MANWIDTH=80 man -P cat -l "$R/usr/share/man/man1/xdist.1.gz" 2>/dev/null | col -b | sed -n '1,8p'
+    MANWIDTH=80 man -P cat -l "$R/usr/share/man/man1/xdist.1.gz" 2>/dev/null | sed 's/.\x08//g' | sed -n '1,8p'
 fi
 check_man "$xdist" "$R/usr/share/man/man1/xdist.1.gz"
 check_plugins "$xdist" "$R/usr/lib/xdist/plugins"
