@@ -79,7 +79,7 @@ OUT_ALT = "|".join(sorted(OUTCOMES, key=len, reverse=True))
 SERIAL_RE = re.compile(rf"^(?P<rest>.+?) (?P<out>{OUT_ALT})\b(?P<tail>.*?)\s*\[\s*\d+%\]\s*$")
 # distributed -v:  [gw0] [ 10%] PASSED tests/test_a.py::test_x
 WORD_RE = re.compile(rf" ({OUT_ALT})\b")
-DIST_RE = re.compile(rf"^\[gw\d+\] \[\s*\d+%\] (?P<out>{OUT_ALT}) (?P<rest>.+?)\s*$")
+DIST_RE = re.compile(rf"^\[gw\d+\](?: \[\s*\d+%\])? (?P<out>{OUT_ALT}) (?P<rest>.+?)\s*$")
 SUMMARY_RE = re.compile(r"^=+ (?P<body>(?:\d+ [\w ]+?,? ?)+|no tests ran)"
                         r"(?: in [\d.]+s(?: \([^)]*\))?) =+\s*$")
 COUNT_RE = re.compile(r"(\d+) (passed|failed|skipped|deselected|xfailed|xpassed|errors?|"
