@@ -279,17 +279,26 @@ def run_cmd(cmd: list[str], cwd: Path, expect: dict[str, int], timeout: float) -
         stop = threading.Event()
         th = threading.Thread(target=poll_hwm, args=(p.pid, hwm, stop), daemon=True)
         th.start()
-        try:
-            rc = p.wait(timeout=timeout)
-            dt = time.perf_counter() - t0
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-            stop.set()
-            th.join()
-            return Run(timeout, False, f"timeout after {timeout:.0f}s")
+        # Popen.wait(timeout=...) polls with sleeps of up to 50 ms, which would quantize
+        # the wall times; wait() blocks in waitpid, and a timer enforces the timeout.
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        rc = p.wait()
+        dt = time.perf_counter() - t0
+        timer.cancel()
         stop.set()
         th.join()
+        if timed_out.is_set():
+            return Run(timeout, False, f"timeout after {timeout:g}s")
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
     rss = hwm[0] / 1024 if hwm[0] else None
