@@ -249,10 +249,43 @@ impl Tests {
     }
 }
 
-/// Stable order of `0..n` by descending key.
-pub(crate) fn lpt_order(n: usize, key: impl Fn(usize) -> u64) -> Vec<usize> {
+/// Duration-aware order of tests: the longest work first, without breaking fixture
+/// locality. A plain longest-first sort interleaves modules, so every test would set up and
+/// tear down its module's fixtures again (and the next run's history would say every test is
+/// slow). Instead: files by total estimate (descending), within a file its scopes (classes)
+/// by total, within a scope tests by estimate; ties keep collection order.
+pub(crate) fn locality_order(ids: &[String], est: &[u64]) -> Vec<usize> {
+    use std::collections::HashMap;
+    let n = ids.len().min(est.len());
+    // (total estimate, first index) per file and per scope.
+    let mut files: HashMap<&str, (u64, usize)> = HashMap::new();
+    let mut scopes: HashMap<&str, (u64, usize)> = HashMap::new();
+    for i in 0..n {
+        let id = ids[i].as_str();
+        let file = id.split("::").next().unwrap_or(id);
+        let scope = id.rsplit_once("::").map_or(id, |(s, _)| s);
+        let f = files.entry(file).or_insert((0, i));
+        f.0 += est[i];
+        let s = scopes.entry(scope).or_insert((0, i));
+        s.0 += est[i];
+    }
+    let key = |i: usize| {
+        let id = ids[i].as_str();
+        let file = id.split("::").next().unwrap_or(id);
+        let scope = id.rsplit_once("::").map_or(id, |(s, _)| s);
+        let (ft, ff) = files[file];
+        let (st, sf) = scopes[scope];
+        (
+            std::cmp::Reverse(ft),
+            ff,
+            std::cmp::Reverse(st),
+            sf,
+            std::cmp::Reverse(est[i]),
+            i,
+        )
+    };
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(key(i)));
+    order.sort_by_cached_key(|&i| key(i));
     order
 }
 
@@ -394,5 +427,30 @@ impl Units {
         } else {
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod locality_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_modules_together_and_puts_long_work_first() {
+        let ids: Vec<String> = [
+            "a.py::t1",
+            "a.py::t2",
+            "b.py::t1",
+            "b.py::t2",
+            "c.py::C::t1",
+            "c.py::C::t2",
+            "c.py::t3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // b.py is the longest file, c.py's class C outweighs its loose test.
+        let est = [1, 1, 5, 9, 2, 2, 3];
+        let order = locality_order(&ids, &est);
+        assert_eq!(order, vec![3, 2, 4, 5, 6, 0, 1]);
     }
 }

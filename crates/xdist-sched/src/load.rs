@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::core::{lpt_order, Nodes, TState, Tests};
+use crate::core::{locality_order, Nodes, TState, Tests};
 use crate::{Action, Collection, NodeKey, SchedConfig, SchedError, Scheduling};
 
 /// Tests handed out in chunks from one global queue; nodes are refilled as they complete tests.
@@ -109,7 +109,7 @@ impl LoadScheduling {
         let n = coll.len();
         self.tests = Tests::new(n, self.cfg.durations.as_deref().map(|d| d.as_slice()));
         self.queue = if self.tests.timed {
-            lpt_order(n, |i| self.tests.est[i]).into()
+            locality_order(&coll.ids, &self.tests.est).into()
         } else {
             (0..n).collect()
         };

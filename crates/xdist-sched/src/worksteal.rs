@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::core::{Nodes, TState, Tests, UState, UnitKey, Units};
+use crate::core::{locality_order, Nodes, TState, Tests, UState, UnitKey, Units};
 use crate::{Action, Collection, NodeKey, SchedConfig, SchedError, Scheduling};
 
 /// A node holding fewer than this many tests is idle (it cannot start its last one).
@@ -449,8 +449,19 @@ impl Scheduling for WorkStealingScheduling {
                 });
                 let mut order: Vec<u32> = (0..self.units.count() as u32).collect();
                 if self.tests.timed {
-                    let units = &self.units.units;
-                    order.sort_by_key(|&u| std::cmp::Reverse(units[u as usize].est));
+                    // Longest work first, keeping modules and classes together (see
+                    // `locality_order`): units follow the position of their first test.
+                    let rank = locality_order(&coll.ids, &self.tests.est);
+                    let mut pos = vec![0usize; n];
+                    for (p, &t) in rank.iter().enumerate() {
+                        pos[t] = p;
+                    }
+                    let mut upos = vec![usize::MAX; self.units.count()];
+                    for (t, &p) in pos.iter().enumerate() {
+                        let u = self.units.unit_of[t] as usize;
+                        upos[u] = upos[u].min(p);
+                    }
+                    order.sort_by_key(|&u| upos[u as usize]);
                 }
                 self.queued_tests = n;
                 self.queue = order.into();
