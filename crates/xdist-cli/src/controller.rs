@@ -82,6 +82,8 @@ struct Node {
     stacks_requested: Option<Instant>,
     /// Killed for exceeding --hang-timeout.
     hung: bool,
+    /// Killed for breaking the protocol: what it sent.
+    fault: Option<String>,
 }
 
 impl Node {
@@ -117,7 +119,8 @@ pub struct Controller<'r> {
     seen_early_warnings: HashSet<(String, Option<String>)>,
     deselected: usize,
     failures: u64,
-    /// Tests reported failed because their worker died (not counted for `--maxfail`).
+    /// Tests reported failed because their worker died (not counted for `--maxfail`), and
+    /// crashes no test could be blamed for: either way the run fails.
     crashes: u64,
     shutting_down: bool,
     shouldfail: Option<String>,
@@ -131,6 +134,8 @@ pub struct Controller<'r> {
     started: Instant,
     actions: Vec<Action>,
     done_tests: HashSet<usize>,
+    /// Tests reported failed because their worker died.
+    crashed_tests: HashSet<usize>,
     sched_config: SchedConfig,
     /// Whole-protocol duration of each test run here, for the duration history.
     run_durations: HashMap<usize, f64>,
@@ -193,6 +198,7 @@ impl<'r> Controller<'r> {
             started: Instant::now(),
             actions: Vec::new(),
             done_tests: HashSet::new(),
+            crashed_tests: HashSet::new(),
             sched_config: config,
             run_durations: HashMap::new(),
         })
@@ -322,6 +328,7 @@ impl<'r> Controller<'r> {
             started: None,
             stacks_requested: None,
             hung: false,
+            fault: None,
         });
         Ok(())
     }
@@ -362,6 +369,13 @@ impl<'r> Controller<'r> {
             return Err(err);
         }
         self.save_durations();
+        let not_run = self.not_run();
+        if not_run > 0 {
+            let s = if not_run == 1 { " was" } else { "s were" };
+            self.emit(RunEvent::XdistMessage {
+                message: &format!("{not_run} test{s} not run"),
+            });
+        }
         let exit_for_hooks = self.exit_code();
         let r = self.host.sessionfinish(exit_for_hooks.code());
         if let Some(sections) = self.plugin_result(r) {
@@ -421,6 +435,19 @@ impl<'r> Controller<'r> {
         let _ = durations::record(&path, measured);
     }
 
+    /// Collected tests that never ended (neither finished nor crashed), unless the run was
+    /// stopped on purpose (Ctrl-C, `-x`/`--maxfail`, collection errors).
+    fn not_run(&self) -> usize {
+        let Some(collection) = &self.collection else {
+            return 0;
+        };
+        if !self.collection_complete || self.interrupted.is_some() || self.shouldfail.is_some() {
+            return 0;
+        }
+        let ended = self.done_tests.union(&self.crashed_tests).count();
+        collection.len().saturating_sub(ended)
+    }
+
     fn exit_code(&self) -> ExitCode {
         if self.interrupted.is_some() {
             ExitCode::Interrupted
@@ -428,6 +455,7 @@ impl<'r> Controller<'r> {
             ExitCode::InternalError
         } else if self.failures > 0
             || self.crashes > 0
+            || self.not_run() > 0
             || self.collect_errors > 0
             || self.shouldfail.is_some()
         {
@@ -509,8 +537,7 @@ impl<'r> Controller<'r> {
             WorkerMsg::ChannelFault(key, fault) => {
                 let i = self.node_index(key);
                 self.nodes[i].channel_done = true;
-                let msg = format!("protocol error: {fault}");
-                self.nodes[i].stderr_tail.push_back(msg);
+                self.nodes[i].fault = Some(format!("protocol error: {fault}"));
                 // A worker that breaks the protocol is failed like a crash.
                 self.nodes[i].handle.signal(libc::SIGKILL);
                 self.maybe_node_down(i);
@@ -945,8 +972,15 @@ impl<'r> Controller<'r> {
             }
             return;
         }
-        if self.fatal.is_some() || (!self.nodes[i].ready && !self.session_started) {
-            // Died before its session started: nothing ran there; say why once.
+        let others_alive = self
+            .nodes
+            .iter()
+            .enumerate()
+            .any(|(j, n)| j != i && n.exited.is_none());
+        if self.fatal.is_some() || (!self.nodes[i].ready && !self.session_started && !others_alive)
+        {
+            // Died before its session started, and no other worker can run anything:
+            // say why once. (With other workers alive it is a crash: replaced, counted.)
             if self.fatal.is_none() {
                 let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
                 self.fatal = Some(CliError::Internal(format!(
@@ -984,18 +1018,55 @@ impl<'r> Controller<'r> {
         let view = self.node_view(i);
         let r = self.host.testnodedown(&view, Some(&error));
         self.plugin_result(r);
+        // The worker flushes its events when a test starts: `started` is the test that was
+        // running when it died, or None if it died between tests.
+        let started = self.nodes[i].started.map(|(idx, _)| idx);
         let crash_index = if self.nodes[i].scheduled {
             self.nodes[i].scheduled = false;
             let key = NodeKey(self.nodes[i].key);
-            self.sched.remove_node(key, &mut self.actions)
+            let first = self.sched.remove_node(key, &mut self.actions);
+            match (first, started) {
+                // Its first pending test never started: it goes back to the queue.
+                (Some(f), None) if self.sched.mark_test_pending(f, &mut self.actions).is_ok() => {
+                    None
+                }
+                _ => first,
+            }
         } else {
-            self.nodes[i].running
+            started.or(self.nodes[i].running)
         };
+        let mut blamed = false;
         if let (Some(idx), Some(collection)) = (crash_index, self.collection.clone()) {
             if !self.done_tests.contains(&idx) {
                 let nodeid = collection.ids.get(idx).cloned().unwrap_or_default();
+                self.crashed_tests.insert(idx);
                 self.report_crash(i, &nodeid, kind);
+                blamed = true;
             }
+        }
+        if !blamed {
+            // No test to report it on: say it here (and in the summary).
+            let when = if self.nodes[i].ready {
+                "while no test was running"
+            } else {
+                "before its pytest session started"
+            };
+            let tail = &self.nodes[i].stderr_tail;
+            let tail: Vec<String> = tail
+                .iter()
+                .skip(tail.len().saturating_sub(10))
+                .cloned()
+                .collect();
+            for line in &tail {
+                self.emit(RunEvent::WorkerOutput { worker: &id, line });
+            }
+            let cause = self.nodes[i].fault.clone();
+            let msg = format!(
+                "worker {id} crashed {when} ({})",
+                cause.unwrap_or_else(|| kind.to_string())
+            );
+            self.emit(RunEvent::XdistMessage { message: &msg });
+            self.crashes += 1;
         }
         self.crashed_workers += 1;
         let limit_reached = match self.setup.max_restarts {
@@ -1062,6 +1133,9 @@ impl<'r> Controller<'r> {
             ));
         } else {
             body.push_str(&format!("{}\nworker exited with {kind}\n", view.longrepr));
+            if let Some(fault) = &self.nodes[i].fault {
+                body.push_str(&format!("{fault} (the worker is failed like a crash)\n"));
+            }
         }
         let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
         if !tail.is_empty() {
@@ -1080,7 +1154,10 @@ impl<'r> Controller<'r> {
             word,
             &[markup],
             nodeid,
-            &format!("{} ({kind})", view.longrepr),
+            &match &self.nodes[i].fault {
+                Some(fault) => format!("{} ({fault})", view.longrepr),
+                None => format!("{} ({kind})", view.longrepr),
+            },
             self.setup.width,
             self.setup.color,
         );
