@@ -154,7 +154,8 @@ def test_reports_done_finished(make_suite, spawn):
         assert isinstance(d["d"], float) and d["d"] >= 0
     for i in range(4):
         whens = [r["w"] for r in reports_of(events, i)]
-        assert whens == (["setup", "teardown"] if i == 2 else ["setup", "call", "teardown"])
+        # Passing setup/teardown reports with nothing to show are not sent (see below).
+        assert whens == (["setup"] if i == 2 else ["call"])
         done_at = events.index(by_type(events, "done")[i])
         assert all(events.index(r) < done_at for r in reports_of(events, i))
     for r in by_type(events, "report"):
@@ -165,9 +166,6 @@ def test_reports_done_finished(make_suite, spawn):
     assert (passed["o"], passed["c"], passed["l"], passed["W"]) == (
         "passed", "passed", ".", "PASSED")
     assert "body" not in passed and "short" not in passed
-    # Setup/teardown of a passing test have an empty status: nothing to print.
-    setup = reports_of(events, 0)[0]
-    assert setup["o"] == "passed" and "l" not in setup and "W" not in setup
 
     failed = call_report(events, 1)
     assert (failed["o"], failed["c"], failed["l"], failed["W"]) == (
@@ -180,7 +178,7 @@ def test_reports_done_finished(make_suite, spawn):
     assert failed["short"] == "FAILED test_r.py::test_fail - assert 1 == 2"
     assert failed["location"] == ["test_r.py", 6, "test_fail"]
 
-    (skipped, _teardown) = reports_of(events, 2)
+    (skipped,) = reports_of(events, 2)
     assert (skipped["w"], skipped["o"], skipped["c"], skipped["l"], skipped["W"]) == (
         "setup", "skipped", "skipped", "s", "SKIPPED")
     path, _lineno, reason = skipped["skip"]
@@ -211,7 +209,7 @@ def test_a_test_waits_for_the_next_index_or_shutdown(make_suite, spawn):
     w.run(1)
     got = w.until("done")
     assert got[-1]["i"] == 0
-    assert [r["w"] for r in reports_of(got, 0)] == ["setup", "call", "teardown"]
+    assert [r["w"] for r in reports_of(got, 0)] == ["call"]
     assert by_type(w.poll(0.3), "done") == []  # index 1 is now the held one
     w.shutdown()
     rest = w.read_to_end()
@@ -557,3 +555,17 @@ def test_unknown_path_is_a_usage_fatal(make_suite, spawn):
     assert by_type(events, "internal_error") == []
     assert w.wait() == 4
     assert "Traceback" not in w.stderr_text()
+
+
+def test_quiet_reports_sent_when_durations_want_them(make_suite, spawn):
+    suite = make_suite({"test_r.py": REPORTS})
+    w = spawn(suite, args=["-p", "no:cacheprovider", "--durations=0", str(suite)])
+    w.start()
+    w.collected()
+    w.run(0)
+    w.shutdown()
+    events = w.read_to_end()
+    assert [r["w"] for r in reports_of(events, 0)] == ["setup", "call", "teardown"]
+    # Setup/teardown of a passing test have an empty status: nothing to print.
+    setup = reports_of(events, 0)[0]
+    assert setup["o"] == "passed" and "l" not in setup and "W" not in setup

@@ -62,6 +62,10 @@ pub struct RawArgs {
     /// report the test as failed; the worker is replaced. Also ini `hang_timeout`.
     #[arg(long = "hang-timeout", value_name = "SECONDS")]
     pub hang_timeout: Option<String>,
+    /// Loop on failing tests: rerun them whenever a file under `looponfailroots` (ini;
+    /// default: rootdir) changes, then the whole suite once they pass. Ctrl-C ends it.
+    #[arg(short = 'f', long = "looponfail")]
+    pub looponfail: bool,
     /// Load an xdist plugin (a `.so` built against xdist-plugin-api); repeatable.
     #[arg(long = "plugin", value_name = "PATH")]
     pub plugin: Vec<PathBuf>,
@@ -161,7 +165,11 @@ pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
                     i += 1;
                 }
             }
-        } else if OWN_FLAG_LONG.contains(&a.as_str()) || a == "-d" {
+        } else if OWN_FLAG_LONG.contains(&a.as_str())
+            || a == "-d"
+            || a == "-f"
+            || a == "--looponfail"
+        {
             own.push(a.clone());
         } else if a == "-n" {
             own.push(a.clone());
@@ -203,6 +211,7 @@ pub struct RunOptions {
     pub plugins: Vec<PathBuf>,
     pub plugin_opts: Vec<String>,
     pub hang_timeout: Option<f64>,
+    pub looponfail: bool,
     /// pytest's arguments, in order.
     pub pytest_args: Vec<String>,
     /// Facts about pytest's arguments the controller needs before a worker is up.
@@ -328,6 +337,7 @@ pub fn validate(
             .or(raw_addopts.hang_timeout)
             .map(|v| parse_seconds("--hang-timeout", &v))
             .transpose()?,
+        looponfail: raw_cli.looponfail || raw_addopts.looponfail,
         plugins: raw_cli.plugin,
         plugin_opts: raw_cli.plugin_opt,
         pytest_args,

@@ -37,6 +37,14 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 /// Time given to a hung worker to dump its Python stacks before it is killed.
 const STACK_DUMP_WAIT: Duration = Duration::from_millis(500);
 
+/// What a finished run tells its caller (loop-on-fail needs the failures).
+pub struct RunOutcome {
+    pub exit: i32,
+    /// Node ids that failed or errored, in the order they were reported, without repeats.
+    pub failed: Vec<String>,
+    pub collection_failed: bool,
+}
+
 /// Everything fixed before the first worker starts.
 pub struct RunSetup {
     pub opts: RunOptions,
@@ -137,6 +145,8 @@ pub struct Controller<'r> {
     /// Tests reported failed because their worker died.
     crashed_tests: HashSet<usize>,
     sched_config: SchedConfig,
+    failed_ids: Vec<String>,
+    failed_seen: HashSet<String>,
     /// Whole-protocol duration of each test run here, for the duration history.
     run_durations: HashMap<usize, f64>,
 }
@@ -201,6 +211,8 @@ impl<'r> Controller<'r> {
             crashed_tests: HashSet::new(),
             sched_config: config,
             run_durations: HashMap::new(),
+            failed_ids: Vec::new(),
+            failed_seen: HashSet::new(),
         })
     }
 
@@ -333,8 +345,8 @@ impl<'r> Controller<'r> {
         Ok(())
     }
 
-    /// Runs the whole session and returns pytest's exit code.
-    pub fn run(mut self) -> Result<i32, CliError> {
+    /// Runs the whole session; returns the exit code and the failing node ids.
+    pub fn run_outcome(mut self) -> Result<RunOutcome, CliError> {
         let specs = vec!["popen".to_string(); self.setup.workers];
         let r = self.host.setupnodes(&self.config_view, &specs);
         self.plugin_result(r);
@@ -400,7 +412,11 @@ impl<'r> Controller<'r> {
         if self.session_started {
             self.emit(RunEvent::RunFinished(&summary));
         }
-        Ok(exit.code())
+        Ok(RunOutcome {
+            exit: exit.code(),
+            failed: std::mem::take(&mut self.failed_ids),
+            collection_failed: self.collect_errors > 0,
+        })
     }
 
     /// `<cache_dir>/v/xdist/durations`, unless the cache is disabled (`-p no:cacheprovider`).
@@ -862,6 +878,7 @@ impl<'r> Controller<'r> {
         }
         if r.outcome == "failed" && r.xfail.is_none() {
             self.failures += 1;
+            self.note_failed(&nodeid);
         }
         let id = self.nodes[i].id.clone();
         self.emit(RunEvent::TestReport {
@@ -873,6 +890,12 @@ impl<'r> Controller<'r> {
         if maxfail > 0 && self.failures >= maxfail && self.shouldfail.is_none() {
             self.shouldfail = Some(format!("stopping after {} failures", self.failures));
             self.stop_all();
+        }
+    }
+
+    fn note_failed(&mut self, nodeid: &str) {
+        if self.failed_seen.insert(nodeid.to_string()) {
+            self.failed_ids.push(nodeid.to_string());
         }
     }
 
@@ -1182,6 +1205,7 @@ impl<'r> Controller<'r> {
         };
         if !rerun {
             self.crashes += 1;
+            self.note_failed(nodeid);
         }
         self.emit(RunEvent::TestReport {
             worker: &id,

@@ -10,8 +10,9 @@ mod cache;
 mod controller;
 mod durations;
 mod error;
-mod junit;
 mod generate;
+mod junit;
+mod looponfail;
 mod plain;
 mod plugins;
 mod reportlog;
@@ -117,6 +118,11 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     {
         workers = workers.min(n.max(1));
     }
+    if opts.looponfail && opts.pytest.pdb {
+        return Err(CliError::Usage(
+            "--pdb is incompatible with --looponfail.".into(),
+        ));
+    }
     if opts.pytest.pdb && workers > 0 && !opts.pytest.collect_only {
         return Err(CliError::Usage(
             "--pdb is incompatible with distributing tests; try using -n0 or -nauto.".into(),
@@ -129,46 +135,106 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
 
     let color = decide_color(&opts);
     let width = terminal_width();
-    let run_basetemp =
-        basetemp::make_run_basetemp(opts.pytest.basetemp.as_deref(), &cwd).map_err(|e| {
-            CliError::Usage(format!(
-                "failed to create the base temporary directory: {e}"
-            ))
-        })?;
-    let setup = RunSetup {
-        max_restarts: Some(opts.max_worker_restart.unwrap_or(workers * 4)),
-        testrunuid: opts.testrunuid.clone().unwrap_or_else(random_uid),
+    let hang_timeout = match opts.hang_timeout {
+        Some(s) => Some(s),
+        None => ini
+            .get_str("hang_timeout")
+            .map(|v| args::parse_seconds("ini hang_timeout", v))
+            .transpose()?,
+    }
+    .map(std::time::Duration::from_secs_f64);
+    signals::install();
+    let session = Session {
         python,
         cwd,
         workers,
-        run_basetemp: Some(run_basetemp),
         color,
         width,
-        mainargv: std::env::args().collect(),
-        durations: None,
-        args_key: Some(args_key),
-        hang_timeout: match opts.hang_timeout {
-            Some(s) => Some(s),
-            None => ini
-                .get_str("hang_timeout")
-                .map(|v| args::parse_seconds("ini hang_timeout", v))
-                .transpose()?,
-        }
-        .map(std::time::Duration::from_secs_f64),
-        opts,
-    };
-    signals::install();
-    let tw = TermWriter::new(Box::new(std::io::stdout()), color, width);
-    let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet);
-    let (mut junit, mut reportlog) = (junit::JunitReporter::new(), reportlog::ReportLogReporter::new());
-    let mut cache = cache::CacheReporter::new();
-    let controller = Controller::new(
-        setup,
-        &host,
+        hang_timeout,
+        host: &host,
         config_view,
-        vec![&mut terminal, &mut junit, &mut reportlog, &mut cache],
-    )?;
-    controller.run()
+    };
+    if opts.looponfail {
+        if opts.pytest.pdb {
+            return Err(CliError::Usage(
+                "--pdb is incompatible with --looponfail.".into(),
+            ));
+        }
+        let mut roots = ini.get_paths("looponfailroots")?;
+        if roots.is_empty() {
+            roots.push(ini.rootdir.clone());
+        }
+        let base = opts.pytest_args.clone();
+        return looponfail::run_loop(&base, &roots, color, width, |args| {
+            let mut o = opts.clone();
+            o.pytest_args = args.to_vec();
+            let outcome = session.run_once(o, None)?;
+            Ok(looponfail::LoopRun {
+                exit: outcome.exit,
+                failed: outcome.failed,
+                collection_failed: outcome.collection_failed,
+            })
+        });
+    }
+    session.run_once(opts, Some(args_key)).map(|o| o.exit)
+}
+
+/// What stays the same across runs of one invocation (several with `--looponfail`).
+struct Session<'h> {
+    python: PathBuf,
+    cwd: PathBuf,
+    workers: usize,
+    color: bool,
+    width: usize,
+    hang_timeout: Option<std::time::Duration>,
+    host: &'h xdist_plugin_api::host::PluginHost,
+    config_view: xdist_plugin_api::ConfigView,
+}
+
+impl Session<'_> {
+    /// One distributed run with fresh workers.
+    fn run_once(
+        &self,
+        opts: RunOptions,
+        args_key: Option<String>,
+    ) -> Result<controller::RunOutcome, CliError> {
+        let run_basetemp = basetemp::make_run_basetemp(opts.pytest.basetemp.as_deref(), &self.cwd)
+            .map_err(|e| {
+                CliError::Usage(format!(
+                    "failed to create the base temporary directory: {e}"
+                ))
+            })?;
+        let workers = self.workers;
+        let setup = RunSetup {
+            max_restarts: Some(opts.max_worker_restart.unwrap_or(workers * 4)),
+            testrunuid: opts.testrunuid.clone().unwrap_or_else(random_uid),
+            python: self.python.clone(),
+            cwd: self.cwd.clone(),
+            workers,
+            run_basetemp: Some(run_basetemp),
+            color: self.color,
+            width: self.width,
+            mainargv: std::env::args().collect(),
+            durations: None,
+            args_key,
+            hang_timeout: self.hang_timeout,
+            opts,
+        };
+        let tw = TermWriter::new(Box::new(std::io::stdout()), self.color, self.width);
+        let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet);
+        let (mut junit, mut reportlog) = (
+            junit::JunitReporter::new(),
+            reportlog::ReportLogReporter::new(),
+        );
+        let mut cache = cache::CacheReporter::new();
+        let controller = Controller::new(
+            setup,
+            self.host,
+            self.config_view.clone(),
+            vec![&mut terminal, &mut junit, &mut reportlog, &mut cache],
+        )?;
+        controller.run_outcome()
+    }
 }
 
 /// pytest's cache directory (`cache_dir` ini, default `.pytest_cache` in rootdir), unless the

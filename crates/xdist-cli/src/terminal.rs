@@ -56,6 +56,8 @@ pub struct TerminalReporter {
     quiet_before_start: bool,
     /// Category -> indices into `reports`, in first-seen order of categories.
     stats: Vec<(String, Vec<usize>)>,
+    /// Reports per category that count in the summary line.
+    stat_counts: HashMap<String, usize>,
     reports: Vec<Stored>,
     warnings: Vec<WarningRecord>,
     deselected: usize,
@@ -76,6 +78,7 @@ impl TerminalReporter {
             opts: ReportOptions::default(),
             quiet_before_start: quiet,
             stats: Vec::new(),
+            stat_counts: HashMap::new(),
             reports: Vec::new(),
             warnings: Vec::new(),
             deselected: 0,
@@ -115,11 +118,7 @@ impl TerminalReporter {
     }
 
     fn stat_len(&self, key: &str) -> usize {
-        self.stats
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.iter().filter(|&&i| self.reports[i].report.counts).count())
-            .unwrap_or(0)
+        self.stat_counts.get(key).copied().unwrap_or(0)
     }
 
     fn stat_reports(&self, key: &str) -> Vec<usize> {
@@ -138,14 +137,34 @@ impl TerminalReporter {
         }
     }
 
-    fn add_stat(&mut self, category: &str, idx: usize) {
+    /// Counts a report in its category and, when the summary may need it, keeps it.
+    fn add_stat(&mut self, category: &str, idx: Option<usize>, counts: bool) {
+        if counts {
+            *self.stat_counts.entry(category.to_string()).or_insert(0) += 1;
+        }
         match self.stats.iter_mut().find(|(k, _)| k == category) {
-            Some((_, v)) => v.push(idx),
+            Some((_, v)) => v.extend(idx),
             None => {
-                self.stats.push((category.to_string(), vec![idx]));
+                self.stats
+                    .push((category.to_string(), idx.into_iter().collect()));
                 self.set_main_color();
             }
         }
+    }
+
+    /// Whether a report can appear in an end-of-run section. Most passing reports cannot;
+    /// keeping them would make the controller's memory grow with the suite.
+    fn worth_keeping(&self, r: &Report) -> bool {
+        self.opts.durations.is_some()
+            || r.body.is_some()
+            || r.short.is_some()
+            || r.skip.is_some()
+            || r.xfail.is_some()
+            || matches!(
+                r.category.as_str(),
+                "failed" | "error" | "xfailed" | "xpassed" | "skipped"
+            )
+            || (r.category == "passed" && (self.hasopt('p') || self.hasopt('P')))
     }
 
     fn is_last_item(&self) -> bool {
@@ -246,18 +265,22 @@ impl TerminalReporter {
     }
 
     fn test_report(&mut self, worker: &str, nodeid: &str, report: &Report) {
-        let idx = self.reports.len();
-        self.reports.push(Stored {
-            nodeid: nodeid.to_string(),
-            report: report.clone(),
-        });
+        let idx = if self.worth_keeping(report) {
+            self.reports.push(Stored {
+                nodeid: nodeid.to_string(),
+                report: report.clone(),
+            });
+            Some(self.reports.len() - 1)
+        } else {
+            None
+        };
         if let Some(tds) = &report.tds {
             self.teardown_sections
                 .entry(nodeid.to_string())
                 .or_default()
                 .push(tds.clone());
         }
-        self.add_stat(&report.category, idx);
+        self.add_stat(&report.category, idx, report.counts);
         if report.letter.is_empty() && report.word.is_empty() {
             return;
         }
@@ -300,9 +323,9 @@ impl TerminalReporter {
             report: report.clone(),
         });
         if report.outcome == "failed" {
-            self.add_stat("error", idx);
+            self.add_stat("error", Some(idx), report.counts);
         } else if report.outcome == "skipped" {
-            self.add_stat("skipped", idx);
+            self.add_stat("skipped", Some(idx), report.counts);
         }
     }
 

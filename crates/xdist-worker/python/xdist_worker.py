@@ -314,6 +314,7 @@ class WorkerPlugin:
         self.tr = None
         # Extra report data for the controller's file reporters (junitxml, report-log).
         self.want_files = bool(bootstrap.get("want_files"))
+        self.keep_quiet_reports = True
         self.want_ser = False
 
     # -- registration: what pytest-xdist would have provided in a worker -------------------
@@ -440,6 +441,9 @@ class WorkerPlugin:
         self.want_ser = bool(getattr(config.option, "report_log", None))
         self.want_files = self.want_files or self.want_ser or bool(
             getattr(config.option, "xmlpath", None)
+        )
+        self.keep_quiet_reports = (
+            self.want_files or getattr(config.option, "durations", None) is not None
         )
         self.emit({
             "t": "ready",
@@ -621,6 +625,19 @@ class WorkerPlugin:
         self.outbox.flush()
 
     def pytest_runtest_logreport(self, report):
+        if (
+            report.passed
+            and report.when != "call"
+            and not report.sections
+            and not self.keep_quiet_reports
+        ):
+            # A passing setup/teardown with nothing captured shows nowhere (no letter, no
+            # section) unless a file report or --durations wants it: don't send it.
+            category, letter, word = self.config.hook.pytest_report_teststatus(
+                report=report, config=self.config
+            )
+            if not (category or letter or word):
+                return
         self.emit(self._report(report, self.current))
 
     def pytest_warning_recorded(self, warning_message, when, nodeid, location):
