@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test of the project: Rust unit, property and integration tests (real Python
-# workers, real .so plugins) and the Python worker's own tests.
+# Runs every test of the project: style gates, Rust unit, property and integration tests
+# (real Python workers, real .so plugins, real processes killed), the Python worker's own
+# tests, and the packaging test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev/venv.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace
 cargo test --workspace --no-fail-fast
 .venv/bin/python -m pytest tests/worker -q -p no:cacheprovider

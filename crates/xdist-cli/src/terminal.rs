@@ -33,6 +33,9 @@ fn color_for_type(key: &str) -> &'static str {
     }
 }
 
+/// Where a skip happened and why: `(path, line, reason)`, the key skips are folded by.
+type SkipKey = (String, Option<u64>, String);
+
 /// A report kept for the end-of-run summary.
 struct Stored {
     nodeid: String,
@@ -209,11 +212,9 @@ impl TerminalReporter {
             }
             return format!(" [ {collected} / {collected} ]");
         }
-        if collected > 0 {
-            let pct = (self.progress_reported.len() * 100 / collected).min(100);
-            format!(" [{pct:>3}%]")
-        } else {
-            " [100%]".to_string()
+        match (self.progress_reported.len() * 100).checked_div(collected) {
+            Some(pct) => format!(" [{:>3}%]", pct.min(100)),
+            None => " [100%]".to_string(),
         }
     }
 
@@ -594,7 +595,7 @@ impl TerminalReporter {
             return;
         }
         if self.opts.foldskipped {
-            let mut folded: Vec<((String, Option<u64>, String), usize)> = Vec::new();
+            let mut folded: Vec<(SkipKey, usize)> = Vec::new();
             let mut word = None;
             for &i in &skipped {
                 let rep = &self.reports[i].report;

@@ -38,11 +38,19 @@ const EXPECTED_SERIAL: &[(&str, &str, i32)] = &[
     ("errors", "1 failed, 5 passed, 9 errors", 1),
     ("fixtures", "1 failed, 30 passed", 1),
     ("groups", "32 passed", 0),
-    ("mixed", "60 failed, 160 passed, 30 skipped, 20 xfailed, 10 xpassed, 20 warnings, 30 errors", 1),
+    (
+        "mixed",
+        "60 failed, 160 passed, 30 skipped, 20 xfailed, 10 xpassed, 20 warnings, 30 errors",
+        1,
+    ),
     ("output", "5 failed, 6 passed, 1 error", 1),
     ("packages", "1 failed, 10 passed", 1),
     ("skips", "5 passed, 10 skipped", 0),
-    ("subtests", "5 failed, 3 passed, 1 skipped, 7 subtests passed", 1),
+    (
+        "subtests",
+        "5 failed, 3 passed, 1 skipped, 7 subtests passed",
+        1,
+    ),
     ("warnings", "1 failed, 12 passed, 12 warnings", 1),
     ("xfail", "2 failed, 4 passed, 7 xfailed, 2 xpassed", 1),
 ];
@@ -92,8 +100,16 @@ fn base_command(program: &str, suite_dir: &Path) -> Command {
 
 fn run_serial(python: &Path, suite_dir: &Path) -> RunOutput {
     let mut cmd = base_command(&python.to_string_lossy(), suite_dir);
-    cmd.args(["-m", "pytest", "-v", "-p", "no:cacheprovider", "-p", "no:randomly"])
-        .arg(suite_dir);
+    cmd.args([
+        "-m",
+        "pytest",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+    ])
+    .arg(suite_dir);
     run_with_timeout(&mut cmd, timeout())
 }
 
@@ -147,7 +163,10 @@ fn compare_with(suite: &str, python: &Path) -> Vec<String> {
         dp.push("timed out".to_string());
     }
     if dist.code != serial.code {
-        dp.push(format!("exit code {:?}, serial {:?}", dist.code, serial.code));
+        dp.push(format!(
+            "exit code {:?}, serial {:?}",
+            dist.code, serial.code
+        ));
     }
     let dist_set = outcome_multiset(&parse_dist_v(&dist.stdout));
     let diff = multiset_diff(&serial_set, &dist_set);
@@ -155,14 +174,21 @@ fn compare_with(suite: &str, python: &Path) -> Vec<String> {
         dp.push(format!("per-test outcomes differ:\n{diff}"));
     }
     match parse_summary(&dist.stdout) {
-        None => dp.push(format!("no summary line (serial: `{}`)", serial_summary.line)),
+        None => dp.push(format!(
+            "no summary line (serial: `{}`)",
+            serial_summary.line
+        )),
         Some(s) if s.counts != serial_summary.counts => dp.push(format!(
             "summary `{}`, serial `{}`",
             s.line, serial_summary.line
         )),
         Some(_) => {}
     }
-    if !dist.stdout.lines().any(|l| l.trim() == "created: 2/2 workers") {
+    if !dist
+        .stdout
+        .lines()
+        .any(|l| l.trim() == "created: 2/2 workers")
+    {
         dp.push("no `created: 2/2 workers` line".to_string());
     }
     let collection_errors = serial.code == Some(2);
@@ -256,10 +282,16 @@ fn every_example_suite_is_covered() {
         .filter(|n| !n.starts_with('.') && !n.starts_with("__"))
         .collect();
     dirs.sort();
-    let mut listed: Vec<String> =
-        SUITES.iter().chain(NOT_COMPARED).map(|s| s.to_string()).collect();
+    let mut listed: Vec<String> = SUITES
+        .iter()
+        .chain(NOT_COMPARED)
+        .map(|s| s.to_string())
+        .collect();
     listed.sort();
-    assert_eq!(dirs, listed, "examples/ and the suite lists of compare_examples.rs disagree");
+    assert_eq!(
+        dirs, listed,
+        "examples/ and the suite lists of compare_examples.rs disagree"
+    );
     for s in &dirs {
         assert!(
             examples_dir().join(s).join("pytest.ini").is_file(),
@@ -267,5 +299,8 @@ fn every_example_suite_is_covered() {
         );
     }
     let expected: Vec<&str> = EXPECTED_SERIAL.iter().map(|e| e.0).collect();
-    assert_eq!(expected, SUITES, "EXPECTED_SERIAL must list SUITES in order");
+    assert_eq!(
+        expected, SUITES,
+        "EXPECTED_SERIAL must list SUITES in order"
+    );
 }

@@ -185,10 +185,6 @@ impl Running {
         }
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Sends `sig` to the controller (only: workers have their own process group).
     fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on the child we started and have not reaped yet.

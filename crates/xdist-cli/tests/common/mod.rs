@@ -401,93 +401,6 @@ pub fn parse_workers_items(text: &str) -> Option<(u64, u64)> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serial_lines() {
-        let t = "\
-test_a.py::test_x PASSED                                          [ 10%]
-test_a.py::test_p[two bad] FAILED                                 [ 20%]
-test_a.py::test_s SKIPPED (could not import '...)                 [ 30%]
-test_a.py::test_s XFAIL ([NOTRUN] not even run)                   [ 30%]
-test_a.py::test_t SUBPASSED[even check] (i=0)                     [ 40%]
-test_a.py::test_t SUBFAILED(i=1)                                  [ 40%]
-test_a.py::test_long_name SUBFAILED[failing block] [ 60%]
-test_a.py::test_e ERROR                                           [100%]
-ERROR test_a.py::test_e - RuntimeError: x
-";
-        let got: Vec<_> = parse_serial_v(t)
-            .into_iter()
-            .map(|l| (l.nodeid, l.word))
-            .collect();
-        let want = [
-            ("test_a.py::test_x", "PASSED"),
-            ("test_a.py::test_p[two bad]", "FAILED"),
-            ("test_a.py::test_s", "SKIPPED"),
-            ("test_a.py::test_s", "XFAIL"),
-            ("test_a.py::test_t", "SUBPASSED"),
-            ("test_a.py::test_t", "SUBFAILED"),
-            ("test_a.py::test_long_name", "SUBFAILED"),
-            ("test_a.py::test_e", "ERROR"),
-        ];
-        let want: Vec<_> = want
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn dist_lines() {
-        let t = "\
-[gw0] [ 10%] PASSED test_a.py::test_x 
-[gw1] [ 20%] FAILED test_a.py::test_p[two bad] 
-[gw0] [ 20%] SUBPASSED[even check] (i='0') test_a.py::test_t 
-[gw0] [ 20%] SUBFAILED(i='1') test_a.py::test_t 
-[gw0] [ 25%] PASSED t.py::test_ok_2 Fatal Python error: Segmentation fault
-[gw1] node down: Not properly terminated
-test_a.py::test_x 
-";
-        let got = parse_dist_v(t);
-        assert_eq!(got.len(), 5);
-        assert_eq!(got[1].nodeid, "test_a.py::test_p[two bad]");
-        assert_eq!(got[1].worker.as_deref(), Some("gw1"));
-        assert_eq!(
-            (got[2].nodeid.as_str(), got[2].word.as_str()),
-            ("test_a.py::test_t", "SUBPASSED")
-        );
-        assert_eq!(got[3].word, "SUBFAILED");
-        assert!(match_nodeid(&got[4].nodeid, "t.py::test_ok_2"));
-        assert!(!match_nodeid(&got[4].nodeid, "t.py::test_ok"));
-    }
-
-    #[test]
-    fn summaries() {
-        let s = parse_summary("x\n= 3 failed, 10 passed, 1 skipped, 2 xfailed, 1 xpassed, 2 errors, 3 warnings in 0.12s =\n# exit").unwrap();
-        assert_eq!(s.get("failed"), 3);
-        assert_eq!(s.get("errors"), 2);
-        assert_eq!(s.get("warnings"), 3);
-        let s = parse_summary("=== 5 failed, 3 passed, 1 skipped, 7 subtests passed in 0.05s ===")
-            .unwrap();
-        assert_eq!(s.get("subtests passed"), 7);
-        let s = parse_summary("1 error in 61.20s (0:01:01)").unwrap();
-        assert_eq!(s.get("errors"), 1);
-        let s = parse_summary("===== no tests ran in 0.01s =====").unwrap();
-        assert!(s.counts.is_empty());
-        assert_eq!(
-            parse_collected("collecting ... collected 29 items / 1 deselected / 28 selected"),
-            Some(28)
-        );
-        assert_eq!(parse_collected("collected 5 items / 2 errors"), Some(5));
-        assert_eq!(
-            parse_workers_items("created: 2/2 workers\n2 workers [300 items]\n"),
-            Some((2, 300))
-        );
-    }
-}
-
 // ---------------------------------------------------------------------------
 // File reports (junitxml, report-log, cache) and summary sections
 // ---------------------------------------------------------------------------
@@ -610,4 +523,91 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_lines() {
+        let t = "\
+test_a.py::test_x PASSED                                          [ 10%]
+test_a.py::test_p[two bad] FAILED                                 [ 20%]
+test_a.py::test_s SKIPPED (could not import '...)                 [ 30%]
+test_a.py::test_s XFAIL ([NOTRUN] not even run)                   [ 30%]
+test_a.py::test_t SUBPASSED[even check] (i=0)                     [ 40%]
+test_a.py::test_t SUBFAILED(i=1)                                  [ 40%]
+test_a.py::test_long_name SUBFAILED[failing block] [ 60%]
+test_a.py::test_e ERROR                                           [100%]
+ERROR test_a.py::test_e - RuntimeError: x
+";
+        let got: Vec<_> = parse_serial_v(t)
+            .into_iter()
+            .map(|l| (l.nodeid, l.word))
+            .collect();
+        let want = [
+            ("test_a.py::test_x", "PASSED"),
+            ("test_a.py::test_p[two bad]", "FAILED"),
+            ("test_a.py::test_s", "SKIPPED"),
+            ("test_a.py::test_s", "XFAIL"),
+            ("test_a.py::test_t", "SUBPASSED"),
+            ("test_a.py::test_t", "SUBFAILED"),
+            ("test_a.py::test_long_name", "SUBFAILED"),
+            ("test_a.py::test_e", "ERROR"),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn dist_lines() {
+        let t = "\
+[gw0] [ 10%] PASSED test_a.py::test_x 
+[gw1] [ 20%] FAILED test_a.py::test_p[two bad] 
+[gw0] [ 20%] SUBPASSED[even check] (i='0') test_a.py::test_t 
+[gw0] [ 20%] SUBFAILED(i='1') test_a.py::test_t 
+[gw0] [ 25%] PASSED t.py::test_ok_2 Fatal Python error: Segmentation fault
+[gw1] node down: Not properly terminated
+test_a.py::test_x 
+";
+        let got = parse_dist_v(t);
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[1].nodeid, "test_a.py::test_p[two bad]");
+        assert_eq!(got[1].worker.as_deref(), Some("gw1"));
+        assert_eq!(
+            (got[2].nodeid.as_str(), got[2].word.as_str()),
+            ("test_a.py::test_t", "SUBPASSED")
+        );
+        assert_eq!(got[3].word, "SUBFAILED");
+        assert!(match_nodeid(&got[4].nodeid, "t.py::test_ok_2"));
+        assert!(!match_nodeid(&got[4].nodeid, "t.py::test_ok"));
+    }
+
+    #[test]
+    fn summaries() {
+        let s = parse_summary("x\n= 3 failed, 10 passed, 1 skipped, 2 xfailed, 1 xpassed, 2 errors, 3 warnings in 0.12s =\n# exit").unwrap();
+        assert_eq!(s.get("failed"), 3);
+        assert_eq!(s.get("errors"), 2);
+        assert_eq!(s.get("warnings"), 3);
+        let s = parse_summary("=== 5 failed, 3 passed, 1 skipped, 7 subtests passed in 0.05s ===")
+            .unwrap();
+        assert_eq!(s.get("subtests passed"), 7);
+        let s = parse_summary("1 error in 61.20s (0:01:01)").unwrap();
+        assert_eq!(s.get("errors"), 1);
+        let s = parse_summary("===== no tests ran in 0.01s =====").unwrap();
+        assert!(s.counts.is_empty());
+        assert_eq!(
+            parse_collected("collecting ... collected 29 items / 1 deselected / 28 selected"),
+            Some(28)
+        );
+        assert_eq!(parse_collected("collected 5 items / 2 errors"), Some(5));
+        assert_eq!(
+            parse_workers_items("created: 2/2 workers\n2 workers [300 items]\n"),
+            Some((2, 300))
+        );
+    }
 }
