@@ -15,3 +15,4 @@ pub mod frame;
 pub mod ini;
 pub mod protocol;
 pub mod python;
+pub mod spec;
