@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::Parser;
+use xdist_core::spec::XSpec;
 use xdist_sched::DistMode;
 
 use crate::error::CliError;
@@ -45,9 +46,27 @@ pub struct RawArgs {
     /// `load` only: the most tests sent to a worker in one step.
     #[arg(long, value_name = "N")]
     pub maxschedchunk: Option<String>,
-    /// Execution environment spec (`popen`, `N*popen`, ...).
+    /// Execution environment spec, repeatable: `popen`, `ssh=[user@]host`, `socket=host:port`,
+    /// with `N*` and `//python=`, `//chdir=`, `//id=`, `//env:NAME=value`, `//nice=`,
+    /// `//via=`, `//ssh_config=`. `-n` replaces all of them with N x `popen`.
     #[arg(long = "tx", value_name = "XSPEC")]
     pub tx: Vec<String>,
+    /// Proxy gateway spec (must include `id=NAME`), used by `--tx ...//via=NAME`.
+    #[arg(long = "px", value_name = "XSPEC")]
+    pub px: Vec<String>,
+    /// (Deprecated, as in pytest-xdist) a directory to rsync to remote workers; repeatable.
+    #[arg(long = "rsyncdir", value_name = "DIR")]
+    pub rsyncdir: Vec<PathBuf>,
+    /// (Deprecated) a glob rsync ignores; repeatable.
+    #[arg(long = "rsyncignore", value_name = "GLOB")]
+    pub rsyncignore: Vec<String>,
+    /// Run only shard K of N of the collected suite (CI job matrices): `--shard 2/4`.
+    #[arg(long = "shard", value_name = "K/N")]
+    pub shard: Option<String>,
+    /// How `--shard` splits: `hash` (by node id; stable when tests are added) or `duration`
+    /// (balanced by recorded durations; hash when there is no history). Default: duration.
+    #[arg(long = "shard-by", value_name = "hash|duration")]
+    pub shard_by: Option<String>,
     /// Identifier shared by all workers (`testrun_uid` fixture); random by default.
     #[arg(long, value_name = "ID")]
     pub testrunuid: Option<String>,
@@ -124,6 +143,11 @@ const OWN_VALUE_LONG: &[&str] = &[
     "--plugin",
     "--plugin-opt",
     "--hang-timeout",
+    "--px",
+    "--rsyncdir",
+    "--rsyncignore",
+    "--shard",
+    "--shard-by",
 ];
 const OWN_FLAG_LONG: &[&str] = &[
     "--loadscope-reorder",
@@ -196,10 +220,30 @@ pub enum NumProcesses {
     Logical,
 }
 
+/// How `--shard` splits the suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardBy {
+    Hash,
+    Duration,
+}
+
+/// `--shard K/N` (K is 1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub total: usize,
+    pub by: ShardBy,
+}
+
 /// Validated options of one run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub numprocesses: NumProcesses,
+    /// `--tx` specs (expanded); empty when `-n` was given (it discards them).
+    pub tx: Vec<XSpec>,
+    pub rsyncdirs: Vec<PathBuf>,
+    pub rsyncignore: Vec<String>,
+    pub shard: Option<Shard>,
     pub maxprocesses: Option<usize>,
     pub max_worker_restart: Option<usize>,
     pub dist: DistMode,
@@ -275,6 +319,30 @@ pub fn validate(
     pytest_args: Vec<String>,
 ) -> Result<RunOptions, CliError> {
     let num = raw_cli.numprocesses.or(raw_addopts.numprocesses);
+    let tx_raw = if raw_cli.tx.is_empty() {
+        raw_addopts.tx
+    } else {
+        raw_cli.tx
+    };
+    let px_raw = if raw_cli.px.is_empty() {
+        raw_addopts.px
+    } else {
+        raw_cli.px
+    };
+    let proxies =
+        xdist_core::spec::parse_px(&px_raw).map_err(|e| CliError::Usage(e.to_string()))?;
+    let tx = xdist_core::spec::parse_tx(&tx_raw, &proxies)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    // `-n` stands for N x popen and discards any --tx (pytest-xdist).
+    let tx = if num.is_some() { Vec::new() } else { tx };
+    let shard = parse_shard(
+        raw_cli.shard.or(raw_addopts.shard).as_deref(),
+        raw_cli.shard_by.or(raw_addopts.shard_by).as_deref(),
+    )?;
+    let mut rsyncdirs = raw_addopts.rsyncdir;
+    rsyncdirs.extend(raw_cli.rsyncdir);
+    let mut rsyncignore = raw_addopts.rsyncignore;
+    rsyncignore.extend(raw_cli.rsyncignore);
     let numprocesses = match num.as_deref().map(str::trim) {
         None | Some("auto") => NumProcesses::Auto,
         Some("logical") => NumProcesses::Logical,
@@ -324,6 +392,10 @@ pub fn validate(
     let pytest = scan_pytest_flags(&pytest_args);
     Ok(RunOptions {
         numprocesses,
+        tx,
+        rsyncdirs,
+        rsyncignore,
+        shard,
         maxprocesses,
         max_worker_restart,
         dist,
@@ -343,6 +415,40 @@ pub fn validate(
         pytest_args,
         pytest,
     })
+}
+
+/// `--shard K/N` and `--shard-by`.
+fn parse_shard(shard: Option<&str>, by: Option<&str>) -> Result<Option<Shard>, CliError> {
+    let by = match by.map(str::trim) {
+        None | Some("duration") => ShardBy::Duration,
+        Some("hash") => ShardBy::Hash,
+        Some(v) => {
+            return Err(CliError::Usage(format!(
+                "invalid value '{v}' for --shard-by: choose from hash, duration"
+            )))
+        }
+    };
+    let Some(v) = shard else {
+        return Ok(None);
+    };
+    let bad = || {
+        CliError::Usage(format!(
+            "invalid value '{v}' for --shard: expected K/N with 1 <= K <= N, e.g. 2/4"
+        ))
+    };
+    let (k, n) = v.trim().split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok(Some(Shard {
+        index: k,
+        total: n,
+        by,
+    }))
 }
 
 /// Parses xdist options with clap; errors become one-line usage errors.
@@ -520,6 +626,51 @@ mod tests {
         assert!(check_stepwise(&f, 0).is_ok());
         let f = scan_pytest_flags(&s(&["--junit-xml=x.xml"]));
         assert_eq!(f.junitxml.as_deref(), Some("x.xml"));
+    }
+
+    #[test]
+    fn tx_specs_and_n() {
+        let raw = parse_raw(&s(&["--tx", "2*popen", "--tx", "ssh=h//python=py"])).unwrap();
+        let o = validate(raw, RawArgs::default(), vec![]).unwrap();
+        assert_eq!(o.tx.len(), 3);
+        // -n discards --tx.
+        let raw = parse_raw(&s(&["--tx", "2*popen", "-n", "3"])).unwrap();
+        assert!(validate(raw, RawArgs::default(), vec![])
+            .unwrap()
+            .tx
+            .is_empty());
+        let raw = parse_raw(&s(&["--tx", "ssh="])).unwrap();
+        let e = validate(raw, RawArgs::default(), vec![]).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.to_string().contains("invalid --tx spec 'ssh='"), "{e}");
+        let (own, py) = split_args(&s(&["--px", "id=p//popen", "--rsyncdir", "src", "t"]));
+        assert_eq!(own.len(), 4);
+        assert_eq!(py, s(&["t"]));
+    }
+
+    #[test]
+    fn shard_values() {
+        let raw = parse_raw(&s(&["--shard", "2/4", "--shard-by", "hash"])).unwrap();
+        let o = validate(raw, RawArgs::default(), vec![]).unwrap();
+        assert_eq!(
+            o.shard,
+            Some(Shard {
+                index: 2,
+                total: 4,
+                by: ShardBy::Hash
+            })
+        );
+        for bad in ["0/4", "5/4", "1/0", "x", "1/x"] {
+            let raw = parse_raw(&s(&["--shard", bad])).unwrap();
+            assert_eq!(
+                validate(raw, RawArgs::default(), vec![])
+                    .unwrap_err()
+                    .exit_code(),
+                4
+            );
+        }
+        let raw = parse_raw(&s(&["--shard-by", "size"])).unwrap();
+        assert!(validate(raw, RawArgs::default(), vec![]).is_err());
     }
 
     #[test]

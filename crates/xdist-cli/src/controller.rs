@@ -18,10 +18,11 @@ use xdist_core::exit::ExitCode;
 use xdist_core::protocol::{
     Bootstrap, Command, Report, ReportOptions, WorkerEvent, PROTOCOL_VERSION,
 };
+use xdist_core::spec::XSpec;
 use xdist_plugin_api::host::PluginHost;
 use xdist_plugin_api::{ConfigView, GatewayView, NodeView, ReportView};
 use xdist_sched::{Action, Collection, NodeKey, SchedConfig, Scheduling};
-use xdist_worker::{spawn_local, ExitKind, LocalSpawn, Stream, WorkerHandle, WorkerMsg};
+use xdist_worker::{spawn_worker, ExitKind, Stream, WorkerHandle, WorkerMsg, WorkerSpawn};
 
 use crate::args::RunOptions;
 use crate::durations;
@@ -50,7 +51,13 @@ pub struct RunSetup {
     pub opts: RunOptions,
     pub python: PathBuf,
     pub cwd: PathBuf,
-    pub workers: usize,
+    /// One worker per spec (`-n N` is N x popen).
+    pub specs: Vec<XSpec>,
+    /// pytest's arguments rewritten relative to the rsync roots, for remote and `chdir=`
+    /// workers (None: they get the arguments as given).
+    pub remote_args: Option<Vec<String>>,
+    /// The shared secret for `socket=` workers (`XDIST_TOKEN`).
+    pub token: Option<String>,
     pub max_restarts: Option<usize>,
     pub testrunuid: String,
     pub run_basetemp: Option<PathBuf>,
@@ -64,9 +71,18 @@ pub struct RunSetup {
     pub hang_timeout: Option<Duration>,
 }
 
+impl RunSetup {
+    /// The number of workers the run starts with.
+    pub fn workers(&self) -> usize {
+        self.specs.len()
+    }
+}
+
 struct Node {
     key: u32,
     id: String,
+    /// Index into `RunSetup::specs`: where it runs (replacements reuse it).
+    spec: usize,
     handle: WorkerHandle,
     ready: bool,
     collected: bool,
@@ -160,7 +176,7 @@ impl<'r> Controller<'r> {
     ) -> Result<Self, CliError> {
         let (tx, rx) = mpsc::channel();
         let config = SchedConfig {
-            num_nodes: setup.workers,
+            num_nodes: setup.workers(),
             max_sched_chunk: setup.opts.maxschedchunk,
             loadscope_reorder: setup.opts.loadscope_reorder,
             durations: setup.durations.clone(),
@@ -220,7 +236,7 @@ impl<'r> Controller<'r> {
         let n = &self.nodes[i];
         NodeView {
             workerid: n.id.clone(),
-            spec: "popen".into(),
+            spec: self.setup.specs[n.spec].raw.clone(),
             workerinput: n.workerinput.clone(),
             workerinfo: n.workerinfo.clone(),
         }
@@ -253,24 +269,32 @@ impl<'r> Controller<'r> {
         }
     }
 
-    fn spawn_worker(&mut self) -> Result<(), CliError> {
-        let gw = format!("gw{}", self.next_gw);
-        self.next_gw += 1;
+    /// Starts a worker for spec `spec_index`; `first` for the run's initial workers (a
+    /// spec's `id=` names only the first, replacements get the next `gwN`).
+    fn spawn_worker(&mut self, spec_index: usize, first: bool) -> Result<(), CliError> {
+        let spec = self.setup.specs[spec_index].clone();
+        let gw = match (&spec.id, first) {
+            (Some(id), true) => id.clone(),
+            _ => {
+                self.next_gw += 1;
+                format!("gw{}", self.next_gw - 1)
+            }
+        };
         let key = self.nodes.len() as u32;
         let mut workerinput = Map::new();
         workerinput.insert("workerid".into(), json!(gw));
-        workerinput.insert("workercount".into(), json!(self.setup.workers));
+        workerinput.insert("workercount".into(), json!(self.setup.workers()));
         workerinput.insert("testrunuid".into(), json!(self.setup.testrunuid));
         workerinput.insert("mainargv".into(), json!(self.setup.mainargv));
         let gateway = GatewayView {
             id: gw.clone(),
-            spec: "popen".into(),
+            spec: spec.raw.clone(),
         };
         let r = self.host.newgateway(&gateway);
         self.plugin_result(r);
         let mut view = NodeView {
             workerid: gw.clone(),
-            spec: "popen".into(),
+            spec: spec.raw.clone(),
             workerinput,
             workerinfo: Map::new(),
         };
@@ -282,11 +306,16 @@ impl<'r> Controller<'r> {
         let bootstrap = Bootstrap {
             protocol: PROTOCOL_VERSION,
             workerinput: workerinput.clone(),
-            args: self.setup.opts.pytest_args.clone(),
+            args: match (&self.setup.remote_args, spec.needs_rsync()) {
+                (Some(args), true) => args.clone(),
+                _ => self.setup.opts.pytest_args.clone(),
+            },
+            // Only local workers share the controller's basetemp (pytest-xdist).
             basetemp: self
                 .setup
                 .run_basetemp
                 .as_ref()
+                .filter(|_| !spec.is_remote())
                 .map(|b| b.join(format!("popen-{gw}")).display().to_string()),
             dist: self.setup.opts.dist.as_str().to_string(),
             color: self.setup.color,
@@ -294,6 +323,7 @@ impl<'r> Controller<'r> {
             want_header: true,
             want_files: self.setup.opts.pytest.want_files(),
             sys_path: Vec::new(),
+            remote: spec.needs_rsync(),
         };
         let env: Vec<(OsString, OsString)> = vec![
             (
@@ -302,27 +332,30 @@ impl<'r> Controller<'r> {
             ),
             (
                 xdist_core::env::PYTEST_XDIST_WORKER_COUNT.into(),
-                self.setup.workers.to_string().into(),
+                self.setup.workers().to_string().into(),
             ),
             (
                 xdist_core::env::PYTEST_XDIST_TESTRUNUID.into(),
                 self.setup.testrunuid.clone().into(),
             ),
         ];
-        let handle = spawn_local(
-            LocalSpawn {
+        let handle = spawn_worker(
+            WorkerSpawn {
                 key,
+                spec,
                 python: self.setup.python.clone(),
                 cwd: self.setup.cwd.clone(),
                 env,
                 bootstrap,
                 code,
+                token: self.setup.token.clone(),
             },
             &self.tx,
         )?;
         self.nodes.push(Node {
             key,
             id: gw,
+            spec: spec_index,
             handle,
             ready: false,
             collected: false,
@@ -347,14 +380,14 @@ impl<'r> Controller<'r> {
 
     /// Runs the whole session; returns the exit code and the failing node ids.
     pub fn run_outcome(mut self) -> Result<RunOutcome, CliError> {
-        let specs = vec!["popen".to_string(); self.setup.workers];
+        let specs: Vec<String> = self.setup.specs.iter().map(|s| s.raw.clone()).collect();
         let r = self.host.setupnodes(&self.config_view, &specs);
         self.plugin_result(r);
         if let Some(err) = self.fatal.take() {
             return Err(err);
         }
-        for _ in 0..self.setup.workers {
-            self.spawn_worker()?;
+        for i in 0..self.setup.workers() {
+            self.spawn_worker(i, true)?;
         }
         loop {
             if self.nodes.iter().all(Node::is_down) {
@@ -603,7 +636,10 @@ impl<'r> Controller<'r> {
             } => {
                 if let Ok(Value::Object(mut m)) = serde_json::to_value(&info) {
                     m.insert("id".into(), json!(self.nodes[i].id));
-                    m.insert("spec".into(), json!("popen"));
+                    m.insert(
+                        "spec".into(),
+                        json!(self.setup.specs[self.nodes[i].spec].raw),
+                    );
                     self.nodes[i].workerinfo = m;
                 }
                 let view = self.node_view(i);
@@ -625,7 +661,7 @@ impl<'r> Controller<'r> {
                         header: &header,
                         options: &options,
                     });
-                    let count = self.setup.workers;
+                    let count = self.setup.workers();
                     self.emit(RunEvent::WorkersCreated { count });
                 }
                 if self.shutting_down {
@@ -832,7 +868,8 @@ impl<'r> Controller<'r> {
         let Some(collection) = self.collection.clone() else {
             return;
         };
-        self.sched.add_node(NodeKey(self.nodes[i].key), "popen");
+        let spec = self.setup.specs[self.nodes[i].spec].raw.clone();
+        self.sched.add_node(NodeKey(self.nodes[i].key), &spec);
         self.sched
             .add_node_collection(NodeKey(self.nodes[i].key), collection.clone());
         self.nodes[i].scheduled = true;
@@ -846,7 +883,7 @@ impl<'r> Controller<'r> {
         self.collection_complete = true;
         let name = self.sched.name();
         self.emit(RunEvent::CollectionComplete {
-            workers: self.setup.workers,
+            workers: self.setup.workers(),
             items: collection.len(),
             deselected: self.deselected,
             lines: &lines,
@@ -1111,7 +1148,7 @@ impl<'r> Controller<'r> {
         } else if !self.shutting_down || self.sched.has_pending() {
             self.emit(RunEvent::ReplacingWorker { worker: &id });
             self.shutting_down = false;
-            if let Err(e) = self.spawn_worker() {
+            if let Err(e) = self.spawn_worker(self.nodes[i].spec, false) {
                 self.fatal = Some(e);
             }
         }

@@ -16,6 +16,7 @@ mod looponfail;
 mod plain;
 mod plugins;
 mod reportlog;
+mod rsync;
 mod signals;
 mod terminal;
 mod termwriter;
@@ -26,6 +27,7 @@ use std::path::PathBuf;
 
 use xdist_core::cpus::{auto_workers, AutoKind};
 use xdist_core::env as envnames;
+use xdist_core::spec::{Gateway, XSpec};
 
 use crate::args::{NumProcesses, RunOptions};
 use crate::controller::{Controller, RunSetup};
@@ -80,14 +82,17 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
 
     let python = xdist_core::python::find_python(opts.python.as_deref())?;
 
+    // `--tx` specs (without `-n`) say exactly which workers to start.
+    let explicit_tx = !opts.tx.is_empty();
     // `-n auto` / `-n logical`: a plugin's answer first (the hook is called once).
     let plugin_auto = match opts.numprocesses {
-        NumProcesses::Auto | NumProcesses::Logical if !opts.pytest.pdb => host
+        NumProcesses::Auto | NumProcesses::Logical if !opts.pytest.pdb && !explicit_tx => host
             .auto_num_workers(&config_view)
             .map_err(plugins::hook_error)?,
         _ => None,
     };
     let mut workers = match opts.numprocesses {
+        _ if explicit_tx => opts.tx.len(),
         NumProcesses::Count(n) => n,
         NumProcesses::Auto | NumProcesses::Logical if opts.pytest.pdb => 0,
         NumProcesses::Auto | NumProcesses::Logical if plugin_auto.is_some() => {
@@ -106,7 +111,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
             auto.count
         }
     };
-    if let Some(max) = opts.maxprocesses {
+    if let Some(max) = opts.maxprocesses.filter(|_| !explicit_tx) {
         workers = workers.min(max);
     }
     // Never start more workers than the same invocation collected tests last time.
@@ -115,6 +120,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     if let Some(n) = cache_dir
         .as_deref()
         .and_then(|d| durations::last_collection_size(d, &args_key))
+        .filter(|_| !explicit_tx)
     {
         workers = workers.min(n.max(1));
     }
@@ -133,6 +139,44 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
         return plain::run_plain_pytest(&python, &opts.pytest_args, &cwd);
     }
 
+    let specs: Vec<XSpec> = if explicit_tx {
+        opts.tx.clone()
+    } else {
+        vec![XSpec::popen(); workers]
+    };
+    // Remote and `chdir=` workers: rsync roots, and paths rewritten relative to them.
+    let ini_rsyncdirs = ini.get_paths("rsyncdirs")?;
+    if !opts.rsyncdirs.is_empty() || !ini_rsyncdirs.is_empty() {
+        eprintln!(
+            "xdist: warning: DeprecationWarning: {}",
+            rsync::DEPRECATION.replace('\n', " ")
+        );
+    }
+    let rsync_roots = if specs.iter().any(XSpec::needs_rsync) {
+        rsync::roots(&opts.rsyncdirs, &ini_rsyncdirs, &cwd)?
+    } else {
+        Vec::new()
+    };
+    let mut rsync_ignore = ini.get_args("rsyncignore")?;
+    rsync_ignore.extend(opts.rsyncignore.iter().cloned());
+    let remote_args = if rsync_roots.is_empty() {
+        None
+    } else {
+        Some(rsync::rewrite_args(&rsync_roots, &opts.pytest_args, &cwd)?)
+    };
+    let token = std::env::var(envnames::XDIST_TOKEN)
+        .ok()
+        .filter(|t| !t.is_empty());
+    if token.is_none()
+        && specs
+            .iter()
+            .any(|s| matches!(s.gateway, Gateway::Socket { .. }))
+    {
+        return Err(CliError::Usage(format!(
+            "socket= workers need the server's shared token: set {}",
+            envnames::XDIST_TOKEN
+        )));
+    }
     let color = decide_color(&opts);
     let width = terminal_width();
     let hang_timeout = match opts.hang_timeout {
@@ -147,7 +191,11 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     let session = Session {
         python,
         cwd,
-        workers,
+        specs,
+        rsync_roots,
+        rsync_ignore,
+        remote_args,
+        token,
         color,
         width,
         hang_timeout,
@@ -183,7 +231,11 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
 struct Session<'h> {
     python: PathBuf,
     cwd: PathBuf,
-    workers: usize,
+    specs: Vec<XSpec>,
+    rsync_roots: Vec<PathBuf>,
+    rsync_ignore: Vec<String>,
+    remote_args: Option<Vec<String>>,
+    token: Option<String>,
     color: bool,
     width: usize,
     hang_timeout: Option<std::time::Duration>,
@@ -204,13 +256,24 @@ impl Session<'_> {
                     "failed to create the base temporary directory: {e}"
                 ))
             })?;
-        let workers = self.workers;
+        if !self.rsync_roots.is_empty() {
+            rsync::sync_all(
+                &self.specs,
+                &self.rsync_roots,
+                &self.rsync_ignore,
+                self.host,
+                &self.cwd,
+            )?;
+        }
+        let workers = self.specs.len();
         let setup = RunSetup {
             max_restarts: Some(opts.max_worker_restart.unwrap_or(workers * 4)),
             testrunuid: opts.testrunuid.clone().unwrap_or_else(random_uid),
             python: self.python.clone(),
             cwd: self.cwd.clone(),
-            workers,
+            specs: self.specs.clone(),
+            remote_args: self.remote_args.clone(),
+            token: self.token.clone(),
             run_basetemp: Some(run_basetemp),
             color: self.color,
             width: self.width,

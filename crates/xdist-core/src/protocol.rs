@@ -43,6 +43,10 @@ pub struct Bootstrap {
     /// worker also turns this on by itself when its pytest config names such a file.
     #[serde(default)]
     pub want_files: bool,
+    /// A remote worker (`ssh=`, `socket=`, or `chdir=`): its working directory goes first on
+    /// `sys.path` and `PYTHONPATH`, as pytest-xdist does for non-popen gateways.
+    #[serde(default)]
+    pub remote: bool,
 }
 
 /// Controller -> worker commands.

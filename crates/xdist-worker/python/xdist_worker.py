@@ -942,6 +942,12 @@ def main(channel_in, channel_out_fd):
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
     sys.path.extend(bootstrap.get("sys_path") or [])
+    if bootstrap.get("remote"):
+        # A remote worker imports from its (synced) working directory, as pytest-xdist's.
+        cwd = os.getcwd()
+        sys.path.insert(0, cwd)
+        old = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = cwd + (os.pathsep + old if old else "")
     sys.meta_path.append(StandinFinder())
     try:
         import pytest

@@ -9,8 +9,10 @@
 
 pub mod bootstrap;
 pub mod local;
+pub mod remote;
 
 pub use local::{spawn_local, LocalSpawn, SpawnError, WorkerHandle};
+pub use remote::{spawn_worker, WorkerSpawn};
 
 use xdist_core::frame::FrameError;
 use xdist_core::protocol::{DecodeError, WorkerEvent};
@@ -27,6 +29,8 @@ pub enum Stream {
 pub enum ExitKind {
     Code(i32),
     Signal(i32),
+    /// A socket worker's connection ended (its process is on another machine).
+    Disconnected,
 }
 
 impl std::fmt::Display for ExitKind {
@@ -34,6 +38,7 @@ impl std::fmt::Display for ExitKind {
         match self {
             ExitKind::Code(c) => write!(f, "exit code {c}"),
             ExitKind::Signal(s) => f.write_str(&signal_name(*s)),
+            ExitKind::Disconnected => f.write_str("connection closed"),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use xdist_core::frame::{read_frame, write_frame, FrameError};
@@ -28,6 +29,8 @@ pub struct LocalSpawn {
     pub bootstrap: Bootstrap,
     /// Replacement Python worker code (`getremotemodule` plugins); the embedded code if None.
     pub code: Option<String>,
+    /// `//nice=`: added to the worker's niceness.
+    pub nice: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +42,29 @@ pub enum SpawnError {
         python: String,
         source: std::io::Error,
     },
+    /// A remote worker could not be reached or refused us (`socket=`, `ssh=`).
+    #[error("{0}")]
+    Remote(String),
 }
+
+/// How to stop a worker.
+pub(crate) enum Killer {
+    /// A local process: the worker itself, or the `ssh` client carrying it.
+    Pid(u32),
+    /// A socket connection: closing it ends the worker's channel.
+    Socket(std::net::TcpStream),
+}
+
+/// The command side of a channel, shared with the thread that sends the first two frames.
+pub(crate) type SharedWriter = Arc<Mutex<Option<Box<dyn Write + Send>>>>;
 
 /// The controller's side of one worker: send commands, signal the process.
 pub struct WorkerHandle {
     pub key: u32,
+    /// The local process (worker or `ssh` client); 0 for socket workers.
     pub pid: u32,
-    writer: Option<std::io::PipeWriter>,
+    pub(crate) writer: SharedWriter,
+    pub(crate) killer: Killer,
 }
 
 impl WorkerHandle {
@@ -56,23 +75,32 @@ impl WorkerHandle {
             return;
         }
         let payload = encode_commands(cmds);
-        if let Some(w) = self.writer.as_mut() {
-            if write_frame(w, &payload).is_err() {
-                self.writer = None;
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = guard.as_mut() {
+            if write_frame(w, &payload).and_then(|_| w.flush()).is_err() {
+                *guard = None;
             }
         }
     }
 
     /// Closes the command channel (the worker treats it as `stop`).
     pub fn close(&mut self) {
-        self.writer = None;
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// Sends a signal to the worker process.
+    /// Sends a signal to the worker process. For a socket worker, any terminating signal
+    /// closes the connection (the remote side cannot be signalled).
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) with a pid we started; a stale pid is at worst ESRCH.
-        unsafe {
-            libc::kill(self.pid as i32, sig);
+        match &self.killer {
+            // SAFETY: kill(2) with a pid we started; a stale pid is at worst ESRCH.
+            Killer::Pid(pid) => unsafe {
+                libc::kill(*pid as i32, sig);
+            },
+            Killer::Socket(s) => {
+                if sig != libc::SIGUSR1 {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
+            }
         }
     }
 }
@@ -84,6 +112,7 @@ pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHan
     let child_read: OwnedFd = to_child_r.into();
     let child_write: OwnedFd = from_child_w.into();
     let (cr, cw) = (child_read.as_raw_fd(), child_write.as_raw_fd());
+    let nice = spec.nice;
 
     let mut cmd = Command::new(&spec.python);
     cmd.arg("-u")
@@ -123,6 +152,13 @@ pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHan
             libc::setpgid(0, 0);
             // Die with the controller.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(n) = nice {
+                // nice(2) may legitimately return -1: check errno instead.
+                *libc::__errno_location() = 0;
+                if libc::nice(n) == -1 && *libc::__errno_location() != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
@@ -137,59 +173,70 @@ pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHan
 
     // Frames 0 and 1: the code, then the bootstrap. Both fit the pipe buffer in practice;
     // if the child died already, the exit message tells the story.
-    let code = spec.code.as_deref().unwrap_or(WORKER_CODE);
-    let boot = serde_json::to_vec(&spec.bootstrap).unwrap_or_default();
-    let mut writer = Some(to_child_w);
-    if let Some(w) = writer.as_mut() {
-        if write_frame(w, code.as_bytes()).is_err() || write_frame(w, &boot).is_err() {
-            writer = None;
-        }
-    }
-    let _ = to_child_w_flush(&mut writer);
-
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    if let Some(out) = stdout {
+    let mut writer: Box<dyn Write + Send> = Box::new(to_child_w);
+    let ok = write_first_frames(&mut *writer, spec.code.as_deref(), &spec.bootstrap);
+    let writer: SharedWriter = Arc::new(Mutex::new(ok.then_some(writer)));
+    if let Some(out) = child.stdout.take() {
         spawn_lines(key, Stream::Stdout, out, tx.clone());
     }
-    if let Some(err) = stderr {
+    if let Some(err) = child.stderr.take() {
         spawn_lines(key, Stream::Stderr, err, tx.clone());
     }
-    {
-        let tx = tx.clone();
-        thread::Builder::new()
-            .name(format!("xdist-chan-{key}"))
-            .spawn(move || read_channel(key, from_child_r, tx))
-            .ok();
-    }
-    {
-        let tx = tx.clone();
-        thread::Builder::new()
-            .name(format!("xdist-wait-{key}"))
-            .spawn(move || {
-                let kind = match child.wait() {
-                    Ok(status) => match (status.code(), status.signal()) {
-                        (Some(c), _) => ExitKind::Code(c),
-                        (None, Some(s)) => ExitKind::Signal(s),
-                        _ => ExitKind::Code(-1),
-                    },
-                    Err(_) => ExitKind::Code(-1),
-                };
-                let _ = tx.send(WorkerMsg::Exited(key, kind));
-            })
-            .ok();
-    }
-    Ok(WorkerHandle { key, pid, writer })
+    spawn_channel_reader(key, from_child_r, tx.clone());
+    spawn_waiter(key, child, tx.clone());
+    Ok(WorkerHandle {
+        key,
+        pid,
+        writer,
+        killer: Killer::Pid(pid),
+    })
 }
 
-fn to_child_w_flush(w: &mut Option<std::io::PipeWriter>) -> std::io::Result<()> {
-    match w {
-        Some(w) => w.flush(),
-        None => Ok(()),
-    }
+/// Writes frame 0 (the worker code, embedded unless replaced) and frame 1 (the bootstrap).
+/// False if the other side is gone already.
+pub(crate) fn write_first_frames(
+    mut w: &mut dyn Write,
+    code: Option<&str>,
+    boot: &Bootstrap,
+) -> bool {
+    let code = code.unwrap_or(WORKER_CODE);
+    let boot = serde_json::to_vec(boot).unwrap_or_default();
+    write_frame(&mut w, code.as_bytes()).is_ok()
+        && write_frame(&mut w, &boot).is_ok()
+        && w.flush().is_ok()
 }
 
-fn read_channel(key: u32, reader: std::io::PipeReader, tx: Sender<WorkerMsg>) {
+/// The thread that decodes the worker's event frames from `reader`.
+pub(crate) fn spawn_channel_reader<R: Read + Send + 'static>(
+    key: u32,
+    reader: R,
+    tx: Sender<WorkerMsg>,
+) {
+    thread::Builder::new()
+        .name(format!("xdist-chan-{key}"))
+        .spawn(move || read_channel(key, reader, tx))
+        .ok();
+}
+
+/// The thread that waits for a local process and reports how it ended.
+pub(crate) fn spawn_waiter(key: u32, mut child: std::process::Child, tx: Sender<WorkerMsg>) {
+    thread::Builder::new()
+        .name(format!("xdist-wait-{key}"))
+        .spawn(move || {
+            let kind = match child.wait() {
+                Ok(status) => match (status.code(), status.signal()) {
+                    (Some(c), _) => ExitKind::Code(c),
+                    (None, Some(s)) => ExitKind::Signal(s),
+                    _ => ExitKind::Code(-1),
+                },
+                Err(_) => ExitKind::Code(-1),
+            };
+            let _ = tx.send(WorkerMsg::Exited(key, kind));
+        })
+        .ok();
+}
+
+pub(crate) fn read_channel<R: Read>(key: u32, reader: R, tx: Sender<WorkerMsg>) {
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let mut buf = Vec::new();
     loop {
@@ -217,7 +264,12 @@ fn read_channel(key: u32, reader: std::io::PipeReader, tx: Sender<WorkerMsg>) {
     }
 }
 
-fn spawn_lines<R: Read + Send + 'static>(key: u32, stream: Stream, r: R, tx: Sender<WorkerMsg>) {
+pub(crate) fn spawn_lines<R: Read + Send + 'static>(
+    key: u32,
+    stream: Stream,
+    r: R,
+    tx: Sender<WorkerMsg>,
+) {
     thread::Builder::new()
         .name(format!("xdist-out-{key}"))
         .spawn(move || {
