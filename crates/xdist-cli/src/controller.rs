@@ -37,6 +37,8 @@ const STDERR_TAIL: usize = 200;
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 /// Time given to a hung worker to dump its Python stacks before it is killed.
 const STACK_DUMP_WAIT: Duration = Duration::from_millis(500);
+/// How often `RunEvent::Tick` is sent while a reporter wants ticks (a live status area).
+const TICK: Duration = Duration::from_millis(150);
 
 /// What a finished run tells its caller (loop-on-fail needs the failures).
 pub struct RunOutcome {
@@ -263,6 +265,27 @@ impl<'r> Controller<'r> {
         }
     }
 
+    /// `TestStarted` (no duration) or `TestFinished` for test `index` on node `i`.
+    fn emit_test_event(&mut self, i: usize, index: usize, duration: Option<f64>) {
+        let Some(collection) = self.collection.clone() else {
+            return;
+        };
+        let (Some(nodeid), id) = (collection.ids.get(index), self.nodes[i].id.clone()) else {
+            return;
+        };
+        self.emit(match duration {
+            None => RunEvent::TestStarted {
+                worker: &id,
+                nodeid,
+            },
+            Some(duration) => RunEvent::TestFinished {
+                worker: &id,
+                nodeid,
+                duration,
+            },
+        });
+    }
+
     fn emit(&mut self, ev: RunEvent<'_>) {
         for r in self.reporters.iter_mut() {
             r.event(&ev);
@@ -389,7 +412,13 @@ impl<'r> Controller<'r> {
         for i in 0..self.setup.workers() {
             self.spawn_worker(i, true)?;
         }
+        let ticks = self.reporters.iter().any(|r| r.wants_ticks());
+        let mut last_tick = Instant::now();
         loop {
+            if ticks && last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                self.emit(RunEvent::Tick);
+            }
             if self.nodes.iter().all(Node::is_down) {
                 break;
             }
@@ -699,6 +728,7 @@ impl<'r> Controller<'r> {
             } => self.on_collection(i, ids, groups, deselected, lines),
             WorkerEvent::Logstart { i: index, loc } => {
                 self.nodes[i].started = Some((index, Instant::now()));
+                self.emit_test_event(i, index, None);
                 if let Some(loc) = loc {
                     let id = self.nodes[i].id.clone();
                     self.emit(RunEvent::TestStart {
@@ -713,6 +743,7 @@ impl<'r> Controller<'r> {
                 self.nodes[i].started = None;
                 self.done_tests.insert(index);
                 self.run_durations.insert(index, d);
+                self.emit_test_event(i, index, Some(d));
                 if self.nodes[i].scheduled {
                     self.sched
                         .mark_test_complete(NodeKey(key), index, d, &mut self.actions);
@@ -888,6 +919,7 @@ impl<'r> Controller<'r> {
             deselected: self.deselected,
             lines: &lines,
             scheduler: name,
+            ids: &collection.ids,
         });
         if self.collect_errors > 0 && !self.options.continue_on_collection_errors {
             let n = self.collect_errors;

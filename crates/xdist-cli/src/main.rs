@@ -18,6 +18,7 @@ mod plugins;
 mod reportlog;
 mod rsync;
 mod signals;
+mod status;
 mod terminal;
 mod termwriter;
 mod text;
@@ -283,8 +284,14 @@ impl Session<'_> {
             hang_timeout: self.hang_timeout,
             opts,
         };
-        let tw = TermWriter::new(Box::new(std::io::stdout()), self.color, self.width);
-        let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet);
+        let mut out: Box<dyn std::io::Write> = Box::new(std::io::stdout());
+        let mut live = None;
+        if status::wanted(setup.opts.pytest.quiet) {
+            let (wrapped, handle) = status::wrap(out, self.width);
+            (out, live) = (wrapped, Some(handle));
+        }
+        let tw = TermWriter::new(out, self.color, self.width);
+        let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet).with_status(live);
         let (mut junit, mut reportlog) = (
             junit::JunitReporter::new(),
             reportlog::ReportLogReporter::new(),

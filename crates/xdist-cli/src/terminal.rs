@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use xdist_core::events::{Reporter, RunEvent, RunSummary};
 use xdist_core::protocol::{Report, ReportOptions, WarningRecord};
 
+use crate::status::StatusHandle;
 use crate::termwriter::TermWriter;
 
 /// pytest's `KNOWN_TYPES`: the order of the summary line.
@@ -72,6 +73,8 @@ pub struct TerminalReporter {
     main_color: &'static str,
     xdist_messages: Vec<String>,
     started: bool,
+    /// The live status line (a terminal, not quiet).
+    status: Option<StatusHandle>,
 }
 
 impl TerminalReporter {
@@ -92,7 +95,14 @@ impl TerminalReporter {
             main_color: "green",
             xdist_messages: Vec::new(),
             started: false,
+            status: None,
         }
+    }
+
+    /// Shows a live status line; `tw` must write through the status area's writer.
+    pub fn with_status(mut self, status: Option<StatusHandle>) -> Self {
+        self.status = status;
+        self
     }
 
     fn verbosity(&self) -> i32 {
@@ -783,7 +793,27 @@ pub fn format_session_duration(seconds: f64) -> String {
 }
 
 impl Reporter for TerminalReporter {
+    fn wants_ticks(&self) -> bool {
+        self.status.as_ref().is_some_and(StatusHandle::active)
+    }
+
     fn event(&mut self, event: &RunEvent<'_>) {
+        if let Some(status) = &self.status {
+            status.event(event);
+            if let RunEvent::RunFinished(_) = event {
+                status.finish();
+            }
+        }
+        self.terminal_event(event);
+        if self.status.is_some() {
+            // Redraws the status line below what was written.
+            self.tw.flush();
+        }
+    }
+}
+
+impl TerminalReporter {
+    fn terminal_event(&mut self, event: &RunEvent<'_>) {
         match event {
             RunEvent::SessionStart { header, options } => {
                 self.opts = (*options).clone();
@@ -811,6 +841,7 @@ impl Reporter for TerminalReporter {
                 deselected,
                 lines,
                 scheduler,
+                ..
             } => {
                 self.collected = *items;
                 self.deselected = *deselected;
@@ -888,6 +919,7 @@ impl Reporter for TerminalReporter {
                 }
             }
             RunEvent::RunFinished(summary) => self.finish(summary),
+            RunEvent::TestStarted { .. } | RunEvent::TestFinished { .. } | RunEvent::Tick => {}
         }
     }
 }

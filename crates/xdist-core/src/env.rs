@@ -30,3 +30,5 @@ pub const COLUMNS: &str = "COLUMNS";
 pub const XDIST_CHANNEL_FDS: &str = "XDIST_CHANNEL_FDS";
 /// Developer aid: directory where each worker writes a cProfile dump (`gwN.prof`).
 pub const XDIST_WORKER_PROFILE: &str = "XDIST_WORKER_PROFILE";
+/// Hides the live status line on a terminal when set to any non-empty value.
+pub const XDIST_NO_STATUS: &str = "XDIST_NO_STATUS";

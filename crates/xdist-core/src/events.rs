@@ -27,12 +27,27 @@ pub enum RunEvent<'a> {
         deselected: usize,
         lines: &'a [String],
         scheduler: &'a str,
+        /// The collected node ids, in collection order.
+        ids: &'a [String],
     },
     /// A test started on a worker (`-v`).
     TestStart {
         worker: &'a str,
         loc: &'a str,
     },
+    /// A worker started running a test (every test, whatever the verbosity).
+    TestStarted {
+        worker: &'a str,
+        nodeid: &'a str,
+    },
+    /// A worker finished a test's whole protocol (setup, call, teardown) in `duration` seconds.
+    TestFinished {
+        worker: &'a str,
+        nodeid: &'a str,
+        duration: f64,
+    },
+    /// Time passed (every ~150 ms, only while some reporter [`Reporter::wants_ticks`]).
+    Tick,
     /// A test report from a worker.
     TestReport {
         worker: &'a str,
@@ -89,4 +104,9 @@ pub struct RunSummary {
 /// Anything that consumes run events.
 pub trait Reporter {
     fn event(&mut self, event: &RunEvent<'_>);
+
+    /// Whether this reporter wants [`RunEvent::Tick`]s (a live status area does).
+    fn wants_ticks(&self) -> bool {
+        false
+    }
 }
