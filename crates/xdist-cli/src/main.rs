@@ -17,6 +17,7 @@ mod plain;
 mod plugins;
 mod reportlog;
 mod rsync;
+mod serve;
 mod signals;
 mod status;
 mod terminal;
@@ -55,6 +56,9 @@ fn main() {
 fn run(argv: Vec<String>) -> Result<i32, CliError> {
     if argv.first().map(String::as_str) == Some("plugins") {
         return plugins::list_command(&argv[1..]);
+    }
+    if argv.first().map(String::as_str) == Some("serve") {
+        return serve::command(&argv[1..]);
     }
     if let Some(done) = generate::early(&argv) {
         return done; // --version, --help, --generate man|bash|zsh|fish
