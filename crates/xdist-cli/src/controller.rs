@@ -167,6 +167,9 @@ pub struct Controller<'r> {
     failed_seen: HashSet<String>,
     /// Whole-protocol duration of each test run here, for the duration history.
     run_durations: HashMap<usize, f64>,
+    /// `--shard`: scheduler index -> worker collection index, and back (MAX: not ours).
+    shard_map: Option<Vec<usize>>,
+    shard_rev: Vec<usize>,
 }
 
 impl<'r> Controller<'r> {
@@ -229,6 +232,8 @@ impl<'r> Controller<'r> {
             crashed_tests: HashSet::new(),
             sched_config: config,
             run_durations: HashMap::new(),
+            shard_map: None,
+            shard_rev: Vec::new(),
             failed_ids: Vec::new(),
             failed_seen: HashSet::new(),
         })
@@ -601,7 +606,9 @@ impl<'r> Controller<'r> {
         match msg {
             WorkerMsg::Events(key, events) => {
                 for ev in events {
-                    self.on_event(key, ev);
+                    if let Some(ev) = self.shard_in(ev) {
+                        self.on_event(key, ev);
+                    }
                 }
                 self.check_plugin_scheduler();
                 self.dispatch_actions();
@@ -834,6 +841,8 @@ impl<'r> Controller<'r> {
         let view = self.node_view(i);
         let r = self.host.node_collection_finished(&view, &ids);
         self.plugin_result(r);
+        let (ids, groups, not_in_shard) = self.shard_collection(ids, groups);
+        let deselected = deselected + not_in_shard;
         self.nodes[i].collected = true;
         let node_id = self.nodes[i].id.clone();
         let accept = match &self.collection {
@@ -1026,10 +1035,79 @@ impl<'r> Controller<'r> {
                 }
             }
         }
-        for (key, cmds) in per_node {
+        for (key, mut cmds) in per_node {
             let i = self.node_index(key);
+            self.shard_out(&mut cmds);
             self.nodes[i].handle.send(&cmds);
         }
+    }
+
+    /// `--shard`: keeps this shard's tests of a worker's collection (the scheduler sees only
+    /// them, indexed 0..m); the first call fixes the index maps.
+    fn shard_collection(
+        &mut self,
+        ids: Vec<String>,
+        groups: Vec<Option<String>>,
+    ) -> (Vec<String>, Vec<Option<String>>, usize) {
+        let Some(shard) = self.setup.opts.shard else {
+            return (ids, groups, 0);
+        };
+        let durations = match shard.by {
+            crate::args::ShardBy::Duration => self
+                .history_path()
+                .and_then(|p| durations::estimates(&p, &ids)),
+            crate::args::ShardBy::Hash => None,
+        };
+        let selected = crate::shard::select(&ids, shard, durations.as_deref());
+        if self.shard_map.is_none() {
+            let mut rev = vec![usize::MAX; ids.len()];
+            for (s, &w) in selected.iter().enumerate() {
+                rev[w] = s;
+            }
+            self.shard_rev = rev;
+            self.shard_map = Some(selected.clone());
+        }
+        let out_ids = selected.iter().map(|&w| ids[w].clone()).collect();
+        let out_groups = if groups.len() == ids.len() {
+            selected.iter().map(|&w| groups[w].clone()).collect()
+        } else {
+            groups
+        };
+        (out_ids, out_groups, ids.len() - selected.len())
+    }
+
+    /// `--shard`: scheduler indices -> the worker's collection indices.
+    fn shard_out(&self, cmds: &mut [Command]) {
+        let Some(map) = &self.shard_map else {
+            return;
+        };
+        for c in cmds {
+            if let Command::Run { indices } | Command::Steal { indices } = c {
+                for x in indices.iter_mut() {
+                    *x = map.get(*x).copied().unwrap_or(*x);
+                }
+            }
+        }
+    }
+
+    /// `--shard`: the worker's collection indices -> scheduler indices (None: not ours).
+    fn shard_in(&self, ev: WorkerEvent) -> Option<WorkerEvent> {
+        if self.shard_map.is_none() {
+            return Some(ev);
+        }
+        let m = |w: usize| self.shard_rev.get(w).copied().filter(|&s| s != usize::MAX);
+        Some(match ev {
+            WorkerEvent::Logstart { i, loc } => WorkerEvent::Logstart { i: m(i)?, loc },
+            WorkerEvent::Done { i, d } => WorkerEvent::Done { i: m(i)?, d },
+            WorkerEvent::Report(mut r) => {
+                r.index = r.index.and_then(m);
+                WorkerEvent::Report(r)
+            }
+            WorkerEvent::Unscheduled { indices } => WorkerEvent::Unscheduled {
+                indices: indices.into_iter().filter_map(m).collect(),
+            },
+            other => other,
+        })
     }
 
     fn check_finished(&mut self) {

@@ -18,6 +18,7 @@ mod plugins;
 mod reportlog;
 mod rsync;
 mod serve;
+mod shard;
 mod signals;
 mod status;
 mod terminal;

@@ -1,0 +1,144 @@
+//! `--shard K/N`: which of the collected tests this CI job runs.
+//!
+//! - `hash`: a test belongs to shard `fnv1a64(node id) % N`. Adding or removing tests never
+//!   moves the others, and every job computes the same split from its own collection.
+//! - `duration` (with a duration history): longest-processing-time first over the recorded
+//!   durations (ties broken by node id, then by the lowest shard), so shard wall times come out
+//!   balanced; deterministic for the same collection and history. Without history: `hash`.
+//!
+//! Either way the N shards partition the suite: every test is in exactly one.
+
+use crate::args::{Shard, ShardBy};
+
+/// 64-bit FNV-1a: stable across platforms, processes and Rust versions.
+pub fn fnv1a64(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.as_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// The shard (0-based) of every test.
+pub fn assign(ids: &[String], total: usize, by: ShardBy, durations: Option<&[f64]>) -> Vec<usize> {
+    let total = total.max(1);
+    match (by, durations) {
+        (ShardBy::Duration, Some(d)) if d.len() == ids.len() => {
+            let mut order: Vec<usize> = (0..ids.len()).collect();
+            order.sort_by(|&a, &b| d[b].total_cmp(&d[a]).then_with(|| ids[a].cmp(&ids[b])));
+            let mut load = vec![0.0f64; total];
+            let mut count = vec![0usize; total];
+            let mut out = vec![0; ids.len()];
+            for i in order {
+                // Least loaded; ties: fewer tests, then the lower shard.
+                let s = (0..total)
+                    .min_by(|&x, &y| {
+                        load[x]
+                            .total_cmp(&load[y])
+                            .then(count[x].cmp(&count[y]))
+                            .then(x.cmp(&y))
+                    })
+                    .unwrap_or(0);
+                load[s] += d[i].max(0.0);
+                count[s] += 1;
+                out[i] = s;
+            }
+            out
+        }
+        _ => ids
+            .iter()
+            .map(|id| (fnv1a64(id) % total as u64) as usize)
+            .collect(),
+    }
+}
+
+/// Indices (ascending, in collection order) of the tests in `shard`.
+pub fn select(ids: &[String], shard: Shard, durations: Option<&[f64]>) -> Vec<usize> {
+    assign(ids, shard.total, shard.by, durations)
+        .into_iter()
+        .enumerate()
+        .filter(|&(_, s)| s == shard.index - 1)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("tests/test_m{}.py::test_{i}", i % 7))
+            .collect()
+    }
+
+    fn shard(k: usize, n: usize, by: ShardBy) -> Shard {
+        Shard {
+            index: k,
+            total: n,
+            by,
+        }
+    }
+
+    #[test]
+    fn shards_partition_the_suite() {
+        let all = ids(1000);
+        let d: Vec<f64> = (0..1000).map(|i| ((i * 37) % 101) as f64 / 10.0).collect();
+        for by in [ShardBy::Hash, ShardBy::Duration] {
+            for n in [1, 2, 3, 4, 7] {
+                let mut seen = vec![0; all.len()];
+                for k in 1..=n {
+                    for i in select(&all, shard(k, n, by), Some(&d)) {
+                        seen[i] += 1;
+                    }
+                }
+                assert!(seen.iter().all(|&c| c == 1), "{by:?} {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn hash_is_stable_when_tests_are_added() {
+        let before = ids(500);
+        let mut after = before.clone();
+        after.extend((0..50).map(|i| format!("tests/test_new.py::test_{i}")));
+        after.rotate_left(17);
+        for k in 1..=4 {
+            let s = shard(k, 4, ShardBy::Hash);
+            let a: Vec<&String> = select(&before, s, None)
+                .iter()
+                .map(|&i| &before[i])
+                .collect();
+            let b: std::collections::HashSet<&String> =
+                select(&after, s, None).iter().map(|&i| &after[i]).collect();
+            assert!(a.iter().all(|id| b.contains(id)));
+        }
+        // Known value: the split must not change between releases.
+        assert_eq!(fnv1a64("a"), 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn durations_balance_within_15_percent() {
+        let all = ids(400);
+        let d: Vec<f64> = (0..400)
+            .map(|i| 0.01 + ((i * 7919) % 997) as f64 / 100.0)
+            .collect();
+        let loads: Vec<f64> = (1..=4)
+            .map(|k| {
+                select(&all, shard(k, 4, ShardBy::Duration), Some(&d))
+                    .iter()
+                    .map(|&i| d[i])
+                    .sum()
+            })
+            .collect();
+        let max = loads.iter().cloned().fold(0.0, f64::max);
+        let min = loads.iter().cloned().fold(f64::MAX, f64::min);
+        assert!((max - min) / max < 0.15, "{loads:?}");
+        // Deterministic.
+        assert_eq!(
+            select(&all, shard(2, 4, ShardBy::Duration), Some(&d)),
+            select(&all, shard(2, 4, ShardBy::Duration), Some(&d))
+        );
+    }
+}
