@@ -319,7 +319,7 @@ impl TerminalReporter {
             self.tw.write(&format!(" {line}"), &[]);
             self.state = LineState::Dirty;
         }
-        self.tw.flush();
+        self.tw.flush_soon();
     }
 
     fn quiet_hides_letters(&self) -> bool {

@@ -32,6 +32,7 @@ pub struct TermWriter {
     pub hasmarkup: bool,
     pub fullwidth: usize,
     current_line_width: usize,
+    last_flush: std::time::Instant,
 }
 
 impl TermWriter {
@@ -41,6 +42,7 @@ impl TermWriter {
             hasmarkup,
             fullwidth,
             current_line_width: 0,
+            last_flush: std::time::Instant::now(),
         }
     }
 
@@ -124,6 +126,15 @@ impl TermWriter {
 
     pub fn flush(&mut self) {
         let _ = self.out.flush();
+        self.last_flush = std::time::Instant::now();
+    }
+
+    /// Flushes unless the last flush was very recent: progress letters still appear live,
+    /// without a write per test.
+    pub fn flush_soon(&mut self) {
+        if self.last_flush.elapsed() >= std::time::Duration::from_millis(40) {
+            self.flush();
+        }
     }
 }
 

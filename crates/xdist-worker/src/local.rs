@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use xdist_core::frame::{read_frame, write_frame, FrameError};
-use xdist_core::protocol::{decode_events, encode_commands, Bootstrap, Command as WCommand};
+use xdist_core::protocol::{
+    decode_events, encode_commands, Bootstrap, Command as WCommand, WorkerEvent,
+};
 
 use crate::bootstrap::{BOOTSTRAP, WORKER_CODE};
 use crate::{ChannelFault, ExitKind, Stream, WorkerMsg};
@@ -239,29 +241,51 @@ pub(crate) fn spawn_waiter(key: u32, mut child: std::process::Child, tx: Sender<
 pub(crate) fn read_channel<R: Read>(key: u32, reader: R, tx: Sender<WorkerMsg>) {
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let mut buf = Vec::new();
+    let mut batch: Vec<WorkerEvent> = Vec::new();
     loop {
         match read_frame(&mut reader, &mut buf) {
             Ok(()) => match decode_events(&buf) {
-                Ok(events) => {
-                    if tx.send(WorkerMsg::Events(key, events)).is_err() {
-                        return;
-                    }
-                }
+                Ok(events) => batch.extend(events),
                 Err(e) => {
+                    send_batch(key, &mut batch, &tx);
                     let _ = tx.send(WorkerMsg::ChannelFault(key, ChannelFault::Decode(e)));
                     return;
                 }
             },
             Err(FrameError::Closed) => {
+                send_batch(key, &mut batch, &tx);
                 let _ = tx.send(WorkerMsg::ChannelClosed(key));
                 return;
             }
             Err(e) => {
+                send_batch(key, &mut batch, &tx);
                 let _ = tx.send(WorkerMsg::ChannelFault(key, ChannelFault::Frame(e)));
                 return;
             }
         }
+        if reader.buffer().is_empty() {
+            // Everything that arrived is decoded: hand it over in one message, then let
+            // more frames accumulate in the pipe for a moment. Workers write a frame per
+            // test (crash safety: the kernel keeps what was written), and waking the
+            // controller for every one would cost more than the tests.
+            if !send_batch(key, &mut batch, &tx) {
+                return;
+            }
+            std::thread::sleep(COALESCE);
+        }
     }
+}
+
+/// How long a channel reader lets frames accumulate after handing a batch over.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Sends the collected events, if any; false when the controller is gone.
+fn send_batch(key: u32, batch: &mut Vec<WorkerEvent>, tx: &Sender<WorkerMsg>) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    tx.send(WorkerMsg::Events(key, std::mem::take(batch)))
+        .is_ok()
 }
 
 pub(crate) fn spawn_lines<R: Read + Send + 'static>(
