@@ -755,7 +755,11 @@ fn static_markup(name: &str) -> Option<&'static str> {
     NAMES.iter().copied().find(|n| *n == name)
 }
 
+/// pytest's `_getcrashline`: the worker's rendering, else the first 50 characters.
 fn crash_line(rep: &Report) -> String {
+    if let Some(line) = &rep.crashline {
+        return line.clone();
+    }
     rep.text
         .as_deref()
         .map(|t| t.chars().take(50).collect())

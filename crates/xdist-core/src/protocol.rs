@@ -142,6 +142,9 @@ pub struct Report {
     /// `rep.location`: (fspath, lineno, domain).
     #[serde(default)]
     pub location: Option<(String, Option<u64>, String)>,
+    /// `--tb=line`: pytest's crash line (`path:line: message`).
+    #[serde(default)]
+    pub crashline: Option<String>,
     // -- sent only when file reporters want them (`Bootstrap::want_files`) ---------------
     /// `longrepr.reprcrash.message`, when the longrepr has one.
     #[serde(default)]

@@ -733,6 +733,8 @@ class WorkerPlugin:
             or (category == "passed" and "P" in rc and rep.sections)
         ):
             msg["head"] = rep.head_line or "test session"
+            if self._option("tbstyle", "auto") == "line" and self.tr is not None:
+                msg["crashline"] = self.tr._getcrashline(rep)
             msg["body"] = self._body(rep)
         if rep.when == "teardown" and rep.sections:
             tds = self._teardown_sections(rep)
