@@ -51,6 +51,7 @@ const EXPECTED_SERIAL: &[(&str, &str, i32)] = &[
         "5 failed, 3 passed, 1 skipped, 7 subtests passed",
         1,
     ),
+    ("unicode", "3 failed, 6 passed", 1),
     ("warnings", "1 failed, 12 passed, 12 warnings", 1),
     ("xfail", "2 failed, 4 passed, 7 xfailed, 2 xpassed", 1),
 ];
@@ -266,6 +267,7 @@ suite_tests!(
     packages,
     skips,
     subtests,
+    unicode,
     warnings,
     xfail,
 );

@@ -14,6 +14,7 @@ report's status letter and word and renders tracebacks, location lines and short
 lines, so the Rust controller prints exactly what pytest would.
 """
 
+import codecs
 import collections
 import io
 import json
@@ -23,6 +24,9 @@ import threading
 import time
 
 PROTOCOL_VERSION = 1
+codecs.register_error(
+    "xdist_replacement_char", lambda err: ("\ufffd".encode("utf-8"), err.end)
+)
 SHUTDOWN = object()
 # A batch is flushed when it holds this many events or is this old (seconds), and always
 # before the worker waits for work.
@@ -62,7 +66,14 @@ class Channel:
                 view = view[written:]
 
     def send_events(self, events):
-        self.send(json.dumps(events, separators=(",", ":")).encode("utf-8", "replace"))
+        text = json.dumps(events, separators=(",", ":"), ensure_ascii=False)
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates (from undecodable bytes) become U+FFFD, as pytest prints them,
+            # rather than escapes that strict JSON parsers reject.
+            data = text.encode("utf-8", "xdist_replacement_char")
+        self.send(data)
 
 
 class Outbox:
