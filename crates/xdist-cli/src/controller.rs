@@ -717,6 +717,7 @@ impl<'r> Controller<'r> {
                 {
                     if r.outcome == "failed" {
                         self.collect_errors += 1;
+                        self.note_failed(&nodeid);
                     }
                     let id = self.nodes[i].id.clone();
                     self.emit(RunEvent::CollectReport {

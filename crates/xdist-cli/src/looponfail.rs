@@ -53,11 +53,16 @@ pub fn run_loop(
             return Ok(2);
         }
         let was_failing = !failing.is_empty();
-        if outcome.collection_failed && was_failing {
-            // Keep the previous failures (pytest-xdist); the next change reruns them.
+        let outcome = if outcome.collection_failed && was_failing {
+            // Collecting just the failures failed (a module broke, a test moved): run all.
+            run(base_args)?
         } else {
-            failing = outcome.failed;
+            outcome
+        };
+        if crate::signals::count() > 0 {
+            return Ok(2);
         }
+        failing = outcome.failed;
         if was_failing && failing.is_empty() {
             // Everything that failed passes now: confirm with the whole suite at once.
             continue;
