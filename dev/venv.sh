@@ -2,6 +2,8 @@
 # Create the project's Python venvs from pinned requirement files:
 #   .venv        <- dev/requirements.txt        (pytest only)
 #   .venv-xdist  <- dev/requirements-xdist.txt  (pytest + pytest-xdist)
+#   .venv-plugins <- dev/requirements-plugins.txt (pytest + pytest-cov, -randomly, -rerunfailures,
+#                    -timeout, -asyncio, hypothesis: crates/xdist-cli/tests/python_plugins.rs)
 # Idempotent: a venv is (re)built only when its requirements file changed
 # (stamp file .venv*/.requirements.sha256 holds the hash) or it is broken.
 # Usage: dev/venv.sh [--force]
@@ -52,3 +54,4 @@ make_venv() {
 ensure_venv_module
 make_venv .venv dev/requirements.txt
 make_venv .venv-xdist dev/requirements-xdist.txt
+make_venv .venv-plugins dev/requirements-plugins.txt

@@ -262,9 +262,13 @@ impl CacheReporter {
 impl Reporter for CacheReporter {
     fn event(&mut self, event: &RunEvent<'_>) {
         match event {
-            RunEvent::SessionStart { options, .. } => {
+            RunEvent::SessionStart { options, header } => {
                 if let Some(dir) = options.cache_dir.as_deref().filter(|d| !d.is_empty()) {
                     self.start(dir);
+                    // pytest-randomly's controller stores its seed for `--randomly-seed=last`.
+                    if let Some(seed) = crate::randomly::seed_from_header(header) {
+                        self.set("randomly_seed", &seed.to_string());
+                    }
                 }
             }
             _ if self.cache_dir.is_none() => {}

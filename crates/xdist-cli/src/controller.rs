@@ -170,6 +170,8 @@ pub struct Controller<'r> {
     /// `--shard`: scheduler index -> worker collection index, and back (MAX: not ours).
     shard_map: Option<Vec<usize>>,
     shard_rev: Vec<usize>,
+    /// Each node's `workeroutput` from its `finished` event (pytest-cov's data).
+    worker_outputs: HashMap<usize, Map<String, Value>>,
 }
 
 impl<'r> Controller<'r> {
@@ -234,6 +236,7 @@ impl<'r> Controller<'r> {
             run_durations: HashMap::new(),
             shard_map: None,
             shard_rev: Vec::new(),
+            worker_outputs: HashMap::new(),
             failed_ids: Vec::new(),
             failed_seen: HashSet::new(),
         })
@@ -314,6 +317,9 @@ impl<'r> Controller<'r> {
         workerinput.insert("workercount".into(), json!(self.setup.workers()));
         workerinput.insert("testrunuid".into(), json!(self.setup.testrunuid));
         workerinput.insert("mainargv".into(), json!(self.setup.mainargv));
+        crate::cov::add_workerinput(&mut workerinput, &self.setup.cwd);
+        let (args, uid) = (&self.setup.opts.pytest_args, &self.setup.testrunuid);
+        crate::randomly::add_workerinput(&mut workerinput, args, &self.setup.cwd, uid);
         let gateway = GatewayView {
             id: gw.clone(),
             spec: spec.raw.clone(),
@@ -455,6 +461,7 @@ impl<'r> Controller<'r> {
                 message: &format!("{not_run} test{s} not run"),
             });
         }
+        self.finish_coverage();
         let exit_for_hooks = self.exit_code();
         let r = self.host.sessionfinish(exit_for_hooks.code());
         if let Some(sections) = self.plugin_result(r) {
@@ -484,6 +491,32 @@ impl<'r> Controller<'r> {
             failed: std::mem::take(&mut self.failed_ids),
             collection_failed: self.collect_errors > 0,
         })
+    }
+
+    /// pytest-cov: combine the workers' coverage and report it, as its `DistMaster` would.
+    fn finish_coverage(&mut self) {
+        let nodes: Vec<crate::cov::CovNode> = (self.nodes.iter().enumerate())
+            .map(|(i, n)| crate::cov::CovNode {
+                id: &n.id,
+                workerinfo: &n.workerinfo,
+                workeroutput: self.worker_outputs.get(&i),
+            })
+            .collect();
+        let failed = self.failures + self.crashes;
+        let (python, cwd) = (&self.setup.python, &self.setup.cwd);
+        let run_time = self.started.elapsed();
+        let width = self.setup.width;
+        let Some(cov) = crate::cov::finish(python, cwd, width, &nodes, failed, run_time) else {
+            return;
+        };
+        self.emit(RunEvent::Coverage {
+            error: cov.error.as_deref(),
+            report: &cov.report,
+            required: cov.required.as_ref().map(|(m, f)| (m.as_str(), *f)),
+        });
+        if cov.failed {
+            self.failures += 1; // pytest-cov fails the session (`session.testsfailed += 1`)
+        }
     }
 
     /// `<cache_dir>/v/xdist/durations`, unless the cache is disabled (`-p no:cacheprovider`).
@@ -784,9 +817,10 @@ impl<'r> Controller<'r> {
                 exitstatus,
                 shouldfail,
                 shouldstop,
-                ..
+                workeroutput,
             } => {
                 self.nodes[i].finished = true;
+                self.worker_outputs.insert(i, workeroutput);
                 let view = self.node_view(i);
                 let r = self.host.testnodedown(&view, None);
                 self.plugin_result(r);

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use xdist_core::events::{Reporter, RunEvent, RunSummary};
 use xdist_core::protocol::{Report, ReportOptions, WarningRecord};
 
+use crate::cov::CovOutcome;
 use crate::status::StatusHandle;
 use crate::termwriter::TermWriter;
 
@@ -75,6 +76,8 @@ pub struct TerminalReporter {
     started: bool,
     /// The live status line (a terminal, not quiet).
     status: Option<StatusHandle>,
+    /// pytest-cov's results: error line, report section, required-coverage line.
+    coverage: Option<CovOutcome>,
 }
 
 impl TerminalReporter {
@@ -96,6 +99,7 @@ impl TerminalReporter {
             xdist_messages: Vec::new(),
             started: false,
             status: None,
+            coverage: None,
         }
     }
 
@@ -703,6 +707,11 @@ impl TerminalReporter {
     }
 
     fn finish(&mut self, summary: &RunSummary) {
+        if let Some(error) = self.coverage.as_ref().and_then(|c| c.error.clone()) {
+            // pytest-cov writes it at the end of the test loop, before the progress fill.
+            self.ensure_newline();
+            self.tw.write(&error, &["red", "bold"]);
+        }
         if self.started
             && self.verbosity() <= 0
             && self.show_progress()
@@ -732,6 +741,7 @@ impl TerminalReporter {
                 }
             }
             self.summary_file_reports();
+            self.summary_coverage();
             self.summary_durations();
             self.short_test_summary();
             self.summary_warnings(true, &mut already);
@@ -744,6 +754,29 @@ impl TerminalReporter {
         }
         self.summary_stats(summary);
         self.tw.flush();
+    }
+}
+
+impl TerminalReporter {
+    /// pytest-cov's `pytest_terminal_summary`.
+    fn summary_coverage(&mut self) {
+        let Some(CovOutcome {
+            report, required, ..
+        }) = self.coverage.clone()
+        else {
+            return;
+        };
+        if !report.is_empty() {
+            self.write_sep('=', Some("tests coverage"), &[]);
+            self.tw.write_raw(&report);
+        }
+        if let Some((message, failed)) = required {
+            if report.is_empty() {
+                self.write_sep('=', Some("tests coverage"), &[]);
+            }
+            let markup: &[&str] = if failed { &["red", "bold"] } else { &["green"] };
+            self.tw.write(&message, markup);
+        }
     }
 }
 
@@ -923,6 +956,18 @@ impl TerminalReporter {
                 }
             }
             RunEvent::RunFinished(summary) => self.finish(summary),
+            RunEvent::Coverage {
+                error,
+                report,
+                required,
+            } => {
+                self.coverage = Some(CovOutcome {
+                    error: error.map(str::to_string),
+                    report: report.to_string(),
+                    required: required.map(|(m, f)| (m.to_string(), f)),
+                    failed: false,
+                });
+            }
             RunEvent::TestStarted { .. } | RunEvent::TestFinished { .. } | RunEvent::Tick => {}
         }
     }

@@ -34,6 +34,7 @@ const NOT_COMPARED: &[&str] = &["crashes"];
 const EXPECTED_SERIAL: &[(&str, &str, i32)] = &[
     ("basic", "8 failed, 20 passed, 1 deselected", 1),
     ("collection_errors", "2 errors", 2),
+    ("covpkg", "10 passed", 0),
     ("demo", "4 failed, 36 passed, 1 skipped, 1 xfailed", 1),
     ("errors", "1 failed, 5 passed, 9 errors", 1),
     ("fixtures", "1 failed, 30 passed", 1),
@@ -258,6 +259,7 @@ macro_rules! suite_tests {
 suite_tests!(
     basic,
     collection_errors,
+    covpkg,
     demo,
     errors,
     fixtures,

@@ -118,6 +118,7 @@ macro_rules! junit_tests {
 junit_tests!(
     basic,
     collection_errors,
+    covpkg,
     demo,
     errors,
     fixtures,

@@ -79,6 +79,15 @@ pub enum RunEvent<'a> {
     XdistMessage {
         message: &'a str,
     },
+    /// pytest-cov's results, combined from the workers' data after the tests ran.
+    Coverage {
+        /// Written in red right after the tests (`ERROR: Coverage failure: ...`).
+        error: Option<&'a str>,
+        /// The report section shown under `tests coverage`.
+        report: &'a str,
+        /// `Required test coverage of N% ...` and whether it was missed.
+        required: Option<(&'a str, bool)>,
+    },
     /// pytest INTERNALERROR text from a worker.
     InternalError {
         text: &'a str,

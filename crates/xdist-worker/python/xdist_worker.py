@@ -342,7 +342,10 @@ class WorkerPlugin:
     def pytest_addoption(self, parser):
         # pytest-xdist's options, so `-n`/`--dist` in addopts or PYTEST_ADDOPTS still parse.
         group = parser.getgroup("xdist", "distributed and subprocess testing")
-        group._addoption("-n", "--numprocesses", dest="numprocesses", action="store")
+        # Defaults to the worker count, as a pytest-xdist worker sees it: plugins that decide
+        # at startup whether the run is distributed (pytest-cov) must see that it is.
+        group._addoption("-n", "--numprocesses", dest="numprocesses", action="store",
+                         default=self.workerinput.get("workercount"))
         group.addoption("--maxprocesses", dest="maxprocesses", action="store")
         group.addoption("--max-worker-restart", dest="maxworkerrestart", action="store")
         group.addoption("--dist", dest="dist", action="store", default="no")
@@ -386,6 +389,11 @@ class WorkerPlugin:
 
     def pytest_configure(self, config):
         self.config = config
+        # pytest-rerunfailures logs a rerun's intermediate reports (`R`) in a worker only
+        # when it finds pytest-xdist >= 1.20 installed; this worker speaks for it.
+        rerun = sys.modules.get("pytest_rerunfailures")
+        if rerun is not None and hasattr(rerun, "works_with_current_xdist"):
+            rerun.works_with_current_xdist = lambda: True
         config.addinivalue_line(
             "markers", "xdist_group: specify group for tests should run in same session."
         )
@@ -899,6 +907,13 @@ def make_finish_reporter(pytest, worker):
             workeroutput["shouldstop"] = session.shouldstop
             yield
             output = {k: v for k, v in workeroutput.items() if _jsonable(v)}
+            cov = session.config.pluginmanager.get_plugin("_cov")
+            if "cov_worker_node_id" in output and getattr(cov, "options", None) is not None:
+                # pytest-cov's parsed options, for the controller's DistMaster step (cov.rs).
+                output["xdist_cov_options"] = {
+                    k: v for k, v in vars(cov.options).items()
+                    if (k.startswith(("cov", "no_cov")) or k == "collectonly") and _jsonable(v)
+                }
             worker.emit({
                 "t": "finished",
                 "exitstatus": int(session.exitstatus),

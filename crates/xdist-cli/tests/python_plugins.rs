@@ -1,0 +1,387 @@
+//! Popular pytest plugins through xdist, each compared with plain pytest, with the pinned
+//! versions of `dev/requirements-plugins.txt` (the `.venv-plugins` venv, made by
+//! `dev/venv.sh`; `XDIST_TEST_PYTHON_PLUGINS` overrides it):
+//! - pytest-cov: `xdist -n 2 --cov=covpkg` on `examples/covpkg` gives pytest's coverage
+//!   table (every file line and TOTAL), with branches, `--cov-fail-under` (message, exit
+//!   code) and the XML report's rates;
+//! - pytest-randomly: one seed for all workers (no collection mismatch), `--randomly-seed=N`
+//!   honoured, its header line printed once, `--randomly-seed=last` reuses the last seed;
+//! - pytest-rerunfailures (`R`, `N rerun`), pytest-timeout (the timeout failure),
+//!   pytest-asyncio (async tests and fixtures), hypothesis (property tests, a falsifying
+//!   failing example, its example database): same outcomes per test and same summary counts.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use regex::Regex;
+
+fn plugins_python() -> PathBuf {
+    let (py, explicit) = python_from_env("XDIST_TEST_PYTHON_PLUGINS", ".venv-plugins/bin/python");
+    if !py.exists() {
+        panic!(
+            "{} does not exist{}: run `dev/venv.sh` at the repo root (it builds .venv-plugins \
+             from dev/requirements-plugins.txt)",
+            py.display(),
+            if explicit {
+                " (XDIST_TEST_PYTHON_PLUGINS)"
+            } else {
+                ""
+            }
+        );
+    }
+    py
+}
+
+fn pytest(dir: &Path, args: &[&str]) -> RunOutput {
+    let mut cmd = clean_command(&plugins_python().to_string_lossy(), dir);
+    cmd.args(["-m", "pytest"]).args(args);
+    run_with_timeout(&mut cmd, Duration::from_secs(180))
+}
+
+fn xdist(dir: &Path, args: &[&str]) -> RunOutput {
+    let python = plugins_python();
+    let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &python);
+    let mut cmd = clean_command(&argv[0], dir);
+    cmd.args(&argv[1..]).args(args);
+    run_with_timeout(&mut cmd, Duration::from_secs(180))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "__pycache__" || name.to_string_lossy().starts_with(".") {
+            continue;
+        }
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// A copy of examples/covpkg (coverage writes its data files where it runs).
+fn covpkg() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&examples_dir().join("covpkg"), tmp.path());
+    tmp
+}
+
+/// The coverage table: from the `Name ...` header to the `TOTAL` line.
+fn cov_table(out: &RunOutput) -> Vec<String> {
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("Name "))
+        .unwrap_or_else(|| panic!("no coverage table:\n{}", out.describe(6000)));
+    let end = start
+        + lines[start..]
+            .iter()
+            .position(|l| l.starts_with("TOTAL "))
+            .expect("TOTAL line");
+    lines[start..=end].iter().map(|l| l.to_string()).collect()
+}
+
+/// The lines of pytest-cov's `tests coverage` section and the ones it writes around it.
+fn cov_lines(out: &RunOutput) -> Vec<String> {
+    out.stdout
+        .lines()
+        .filter(|l| {
+            l.contains("tests coverage")
+                || l.contains("coverage: platform")
+                || l.starts_with("Coverage ")
+                || l.starts_with("ERROR: Coverage failure")
+                || l.contains("Required test coverage")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn coverage_equals_plain_pytest_cov() {
+    let dir = covpkg();
+    let base = [
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:cacheprovider",
+        "--cov=covpkg",
+    ];
+    for extra in [
+        &["--cov-report=term-missing"][..],
+        &["--cov-branch", "--cov-report=term", "--cov-fail-under=90"][..],
+        &[
+            "--cov-report=term-missing:skip-covered",
+            "--cov-fail-under=50",
+        ][..],
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let p = pytest(dir.path(), &args);
+        let x = xdist(dir.path(), &args);
+        assert_eq!(
+            p.code,
+            x.code,
+            "{extra:?}\n{}\n{}",
+            p.describe(4000),
+            x.describe(4000)
+        );
+        let (pt, xt) = (cov_table(&p), cov_table(&x));
+        assert!(pt.iter().any(|l| l.starts_with("covpkg/calc.py")) || extra[0].contains("skip"));
+        assert_eq!(pt, xt, "{extra:?}\n{}", x.describe(4000));
+        assert_eq!(
+            cov_lines(&p),
+            cov_lines(&x),
+            "{extra:?}\n{}",
+            x.describe(4000)
+        );
+        assert_eq!(
+            parse_summary(&p.stdout).map(|s| s.counts),
+            parse_summary(&x.stdout).map(|s| s.counts)
+        );
+    }
+    // The data is combined into one file, as pytest-cov leaves it; no worker files remain.
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".coverage."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(dir.path().join(".coverage").is_file());
+}
+
+#[test]
+fn coverage_xml_report_rates_equal() {
+    let dir = covpkg();
+    let rates = |out: &RunOutput, file: &str| -> BTreeMap<String, String> {
+        assert!(out
+            .stdout
+            .contains(&format!("Coverage XML written to file {file}")));
+        let xml = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        let re = Regex::new(r#"<class name="([^"]+)" filename="([^"]+)"[^>]* line-rate="([^"]+)""#)
+            .unwrap();
+        let mut m: BTreeMap<String, String> = re
+            .captures_iter(&xml)
+            .map(|c| (c[2].to_string(), c[3].to_string()))
+            .collect();
+        let total = Regex::new(r#"<coverage [^>]*line-rate="([^"]+)""#).unwrap();
+        m.insert("TOTAL".into(), total.captures(&xml).unwrap()[1].to_string());
+        m
+    };
+    let args = |f: &'static str| {
+        vec![
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            "--cov=covpkg",
+            f,
+        ]
+    };
+    let p = pytest(dir.path(), &args("--cov-report=xml:p.xml"));
+    let x = xdist(dir.path(), &args("--cov-report=xml:x.xml"));
+    let (pr, xr) = (rates(&p, "p.xml"), rates(&x, "x.xml"));
+    assert!(pr.len() >= 5, "{pr:?}");
+    assert_eq!(pr, xr);
+}
+
+#[test]
+fn randomly_uses_one_seed_for_all_workers() {
+    let dir = covpkg();
+    let seed_lines = |out: &RunOutput| -> Vec<String> {
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("Using --randomly-seed="))
+            .map(str::to_string)
+            .collect()
+    };
+    // A given seed: the same outcomes as pytest with it, the header line once.
+    let p = pytest(
+        dir.path(),
+        &["-p", "randomly", "--randomly-seed=1234", "-rA"],
+    );
+    let x = xdist(
+        dir.path(),
+        &["-p", "randomly", "--randomly-seed=1234", "-rA"],
+    );
+    assert_eq!(x.code, Some(0), "{}", x.describe(4000));
+    assert_eq!(seed_lines(&x), vec!["Using --randomly-seed=1234"]);
+    assert_eq!(seed_lines(&p), seed_lines(&x));
+    assert_eq!(
+        parse_summary(&p.stdout).map(|s| s.counts),
+        parse_summary(&x.stdout).map(|s| s.counts)
+    );
+    // Fresh seeds: every worker collects the same order (a mismatch fails the run), for
+    // several seeds; the seed is stored for `--randomly-seed=last`.
+    for _ in 0..3 {
+        let x = xdist(dir.path(), &["-p", "randomly"]);
+        assert_eq!(x.code, Some(0), "{}", x.describe(4000));
+        let lines = seed_lines(&x);
+        assert_eq!(lines.len(), 1, "{}", x.stdout);
+        let seed = lines[0]
+            .trim_start_matches("Using --randomly-seed=")
+            .to_string();
+        let cached = std::fs::read_to_string(dir.path().join(".pytest_cache/v/randomly_seed"))
+            .expect("randomly_seed in the cache");
+        assert_eq!(cached.trim(), seed);
+        let last = xdist(dir.path(), &["-p", "randomly", "--randomly-seed=last"]);
+        assert_eq!(seed_lines(&last), lines, "{}", last.describe(3000));
+    }
+}
+
+const PLUGIN_SUITE: &[(&str, &str)] = &[
+    (
+        "pytest.ini",
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n",
+    ),
+    (
+        "test_rerun.py",
+        r#"import pytest
+
+ATTEMPTS = []
+
+
+@pytest.mark.flaky(reruns=2)
+def test_flaky_then_passes():
+    ATTEMPTS.append(1)
+    assert len(ATTEMPTS) > 1, "first try fails"
+
+
+@pytest.mark.flaky(reruns=1)
+def test_always_fails():
+    assert 0, "always"
+
+
+def test_plain():
+    pass
+"#,
+    ),
+    (
+        "test_timeout.py",
+        r#"import time
+
+import pytest
+
+
+@pytest.mark.timeout(1)
+def test_times_out():
+    time.sleep(10)
+
+
+@pytest.mark.timeout(10)
+def test_in_time():
+    time.sleep(0.1)
+"#,
+    ),
+    (
+        "test_async.py",
+        r#"import asyncio
+
+import pytest
+import pytest_asyncio
+
+
+@pytest.mark.asyncio
+async def test_sleep():
+    await asyncio.sleep(0.01)
+
+
+@pytest_asyncio.fixture
+async def value():
+    await asyncio.sleep(0)
+    return 42
+
+
+@pytest.mark.asyncio
+async def test_async_fixture(value):
+    assert value == 42
+
+
+@pytest.mark.asyncio
+async def test_async_fails():
+    await asyncio.sleep(0)
+    assert 1 == 2
+"#,
+    ),
+    (
+        "test_hyp.py",
+        r#"from hypothesis import given, settings, strategies as st
+
+
+@given(st.integers(), st.integers())
+def test_add_commutes(a, b):
+    assert a + b == b + a
+
+
+@settings(max_examples=50)
+@given(st.lists(st.integers()))
+def test_sorted_idempotent(xs):
+    assert sorted(sorted(xs)) == sorted(xs)
+
+
+@given(st.integers())
+def test_fails_for_big(x):
+    assert x < 1000
+"#,
+    ),
+];
+
+/// `-rA` short-summary lines: (word, nodeid), without messages.
+fn outcomes(out: &RunOutput) -> BTreeMap<String, String> {
+    let re = Regex::new(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS|RERUN) (\S+)").unwrap();
+    out.stdout
+        .lines()
+        .filter_map(|l| re.captures(l))
+        .map(|c| (c[2].to_string(), c[1].to_string()))
+        .collect()
+}
+
+#[test]
+fn rerunfailures_timeout_asyncio_hypothesis_match_pytest() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in PLUGIN_SUITE {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let args = ["-p", "no:randomly", "-rA"];
+    let p = pytest(dir.path(), &args);
+    let x = xdist(dir.path(), &args);
+    assert_eq!(p.code, Some(1), "{}", p.describe(4000));
+    assert_eq!(x.code, p.code, "{}", x.describe(6000));
+    let (po, xo) = (outcomes(&p), outcomes(&x));
+    assert_eq!(po.len(), 11, "{po:?}");
+    assert_eq!(po, xo, "{}", x.describe(6000));
+    let (ps, xs) = (
+        parse_summary(&p.stdout).unwrap(),
+        parse_summary(&x.stdout).unwrap(),
+    );
+    assert_eq!(ps.counts, xs.counts, "{}", x.describe(3000));
+    assert_eq!(xs.get("rerun"), 2, "{}", x.stdout);
+    // Reruns are shown as `R` among the progress letters.
+    let letters: String = x
+        .stdout
+        .lines()
+        .filter(|l| Regex::new(r"^[.RFEsx]+ +\[").unwrap().is_match(l))
+        .collect();
+    assert_eq!(letters.matches('R').count(), 2, "{}", x.stdout);
+    for needle in [
+        "Failed: Timeout (>1.0s) from pytest-timeout.",
+        "Failing test case: test_fails_for_big(",
+    ] {
+        assert!(p.stdout.contains(needle), "pytest lacks {needle}");
+        assert!(
+            x.stdout.contains(needle),
+            "xdist lacks {needle}:\n{}",
+            x.stdout
+        );
+    }
+    // Hypothesis keeps its example database where it runs, and a second run still works.
+    assert!(dir.path().join(".hypothesis").is_dir());
+    let again = xdist(dir.path(), &args);
+    assert_eq!(outcomes(&again), po, "{}", again.describe(4000));
+}

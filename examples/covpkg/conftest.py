@@ -1,0 +1,1 @@
+# At the rootdir: puts this directory on sys.path so `import covpkg` works.
