@@ -118,6 +118,17 @@ class Sampler(threading.Thread):
             time.sleep(0.005)
 
 
+def proc_cpu(pid: int) -> float:
+    """utime + stime of `pid` so far, in seconds (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def run_once(xdist: Path, worker: Path, workers: int, tests: int, timeout: float) -> dict:
     env = dict(os.environ)
     for var in ("PYTEST_ADDOPTS", "PY_COLORS", "FORCE_COLOR", "XDIST_PYTHON"):
@@ -127,25 +138,45 @@ def run_once(xdist: Path, worker: Path, workers: int, tests: int, timeout: float
     cmd = [str(xdist), "-n", str(workers), "--python", str(worker),
            "-p", "no:cacheprovider", "-q"]
     with tempfile.TemporaryDirectory(prefix="xdist-scale-") as tmp:
-        out_path = Path(tmp) / "out.txt"
-        with open(out_path, "wb") as out:
-            start = time.perf_counter()
-            proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            sampler = Sampler(proc.pid)
-            sampler.start()
-            timer = threading.Timer(timeout, proc.kill)
-            timer.start()
-            _, status, ru = os.wait4(proc.pid, 0)
-            wall = time.perf_counter() - start
-            timer.cancel()
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            sampler.stop.set()
-            sampler.join()
-        text = out_path.read_text(errors="replace")
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        sampler = Sampler(proc.pid)
+        sampler.start()
+        chunks: list[bytes] = []
+        first = {}
+
+        def read_output() -> None:
+            # The first progress letter marks the end of startup (spawn + collection).
+            while True:
+                data = proc.stdout.read1(65536)
+                if not data:
+                    return
+                prev = chunks[-1][-1:] if chunks else b"\n"
+                if not first and re.search(rb"(^|\n)\.", prev + data):
+                    first["t"] = time.perf_counter()
+                    first["cpu"] = proc_cpu(proc.pid)
+                chunks.append(data)
+
+        reader = threading.Thread(target=read_output, daemon=True)
+        reader.start()
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        sampler.stop.set()
+        sampler.join()
+        reader.join()
+        proc.stdout.close()
+        text = b"".join(chunks).decode(errors="replace")
     total_cpu = ru.ru_utime + ru.ru_stime
     children_cpu = sampler.children_ticks / CLK_TCK
     ctl_cpu = max(total_cpu - children_cpu, sampler.self_ticks / CLK_TCK)
+    startup = first.get("t", start + wall) - start
+    run_wall = max(wall - startup, 1e-9)
+    run_cpu = max(ctl_cpu - first.get("cpu", ctl_cpu), 0.0)
     lines = [l for l in text.splitlines() if l.strip()]
     summary = lines[-1] if lines else ""
     m = re.search(r"(\d+) passed", summary)
@@ -154,6 +185,7 @@ def run_once(xdist: Path, worker: Path, workers: int, tests: int, timeout: float
     problem = "" if ok else f"exit {proc.returncode}, summary {summary!r}"
     return {
         "wall": wall, "ctl_cpu": ctl_cpu, "workers_cpu": children_cpu,
+        "startup": startup, "run_wall": run_wall, "run_cpu": run_cpu,
         "hwm_mb": sampler.hwm_kb / 1024, "threads": sampler.threads,
         "ok": ok, "problem": problem,
     }
@@ -161,18 +193,20 @@ def run_once(xdist: Path, worker: Path, workers: int, tests: int, timeout: float
 
 def fmt_table(rows: list[dict], tests: int) -> str:
     out = [
-        "| workers | wall s | reports/s | controller CPU s | ctl CPU % of wall "
-        "| workers CPU s | controller peak RSS MB | controller threads | status |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| workers | wall s | startup s | run s | reports/s (run) | reports/s (wall) "
+        "| controller CPU s | ctl CPU in run | workers CPU s | controller peak RSS MB "
+        "| threads | status |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         if not r["ok"]:
-            out.append(f"| {r['workers']} | - | - | - | - | - | - | - | INVALID: {r['problem']} |")
+            out.append(f"| {r['workers']} |" + " - |" * 10 + f" INVALID: {r['problem']} |")
             continue
         out.append(
-            f"| {r['workers']} | {r['wall']:.2f} | {tests / r['wall']:,.0f} | "
-            f"{r['ctl_cpu']:.2f} | {100 * r['ctl_cpu'] / r['wall']:.0f}% | "
-            f"{r['workers_cpu']:.2f} | {r['hwm_mb']:.0f} | {r['threads']} | ok |"
+            f"| {r['workers']} | {r['wall']:.2f} | {r['startup']:.2f} | {r['run_wall']:.2f} "
+            f"| {tests / r['run_wall']:,.0f} | {tests / r['wall']:,.0f} | {r['ctl_cpu']:.2f} "
+            f"| {100 * r['run_cpu'] / r['run_wall']:.0f}% | {r['workers_cpu']:.2f} "
+            f"| {r['hwm_mb']:.0f} | {r['threads']} | ok |"
         )
     return "\n".join(out)
 
@@ -220,7 +254,8 @@ def main() -> int:
         results = []
         for k in range(n):
             r = run_once(xdist, worker, w, args.tests, args.timeout)
-            log(f"-n {w} run {k + 1}/{n}: {r['wall']:.2f}s wall, controller CPU "
+            log(f"-n {w} run {k + 1}/{n}: {r['wall']:.2f}s wall ({r['startup']:.2f}s startup, "
+                f"{r['run_wall']:.2f}s run, controller {r['run_cpu']:.2f}s CPU in it), controller CPU "
                 f"{r['ctl_cpu']:.2f}s, workers CPU {r['workers_cpu']:.2f}s, "
                 f"RSS {r['hwm_mb']:.0f} MB{'' if r['ok'] else ' INVALID ' + r['problem']}")
             results.append(r)
@@ -244,9 +279,14 @@ def main() -> int:
         f"collects {args.tests:,} ids and answers each test at once (one frame per test "
         f"start, like the Python worker). Median run by wall time of {args.runs} "
         f"({args.heavy_runs} for 1024+ workers).\n"
+        f"- startup: spawn to the first progress letter (every worker started and sent its "
+        f"{args.tests:,} ids, the controller decoded and compared them); run: the rest. "
+        f"reports/s (run) = tests / run.\n"
         f"- Controller CPU: `wait4` rusage of `xdist` minus its reaped children's "
-        f"(`/proc/<pid>/stat` cutime+cstime); 100% = one core. Workers CPU: all synthetic "
-        f"workers together. Peak RSS: VmHWM of `xdist` alone.\n"
+        f"(`/proc/<pid>/stat` cutime+cstime), user+sys, whole run; \"ctl CPU in run\": its "
+        f"CPU time during the run phase / run wall time (100% = one core busy). Workers CPU: "
+        f"all synthetic workers together. Peak RSS: VmHWM of `xdist` alone. Threads: peak "
+        f"thread count of `xdist`.\n"
     )
     text = head + "\n" + table + "\n"
     print(text)

@@ -409,6 +409,11 @@ impl<'r> Controller<'r> {
             hung: false,
             fault: None,
         });
+        if !first {
+            if let Some(n) = self.nodes.last_mut() {
+                n.handle.start();
+            }
+        }
         Ok(())
     }
 
@@ -422,6 +427,10 @@ impl<'r> Controller<'r> {
         }
         for i in 0..self.setup.workers() {
             self.spawn_worker(i, true)?;
+        }
+        // Read them only once all are forked (see `WorkerHandle::start`).
+        for n in &mut self.nodes {
+            n.handle.start();
         }
         let ticks = self.reporters.iter().any(|r| r.wants_ticks());
         let mut last_tick = Instant::now();

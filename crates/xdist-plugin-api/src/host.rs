@@ -702,9 +702,16 @@ impl PluginHost {
         node: &NodeView,
         ids: &[String],
     ) -> Result<(), HookError> {
+        let mut hooks = self
+            .implementing(|m| m.node_collection_finished())
+            .peekable();
+        if hooks.peek().is_none() {
+            // Converting every id for nobody costs more than the rest of a collection.
+            return Ok(());
+        }
         let n = node.to_abi();
         let i = rstrings(ids);
-        for (name, f) in self.implementing(|m| m.node_collection_finished()) {
+        for (name, f) in hooks {
             check(name, "node_collection_finished", f(&n, &i))?;
         }
         Ok(())

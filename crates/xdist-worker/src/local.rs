@@ -7,7 +7,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 use xdist_core::frame::{read_frame, write_frame, FrameError};
@@ -67,9 +67,21 @@ pub struct WorkerHandle {
     pub pid: u32,
     pub(crate) writer: SharedWriter,
     pub(crate) killer: Killer,
+    /// Starts the threads that read a local worker (see [`WorkerHandle::start`]).
+    pub(crate) start: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl WorkerHandle {
+    /// Starts reading the worker: nothing it sends arrives before this. Local workers wait
+    /// for it so a controller can fork all of them while its own memory is small (a fork
+    /// copies the page tables; decoded collections would make every later one slower).
+    /// Remote workers are read from the start; for them this does nothing.
+    pub fn start(&mut self) {
+        if let Some(start) = self.start.take() {
+            start();
+        }
+    }
+
     /// Sends a batch of commands. A worker that is gone is not an error here: its exit
     /// arrives as a message.
     pub fn send(&mut self, cmds: &[WCommand]) {
@@ -107,7 +119,7 @@ impl WorkerHandle {
     }
 }
 
-/// Starts a worker and the threads that feed its messages into `tx`.
+/// Starts a worker; [`WorkerHandle::start`] starts the threads that feed its messages into `tx`.
 pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHandle, SpawnError> {
     let (to_child_r, to_child_w) = std::io::pipe().map_err(SpawnError::Pipe)?;
     let (from_child_r, from_child_w) = std::io::pipe().map_err(SpawnError::Pipe)?;
@@ -164,7 +176,7 @@ pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHan
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
+    let child = cmd.spawn().map_err(|source| SpawnError::Start {
         python: spec.python.display().to_string(),
         source,
     })?;
@@ -178,19 +190,24 @@ pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHan
     let mut writer: Box<dyn Write + Send> = Box::new(to_child_w);
     let ok = write_first_frames(&mut *writer, spec.code.as_deref(), &spec.bootstrap);
     let writer: SharedWriter = Arc::new(Mutex::new(ok.then_some(writer)));
-    if let Some(out) = child.stdout.take() {
-        spawn_lines(key, Stream::Stdout, out, tx.clone());
-    }
-    if let Some(err) = child.stderr.take() {
-        spawn_lines(key, Stream::Stderr, err, tx.clone());
-    }
-    spawn_channel_reader(key, from_child_r, tx.clone());
-    spawn_waiter(key, child, tx.clone());
+    let tx = tx.clone();
+    let start = move || {
+        let mut child = child;
+        if let Some(out) = child.stdout.take() {
+            spawn_lines(key, Stream::Stdout, out, tx.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            spawn_lines(key, Stream::Stderr, err, tx.clone());
+        }
+        spawn_channel_reader(key, from_child_r, tx.clone());
+        spawn_waiter(key, child, tx);
+    };
     Ok(WorkerHandle {
         key,
         pid,
         writer,
         killer: Killer::Pid(pid),
+        start: Some(Box::new(start)),
     })
 }
 
@@ -243,9 +260,20 @@ pub(crate) fn read_channel<R: Read>(key: u32, reader: R, tx: Sender<WorkerMsg>) 
     let mut buf = Vec::new();
     let mut batch: Vec<WorkerEvent> = Vec::new();
     loop {
+        let permit = big_frame_ahead(&mut reader).then(BigFramePermit::acquire);
         match read_frame(&mut reader, &mut buf) {
             Ok(()) => match decode_events(&buf) {
-                Ok(events) => batch.extend(events),
+                Ok(events) => {
+                    batch.extend(events);
+                    if permit.is_some() {
+                        // A collection: hand it over now, and don't keep its size for the
+                        // rest of the run.
+                        buf = Vec::new();
+                        if !send_batch(key, &mut batch, &tx) {
+                            return;
+                        }
+                    }
+                }
                 Err(e) => {
                     send_batch(key, &mut batch, &tx);
                     let _ = tx.send(WorkerMsg::ChannelFault(key, ChannelFault::Decode(e)));
@@ -263,6 +291,7 @@ pub(crate) fn read_channel<R: Read>(key: u32, reader: R, tx: Sender<WorkerMsg>) 
                 return;
             }
         }
+        drop(permit);
         if reader.buffer().is_empty() {
             // Everything that arrived is decoded: hand it over in one message, then let
             // more frames accumulate in the pipe for a moment. Workers write a frame per
@@ -273,6 +302,44 @@ pub(crate) fn read_channel<R: Read>(key: u32, reader: R, tx: Sender<WorkerMsg>) 
             }
             std::thread::sleep(COALESCE);
         }
+    }
+}
+
+/// Frames larger than this (collections) are read and decoded [`BIG_FRAME_READERS`] at a
+/// time: hundreds of workers send theirs at once, and decoding them all together only piles
+/// decoded copies up in memory faster than the controller compares and drops them.
+const BIG_FRAME: usize = 1 << 20;
+const BIG_FRAME_READERS: usize = 2;
+static BIG_FRAMES_READING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Whether the next frame's header is buffered and announces a large frame.
+fn big_frame_ahead<R: Read>(reader: &mut BufReader<R>) -> bool {
+    match reader.fill_buf() {
+        Ok(b) if b.len() >= 4 => u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize > BIG_FRAME,
+        _ => false,
+    }
+}
+
+/// One of the [`BIG_FRAME_READERS`] turns, given back on drop.
+struct BigFramePermit;
+
+impl BigFramePermit {
+    fn acquire() -> BigFramePermit {
+        let (count, cv) = &BIG_FRAMES_READING;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= BIG_FRAME_READERS {
+            n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        BigFramePermit
+    }
+}
+
+impl Drop for BigFramePermit {
+    fn drop(&mut self) {
+        let (count, cv) = &BIG_FRAMES_READING;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        cv.notify_one();
     }
 }
 

@@ -75,7 +75,7 @@ pub struct HelloReply {
     pub error: Option<String>,
 }
 
-/// Starts a worker for `s.spec` and the threads that feed its messages into `tx`.
+/// Starts a worker for `s.spec`; its messages reach `tx` once [`WorkerHandle::start`] is called.
 pub fn spawn_worker(s: WorkerSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHandle, SpawnError> {
     let mut env = s.env;
     env.extend(
@@ -268,6 +268,7 @@ fn spawn_ssh(
         pid,
         writer,
         killer: Killer::Pid(pid),
+        start: None,
     })
 }
 
@@ -353,6 +354,7 @@ fn spawn_socket(
         pid: 0,
         writer,
         killer: Killer::Socket(killer),
+        start: None,
     })
 }
 
