@@ -16,7 +16,7 @@ use std::os::fd::FromRawFd;
 use std::sync::mpsc::{self, Receiver};
 
 use serde_json::{json, Value};
-use xdist_core::frame::{read_frame, write_frame};
+use xdist_core::frame::read_frame;
 use xdist_core::protocol::Command;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -42,19 +42,24 @@ impl Worker {
         if self.events.is_empty() {
             return;
         }
-        let mut payload =
-            String::with_capacity(2 + self.events.iter().map(|e| e.len() + 1).sum::<usize>());
-        payload.push('[');
-        payload.push_str(&self.events.join(","));
-        payload.push(']');
+        let mut frame = frame_start();
+        frame.push(b'[');
+        for (k, e) in self.events.iter().enumerate() {
+            if k > 0 {
+                frame.push(b',');
+            }
+            frame.extend_from_slice(e.as_bytes());
+        }
+        frame.push(b']');
         self.events.clear();
-        self.send(payload.as_bytes());
+        self.send(frame);
     }
 
-    fn send(&mut self, payload: &[u8]) {
-        let mut frame = Vec::with_capacity(4 + payload.len());
-        // One write per frame, as the Python worker does.
-        if write_frame(&mut frame, payload).is_err() || self.out.write_all(&frame).is_err() {
+    /// Sends a frame made with [`frame_start`]: one write, as the Python worker does.
+    fn send(&mut self, mut frame: Vec<u8>) {
+        let len = (frame.len() - 4) as u32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        if self.out.write_all(&frame).is_err() {
             // The controller is gone: nobody reads our results.
             std::process::exit(3);
         }
@@ -90,7 +95,9 @@ impl Worker {
                     };
                     // Answered at once (the real worker's reader thread does the same).
                     let text = json!([{"t": "unscheduled", "indices": given}]).to_string();
-                    self.send(text.as_bytes());
+                    let mut frame = frame_start();
+                    frame.extend_from_slice(text.as_bytes());
+                    self.send(frame);
                 }
             }
         }
@@ -115,6 +122,19 @@ impl Worker {
                 return item;
             }
         }
+    }
+}
+
+/// A frame buffer with room for the length, filled in by [`Worker::send`].
+fn frame_start() -> Vec<u8> {
+    vec![0; 4]
+}
+
+/// Writes `n` as zero-padded decimal digits over `out`.
+fn set_digits(out: &mut [u8], mut n: usize) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
@@ -208,22 +228,21 @@ fn main() {
     });
     worker.emit(ready.to_string());
     worker.flush();
-    // Ids shaped like a real suite's: 100 tests per module.
-    let mut ids = String::with_capacity(tests * 40);
+    // Ids shaped like a real suite's (100 tests per module), written straight into the frame.
+    let mut frame = frame_start();
+    frame.reserve(tests * 34 + 128);
+    frame.extend_from_slice(br#"[{"t":"collectionfinish","ids":["#);
+    let mut id = *b"\"tests/test_m00000.py::test_000\"";
     for t in 0..tests {
         if t > 0 {
-            ids.push(',');
+            frame.push(b',');
         }
-        ids.push_str(&format!(
-            "\"tests/test_m{:05}.py::test_{:03}\"",
-            t / 100,
-            t % 100
-        ));
+        set_digits(&mut id[13..18], t / 100);
+        set_digits(&mut id[28..31], t % 100);
+        frame.extend_from_slice(&id);
     }
-    worker.emit(format!(
-        r#"{{"t":"collectionfinish","ids":[{ids}],"groups":[],"errors":0,"deselected":0,"lines":[]}}"#
-    ));
-    worker.flush();
+    frame.extend_from_slice(br#"],"groups":[],"errors":0,"deselected":0,"lines":[]}]"#);
+    worker.send(frame);
 
     let mut pending = worker.pop();
     while let Item::Test(index) = pending {

@@ -340,7 +340,42 @@ pub enum DecodeError {
 
 /// Decodes one frame from a worker: a JSON array of events.
 pub fn decode_events(payload: &[u8]) -> Result<Vec<WorkerEvent>, DecodeError> {
+    // A collection alone in its frame (as workers send it) is by far the largest frame:
+    // decode it directly, without serde's buffering of every id for the tagged enum.
+    if payload.starts_with(br#"[{"t":"collectionfinish","#) {
+        if let Ok([c]) = serde_json::from_slice::<[Collection; 1]>(payload) {
+            return Ok(vec![WorkerEvent::Collectionfinish {
+                ids: c.ids,
+                groups: c.groups,
+                errors: c.errors,
+                deselected: c.deselected,
+                lines: c.lines,
+            }]);
+        }
+    }
     Ok(serde_json::from_slice(payload)?)
+}
+
+/// [`WorkerEvent::Collectionfinish`] as a plain struct (`t` checked, the rest the same).
+#[derive(Deserialize)]
+struct Collection {
+    #[allow(dead_code)]
+    t: CollectionTag,
+    ids: Vec<String>,
+    #[serde(default)]
+    groups: Vec<Option<String>>,
+    #[serde(default)]
+    errors: usize,
+    #[serde(default)]
+    deselected: usize,
+    #[serde(default)]
+    lines: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CollectionTag {
+    Collectionfinish,
 }
 
 /// Encodes a batch of commands for one frame.
@@ -369,6 +404,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn decodes_lone_collection_like_any_batch() {
+        let one = br#"[{"t":"collectionfinish","ids":["a::b","c::d"],"groups":[null,"g"],"errors":1,"deselected":2,"lines":["x"]}]"#;
+        let two = br#"[{"t":"collectionfinish","ids":["a::b"]},{"t":"done","i":0,"d":0}]"#;
+        match &decode_events(one).unwrap()[..] {
+            [WorkerEvent::Collectionfinish {
+                ids,
+                groups,
+                errors: 1,
+                deselected: 2,
+                lines,
+            }] => {
+                assert_eq!(ids, &["a::b", "c::d"]);
+                assert_eq!(groups, &[None, Some("g".to_string())]);
+                assert_eq!(lines, &["x"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decode_events(two).unwrap().len(), 2);
+        assert!(decode_events(br#"[{"t":"collectionfinish","ids":[1]}]"#).is_err());
     }
 
     #[test]
