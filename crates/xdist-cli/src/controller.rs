@@ -170,6 +170,8 @@ pub struct Controller<'r> {
     /// `--shard`: scheduler index -> worker collection index, and back (MAX: not ours).
     shard_map: Option<Vec<usize>>,
     shard_rev: Vec<usize>,
+    /// Nodes whose process exited: until all have, no node needs a per-message look.
+    exited_nodes: usize,
     /// Each node's `workeroutput` from its `finished` event (pytest-cov's data).
     worker_outputs: HashMap<usize, Map<String, Value>>,
 }
@@ -236,6 +238,7 @@ impl<'r> Controller<'r> {
             run_durations: HashMap::new(),
             shard_map: None,
             shard_rev: Vec::new(),
+            exited_nodes: 0,
             worker_outputs: HashMap::new(),
             failed_ids: Vec::new(),
             failed_seen: HashSet::new(),
@@ -439,7 +442,7 @@ impl<'r> Controller<'r> {
                 last_tick = Instant::now();
                 self.emit(RunEvent::Tick);
             }
-            if self.nodes.iter().all(Node::is_down) {
+            if self.exited_nodes == self.nodes.len() && self.nodes.iter().all(Node::is_down) {
                 break;
             }
             match self.rx.recv_timeout(Duration::from_millis(100)) {
@@ -449,9 +452,11 @@ impl<'r> Controller<'r> {
             }
             self.check_interrupts();
             self.check_hangs();
-            for i in 0..self.nodes.len() {
-                if self.nodes[i].exited.is_some() && !self.nodes[i].down_handled {
-                    self.maybe_node_down(i);
+            if self.exited_nodes > 0 {
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].exited.is_some() && !self.nodes[i].down_handled {
+                        self.maybe_node_down(i);
+                    }
                 }
             }
             if self.fatal.is_some() {
@@ -697,6 +702,7 @@ impl<'r> Controller<'r> {
             }
             WorkerMsg::Exited(key, kind) => {
                 let i = self.node_index(key);
+                self.exited_nodes += usize::from(self.nodes[i].exited.is_none());
                 self.nodes[i].exited = Some((kind, Instant::now()));
                 self.maybe_node_down(i);
             }
