@@ -91,18 +91,33 @@ impl WorkStealingScheduling {
         let k = idle.len();
         let mut per: Vec<Vec<usize>> = vec![Vec::new(); k];
         if self.tests.timed {
-            // Longest units first, each to the idle node with the least estimated work.
-            let mut load: Vec<u64> = idle.iter().map(|&s| self.nodes.list[s].lane.est).collect();
+            // The queue is in duration-aware locality order (longest files first, modules
+            // together). Split it into contiguous runs of about equal estimated time, so
+            // each node keeps its modules' fixtures; dealing units one by one to the least
+            // loaded node would interleave modules and set their fixtures up again and again.
             let mut order: Vec<u32> = Vec::new();
             while let Some(u) = self.pop_unit() {
                 order.push(u);
             }
-            let units = &self.units.units;
-            order.sort_by_key(|&u| std::cmp::Reverse(units[u as usize].est));
-            for u in order {
-                let j = (0..k).min_by_key(|&j| (load[j], j)).unwrap_or(0);
-                load[j] += self.units.units[u as usize].est;
-                self.give(idle[j], u, &mut per[j]);
+            let ests: Vec<u64> = order
+                .iter()
+                .map(|&u| self.units.units[u as usize].est)
+                .collect();
+            let mut remaining: u64 = ests.iter().sum();
+            let mut it = order.into_iter().zip(ests).peekable();
+            for (j, &slot) in idle.iter().enumerate() {
+                let target = remaining / (k - j) as u64;
+                let mut got: u64 = 0;
+                while let Some(&(u, e)) = it.peek() {
+                    // Stop where the run is closest to the target; the last node takes the rest.
+                    if j + 1 < k && !per[j].is_empty() && got + e / 2 > target {
+                        break;
+                    }
+                    got += e;
+                    it.next();
+                    self.give(slot, u, &mut per[j]);
+                }
+                remaining = remaining.saturating_sub(got);
             }
         } else {
             // pytest-xdist: node i of k gets len(pending) // (k - i) tests (whole units).
@@ -591,8 +606,8 @@ mod tests {
         let mut c = cfg(2);
         c.durations = Some(Arc::new(vec![1.0, 1.0, 1.0, 1.0, 4.0, 1.0]));
         let (_, out) = started(WorkStealingScheduling::new(c), 6, 2);
-        // LPT: 4 (4s) to node 0; then 0, 1, 2, 3, 5 go to the least loaded: node 1 gets
-        // 0, 1, 2, 3 (4 s) and then 5 goes to node 0 (tie: first).
-        assert_eq!(out, vec![run(0, vec![4, 5]), run(1, vec![0, 1, 2, 3])]);
+        // Longest first, then contiguous runs of about half the estimated time (9 s): node 0
+        // gets 4 (4 s) and 0 (5 s in all), node 1 the rest (4 s).
+        assert_eq!(out, vec![run(0, vec![4, 0]), run(1, vec![1, 2, 3, 5])]);
     }
 }
