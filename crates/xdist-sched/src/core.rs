@@ -83,6 +83,18 @@ impl Nodes {
         self.map.get(&key).copied()
     }
 
+    /// Records that the node sent its collection; the slot the first time, None for an
+    /// unknown node or a repeated collection.
+    pub fn mark_collected(&mut self, key: NodeKey) -> Option<usize> {
+        let slot = self.slot(key)?;
+        let node = &mut self.list[slot];
+        if node.collected {
+            return None;
+        }
+        node.collected = true;
+        Some(slot)
+    }
+
     /// Forget a node (it died or exited). Its lane must have been drained by the caller.
     pub fn remove(&mut self, slot: usize) {
         let key = self.list[slot].key;

@@ -117,13 +117,9 @@ impl Scheduling for EachScheduling {
     }
 
     fn add_node_collection(&mut self, node: NodeKey, collection: Arc<Collection>) {
-        let Some(slot) = self.nodes.slot(node) else {
+        let Some(slot) = self.nodes.mark_collected(node) else {
             return;
         };
-        if self.nodes.list[slot].collected {
-            return;
-        }
-        self.nodes.list[slot].collected = true;
         self.per[slot].len = collection.len();
         if self.collections == 0 {
             self.coll_len = collection.len();

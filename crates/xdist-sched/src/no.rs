@@ -90,16 +90,9 @@ impl Scheduling for NoScheduling {
     }
 
     fn add_node_collection(&mut self, node: NodeKey, collection: Arc<Collection>) {
-        let Some(slot) = self.nodes.slot(node) else {
-            return;
-        };
-        if self.nodes.list[slot].collected {
-            return;
-        }
-        self.nodes.list[slot].collected = true;
-        self.collections += 1;
-        if self.collection.is_none() {
-            self.collection = Some(collection);
+        if self.nodes.mark_collected(node).is_some() {
+            self.collections += 1;
+            self.collection.get_or_insert(collection);
         }
     }
 
