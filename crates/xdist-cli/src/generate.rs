@@ -78,7 +78,7 @@ pub fn early(argv: &[String]) -> Option<Result<i32, CliError>> {
     for a in own {
         match a.as_str() {
             "-V" | "--version" => {
-                println!("xdist {}", version());
+                outln!("xdist {}", version());
                 return Some(Ok(0));
             }
             "-h" => help = help.or(Some(false)),
@@ -93,7 +93,7 @@ pub fn early(argv: &[String]) -> Option<Result<i32, CliError>> {
     } else {
         cmd.render_help()
     };
-    print!("{text}");
+    out!("{text}");
     Some(Ok(0))
 }
 

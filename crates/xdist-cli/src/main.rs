@@ -4,6 +4,24 @@
 //! xdist options from `addopts`; [`controller::Controller`] starts the workers and owns the
 //! run; [`terminal::TerminalReporter`] prints what a pytest user expects.
 
+/// `println!` that never panics: output to a closed pipe (`xdist --help | head`) is dropped.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout();
+        let _ = write!(stdout, $($arg)*);
+        let _ = stdout.flush();
+    }};
+}
+
 mod args;
 mod basetemp;
 mod cache;
@@ -45,7 +63,7 @@ fn main() {
     let code = match run(argv) {
         Ok(code) => code,
         Err(CliError::Display(text)) => {
-            print!("{text}");
+            out!("{text}");
             0
         }
         Err(e) => {

@@ -80,7 +80,7 @@ pub fn list_command(args: &[String]) -> Result<i32, CliError> {
                 None => return Err(CliError::Usage("--plugin needs a PATH".into())),
             },
             "-h" | "--help" => {
-                println!("usage: xdist plugins [--paths] [--plugin PATH]...\n\nLists the plugins xdist loads (from --plugin, $XDIST_PLUGINS, [tool.xdist] plugins\nin pyproject.toml, and the plugin directories) with their versions and hooks.\n--paths prints the directories searched, in order.");
+                outln!("usage: xdist plugins [--paths] [--plugin PATH]...\n\nLists the plugins xdist loads (from --plugin, $XDIST_PLUGINS, [tool.xdist] plugins\nin pyproject.toml, and the plugin directories) with their versions and hooks.\n--paths prints the directories searched, in order.");
                 return Ok(0);
             }
             other => {
@@ -96,10 +96,10 @@ pub fn list_command(args: &[String]) -> Result<i32, CliError> {
     }
     if show_paths {
         if let Some(dir) = Discovery::user_dir() {
-            println!("{}", dir.display());
+            outln!("{}", dir.display());
         }
         for dir in Discovery::system_dirs() {
-            println!("{}", dir.display());
+            outln!("{}", dir.display());
         }
         return Ok(0);
     }
@@ -113,11 +113,11 @@ pub fn list_command(args: &[String]) -> Result<i32, CliError> {
     let sources = Discovery::standard(explicit, pyproject).sources();
     let host = PluginHost::load_with(&sources, &LoadOptions::default()).map_err(hook_error)?;
     if host.is_empty() {
-        println!("no plugins loaded (see `xdist plugins --paths` for where xdist looks)");
+        outln!("no plugins loaded (see `xdist plugins --paths` for where xdist looks)");
         return Ok(0);
     }
     for p in host.plugins() {
-        println!(
+        outln!(
             "{} {} ({:?}, ABI 1.{}) {}",
             p.name,
             p.version,
@@ -126,9 +126,9 @@ pub fn list_command(args: &[String]) -> Result<i32, CliError> {
             p.path.display()
         );
         if !p.description.is_empty() {
-            println!("    {}", p.description);
+            outln!("    {}", p.description);
         }
-        println!("    hooks: {}", p.hooks.join(", "));
+        outln!("    hooks: {}", p.hooks.join(", "));
     }
     Ok(0)
 }

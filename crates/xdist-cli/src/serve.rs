@@ -87,7 +87,7 @@ pub fn command(argv: &[String]) -> Result<i32, CliError> {
             "xdist serve: warning: listening on {local}, which other machines can reach: anyone with the token can run code as this user"
         );
     }
-    println!("xdist serve: listening on {local}");
+    outln!("xdist serve: listening on {local}");
     let _ = std::io::stdout().flush();
     listener
         .set_nonblocking(true)

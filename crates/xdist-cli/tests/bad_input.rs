@@ -240,3 +240,26 @@ fn unknown_pytest_option() {
         "{ctx}"
     );
 }
+
+/// `xdist --help | head -1`: output to a closed pipe is dropped, never a panic.
+#[test]
+fn help_into_a_closed_pipe_does_not_panic() {
+    for args in [
+        &["--help"][..],
+        &["--generate", "man"][..],
+        &["plugins", "--paths"][..],
+    ] {
+        // A pipe whose reading end is already closed: every write fails with EPIPE.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xdist"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run xdist");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+    }
+}
