@@ -644,20 +644,18 @@ class WorkerPlugin:
         self.outbox.flush()
 
     def pytest_runtest_logreport(self, report):
+        status = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
         if (
             report.passed
             and report.when != "call"
             and not report.sections
             and not self.keep_quiet_reports
+            and not any(status)
         ):
             # A passing setup/teardown with nothing captured shows nowhere (no letter, no
             # section) unless a file report or --durations wants it: don't send it.
-            category, letter, word = self.config.hook.pytest_report_teststatus(
-                report=report, config=self.config
-            )
-            if not (category or letter or word):
-                return
-        self.emit(self._report(report, self.current))
+            return
+        self.emit(self._report(report, self.current, status))
 
     def pytest_warning_recorded(self, warning_message, when, nodeid, location):
         from _pytest.terminal import WarningReport
@@ -707,9 +705,12 @@ class WorkerPlugin:
         tw.fullwidth = self.width
         return tw
 
-    def _report(self, rep, index):
+    def _report(self, rep, index, status=None):
+        """The report message; `status` is the report's teststatus when already asked."""
         config = self.config
-        category, letter, word = config.hook.pytest_report_teststatus(report=rep, config=config)
+        if status is None:
+            status = config.hook.pytest_report_teststatus(report=rep, config=config)
+        category, letter, word = status
         markup = None
         if isinstance(word, tuple):
             word, markup = word
