@@ -32,45 +32,9 @@ pub fn bin_xml_escape(s: &str) -> String {
     out
 }
 
-/// Python's `str.splitlines()` (without keepends).
-fn py_splitlines(s: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut it = s.char_indices().peekable();
-    while let Some((i, c)) = it.next() {
-        let brk = matches!(
-            c,
-            '\n' | '\r'
-                | '\x0b'
-                | '\x0c'
-                | '\x1c'
-                | '\x1d'
-                | '\x1e'
-                | '\u{85}'
-                | '\u{2028}'
-                | '\u{2029}'
-        );
-        if brk {
-            lines.push(&s[start..i]);
-            let mut end = i + c.len_utf8();
-            if c == '\r' {
-                if let Some(&(j, '\n')) = it.peek() {
-                    it.next();
-                    end = j + 1;
-                }
-            }
-            start = end;
-        }
-    }
-    if start < s.len() {
-        lines.push(&s[start..]);
-    }
-    lines
-}
-
 /// pytest's `shorten_message`.
 pub fn shorten_message(msg: &str, budget: usize) -> String {
-    let mut lines = py_splitlines(msg);
+    let mut lines = xdist_core::pystr::splitlines(msg);
     if lines.is_empty() {
         lines.push("");
     }

@@ -689,42 +689,6 @@ fn parse_ini_file(path: &Path) -> Result<IniSections, IniError> {
     parse_ini(&path.display().to_string(), &text)
 }
 
-/// Python's universal newlines plus `str.splitlines`.
-fn split_lines(text: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        let is_break = matches!(
-            c,
-            '\n' | '\r'
-                | '\x0b'
-                | '\x0c'
-                | '\x1c'
-                | '\x1d'
-                | '\x1e'
-                | '\u{85}'
-                | '\u{2028}'
-                | '\u{2029}'
-        );
-        if is_break {
-            lines.push(&text[start..i]);
-            let mut next = i + c.len_utf8();
-            if c == '\r' {
-                if let Some(&(j, '\n')) = chars.peek() {
-                    chars.next();
-                    next = j + 1;
-                }
-            }
-            start = next;
-        }
-    }
-    if start < text.len() {
-        lines.push(&text[start..]);
-    }
-    lines
-}
-
 fn py_isspace(c: char) -> bool {
     c.is_whitespace() || matches!(c, '\x1c'..='\x1f')
 }
@@ -743,7 +707,7 @@ fn parse_ini(path: &str, text: &str) -> Result<IniSections, IniError> {
         }
     };
     let mut current: Option<usize> = None;
-    for (lineno, raw) in split_lines(text).into_iter().enumerate() {
+    for (lineno, raw) in crate::pystr::splitlines(text).into_iter().enumerate() {
         let stripped_start = raw.trim_start_matches(py_isspace);
         if stripped_start.is_empty() || stripped_start.starts_with(['#', ';']) {
             continue;

@@ -14,5 +14,6 @@ pub mod exit;
 pub mod frame;
 pub mod ini;
 pub mod protocol;
+pub mod pystr;
 pub mod python;
 pub mod spec;
