@@ -380,8 +380,8 @@ fn rerunfailures_timeout_asyncio_hypothesis_match_pytest() {
             x.stdout
         );
     }
-    // Hypothesis keeps its example database where it runs, and a second run still works.
-    assert!(dir.path().join(".hypothesis").is_dir());
+    // A second run, over the state Hypothesis and the cache left, still works. (No check
+    // for `.hypothesis/`: on CI Hypothesis's `ci` profile keeps no example database.)
     let again = xdist(dir.path(), &args);
     assert_eq!(outcomes(&again), po, "{}", again.describe(4000));
 }
