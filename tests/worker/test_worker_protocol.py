@@ -3,6 +3,7 @@ driven from Python the way the Rust controller drives it. Run with
 `.venv/bin/python -m pytest tests/worker -q`.
 """
 
+import json
 import os
 import time
 
@@ -569,3 +570,59 @@ def test_quiet_reports_sent_when_durations_want_them(make_suite, spawn):
     # Setup/teardown of a passing test have an empty status: nothing to print.
     setup = reports_of(events, 0)[0]
     assert setup["o"] == "passed" and "l" not in setup and "W" not in setup
+
+
+# ---------------------------------------------------------------------------------------------
+# the summary step: a conftest's pytest_terminal_summary over the whole run's reports
+
+SUMMARY_CONFTEST = '''
+def pytest_terminal_summary(terminalreporter):
+    tr = terminalreporter
+    tr.section("mine")
+    for category in sorted(k for k in tr.stats if k):
+        tr.write_line("{}: {}".format(category, sorted(r.nodeid for r in tr.stats[category])))
+'''
+
+
+def test_ready_names_summary_plugins_and_reports_carry_ser(make_suite, spawn):
+    w = spawn(make_suite({"conftest.py": SUMMARY_CONFTEST,
+                          "test_a.py": "def test_a(): pass\n"}))
+    ready = w.start()
+    assert any(name.endswith("conftest.py") for name in ready["summary_plugins"])
+    w.collected()
+    w.run(0)
+    w.shutdown()
+    call = call_report(w.read_to_end(), 0)
+    assert json.loads(call["ser"])["nodeid"] == "test_a.py::test_a"
+
+
+def test_no_summary_plugins_no_ser(make_suite, spawn):
+    w = spawn(make_suite({"test_a.py": "def test_a(): pass\n"}))
+    assert w.start()["summary_plugins"] == []
+    w.collected()
+    w.run(0)
+    w.shutdown()
+    assert "ser" not in call_report(w.read_to_end(), 0)
+
+
+def test_linger_then_summarize_other_workers_reports(make_suite, spawn):
+    """After `linger` the worker finishes its tests, says `lingering`, and runs the hooks
+    over the reports it is sent (here: its own plus one another worker ran)."""
+    w = spawn(make_suite({"conftest.py": SUMMARY_CONFTEST,
+                          "test_a.py": "def test_a(): pass\ndef test_b(): assert 0\n"}))
+    w.start()
+    w.collected()
+    w.send({"t": "run", "indices": [0]}, {"t": "linger"})
+    got = w.until("lingering")
+    own = json.loads(call_report(got, 0)["ser"])
+    other = dict(own, nodeid="test_a.py::test_b", outcome="failed", longrepr="boom")
+    assert by_type(got, "finished") == []
+    w.send({"t": "summarize", "reports": [json.dumps(own), json.dumps(other)],
+            "exitstatus": 1}, {"t": "shutdown"})
+    summary = w.until("summary")[-1]
+    assert summary["error"] is None
+    lines = summary["text"].splitlines()
+    assert "mine" in lines[0]
+    assert lines[1:] == ["failed: ['test_a.py::test_b']", "passed: ['test_a.py::test_a']"]
+    assert by_type(w.read_to_end(), "finished")[0]["exitstatus"] == 0
+    assert w.wait() == 0

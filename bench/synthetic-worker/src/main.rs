@@ -69,7 +69,10 @@ impl Worker {
         for cmd in cmds {
             match cmd {
                 Command::Run { indices } => self.queue.extend(indices.into_iter().map(Item::Test)),
-                Command::Shutdown => self.queue.push_back(Item::Shutdown),
+                // It names no summary plugins, so `linger` never comes; if it did, ending is
+                // right: the controller then runs the summary step itself.
+                Command::Shutdown | Command::Linger => self.queue.push_back(Item::Shutdown),
+                Command::Summarize { .. } => {}
                 Command::Stop => {
                     self.queue.clear();
                     self.queue.push_back(Item::Shutdown);

@@ -39,6 +39,8 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 const STACK_DUMP_WAIT: Duration = Duration::from_millis(500);
 /// How often `RunEvent::Tick` is sent while a reporter wants ticks (a live status area).
 const TICK: Duration = Duration::from_millis(150);
+/// Largest `summarize` command sent to a worker (frames stop at 64 MiB).
+const SUMMARIZE_MAX_BYTES: usize = 32 << 20;
 
 /// What a finished run tells its caller (loop-on-fail needs the failures).
 pub struct RunOutcome {
@@ -110,6 +112,8 @@ struct Node {
     hung: bool,
     /// Killed for breaking the protocol: what it sent.
     fault: Option<String>,
+    /// Its tests are done and it waits to run the summary step (`linger`).
+    lingering: bool,
 }
 
 impl Node {
@@ -174,6 +178,15 @@ pub struct Controller<'r> {
     exited_nodes: usize,
     /// Each node's `workeroutput` from its `finished` event (pytest-cov's data).
     worker_outputs: HashMap<usize, Map<String, Value>>,
+    /// `summary_plugins` from the workers' `ready`, and every report serialized for them.
+    summary_plugins: Vec<String>,
+    summary_reports: Vec<String>,
+    summary_warnings: Vec<String>,
+    /// The worker asked to `linger` for the summary step, whether `summarize` went out,
+    /// and its answer (text, or the error that stopped the hooks).
+    summary_node: Option<usize>,
+    summary_sent: bool,
+    summary_result: Option<Result<String, String>>,
 }
 
 impl<'r> Controller<'r> {
@@ -240,6 +253,12 @@ impl<'r> Controller<'r> {
             shard_rev: Vec::new(),
             exited_nodes: 0,
             worker_outputs: HashMap::new(),
+            summary_plugins: Vec::new(),
+            summary_reports: Vec::new(),
+            summary_warnings: Vec::new(),
+            summary_node: None,
+            summary_sent: false,
+            summary_result: None,
             failed_ids: Vec::new(),
             failed_seen: HashSet::new(),
         })
@@ -411,6 +430,7 @@ impl<'r> Controller<'r> {
             stacks_requested: None,
             hung: false,
             fault: None,
+            lingering: false,
         });
         if !first {
             if let Some(n) = self.nodes.last_mut() {
@@ -450,6 +470,7 @@ impl<'r> Controller<'r> {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            self.maybe_summarize();
             self.check_interrupts();
             self.check_hangs();
             if self.exited_nodes > 0 {
@@ -476,6 +497,7 @@ impl<'r> Controller<'r> {
             });
         }
         self.finish_coverage();
+        self.finish_plugin_summaries();
         let exit_for_hooks = self.exit_code();
         let r = self.host.sessionfinish(exit_for_hooks.code());
         if let Some(sections) = self.plugin_result(r) {
@@ -530,6 +552,46 @@ impl<'r> Controller<'r> {
         });
         if cov.failed {
             self.failures += 1; // pytest-cov fails the session (`session.testsfailed += 1`)
+        }
+    }
+
+    /// The summary step: the user's `pytest_terminal_summary` hooks over every report.
+    fn finish_plugin_summaries(&mut self) {
+        if self.summary_plugins.is_empty() || !self.session_started || self.options.no_summary {
+            return;
+        }
+        let input = crate::summary::SummaryInput {
+            args: &self.setup.opts.pytest_args,
+            plugins: &self.summary_plugins,
+            numprocesses: self.setup.workers(),
+            reports: &self.summary_reports,
+            warnings: &self.summary_warnings,
+            exitstatus: self.exit_code().code(),
+            width: self.setup.width,
+            color: self.setup.color,
+        };
+        let result = match self.summary_result.take() {
+            Some(r) => r,
+            // No worker was left to run it (stopped, crashed, or too much to send).
+            None => crate::summary::run(&self.setup.python, &self.setup.cwd, &input),
+        };
+        match result {
+            Ok(text) => {
+                if !text.is_empty() {
+                    self.emit(RunEvent::PluginSummary { text: &text });
+                }
+            }
+            Err(err) => {
+                // pytest itself dies of it (a traceback, no summary line); we keep the
+                // summary line and show the traceback where the hooks' text would be.
+                self.internal_error = true;
+                let text: String = format!("failed to run pytest_terminal_summary hooks:\n{err}")
+                    .trim_end()
+                    .lines()
+                    .map(|l| format!("INTERNALERROR> {l}\n"))
+                    .collect();
+                self.emit(RunEvent::PluginSummary { text: &text });
+            }
         }
     }
 
@@ -717,7 +779,11 @@ impl<'r> Controller<'r> {
                 header,
                 options,
                 info,
+                summary_plugins,
             } => {
+                if self.summary_plugins.is_empty() {
+                    self.summary_plugins = summary_plugins;
+                }
                 if let Ok(Value::Object(mut m)) = serde_json::to_value(&info) {
                     m.insert("id".into(), json!(self.nodes[i].id));
                     m.insert(
@@ -767,6 +833,9 @@ impl<'r> Controller<'r> {
                         self.collect_errors += 1;
                         self.note_failed(&nodeid);
                     }
+                    if let (false, Some(ser)) = (self.summary_plugins.is_empty(), &r.ser) {
+                        self.summary_reports.push(ser.clone());
+                    }
                     let id = self.nodes[i].id.clone();
                     self.emit(RunEvent::CollectReport {
                         worker: &id,
@@ -813,6 +882,11 @@ impl<'r> Controller<'r> {
                 {
                     return;
                 }
+                if let (false, Some(fsl)) = (self.summary_plugins.is_empty(), &w.fslocation) {
+                    let warning =
+                        json!({"message": w.message, "nodeid": w.nodeid, "fslocation": fsl});
+                    self.summary_warnings.push(warning.to_string());
+                }
                 self.emit(RunEvent::Warning(&w));
             }
             WorkerEvent::Unscheduled { indices } => {
@@ -827,6 +901,13 @@ impl<'r> Controller<'r> {
             WorkerEvent::InternalError { text } => {
                 self.internal_error = true;
                 self.emit(RunEvent::InternalError { text: &text });
+            }
+            WorkerEvent::Lingering => self.nodes[i].lingering = true,
+            WorkerEvent::Summary { text, error } => {
+                self.summary_result = Some(match error {
+                    Some(e) => Err(e),
+                    None => Ok(text),
+                });
             }
             WorkerEvent::Finished {
                 exitstatus,
@@ -1008,6 +1089,11 @@ impl<'r> Controller<'r> {
             self.failures += 1;
             self.note_failed(&nodeid);
         }
+        if !self.summary_plugins.is_empty() {
+            if let Some(ser) = &r.ser {
+                self.summary_reports.push(ser.clone());
+            }
+        }
         let id = self.nodes[i].id.clone();
         self.emit(RunEvent::TestReport {
             worker: &id,
@@ -1043,7 +1129,7 @@ impl<'r> Controller<'r> {
     }
 
     fn send(&mut self, i: usize, cmd: Command) {
-        if matches!(cmd, Command::Shutdown | Command::Stop) {
+        let cmd = if matches!(cmd, Command::Shutdown | Command::Stop) {
             if self.nodes[i].shutdown_sent {
                 return;
             }
@@ -1051,8 +1137,57 @@ impl<'r> Controller<'r> {
             if self.nodes[i].scheduled {
                 self.sched.mark_node_shutdown(NodeKey(self.nodes[i].key));
             }
-        }
+            if matches!(cmd, Command::Shutdown) {
+                self.shutdown_command(i)
+            } else {
+                cmd
+            }
+        } else {
+            cmd
+        };
         self.nodes[i].handle.send(&[cmd]);
+    }
+
+    /// `shutdown`, or `linger` for the first worker to end while the summary step is
+    /// wanted: that one runs it once every other worker is gone (see `maybe_summarize`).
+    fn shutdown_command(&mut self, i: usize) -> Command {
+        let wanted = !self.summary_plugins.is_empty() && !self.options.no_summary;
+        if wanted && self.summary_node.is_none() && self.nodes[i].ready {
+            self.summary_node = Some(i);
+            Command::Linger
+        } else {
+            Command::Shutdown
+        }
+    }
+
+    /// Sends `summarize` to the lingering worker once it is the last one left.
+    fn maybe_summarize(&mut self) {
+        let Some(s) = self.summary_node else {
+            return;
+        };
+        if self.summary_sent || !self.nodes[s].lingering || self.nodes[s].exited.is_some() {
+            return;
+        }
+        let others_done = (self.nodes.iter().enumerate())
+            .all(|(j, n)| j == s || (n.exited.is_some() && n.channel_done));
+        if !others_done {
+            return;
+        }
+        self.summary_sent = true;
+        let size: usize = (self.summary_reports.iter().chain(&self.summary_warnings))
+            .map(|r| r.len() + 4)
+            .sum();
+        if size > SUMMARIZE_MAX_BYTES {
+            // Too big for one frame: the summary step runs in a process of its own.
+            self.nodes[s].handle.send(&[Command::Shutdown]);
+            return;
+        }
+        let summarize = Command::Summarize {
+            reports: std::mem::take(&mut self.summary_reports),
+            warnings: std::mem::take(&mut self.summary_warnings),
+            exitstatus: self.exit_code().code(),
+        };
+        self.nodes[s].handle.send(&[summarize, Command::Shutdown]);
     }
 
     fn dispatch_actions(&mut self) {
@@ -1080,7 +1215,8 @@ impl<'r> Controller<'r> {
                     let i = self.node_index(node.0);
                     if !self.nodes[i].shutdown_sent {
                         self.nodes[i].shutdown_sent = true;
-                        per_node.entry(node.0).or_default().push(Command::Shutdown);
+                        let cmd = self.shutdown_command(i);
+                        per_node.entry(node.0).or_default().push(cmd);
                     }
                 }
             }

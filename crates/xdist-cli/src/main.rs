@@ -41,6 +41,7 @@ mod serve;
 mod shard;
 mod signals;
 mod status;
+mod summary;
 mod terminal;
 mod termwriter;
 mod text;

@@ -78,6 +78,8 @@ pub struct TerminalReporter {
     status: Option<StatusHandle>,
     /// pytest-cov's results: error line, report section, required-coverage line.
     coverage: Option<CovOutcome>,
+    /// What the user's `pytest_terminal_summary` hooks wrote (the summary step).
+    plugin_summary: String,
 }
 
 impl TerminalReporter {
@@ -100,6 +102,7 @@ impl TerminalReporter {
             started: false,
             status: None,
             coverage: None,
+            plugin_summary: String::new(),
         }
     }
 
@@ -742,6 +745,9 @@ impl TerminalReporter {
             }
             self.summary_file_reports();
             self.summary_coverage();
+            if !self.plugin_summary.is_empty() {
+                self.tw.write_raw(&std::mem::take(&mut self.plugin_summary));
+            }
             self.summary_durations();
             self.short_test_summary();
             self.summary_warnings(true, &mut already);
@@ -956,6 +962,7 @@ impl TerminalReporter {
                 }
             }
             RunEvent::RunFinished(summary) => self.finish(summary),
+            RunEvent::PluginSummary { text } => self.plugin_summary = text.to_string(),
             RunEvent::Coverage {
                 error,
                 report,

@@ -52,6 +52,11 @@ const EXPECTED_SERIAL: &[(&str, &str, i32)] = &[
         "5 failed, 3 passed, 1 skipped, 7 subtests passed",
         1,
     ),
+    (
+        "summary_hooks",
+        "2 failed, 6 passed, 1 skipped, 1 xfailed, 1 warning, 1 error",
+        1,
+    ),
     ("unicode", "3 failed, 6 passed", 1),
     ("warnings", "1 failed, 12 passed, 12 warnings", 1),
     ("xfail", "2 failed, 4 passed, 7 xfailed, 2 xpassed", 1),
@@ -73,6 +78,8 @@ const SECTIONS: &[&str] = &[
     "= ERRORS =",
     "warnings summary",
     "short test summary info",
+    // summary_hooks' conftest `pytest_terminal_summary`
+    "= project summary =",
 ];
 
 fn timeout() -> Duration {
@@ -269,6 +276,7 @@ suite_tests!(
     packages,
     skips,
     subtests,
+    summary_hooks,
     unicode,
     warnings,
     xfail,
@@ -307,4 +315,93 @@ fn every_example_suite_is_covered() {
         expected, SUITES,
         "EXPECTED_SERIAL must list SUITES in order"
     );
+}
+
+/// The lines of summary_hooks' `project summary` section.
+fn project_summary(text: &str) -> Vec<String> {
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.contains("= project summary ="));
+    lines.next();
+    lines
+        .take_while(|l| !l.starts_with('='))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A conftest's `pytest_terminal_summary` sees every worker's reports and warnings, as on
+/// pytest-xdist's controller: run by a lingering worker, or (after `-x` stopped them all)
+/// by a pytest process of its own; `--no-summary` skips it as pytest does.
+#[test]
+fn conftest_terminal_summary_sees_the_whole_run() {
+    let python = test_python();
+    let dir = examples_dir().join("summary_hooks");
+    let run = |argv: Vec<String>, args: &[&str]| {
+        let mut cmd = base_command(&argv[0], &dir);
+        cmd.args(&argv[1..])
+            .args(["-p", "no:cacheprovider"])
+            .args(args);
+        run_with_timeout(&mut cmd, timeout())
+    };
+    let serial_argv = |py: &Path| {
+        vec![
+            py.to_string_lossy().into_owned(),
+            "-m".into(),
+            "pytest".into(),
+        ]
+    };
+    let xdist_argv = |py: &Path| distributed_cmd(env!("CARGO_BIN_EXE_xdist"), py);
+    for args in [&[][..], &["-rA"][..]] {
+        let p = run(serial_argv(&python), args);
+        let x = run(xdist_argv(&python), args);
+        let want = project_summary(&p.stdout);
+        assert!(want.len() > 5, "{}", p.describe(3000));
+        assert_eq!(
+            want,
+            project_summary(&x.stdout),
+            "{args:?}\n{}",
+            x.describe(6000)
+        );
+    }
+    // `-x`: the workers stop, so the hooks run in a process of their own.
+    let x = run(xdist_argv(&python), &["-x"]);
+    let got = project_summary(&x.stdout);
+    assert!(
+        got.iter().any(|l| l.starts_with("failed: ")) && got.contains(&"exit status: 1".into()),
+        "{}",
+        x.describe(6000)
+    );
+    let x = run(xdist_argv(&python), &["--no-summary"]);
+    assert!(
+        !x.stdout.contains("project summary"),
+        "{}",
+        x.describe(3000)
+    );
+    assert_eq!(x.code, Some(1));
+}
+
+/// A `pytest_terminal_summary` that raises: pytest dies with a traceback; xdist shows it as
+/// INTERNALERROR lines where the section would be, keeps the summary line, and exits 3.
+#[test]
+fn failing_terminal_summary_hook_is_an_internal_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("pytest.ini"), "[pytest]\n").unwrap();
+    std::fs::write(
+        dir.path().join("conftest.py"),
+        "def pytest_terminal_summary(terminalreporter):\n    raise ValueError('summary broke')\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("test_a.py"), "def test_a(): pass\n").unwrap();
+    let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &test_python());
+    let mut cmd = base_command(&argv[0], dir.path());
+    cmd.args(&argv[1..]).args(["-p", "no:cacheprovider"]);
+    let x = run_with_timeout(&mut cmd, timeout());
+    assert_eq!(x.code, Some(3), "{}", x.describe(4000));
+    assert!(
+        x.stdout
+            .contains("INTERNALERROR> ValueError: summary broke"),
+        "{}",
+        x.describe(4000)
+    );
+    assert!(x.stdout.contains(" 1 passed in "), "{}", x.describe(4000));
 }

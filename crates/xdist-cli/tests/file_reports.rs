@@ -132,6 +132,7 @@ junit_tests!(
     packages,
     skips,
     subtests,
+    summary_hooks,
     unicode,
     warnings,
     xfail,

@@ -384,4 +384,27 @@ fn rerunfailures_timeout_asyncio_hypothesis_match_pytest() {
     // for `.hypothesis/`: on CI Hypothesis's `ci` profile keeps no example database.)
     let again = xdist(dir.path(), &args);
     assert_eq!(outcomes(&again), po, "{}", again.describe(4000));
+
+    // rerunfailures' own `-rR` section (its `pytest_terminal_summary`, which needs every
+    // worker's reports) lists the same attempts.
+    let args = ["-p", "no:randomly", "-rR"];
+    let (p, x) = (pytest(dir.path(), &args), xdist(dir.path(), &args));
+    let section = |text: &str| {
+        let mut lines: Vec<String> = text
+            .lines()
+            .skip_while(|l| !l.contains(" rerun test summary info "))
+            .skip(1)
+            .take_while(|l| !l.starts_with('='))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert!(section(&p.stdout).len() >= 3, "{}", p.describe(4000));
+    assert_eq!(
+        section(&p.stdout),
+        section(&x.stdout),
+        "{}",
+        x.describe(6000)
+    );
 }

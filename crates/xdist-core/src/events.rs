@@ -88,6 +88,11 @@ pub enum RunEvent<'a> {
         /// `Required test coverage of N% ...` and whether it was missed.
         required: Option<(&'a str, bool)>,
     },
+    /// What the user's plugins and conftests wrote in `pytest_terminal_summary` (run by
+    /// the summary step after the tests), verbatim.
+    PluginSummary {
+        text: &'a str,
+    },
     /// pytest INTERNALERROR text from a worker.
     InternalError {
         text: &'a str,

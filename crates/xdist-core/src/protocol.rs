@@ -61,6 +61,18 @@ pub enum Command {
     Shutdown,
     /// Drop everything queued, finish the running test, end the session (`-x`, Ctrl-C).
     Stop,
+    /// Like `shutdown` for the tests, but then answer `lingering` and keep the session
+    /// open for `summarize` until `shutdown` (one worker, when `summary_plugins` exist).
+    Linger,
+    /// Run the `summary_plugins`' `pytest_terminal_summary` hooks over these serialized
+    /// reports (the whole run's); answer `summary`.
+    Summarize {
+        reports: Vec<String>,
+        /// `{"message", "nodeid", "fslocation"}` of each warning, as JSON text.
+        #[serde(default)]
+        warnings: Vec<String>,
+        exitstatus: i32,
+    },
 }
 
 /// `sys.version` and friends, as pytest-xdist's `workerinfo`.
@@ -254,6 +266,9 @@ pub struct WarningRecord {
     /// pytest-reportlog's `WarningMessage` line (JSON text), sent only for `--report-log`.
     #[serde(default, rename = "rl")]
     pub reportlog: Option<String>,
+    /// `(filename, lineno)` of the warning, sent only for the summary step.
+    #[serde(default, rename = "fsl")]
+    pub fslocation: Option<(String, Option<u64>)>,
 }
 
 /// Worker -> controller events.
@@ -268,6 +283,11 @@ pub enum WorkerEvent {
         header: Vec<String>,
         #[serde(default)]
         options: ReportOptions,
+        /// Plugins and initial conftests with a `pytest_terminal_summary` the controller
+        /// does not render itself: the summary step runs them over every report, and the
+        /// worker sends each report serialized (`Report::ser`) for it.
+        #[serde(default)]
+        summary_plugins: Vec<String>,
     },
     /// The worker could not start its session (pytest missing, too old, bad args...).
     Fatal {
@@ -318,6 +338,14 @@ pub enum WorkerEvent {
     /// is pytest's INTERNALERROR text.
     InternalError {
         text: String,
+    },
+    /// Answer to `linger`: its tests are done and it waits for `summarize`/`shutdown`.
+    Lingering,
+    /// Answer to `summarize`: what the hooks wrote, or the traceback that stopped them.
+    Summary {
+        text: String,
+        #[serde(default)]
+        error: Option<String>,
     },
     /// The session ended (`workerfinished`).
     Finished {

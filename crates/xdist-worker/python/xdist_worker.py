@@ -28,6 +28,8 @@ codecs.register_error(
     "xdist_replacement_char", lambda err: ("\ufffd".encode("utf-8"), err.end)
 )
 SHUTDOWN = object()
+# Like SHUTDOWN for the last test, then wait for `summarize`/`shutdown` (see `linger`).
+LINGER = object()
 # A batch is flushed when it holds this many events or is this old (seconds), and always
 # before the worker waits for work.
 BATCH_MAX_EVENTS = 512
@@ -152,13 +154,20 @@ class WorkQueue:
                 self.items.append(SHUTDOWN)
             elif kind == "steal":
                 self._steal(command["indices"])
+            elif kind == "linger":
+                self.items.append(LINGER)
+            elif kind == "summarize":
+                self.items.append(command)
             self.cond.notify()
 
     def _steal(self, indices):
         # All or nothing: a partial steal could split what the scheduler keeps together.
         wanted = set(indices)
-        if wanted and wanted.issubset(x for x in self.items if x is not SHUTDOWN):
-            self.items = collections.deque(x for x in self.items if x not in wanted)
+        queued = [x for x in self.items if isinstance(x, int)]
+        if wanted and wanted.issubset(queued):
+            self.items = collections.deque(
+                x for x in self.items if not (isinstance(x, int) and x in wanted)
+            )
             given = list(indices)
         else:
             given = []
@@ -306,29 +315,17 @@ def fatal(outbox, kind, message, exitstatus=None):
     outbox.flush()
 
 
-class WorkerPlugin:
-    """The pytest plugin that turns a pytest session into an xdist worker."""
+class XdistOptions:
+    """What pytest-xdist registers in any pytest process: its hook specs, its options (so
+    `-n`/`--dist` in addopts or PYTEST_ADDOPTS still parse) and the `xdist_group` marker.
 
-    def __init__(self, bootstrap, outbox, queue):
-        self.bootstrap = bootstrap
-        self.workerinput = bootstrap["workerinput"]
-        self.outbox = outbox
-        self.emit = outbox.emit
-        self.queue = queue
-        self.color = bootstrap.get("color", False)
-        self.width = bootstrap.get("width", 80)
-        self.config = None
-        self.items = []
-        self.index_of = None
-        self.current = None
-        self.deselected = 0
-        self.tr = None
-        # Extra report data for the controller's file reporters (junitxml, report-log).
-        self.want_files = bool(bootstrap.get("want_files"))
-        self.keep_quiet_reports = True
-        self.want_ser = False
+    `numprocesses` is the `-n` default: the worker count, as a pytest-xdist worker sees it.
+    Plugins that decide at startup whether the run is distributed (pytest-cov) must see that
+    it is.
+    """
 
-    # -- registration: what pytest-xdist would have provided in a worker -------------------
+    def __init__(self, numprocesses):
+        self.numprocesses = numprocesses
 
     def pytest_addhooks(self, pluginmanager):
         # Our own copy of the specs: importing an installed pytest-xdist this early would
@@ -340,12 +337,9 @@ class WorkerPlugin:
         pluginmanager.add_hookspecs(specs)
 
     def pytest_addoption(self, parser):
-        # pytest-xdist's options, so `-n`/`--dist` in addopts or PYTEST_ADDOPTS still parse.
         group = parser.getgroup("xdist", "distributed and subprocess testing")
-        # Defaults to the worker count, as a pytest-xdist worker sees it: plugins that decide
-        # at startup whether the run is distributed (pytest-cov) must see that it is.
         group._addoption("-n", "--numprocesses", dest="numprocesses", action="store",
-                         default=self.workerinput.get("workercount"))
+                         default=self.numprocesses)
         group.addoption("--maxprocesses", dest="maxprocesses", action="store")
         group.addoption("--max-worker-restart", dest="maxworkerrestart", action="store")
         group.addoption("--dist", dest="dist", action="store", default="no")
@@ -388,15 +382,43 @@ class WorkerPlugin:
             pass
 
     def pytest_configure(self, config):
+        config.addinivalue_line(
+            "markers", "xdist_group: specify group for tests should run in same session."
+        )
+
+
+class WorkerPlugin(XdistOptions):
+    """The pytest plugin that turns a pytest session into an xdist worker."""
+
+    def __init__(self, bootstrap, outbox, queue):
+        super().__init__(bootstrap["workerinput"].get("workercount"))
+        self.bootstrap = bootstrap
+        self.workerinput = bootstrap["workerinput"]
+        self.outbox = outbox
+        self.emit = outbox.emit
+        self.queue = queue
+        self.color = bootstrap.get("color", False)
+        self.width = bootstrap.get("width", 80)
+        self.config = None
+        self.items = []
+        self.index_of = None
+        self.current = None
+        self.deselected = 0
+        self.tr = None
+        # Extra report data for the controller's file reporters (junitxml, report-log).
+        self.want_files = bool(bootstrap.get("want_files"))
+        self.keep_quiet_reports = True
+        self.want_ser = False
+        self.summary_plugins = []
+
+    def pytest_configure(self, config):
+        super().pytest_configure(config)
         self.config = config
         # pytest-rerunfailures logs a rerun's intermediate reports (`R`) in a worker only
         # when it finds pytest-xdist >= 1.20 installed; this worker speaks for it.
         rerun = sys.modules.get("pytest_rerunfailures")
         if rerun is not None and hasattr(rerun, "works_with_current_xdist"):
             rerun.works_with_current_xdist = lambda: True
-        config.addinivalue_line(
-            "markers", "xdist_group: specify group for tests should run in same session."
-        )
 
     def fixtures_plugin(self):
         """A module plugin holding the `worker_id` and `testrun_uid` fixtures."""
@@ -457,8 +479,11 @@ class WorkerPlugin:
             sys.executable,
         )
         header = self._header(config) if self.bootstrap.get("want_header") else []
-        self.want_ser = bool(getattr(config.option, "report_log", None))
-        self.want_files = self.want_files or self.want_ser or bool(
+        report_log = bool(getattr(config.option, "report_log", None))
+        self.summary_plugins = summary_plugins(config)
+        # Whole reports for pytest-reportlog's lines and for the summary step.
+        self.want_ser = report_log or bool(self.summary_plugins)
+        self.want_files = self.want_files or report_log or bool(
             getattr(config.option, "xmlpath", None)
         )
         self.keep_quiet_reports = (
@@ -470,6 +495,7 @@ class WorkerPlugin:
             "info": info,
             "header": header,
             "options": self._options(config),
+            "summary_plugins": self.summary_plugins,
         })
         self.outbox.flush()
 
@@ -616,12 +642,12 @@ class WorkerPlugin:
         items = self.items
         perf = time.perf_counter
         pending = self.queue.pop(self.outbox.flush)
-        while pending is not SHUTDOWN:
+        while pending is not SHUTDOWN and pending is not LINGER:
             index = pending
             # pytest needs the next item to decide which fixtures to tear down.
             pending = self.queue.pop(self.outbox.flush)
             item = items[index]
-            nextitem = None if pending is SHUTDOWN else items[pending]
+            nextitem = None if pending is SHUTDOWN or pending is LINGER else items[pending]
             self.current = index
             start = perf()
             config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
@@ -629,7 +655,32 @@ class WorkerPlugin:
             self.current = None
             if session.shouldfail or session.shouldstop:
                 break
+        else:
+            if pending is LINGER:
+                self.linger()
         return True
+
+    def linger(self):
+        """After the last test, wait for the end of the run: the controller may first ask
+        for the summary step's hooks over every worker's reports (`summarize`)."""
+        self.emit({"t": "lingering"})
+        while True:
+            command = self.queue.pop(self.outbox.flush)
+            if command is SHUTDOWN:
+                return
+            if not isinstance(command, dict):
+                continue
+            try:
+                text, error = run_summary_hooks(
+                    self.config, command["reports"], command.get("warnings", []),
+                    command.get("exitstatus", 0), self.summary_plugins, self.width, self.color,
+                ), None
+            except Exception:
+                import traceback
+
+                text, error = "", traceback.format_exc()
+            self.emit({"t": "summary", "text": text, "error": error})
+            self.outbox.flush()
 
     def pytest_runtest_logstart(self, nodeid, location):
         # Always sent: the controller times running tests for --hang-timeout.
@@ -673,6 +724,8 @@ class WorkerPlugin:
             "when": when,
             "nodeid": nodeid,
         }
+        if self.summary_plugins:
+            msg["fsl"] = [warning_message.filename, warning_message.lineno]
         if self.want_ser:
             # pytest-reportlog's WarningMessage record.
             category = warning_message.category
@@ -735,6 +788,8 @@ class WorkerPlugin:
             msg["loc"] = self._locline(rep.nodeid, rep.location)
         if self.want_files:
             self._file_data(rep, msg)
+        if self.want_ser:
+            self._serialized(rep, msg)
         if rep.passed and not rep.sections and category not in ("xpassed", "xfailed"):
             if self.want_files and getattr(rep, "location", None) is not None:
                 fspath, lineno, domain = rep.location
@@ -794,22 +849,25 @@ class WorkerPlugin:
         props = getattr(rep, "user_properties", None)
         if props:
             msg["props"] = [[str(name), str(value)] for name, value in props]
-        if self.want_ser:
-            config = self.config
-            data = config.hook.pytest_report_to_serializable(config=config, report=rep)
-            if data is not None:
-                if "_report_type" in data:
-                    data["$report_type"] = data.pop("_report_type")
-                if (
-                    getattr(config.option, "report_log_exclude_logs_on_passed_tests", False)
-                    and data.get("outcome", "") == "passed"
-                ):
-                    data["sections"] = [
-                        s for s in data.get("sections", [])
-                        if s[0] not in ("Captured log setup", "Captured log call",
-                                        "Captured log teardown")
-                    ]
-                msg["ser"] = json.dumps(_json_clean(data))
+
+    def _serialized(self, rep, msg):
+        """The whole report, for pytest-reportlog's lines and for the summary step."""
+        config = self.config
+        data = config.hook.pytest_report_to_serializable(config=config, report=rep)
+        if data is None:
+            return
+        if "_report_type" in data:
+            data["$report_type"] = data.pop("_report_type")
+        if (
+            getattr(config.option, "report_log_exclude_logs_on_passed_tests", False)
+            and data.get("outcome", "") == "passed"
+        ):
+            data["sections"] = [
+                s for s in data.get("sections", [])
+                if s[0] not in ("Captured log setup", "Captured log call",
+                                "Captured log teardown")
+            ]
+        msg["ser"] = json.dumps(_json_clean(data))
 
     def _option(self, name, default):
         return getattr(self.config.option, name, default)
@@ -925,6 +983,104 @@ def make_finish_reporter(pytest, worker):
             worker.outbox.flush()
 
     return FinishReporter()
+
+
+# ---------------------------------------------------------------------------------------
+# The summary step: `pytest_terminal_summary` hooks the controller cannot render itself.
+
+# Their implementations the controller does render: pytest's own (FAILURES, short summary,
+# --durations, ...) and pytest-cov's report (xdist-cli's cov.rs).
+NATIVE_SUMMARY_MODULES = ("_pytest", "pytest_cov")
+SUMMARY_RESULT_PREFIX = "XDIST-SUMMARY-RESULT:"
+
+
+def _module_root(plugin):
+    import types
+
+    if isinstance(plugin, types.ModuleType):
+        name = plugin.__name__
+    else:
+        name = type(plugin).__module__
+    return (name or "").split(".")[0]
+
+
+def summary_plugins(config):
+    """Names of the plugins and initial conftests with a `pytest_terminal_summary` that only
+    the summary step can run (pytest-rerunfailures' `-rR` section, hypothesis, a conftest's
+    own section...)."""
+    names = []
+    for impl in config.hook.pytest_terminal_summary.get_hookimpls():
+        if _module_root(impl.plugin) not in NATIVE_SUMMARY_MODULES:
+            names.append(str(impl.plugin_name))
+    return names
+
+
+def run_summary_hooks(config, reports, warnings, exitstatus, names, width, color):
+    """Calls the `pytest_terminal_summary` hooks of the plugins `names` with the terminal
+    reporter's stats rebuilt from `reports` and `warnings` (the whole run's, serialized);
+    returns what they wrote."""
+    from _pytest.config import create_terminal_writer
+    from _pytest.terminal import WarningReport
+
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None:
+        return ""
+    out = io.StringIO()
+    tw = create_terminal_writer(config, out)
+    tw.fullwidth = width
+    tw.hasmarkup = bool(color)
+    # As on pytest-xdist's controller: no file's progress line is open.
+    saved = tr._tw, tr.stats, tr.currentfspath
+    tr._tw, tr.stats, tr.currentfspath = tw, {}, None
+    try:
+        hook = config.hook
+        for text in reports:
+            rep = hook.pytest_report_from_serializable(config=config, data=json.loads(text))
+            if rep is None:
+                continue
+            category = hook.pytest_report_teststatus(report=rep, config=config)[0]
+            tr.stats.setdefault(category, []).append(rep)
+        for text in warnings:
+            data = json.loads(text)
+            tr.stats.setdefault("warnings", []).append(WarningReport(
+                message=data["message"], nodeid=data["nodeid"],
+                fslocation=tuple(data["fslocation"]),
+            ))
+        pm = config.pluginmanager
+        wanted = set(names)
+        others = [plugin for plugin in pm.get_plugins() if pm.get_name(plugin) not in wanted]
+        summary = pm.subset_hook_caller("pytest_terminal_summary", remove_plugins=others)
+        summary(terminalreporter=tr, exitstatus=exitstatus, config=config)
+    finally:
+        tr._tw, tr.stats, tr.currentfspath = saved
+    return out.getvalue()
+
+
+def summarize(data):
+    """The summary step's slow path, when no worker is left to run it (see `linger`):
+    print `run_summary_hooks`'s text after SUMMARY_RESULT_PREFIX, as one JSON string.
+
+    pytest-xdist's controller is a pytest process of its own: the user's arguments, plugins
+    and initial conftests, no `workerinput`. This is that process, started after the tests.
+    """
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+    sys.meta_path.append(StandinFinder())
+    from _pytest.config import _prepareconfig
+
+    args = ["-p", "no:xdist", "-p", "no:xdist.looponfail"] + list(data["args"])
+    config = _prepareconfig(args, plugins=[XdistOptions(data.get("numprocesses"))])
+    config._do_configure()
+    try:
+        text = run_summary_hooks(
+            config, data["reports"], data.get("warnings", []), data.get("exitstatus", 0),
+            data["plugins"],
+            data.get("width", 80), data.get("color"),
+        )
+    finally:
+        config._ensure_unconfigure()
+    sys.stdout.write("\n" + SUMMARY_RESULT_PREFIX + json.dumps(text) + "\n")
+    sys.stdout.flush()
 
 
 def _json_clean(data):
@@ -1069,4 +1225,7 @@ if os.environ.get("XDIST_WORKER_PROFILE"):
 
     os._exit = _profiled_exit
     _profiler.enable()
-main(CHANNEL_IN, CHANNEL_OUT_FD)  # noqa: F821 (globals given by the bootstrap)
+if "SUMMARY_INPUT" in globals():
+    summarize(SUMMARY_INPUT)  # noqa: F821 (given by xdist-cli's summary step)
+else:
+    main(CHANNEL_IN, CHANNEL_OUT_FD)  # noqa: F821 (globals given by the bootstrap)

@@ -1,0 +1,104 @@
+//! The summary step: `pytest_terminal_summary` hooks of the user's plugins and conftests.
+//!
+//! pytest-xdist's controller is a pytest process, so every plugin's and initial conftest's
+//! `pytest_terminal_summary` runs there over all the workers' reports: pytest-rerunfailures'
+//! `rerun test summary info` (`-rR`), hypothesis's statistics and patches, a project's own
+//! summary section. Ours is Rust, and renders pytest's own sections itself. When a worker
+//! names other implementations (`summary_plugins` in `ready`), every report (and warning)
+//! comes serialized, and after the tests:
+//!
+//! - normally the first worker to run out of work was told to `linger` instead of shutting
+//!   down; once it is the last one left the controller sends it `summarize` with the whole
+//!   run's reports, and it runs those hooks in its own session (no process to start);
+//! - when no worker is left for it (`-x`, Ctrl-C, a crash, too much to send), [`run`]
+//!   starts the worker code once more in summary mode (`summarize` in `xdist_worker.py`):
+//!   a pytest process configured like pytest-xdist's controller (the user's arguments,
+//!   plugins and initial conftests, no `workerinput`).
+//!
+//! Runs without such plugins never pay for either.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde::Serialize;
+use xdist_worker::bootstrap::WORKER_CODE;
+
+/// Everything the summary step needs, sent as JSON on its stdin.
+#[derive(Serialize)]
+pub struct SummaryInput<'a> {
+    /// pytest's arguments, as the workers got them.
+    pub args: &'a [String],
+    /// The plugins whose hooks run (`summary_plugins`).
+    pub plugins: &'a [String],
+    /// The `-n` value pytest-xdist's controller would have parsed.
+    pub numprocesses: usize,
+    /// `pytest_report_to_serializable` JSON of each report, in arrival order.
+    pub reports: &'a [String],
+    /// `{"message", "nodeid", "fslocation"}` of each warning, as JSON text.
+    pub warnings: &'a [String],
+    pub exitstatus: i32,
+    pub width: usize,
+    pub color: bool,
+}
+
+#[derive(Serialize)]
+struct Payload<'a> {
+    code: &'a str,
+    #[serde(flatten)]
+    input: &'a SummaryInput<'a>,
+}
+
+/// Reads the payload from stdin and runs the worker code with `SUMMARY_INPUT` set.
+const BOOTSTRAP: &str = r#"import json,sys
+d=json.load(sys.stdin)
+exec(compile(d.pop("code"),"<xdist-worker>","exec"),{"__name__":"__xdist_worker__","SUMMARY_INPUT":d})
+"#;
+
+/// Must match `SUMMARY_RESULT_PREFIX` in `xdist_worker.py`.
+const RESULT_PREFIX: &str = "XDIST-SUMMARY-RESULT:";
+
+/// Runs the step in `python` from `cwd`; the text the hooks wrote, or why it failed (one
+/// line, the last of the step's stderr).
+pub fn run(python: &Path, cwd: &Path, input: &SummaryInput<'_>) -> Result<String, String> {
+    let payload = serde_json::to_vec(&Payload {
+        code: WORKER_CODE,
+        input,
+    })
+    .map_err(|e| e.to_string())?;
+    let mut child = Command::new(python)
+        .args(["-c", BOOTSTRAP])
+        .current_dir(cwd)
+        .env("COLUMNS", input.width.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    // A writer thread: the step may print (plugins configuring) before it reads all input.
+    let stdin = child.stdin.take();
+    let writer = std::thread::spawn(move || {
+        if let Some(mut stdin) = stdin {
+            let _ = stdin.write_all(&payload);
+        }
+    });
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let _ = writer.join();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(RESULT_PREFIX));
+    match result {
+        Some(json) => serde_json::from_str::<String>(json).map_err(|e| e.to_string()),
+        None => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            Err(err
+                .trim_end()
+                .lines()
+                .last()
+                .unwrap_or("it printed no result")
+                .to_string())
+        }
+    }
+}
