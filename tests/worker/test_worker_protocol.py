@@ -626,3 +626,20 @@ def test_linger_then_summarize_other_workers_reports(make_suite, spawn):
     assert lines[1:] == ["failed: ['test_a.py::test_b']", "passed: ['test_a.py::test_a']"]
     assert by_type(w.read_to_end(), "finished")[0]["exitstatus"] == 0
     assert w.wait() == 0
+
+
+def test_live_log_records_are_events_in_order(make_suite, spawn):
+    suite = make_suite({
+        "pytest.ini": "[pytest]\nlog_cli = true\nlog_cli_level = INFO\n",
+        "test_l.py": "import logging\ndef test_a():\n    logging.getLogger('t').info('one')\n",
+    })
+    w = spawn(suite, args=["-p", "no:cacheprovider", str(suite)])
+    w.start()
+    w.collected()
+    w.run(0)
+    w.shutdown()
+    events = w.read_to_end()
+    logs = by_type(events, "log")
+    assert [e["text"] for e in logs] == ["INFO     t:test_l.py:3 one"]
+    # Sent while the test ran: before its call report.
+    assert events.index(logs[0]) < events.index(call_report(events, 0))

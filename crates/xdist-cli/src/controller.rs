@@ -903,6 +903,12 @@ impl<'r> Controller<'r> {
                 self.emit(RunEvent::InternalError { text: &text });
             }
             WorkerEvent::Lingering => self.nodes[i].lingering = true,
+            WorkerEvent::Log { text } => {
+                let id = self.nodes[i].id.clone();
+                for line in text.lines() {
+                    self.emit(RunEvent::WorkerOutput { worker: &id, line });
+                }
+            }
             WorkerEvent::Summary { text, error } => {
                 self.summary_result = Some(match error {
                     Some(e) => Err(e),

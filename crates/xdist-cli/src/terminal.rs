@@ -933,6 +933,10 @@ impl TerminalReporter {
             }
             RunEvent::WorkerOutput { worker, line } => {
                 self.ensure_newline();
+                if self.tw.width_of_current_line() > 0 {
+                    // After progress letters: a line of its own.
+                    self.tw.line("", &[]);
+                }
                 self.tw.write_raw(&format!("[{worker}] {line}\n"));
                 self.tw.flush();
             }

@@ -405,3 +405,36 @@ fn failing_terminal_summary_hook_is_an_internal_error() {
     );
     assert!(x.stdout.contains(" 1 passed in "), "{}", x.describe(4000));
 }
+
+/// `log_cli`: every record shows once, as it is logged, with its worker (pytest-xdist
+/// drops them); without `log_cli` none do.
+#[test]
+fn live_logs_are_shown_with_their_worker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("test_l.py"),
+        "import logging\nlog = logging.getLogger('t')\n\
+         def test_a():\n    log.info('hello from a')\n\
+         def test_b():\n    log.warning('warn from b')\n    assert 0\n",
+    )
+    .unwrap();
+    let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &test_python());
+    let run = |ini: &str| {
+        std::fs::write(dir.path().join("pytest.ini"), ini).unwrap();
+        let mut cmd = base_command(&argv[0], dir.path());
+        cmd.args(&argv[1..]).args(["-p", "no:cacheprovider"]);
+        run_with_timeout(&mut cmd, timeout())
+    };
+    let x = run("[pytest]\nlog_cli = true\nlog_cli_level = INFO\n");
+    assert_eq!(x.code, Some(1), "{}", x.describe(4000));
+    for want in [
+        "] INFO     t:test_l.py:4 hello from a",
+        "] WARNING  t:test_l.py:6 warn from b",
+    ] {
+        let lines: Vec<&str> = x.stdout.lines().filter(|l| l.contains(want)).collect();
+        assert_eq!(lines.len(), 1, "{want}\n{}", x.describe(4000));
+        assert!(lines[0].starts_with("[gw"), "{}", x.describe(4000));
+    }
+    let x = run("[pytest]\n");
+    assert!(!x.stdout.contains("hello from a"), "{}", x.describe(4000));
+}

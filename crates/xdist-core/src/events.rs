@@ -61,7 +61,8 @@ pub enum RunEvent<'a> {
         report: &'a Report,
     },
     Warning(&'a WarningRecord),
-    /// Output a worker wrote to stdout/stderr, shown live with `-s`.
+    /// Output a worker wrote to stdout/stderr, shown live with `-s`; also its `log_cli`
+    /// records, as they are logged.
     WorkerOutput {
         worker: &'a str,
         line: &'a str,

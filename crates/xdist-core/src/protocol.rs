@@ -339,6 +339,10 @@ pub enum WorkerEvent {
     InternalError {
         text: String,
     },
+    /// A `log_cli` record, formatted (pytest's live logging, which pytest-xdist drops).
+    Log {
+        text: String,
+    },
     /// Answer to `linger`: its tests are done and it waits for `summarize`/`shutdown`.
     Lingering,
     /// Answer to `summarize`: what the hooks wrote, or the traceback that stopped them.

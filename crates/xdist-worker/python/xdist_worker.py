@@ -456,6 +456,7 @@ class WorkerPlugin(XdistOptions):
             from _pytest.config import create_terminal_writer
 
             self.tr._tw = create_terminal_writer(config, NullFile())
+            self._forward_live_logs(config)
         else:
             self.verbose = config.option.verbose
             self.reportchars = ""
@@ -498,6 +499,27 @@ class WorkerPlugin(XdistOptions):
             "summary_plugins": self.summary_plugins,
         })
         self.outbox.flush()
+
+    def _forward_live_logs(self, config):
+        """`log_cli`: send each record's line to the controller, which prints it at once
+        (`[gw0] INFO ...`). pytest-xdist drops them; pytest would write them to the
+        terminal reporter, which writes nowhere here."""
+        from _pytest.logging import _LiveLoggingStreamHandler
+
+        plugin = config.pluginmanager.get_plugin("logging-plugin")
+        handler = getattr(plugin, "log_cli_handler", None)
+        if not isinstance(handler, _LiveLoggingStreamHandler):
+            return
+        emit = self.emit
+
+        def forward(record):
+            try:
+                text = handler.format(record)
+            except Exception:
+                return
+            emit({"t": "log", "text": text})
+
+        handler.emit = forward
 
     def _options(self, config):
         """The parsed pytest options the controller's reporter needs."""
