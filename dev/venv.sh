@@ -3,7 +3,8 @@
 #   .venv        <- dev/requirements.txt        (pytest only)
 #   .venv-xdist  <- dev/requirements-xdist.txt  (pytest + pytest-xdist)
 #   .venv-plugins <- dev/requirements-plugins.txt (pytest + pytest-cov, -randomly, -rerunfailures,
-#                    -timeout, -asyncio, hypothesis: crates/xdist-cli/tests/python_plugins.rs)
+#                    -timeout, -asyncio, hypothesis, -html, -json-report:
+#                    crates/xdist-cli/tests/python_plugins.rs)
 # Idempotent: a venv is (re)built only when its requirements file changed
 # (stamp file .venv*/.requirements.sha256 holds the hash) or it is broken.
 # Usage: dev/venv.sh [--force]

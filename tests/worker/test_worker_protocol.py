@@ -617,8 +617,8 @@ def test_linger_then_summarize_other_workers_reports(make_suite, spawn):
     own = json.loads(call_report(got, 0)["ser"])
     other = dict(own, nodeid="test_a.py::test_b", outcome="failed", longrepr="boom")
     assert by_type(got, "finished") == []
-    w.send({"t": "summarize", "reports": [json.dumps(own), json.dumps(other)],
-            "exitstatus": 1}, {"t": "shutdown"})
+    reports = [json.dumps({"w": "gw0", "r": own}), json.dumps({"w": "gw1", "r": other})]
+    w.send({"t": "summarize", "reports": reports, "exitstatus": 1}, {"t": "shutdown"})
     summary = w.until("summary")[-1]
     assert summary["error"] is None
     lines = summary["text"].splitlines()

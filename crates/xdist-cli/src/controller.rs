@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 use xdist_core::events::{Reporter, RunEvent, RunSummary};
@@ -180,6 +180,8 @@ pub struct Controller<'r> {
     worker_outputs: HashMap<usize, Map<String, Value>>,
     /// `summary_plugins` from the workers' `ready`, and every report serialized for them.
     summary_plugins: Vec<String>,
+    /// `controller_plugins` from the workers' `ready`: the summary step replays the run.
+    controller_plugins: Vec<String>,
     summary_reports: Vec<String>,
     summary_warnings: Vec<String>,
     /// The worker asked to `linger` for the summary step, whether `summarize` went out,
@@ -254,6 +256,7 @@ impl<'r> Controller<'r> {
             exited_nodes: 0,
             worker_outputs: HashMap::new(),
             summary_plugins: Vec::new(),
+            controller_plugins: Vec::new(),
             summary_reports: Vec::new(),
             summary_warnings: Vec::new(),
             summary_node: None,
@@ -555,18 +558,40 @@ impl<'r> Controller<'r> {
         }
     }
 
-    /// The summary step: the user's `pytest_terminal_summary` hooks over every report.
+    /// `workerinfo` of every worker by id, for the summary step's `report.node`.
+    fn workerinfo_by_id(&self) -> Map<String, Value> {
+        (self.nodes.iter())
+            .filter(|n| !n.workerinfo.is_empty())
+            .map(|n| (n.id.clone(), Value::Object(n.workerinfo.clone())))
+            .collect()
+    }
+
+    /// The summary step needs every report (see `summary.rs`).
+    fn wants_summary_reports(&self) -> bool {
+        !self.summary_plugins.is_empty() || !self.controller_plugins.is_empty()
+    }
+
+    /// The summary step: controller-only plugins replay the run, then the user's
+    /// `pytest_terminal_summary` hooks run over every report.
     fn finish_plugin_summaries(&mut self) {
-        if self.summary_plugins.is_empty() || !self.session_started || self.options.no_summary {
+        let mirror = !self.controller_plugins.is_empty();
+        let summary = !self.options.no_summary && (mirror || !self.summary_plugins.is_empty());
+        if !self.session_started || !(mirror || summary) {
             return;
         }
         let input = crate::summary::SummaryInput {
             args: &self.setup.opts.pytest_args,
-            plugins: &self.summary_plugins,
+            mirror,
+            summary,
             numprocesses: self.setup.workers(),
             reports: &self.summary_reports,
+            workerinfo: self.workerinfo_by_id(),
             warnings: &self.summary_warnings,
             exitstatus: self.exit_code().code(),
+            collected: self.collection.as_ref().map_or(0, |c| c.len()),
+            started: (SystemTime::now().checked_sub(self.started.elapsed()))
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0.0, |d| d.as_secs_f64()),
             width: self.setup.width,
             color: self.setup.color,
         };
@@ -585,7 +610,7 @@ impl<'r> Controller<'r> {
                 // pytest itself dies of it (a traceback, no summary line); we keep the
                 // summary line and show the traceback where the hooks' text would be.
                 self.internal_error = true;
-                let text: String = format!("failed to run pytest_terminal_summary hooks:\n{err}")
+                let text: String = format!("failed to run plugins' end-of-run hooks:\n{err}")
                     .trim_end()
                     .lines()
                     .map(|l| format!("INTERNALERROR> {l}\n"))
@@ -780,9 +805,13 @@ impl<'r> Controller<'r> {
                 options,
                 info,
                 summary_plugins,
+                controller_plugins,
             } => {
                 if self.summary_plugins.is_empty() {
                     self.summary_plugins = summary_plugins;
+                }
+                if self.controller_plugins.is_empty() {
+                    self.controller_plugins = controller_plugins;
                 }
                 if let Ok(Value::Object(mut m)) = serde_json::to_value(&info) {
                     m.insert("id".into(), json!(self.nodes[i].id));
@@ -833,8 +862,9 @@ impl<'r> Controller<'r> {
                         self.collect_errors += 1;
                         self.note_failed(&nodeid);
                     }
-                    if let (false, Some(ser)) = (self.summary_plugins.is_empty(), &r.ser) {
-                        self.summary_reports.push(ser.clone());
+                    if let (true, Some(ser)) = (self.wants_summary_reports(), &r.ser) {
+                        let report = summary_report(&self.nodes[i].id, ser);
+                        self.summary_reports.push(report);
                     }
                     let id = self.nodes[i].id.clone();
                     self.emit(RunEvent::CollectReport {
@@ -882,10 +912,8 @@ impl<'r> Controller<'r> {
                 {
                     return;
                 }
-                if let (false, Some(fsl)) = (self.summary_plugins.is_empty(), &w.fslocation) {
-                    let warning =
-                        json!({"message": w.message, "nodeid": w.nodeid, "fslocation": fsl});
-                    self.summary_warnings.push(warning.to_string());
+                if let (true, Some(sw)) = (self.wants_summary_reports(), &w.summary) {
+                    self.summary_warnings.push(sw.clone());
                 }
                 self.emit(RunEvent::Warning(&w));
             }
@@ -1095,9 +1123,10 @@ impl<'r> Controller<'r> {
             self.failures += 1;
             self.note_failed(&nodeid);
         }
-        if !self.summary_plugins.is_empty() {
+        if self.wants_summary_reports() {
             if let Some(ser) = &r.ser {
-                self.summary_reports.push(ser.clone());
+                let report = summary_report(&self.nodes[i].id, ser);
+                self.summary_reports.push(report);
             }
         }
         let id = self.nodes[i].id.clone();
@@ -1157,7 +1186,10 @@ impl<'r> Controller<'r> {
     /// `shutdown`, or `linger` for the first worker to end while the summary step is
     /// wanted: that one runs it once every other worker is gone (see `maybe_summarize`).
     fn shutdown_command(&mut self, i: usize) -> Command {
-        let wanted = !self.summary_plugins.is_empty() && !self.options.no_summary;
+        // Controller-only plugins need the summary step's own process anyway.
+        let wanted = !self.summary_plugins.is_empty()
+            && !self.options.no_summary
+            && self.controller_plugins.is_empty();
         if wanted && self.summary_node.is_none() && self.nodes[i].ready {
             self.summary_node = Some(i);
             Command::Linger
@@ -1190,6 +1222,7 @@ impl<'r> Controller<'r> {
         }
         let summarize = Command::Summarize {
             reports: std::mem::take(&mut self.summary_reports),
+            workerinfo: self.workerinfo_by_id(),
             warnings: std::mem::take(&mut self.summary_warnings),
             exitstatus: self.exit_code().code(),
         };
@@ -1571,4 +1604,9 @@ impl<'r> Controller<'r> {
             ver.join(".")
         ))
     }
+}
+
+/// One report for the summary step: `{"w": worker id, "r": the serialized report}`.
+fn summary_report(worker: &str, ser: &str) -> String {
+    format!("{{\"w\":{},\"r\":{ser}}}", json!(worker))
 }

@@ -15,7 +15,14 @@
 //!   a pytest process configured like pytest-xdist's controller (the user's arguments,
 //!   plugins and initial conftests, no `workerinput`).
 //!
-//! Runs without such plugins never pay for either.
+//! Plugins that act only on pytest-xdist's controller (`controller_plugins` in `ready`:
+//! pytest-html's `--html`, pytest-json-report's `--json-report`) never exist in a worker.
+//! For them the process always runs, in `mirror` mode: it replays the run through a session
+//! of its own (`pytest_sessionstart`, each report's `pytest_runtest_logreport`, each
+//! warning's `pytest_warning_recorded`, `pytest_sessionfinish`) for every plugin pytest does
+//! not own, as pytest-xdist's controller calls them, and their files are written.
+//!
+//! Runs without such plugins never pay for any of this.
 
 use std::io::Write;
 use std::path::Path;
@@ -29,15 +36,24 @@ use xdist_worker::bootstrap::WORKER_CODE;
 pub struct SummaryInput<'a> {
     /// pytest's arguments, as the workers got them.
     pub args: &'a [String],
-    /// The plugins whose hooks run (`summary_plugins`).
-    pub plugins: &'a [String],
+    /// Replay the run for controller-only plugins first (`controller_plugins`).
+    pub mirror: bool,
+    /// Run the `pytest_terminal_summary` hooks (not with `--no-summary`).
+    pub summary: bool,
     /// The `-n` value pytest-xdist's controller would have parsed.
     pub numprocesses: usize,
-    /// `pytest_report_to_serializable` JSON of each report, in arrival order.
+    /// `{"w": worker id, "r": pytest_report_to_serializable JSON}` of each report, in
+    /// arrival order.
     pub reports: &'a [String],
-    /// `{"message", "nodeid", "fslocation"}` of each warning, as JSON text.
+    /// Each worker's `workerinfo` by id.
+    pub workerinfo: serde_json::Map<String, serde_json::Value>,
+    /// Each warning's `WarningRecord::summary` (JSON text).
     pub warnings: &'a [String],
     pub exitstatus: i32,
+    /// Tests collected (`session.testscollected` on pytest-xdist's controller).
+    pub collected: usize,
+    /// When the run started (seconds since the epoch): controller-only plugins time it.
+    pub started: f64,
     pub width: usize,
     pub color: bool,
 }

@@ -8,7 +8,10 @@
 //!   honoured, its header line printed once, `--randomly-seed=last` reuses the last seed;
 //! - pytest-rerunfailures (`R`, `N rerun`), pytest-timeout (the timeout failure),
 //!   pytest-asyncio (async tests and fixtures), hypothesis (property tests, a falsifying
-//!   failing example, its example database): same outcomes per test and same summary counts.
+//!   failing example, its example database): same outcomes per test and same summary counts;
+//!   rerunfailures' `-rR` section lists the same attempts;
+//! - pytest-html and pytest-json-report, which act only on pytest-xdist's controller: the
+//!   summary step replays the run for them, so their files hold what plain pytest's hold.
 
 mod common;
 
@@ -407,4 +410,82 @@ fn rerunfailures_timeout_asyncio_hypothesis_match_pytest() {
         "{}",
         x.describe(6000)
     );
+}
+
+/// pytest-html's embedded data: node id -> sorted results of its rows.
+fn html_results(path: &Path) -> BTreeMap<String, Vec<String>> {
+    let text = std::fs::read_to_string(path).expect("html report");
+    let re = Regex::new(r#"data-jsonblob="([^"]*)""#).unwrap();
+    let blob = re.captures(&text).expect("data-jsonblob")[1]
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let v: serde_json::Value = serde_json::from_str(&blob).expect("jsonblob");
+    let tests = v["tests"].as_object().expect("tests");
+    tests
+        .iter()
+        .map(|(id, rows)| {
+            let mut results: Vec<String> = (rows.as_array().unwrap().iter())
+                .map(|r| r["result"].as_str().unwrap_or("").to_string())
+                .collect();
+            results.sort();
+            (id.clone(), results)
+        })
+        .collect()
+}
+
+#[test]
+fn html_and_json_reports_hold_what_plain_pytest_writes() {
+    let suite = repo_root().join("examples/summary_hooks");
+    let out = tempfile::tempdir().unwrap();
+    let run = |xd: bool, tag: &str| {
+        let html = out.path().join(format!("{tag}.html"));
+        let json = out.path().join(format!("{tag}.json"));
+        let args = [
+            "-p".to_string(),
+            "no:randomly".into(),
+            "-p".into(),
+            "no:cacheprovider".into(),
+            format!("--html={}", html.display()),
+            "--json-report".into(),
+            format!("--json-report-file={}", json.display()),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = if xd {
+            xdist(&suite, &args)
+        } else {
+            pytest(&suite, &args)
+        };
+        assert_eq!(r.code, Some(1), "{}", r.describe(4000));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{tag}: no json report ({e})\n{}", r.describe(4000)));
+        (r, html_results(&html), report)
+    };
+    let (p, p_html, p_json) = run(false, "pytest");
+    let (x, x_html, x_json) = run(true, "xdist");
+    assert!(p_html.len() >= 10, "{p_html:?}");
+    assert_eq!(p_html, x_html);
+    for key in ["summary", "exitcode", "warnings"] {
+        assert_eq!(p_json[key], x_json[key], "{key}");
+    }
+    let outcomes = |v: &serde_json::Value| -> BTreeMap<String, String> {
+        (v["tests"].as_array().unwrap().iter())
+            .map(|t| {
+                let id = t["nodeid"].as_str().unwrap().to_string();
+                (id, t["outcome"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    assert_eq!(outcomes(&p_json), outcomes(&x_json));
+    for r in [&p, &x] {
+        assert!(
+            r.stdout.contains("Generated html report: file://"),
+            "{}",
+            r.describe(3000)
+        );
+    }
 }

@@ -67,8 +67,12 @@ pub enum Command {
     /// Run the `summary_plugins`' `pytest_terminal_summary` hooks over these serialized
     /// reports (the whole run's); answer `summary`.
     Summarize {
+        /// `{"w": worker id, "r": pytest_report_to_serializable JSON}` of each report.
         reports: Vec<String>,
-        /// `{"message", "nodeid", "fslocation"}` of each warning, as JSON text.
+        /// Each worker's `workerinfo` by id (pytest-xdist's `report.node.workerinfo`).
+        #[serde(default)]
+        workerinfo: Map<String, Value>,
+        /// Each warning's `WarningRecord::summary`.
         #[serde(default)]
         warnings: Vec<String>,
         exitstatus: i32,
@@ -266,9 +270,9 @@ pub struct WarningRecord {
     /// pytest-reportlog's `WarningMessage` line (JSON text), sent only for `--report-log`.
     #[serde(default, rename = "rl")]
     pub reportlog: Option<String>,
-    /// `(filename, lineno)` of the warning, sent only for the summary step.
-    #[serde(default, rename = "fsl")]
-    pub fslocation: Option<(String, Option<u64>)>,
+    /// What the summary step needs to rebuild the warning (JSON text), sent only for it.
+    #[serde(default, rename = "sw")]
+    pub summary: Option<String>,
 }
 
 /// Worker -> controller events.
@@ -288,6 +292,11 @@ pub enum WorkerEvent {
         /// worker sends each report serialized (`Report::ser`) for it.
         #[serde(default)]
         summary_plugins: Vec<String>,
+        /// Plugins that act only on pytest-xdist's controller and that this run turns on
+        /// (pytest-html's `--html`, ...): the summary step replays the run for them, and
+        /// the worker sends every report serialized, passing setup/teardown ones too.
+        #[serde(default)]
+        controller_plugins: Vec<String>,
     },
     /// The worker could not start its session (pytest missing, too old, bad args...).
     Fatal {

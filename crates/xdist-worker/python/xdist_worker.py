@@ -410,6 +410,7 @@ class WorkerPlugin(XdistOptions):
         self.keep_quiet_reports = True
         self.want_ser = False
         self.summary_plugins = []
+        self.controller_plugins = []
 
     def pytest_configure(self, config):
         super().pytest_configure(config)
@@ -482,13 +483,16 @@ class WorkerPlugin(XdistOptions):
         header = self._header(config) if self.bootstrap.get("want_header") else []
         report_log = bool(getattr(config.option, "report_log", None))
         self.summary_plugins = summary_plugins(config)
+        self.controller_plugins = controller_plugins(config)
         # Whole reports for pytest-reportlog's lines and for the summary step.
-        self.want_ser = report_log or bool(self.summary_plugins)
+        self.want_ser = report_log or bool(self.summary_plugins or self.controller_plugins)
         self.want_files = self.want_files or report_log or bool(
             getattr(config.option, "xmlpath", None)
         )
         self.keep_quiet_reports = (
-            self.want_files or getattr(config.option, "durations", None) is not None
+            self.want_files
+            or bool(self.controller_plugins)
+            or getattr(config.option, "durations", None) is not None
         )
         self.emit({
             "t": "ready",
@@ -497,6 +501,7 @@ class WorkerPlugin(XdistOptions):
             "header": header,
             "options": self._options(config),
             "summary_plugins": self.summary_plugins,
+            "controller_plugins": self.controller_plugins,
         })
         self.outbox.flush()
 
@@ -693,8 +698,10 @@ class WorkerPlugin(XdistOptions):
             if not isinstance(command, dict):
                 continue
             try:
+                reports = load_reports(self.config, command["reports"],
+                                       command.get("workerinfo", {}))
                 text, error = run_summary_hooks(
-                    self.config, command["reports"], command.get("warnings", []),
+                    self.config, reports, command.get("warnings", []),
                     command.get("exitstatus", 0), self.summary_plugins, self.width, self.color,
                 ), None
             except Exception:
@@ -746,8 +753,20 @@ class WorkerPlugin(XdistOptions):
             "when": when,
             "nodeid": nodeid,
         }
-        if self.summary_plugins:
-            msg["fsl"] = [warning_message.filename, warning_message.lineno]
+        if self.summary_plugins or self.controller_plugins:
+            # Everything the summary step needs to rebuild the warning (see `summarize`).
+            category = warning_message.category or UserWarning
+            msg["sw"] = json.dumps(_json_clean({
+                "text": wr.message,
+                "nodeid": nodeid,
+                "when": when,
+                "location": location,
+                "message": str(warning_message.message),
+                "category": category.__name__,
+                "category_module": category.__module__,
+                "filename": warning_message.filename,
+                "lineno": warning_message.lineno,
+            }))
         if self.want_ser:
             # pytest-reportlog's WarningMessage record.
             category = warning_message.category
@@ -1037,10 +1056,35 @@ def summary_plugins(config):
     return names
 
 
+def load_reports(config, reports, workerinfo):
+    """The run's reports from their `{"w": worker id, "r": serialized}` JSON texts, each with
+    the `node` pytest-xdist's controller gives it (its header line in `longreprtext`)."""
+    import types
+
+    nodes = {
+        wid: types.SimpleNamespace(gateway=types.SimpleNamespace(id=wid), workerinfo=info)
+        for wid, info in workerinfo.items()
+    }
+    loaded = []
+    for text in reports:
+        entry = json.loads(text)
+        data = entry["r"]
+        if isinstance(data.get("longrepr"), list):
+            data["longrepr"] = tuple(data["longrepr"])  # a skip's (path, line, reason)
+        rep = config.hook.pytest_report_from_serializable(config=config, data=data)
+        if rep is None:
+            continue
+        node = nodes.get(entry.get("w"))
+        if node is not None:
+            rep.node = node
+        loaded.append(rep)
+    return loaded
+
+
 def run_summary_hooks(config, reports, warnings, exitstatus, names, width, color):
     """Calls the `pytest_terminal_summary` hooks of the plugins `names` with the terminal
-    reporter's stats rebuilt from `reports` and `warnings` (the whole run's, serialized);
-    returns what they wrote."""
+    reporter's stats rebuilt from `reports` (`load_reports`) and `warnings` (the whole
+    run's); returns what they wrote."""
     from _pytest.config import create_terminal_writer
     from _pytest.terminal import WarningReport
 
@@ -1056,17 +1100,14 @@ def run_summary_hooks(config, reports, warnings, exitstatus, names, width, color
     tr._tw, tr.stats, tr.currentfspath = tw, {}, None
     try:
         hook = config.hook
-        for text in reports:
-            rep = hook.pytest_report_from_serializable(config=config, data=json.loads(text))
-            if rep is None:
-                continue
+        for rep in reports:
             category = hook.pytest_report_teststatus(report=rep, config=config)[0]
             tr.stats.setdefault(category, []).append(rep)
         for text in warnings:
             data = json.loads(text)
             tr.stats.setdefault("warnings", []).append(WarningReport(
-                message=data["message"], nodeid=data["nodeid"],
-                fslocation=tuple(data["fslocation"]),
+                message=data["text"], nodeid=data["nodeid"],
+                fslocation=(data["filename"], data["lineno"]),
             ))
         pm = config.pluginmanager
         wanted = set(names)
@@ -1078,9 +1119,86 @@ def run_summary_hooks(config, reports, warnings, exitstatus, names, width, color
     return out.getvalue()
 
 
+# Plugins that act only where there is no `workerinput` (pytest-xdist's controller), by the
+# option that turns them on: (option dest, plugin).
+CONTROLLER_PLUGIN_OPTIONS = (
+    ("htmlpath", "pytest-html"),
+    ("json_report", "pytest-json-report"),
+)
+
+
+def controller_plugins(config):
+    """The controller-only plugins this run turns on: the summary step runs them (`mirror`)."""
+    return [
+        name for dest, name in CONTROLLER_PLUGIN_OPTIONS
+        if getattr(config.option, dest, None)
+    ]
+
+
+def _warning_message(data):
+    """A `warnings.WarningMessage` like the one a worker recorded. Its category is looked up
+    where importing is harmless (already imported, or builtins); else a stand-in class of
+    the same name."""
+    import warnings
+
+    module = sys.modules.get(data["category_module"])
+    category = getattr(module, data["category"], None) if module is not None else None
+    if not (isinstance(category, type) and issubclass(category, Warning)):
+        category = type(data["category"], (UserWarning,), {})
+    return warnings.WarningMessage(
+        category(data["message"]), category, data["filename"], data["lineno"]
+    )
+
+
+# Where controller-only plugins keep the time their session started (they time the run).
+PLUGIN_START_TIMES = {"pytest_html": "_suite_start_time", "pytest_jsonreport": "_start_time"}
+
+
+def mirror_session(config, reports, warnings, collected, exitstatus, started):
+    """Replays the run's reports through a session of this process, for every plugin pytest
+    does not own (`_pytest.*`; pytest-cov: see cov.rs): `pytest_sessionstart`, each report's
+    `pytest_runtest_logreport` / `pytest_collectreport`, `pytest_sessionfinish`, as
+    pytest-xdist's controller calls them. pytest-html writes its report this way."""
+    from _pytest.main import Session
+    from _pytest.reports import CollectReport
+
+    pm = config.pluginmanager
+    native = [plugin for plugin in pm.get_plugins()
+              if _module_root(plugin) in NATIVE_SUMMARY_MODULES]
+
+    def call(name, **kwargs):
+        pm.subset_hook_caller(name, remove_plugins=native)(**kwargs)
+
+    session = Session.from_config(config)
+    call("pytest_sessionstart", session=session)
+    # They started with the run, not with this process.
+    for plugin in pm.get_plugins():
+        attr = PLUGIN_START_TIMES.get(_module_root(plugin))
+        if started and attr and isinstance(getattr(plugin, attr, None), float):
+            setattr(plugin, attr, started)
+    # pytest-xdist's controller counts the collection the workers sent.
+    session.testscollected = collected
+    for rep in reports:
+        if isinstance(rep, CollectReport):
+            call("pytest_collectreport", report=rep)
+        else:
+            call("pytest_runtest_logreport", report=rep)
+    for text in warnings:
+        data = json.loads(text)
+        location = data.get("location")
+        recorded = pm.subset_hook_caller("pytest_warning_recorded", remove_plugins=native)
+        recorded.call_historic(kwargs=dict(
+            warning_message=_warning_message(data), when=data["when"], nodeid=data["nodeid"],
+            location=tuple(location) if location else None,
+        ))
+    session.exitstatus = exitstatus
+    call("pytest_sessionfinish", session=session, exitstatus=exitstatus)
+
+
 def summarize(data):
-    """The summary step's slow path, when no worker is left to run it (see `linger`):
-    print `run_summary_hooks`'s text after SUMMARY_RESULT_PREFIX, as one JSON string.
+    """The summary step's slow path, when no worker is left to run it (see `linger`), or
+    when controller-only plugins need a controller (`mirror`): print `run_summary_hooks`'s
+    text after SUMMARY_RESULT_PREFIX, as one JSON string.
 
     pytest-xdist's controller is a pytest process of its own: the user's arguments, plugins
     and initial conftests, no `workerinput`. This is that process, started after the tests.
@@ -1093,12 +1211,18 @@ def summarize(data):
     args = ["-p", "no:xdist", "-p", "no:xdist.looponfail"] + list(data["args"])
     config = _prepareconfig(args, plugins=[XdistOptions(data.get("numprocesses"))])
     config._do_configure()
+    text = ""
     try:
-        text = run_summary_hooks(
-            config, data["reports"], data.get("warnings", []), data.get("exitstatus", 0),
-            data["plugins"],
-            data.get("width", 80), data.get("color"),
-        )
+        exitstatus = data.get("exitstatus", 0)
+        reports = load_reports(config, data["reports"], data.get("workerinfo", {}))
+        if data.get("mirror"):
+            mirror_session(config, reports, data.get("warnings", []),
+                           data.get("collected", 0), exitstatus, data.get("started"))
+        if data.get("summary", True):
+            text = run_summary_hooks(
+                config, reports, data.get("warnings", []), exitstatus,
+                summary_plugins(config), data.get("width", 80), data.get("color"),
+            )
     finally:
         config._ensure_unconfigure()
     sys.stdout.write("\n" + SUMMARY_RESULT_PREFIX + json.dumps(text) + "\n")
