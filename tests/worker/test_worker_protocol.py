@@ -643,3 +643,20 @@ def test_live_log_records_are_events_in_order(make_suite, spawn):
     assert [e["text"] for e in logs] == ["INFO     t:test_l.py:3 one"]
     # Sent while the test ran: before its call report.
     assert events.index(logs[0]) < events.index(call_report(events, 0))
+
+
+def test_ready_names_controller_reasons(make_suite, spawn):
+    """Hooks only pytest-xdist's controller calls, and conftests whose session hooks check
+    for a worker, need a controller session; a conftest that only adds markers does not."""
+    cases = [
+        ("def pytest_configure_node(node):\n    pass\n", True),
+        ("def pytest_configure(config):\n"
+         "    if not hasattr(config, 'workerinput'):\n        pass\n", True),
+        ("def pytest_configure(config):\n"
+         "    config.addinivalue_line('markers', 'slow: slow')\n", False),
+    ]
+    for conftest, wanted in cases:
+        w = spawn(make_suite({"conftest.py": conftest, "test_a.py": "def test_a(): pass\n"}))
+        reasons = w.start()["controller_reasons"]
+        assert bool(reasons) == wanted, (conftest, reasons)
+        w.kill()

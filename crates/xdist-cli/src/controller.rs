@@ -25,6 +25,7 @@ use xdist_sched::{Action, Collection, NodeKey, SchedConfig, Scheduling};
 use xdist_worker::{spawn_worker, ExitKind, Stream, WorkerHandle, WorkerMsg, WorkerSpawn};
 
 use crate::args::RunOptions;
+use crate::controller_session::ControllerSession;
 use crate::durations;
 use crate::error::CliError;
 
@@ -48,6 +49,9 @@ pub struct RunOutcome {
     /// Node ids that failed or errored, in the order they were reported, without repeats.
     pub failed: Vec<String>,
     pub collection_failed: bool,
+    /// Workers named plugins or conftests that act on pytest-xdist's controller: run again,
+    /// with a `ControllerSession` (nothing was reported yet).
+    pub needs_controller_session: bool,
 }
 
 /// Everything fixed before the first worker starts.
@@ -189,6 +193,10 @@ pub struct Controller<'r> {
     summary_node: Option<usize>,
     summary_sent: bool,
     summary_result: Option<Result<String, String>>,
+    /// pytest-xdist's controller as a pytest process, when the run needs one.
+    controller_session: Option<ControllerSession>,
+    /// A worker's `ready` said the run needs one and it has none: start over.
+    restart_for_controller: bool,
 }
 
 impl<'r> Controller<'r> {
@@ -262,9 +270,17 @@ impl<'r> Controller<'r> {
             summary_node: None,
             summary_sent: false,
             summary_result: None,
+            controller_session: None,
+            restart_for_controller: false,
             failed_ids: Vec::new(),
             failed_seen: HashSet::new(),
         })
+    }
+
+    /// Runs with `session` playing pytest-xdist's controller (see `controller_session.rs`).
+    pub fn with_controller_session(mut self, session: Option<ControllerSession>) -> Self {
+        self.controller_session = session;
+        self
     }
 
     fn node_view(&self, i: usize) -> NodeView {
@@ -359,7 +375,12 @@ impl<'r> Controller<'r> {
         };
         let r = self.host.configure_node(&mut view);
         self.plugin_result(r);
-        let workerinput = view.workerinput;
+        let mut workerinput = view.workerinput;
+        if let Some(session) = &mut self.controller_session {
+            workerinput = session
+                .configure_node(&gw, &spec.raw, &workerinput)
+                .map_err(|e| CliError::Internal(format!("failed to configure {gw}: {e}")))?;
+        }
         let r = self.host.getremotemodule();
         let code = self.plugin_result(r).flatten();
         let bootstrap = Bootstrap {
@@ -384,20 +405,25 @@ impl<'r> Controller<'r> {
             sys_path: Vec::new(),
             remote: spec.needs_rsync(),
         };
-        let env: Vec<(OsString, OsString)> = vec![
-            (
-                xdist_core::env::PYTEST_XDIST_WORKER.into(),
-                gw.clone().into(),
-            ),
-            (
-                xdist_core::env::PYTEST_XDIST_WORKER_COUNT.into(),
-                self.setup.workers().to_string().into(),
-            ),
-            (
-                xdist_core::env::PYTEST_XDIST_TESTRUNUID.into(),
-                self.setup.testrunuid.clone().into(),
-            ),
-        ];
+        let session_env = (self.controller_session.iter())
+            .flat_map(|s| s.env.iter())
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let env: Vec<(OsString, OsString)> = session_env
+            .chain([
+                (
+                    xdist_core::env::PYTEST_XDIST_WORKER.into(),
+                    gw.clone().into(),
+                ),
+                (
+                    xdist_core::env::PYTEST_XDIST_WORKER_COUNT.into(),
+                    self.setup.workers().to_string().into(),
+                ),
+                (
+                    xdist_core::env::PYTEST_XDIST_TESTRUNUID.into(),
+                    self.setup.testrunuid.clone().into(),
+                ),
+            ])
+            .collect();
         let handle = spawn_worker(
             WorkerSpawn {
                 key,
@@ -487,6 +513,17 @@ impl<'r> Controller<'r> {
                 self.kill_all();
                 break;
             }
+            if self.restart_for_controller {
+                break;
+            }
+        }
+        if self.restart_for_controller {
+            return Ok(RunOutcome {
+                exit: 0,
+                failed: Vec::new(),
+                collection_failed: false,
+                needs_controller_session: true,
+            });
         }
         if let Some(err) = self.fatal.take() {
             return Err(err);
@@ -529,6 +566,7 @@ impl<'r> Controller<'r> {
             exit: exit.code(),
             failed: std::mem::take(&mut self.failed_ids),
             collection_failed: self.collect_errors > 0,
+            needs_controller_session: false,
         })
     }
 
@@ -568,17 +606,33 @@ impl<'r> Controller<'r> {
 
     /// The summary step needs every report (see `summary.rs`).
     fn wants_summary_reports(&self) -> bool {
-        !self.summary_plugins.is_empty() || !self.controller_plugins.is_empty()
+        !self.summary_plugins.is_empty()
+            || !self.controller_plugins.is_empty()
+            || self.controller_session.is_some()
     }
 
     /// The summary step: controller-only plugins replay the run, then the user's
     /// `pytest_terminal_summary` hooks run over every report.
     fn finish_plugin_summaries(&mut self) {
-        let mirror = !self.controller_plugins.is_empty();
+        let session = self.controller_session.take();
+        let mirror = !self.controller_plugins.is_empty() || session.is_some();
         let summary = !self.options.no_summary && (mirror || !self.summary_plugins.is_empty());
         if !self.session_started || !(mirror || summary) {
             return;
         }
+        // `pytest_testnodedown` of the workers that finished.
+        let nodes = (self.nodes.iter().enumerate())
+            .filter_map(|(i, n)| {
+                let output = self.worker_outputs.get(&i)?;
+                Some(json!({
+                    "id": n.id,
+                    "spec": self.setup.specs[n.spec].raw,
+                    "workeroutput": output,
+                    "workerinfo": n.workerinfo,
+                    "error": Value::Null,
+                }))
+            })
+            .collect();
         let input = crate::summary::SummaryInput {
             args: &self.setup.opts.pytest_args,
             mirror,
@@ -594,11 +648,13 @@ impl<'r> Controller<'r> {
                 .map_or(0.0, |d| d.as_secs_f64()),
             width: self.setup.width,
             color: self.setup.color,
+            nodes,
         };
-        let result = match self.summary_result.take() {
-            Some(r) => r,
+        let result = match (session, self.summary_result.take()) {
+            (Some(session), _) => session.finish(&input),
+            (None, Some(r)) => r,
             // No worker was left to run it (stopped, crashed, or too much to send).
-            None => crate::summary::run(&self.setup.python, &self.setup.cwd, &input),
+            (None, None) => crate::summary::run(&self.setup.python, &self.setup.cwd, &input),
         };
         match result {
             Ok(text) => {
@@ -806,7 +862,14 @@ impl<'r> Controller<'r> {
                 info,
                 summary_plugins,
                 controller_plugins,
+                controller_reasons,
             } => {
+                if !controller_reasons.is_empty() && self.controller_session.is_none() {
+                    // Its workerinput came too late for this run's workers: start over.
+                    self.restart_for_controller = true;
+                    self.kill_all();
+                    return;
+                }
                 if self.summary_plugins.is_empty() {
                     self.summary_plugins = summary_plugins;
                 }
@@ -1186,10 +1249,12 @@ impl<'r> Controller<'r> {
     /// `shutdown`, or `linger` for the first worker to end while the summary step is
     /// wanted: that one runs it once every other worker is gone (see `maybe_summarize`).
     fn shutdown_command(&mut self, i: usize) -> Command {
-        // Controller-only plugins need the summary step's own process anyway.
+        // Controller-only plugins need the summary step's own process anyway, and a
+        // controller session runs the hooks itself.
         let wanted = !self.summary_plugins.is_empty()
             && !self.options.no_summary
-            && self.controller_plugins.is_empty();
+            && self.controller_plugins.is_empty()
+            && self.controller_session.is_none();
         if wanted && self.summary_node.is_none() && self.nodes[i].ready {
             self.summary_node = Some(i);
             Command::Linger

@@ -26,6 +26,7 @@ mod args;
 mod basetemp;
 mod cache;
 mod controller;
+mod controller_session;
 mod cov;
 mod durations;
 mod error;
@@ -272,10 +273,33 @@ struct Session<'h> {
 
 impl Session<'_> {
     /// One distributed run with fresh workers.
+    /// One run; started over with a controller session when its workers ask for one.
     fn run_once(
         &self,
         opts: RunOptions,
         args_key: Option<String>,
+    ) -> Result<controller::RunOutcome, CliError> {
+        let outcome = self.run_attempt(opts.clone(), args_key.clone(), None)?;
+        if !outcome.needs_controller_session {
+            return Ok(outcome);
+        }
+        let session = controller_session::ControllerSession::start(
+            &self.python,
+            &self.cwd,
+            &opts.pytest_args,
+            self.specs.len(),
+            self.width,
+            self.color,
+        )
+        .map_err(|e| CliError::Internal(format!("failed to start the controller session: {e}")))?;
+        self.run_attempt(opts, args_key, Some(session))
+    }
+
+    fn run_attempt(
+        &self,
+        opts: RunOptions,
+        args_key: Option<String>,
+        controller_session: Option<controller_session::ControllerSession>,
     ) -> Result<controller::RunOutcome, CliError> {
         let run_basetemp = basetemp::make_run_basetemp(opts.pytest.basetemp.as_deref(), &self.cwd)
             .map_err(|e| {
@@ -328,7 +352,8 @@ impl Session<'_> {
             self.host,
             self.config_view.clone(),
             vec![&mut terminal, &mut junit, &mut reportlog, &mut cache],
-        )?;
+        )?
+        .with_controller_session(controller_session);
         controller.run_outcome()
     }
 }

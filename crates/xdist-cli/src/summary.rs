@@ -54,6 +54,9 @@ pub struct SummaryInput<'a> {
     pub collected: usize,
     /// When the run started (seconds since the epoch): controller-only plugins time it.
     pub started: f64,
+    /// Each worker that finished, for `pytest_testnodedown`: `{"id", "spec", "workeroutput",
+    /// "workerinfo", "error"}`.
+    pub nodes: Vec<serde_json::Value>,
     pub width: usize,
     pub color: bool,
 }
@@ -65,23 +68,25 @@ struct Payload<'a> {
     input: &'a SummaryInput<'a>,
 }
 
-/// Reads the payload from stdin and runs the worker code with `SUMMARY_INPUT` set.
-const BOOTSTRAP: &str = r#"import json,sys
-d=json.load(sys.stdin)
+/// Reads the payload (the first line of stdin) and runs the worker code with
+/// `SUMMARY_INPUT` set.
+pub(crate) const BOOTSTRAP: &str = r#"import json,sys
+d=json.loads(sys.stdin.readline())
 exec(compile(d.pop("code"),"<xdist-worker>","exec"),{"__name__":"__xdist_worker__","SUMMARY_INPUT":d})
 "#;
 
 /// Must match `SUMMARY_RESULT_PREFIX` in `xdist_worker.py`.
-const RESULT_PREFIX: &str = "XDIST-SUMMARY-RESULT:";
+pub(crate) const RESULT_PREFIX: &str = "XDIST-SUMMARY-RESULT:";
 
 /// Runs the step in `python` from `cwd`; the text the hooks wrote, or why it failed (one
 /// line, the last of the step's stderr).
 pub fn run(python: &Path, cwd: &Path, input: &SummaryInput<'_>) -> Result<String, String> {
-    let payload = serde_json::to_vec(&Payload {
+    let mut payload = serde_json::to_vec(&Payload {
         code: WORKER_CODE,
         input,
     })
     .map_err(|e| e.to_string())?;
+    payload.push(b'\n');
     let mut child = Command::new(python)
         .args(["-c", BOOTSTRAP])
         .current_dir(cwd)

@@ -34,6 +34,7 @@ const NOT_COMPARED: &[&str] = &["crashes"];
 const EXPECTED_SERIAL: &[(&str, &str, i32)] = &[
     ("basic", "8 failed, 20 passed, 1 deselected", 1),
     ("collection_errors", "2 errors", 2),
+    ("controller_hooks", "1 failed, 7 passed", 1),
     ("covpkg", "10 passed", 0),
     ("demo", "4 failed, 36 passed, 1 skipped, 1 xfailed", 1),
     ("errors", "1 failed, 5 passed, 9 errors", 1),
@@ -266,6 +267,7 @@ macro_rules! suite_tests {
 suite_tests!(
     basic,
     collection_errors,
+    controller_hooks,
     covpkg,
     demo,
     errors,
@@ -437,4 +439,27 @@ fn live_logs_are_shown_with_their_worker() {
     }
     let x = run("[pytest]\n");
     assert!(!x.stdout.contains("hello from a"), "{}", x.describe(4000));
+}
+
+/// Conftest hooks that act on pytest-xdist's controller run in a controller session: the
+/// environment it sets reaches the workers, `pytest_configure_node` fills their
+/// `workerinput` (checked by the tests themselves), and `pytest_testnodedown` /
+/// `pytest_sessionfinish` see every worker and every report.
+#[test]
+fn controller_side_conftest_hooks_run_once_for_the_run() {
+    let dir = examples_dir().join("controller_hooks");
+    let mut pythons = vec![test_python()];
+    pythons.extend(test_python_with_xdist());
+    for python in pythons {
+        let out = tempfile::NamedTempFile::new().expect("tempfile");
+        let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &python);
+        let mut cmd = base_command(&argv[0], &dir);
+        cmd.args(&argv[1..])
+            .args(["-p", "no:cacheprovider"])
+            .env("CONTROLLER_HOOKS_OUT", out.path());
+        let x = run_with_timeout(&mut cmd, timeout());
+        assert_eq!(x.code, Some(1), "{}", x.describe(4000));
+        let written = std::fs::read_to_string(out.path()).unwrap_or_default();
+        assert_eq!(written, "exit 1 ran 8 workers 2", "{}", x.describe(4000));
+    }
 }

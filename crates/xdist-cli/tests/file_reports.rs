@@ -122,6 +122,7 @@ macro_rules! junit_tests {
 junit_tests!(
     basic,
     collection_errors,
+    controller_hooks,
     covpkg,
     demo,
     errors,

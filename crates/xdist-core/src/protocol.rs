@@ -297,6 +297,11 @@ pub enum WorkerEvent {
         /// the worker sends every report serialized, passing setup/teardown ones too.
         #[serde(default)]
         controller_plugins: Vec<String>,
+        /// Why the run needs a pytest process playing pytest-xdist's controller from its
+        /// start (plugins' `pytest_configure_node`, conftests' controller-side session
+        /// hooks): the controller then starts over with one.
+        #[serde(default)]
+        controller_reasons: Vec<String>,
     },
     /// The worker could not start its session (pytest missing, too old, bad args...).
     Fatal {

@@ -411,6 +411,7 @@ class WorkerPlugin(XdistOptions):
         self.want_ser = False
         self.summary_plugins = []
         self.controller_plugins = []
+        self.controller_reasons = []
 
     def pytest_configure(self, config):
         super().pytest_configure(config)
@@ -484,14 +485,17 @@ class WorkerPlugin(XdistOptions):
         report_log = bool(getattr(config.option, "report_log", None))
         self.summary_plugins = summary_plugins(config)
         self.controller_plugins = controller_plugins(config)
-        # Whole reports for pytest-reportlog's lines and for the summary step.
-        self.want_ser = report_log or bool(self.summary_plugins or self.controller_plugins)
+        self.controller_reasons = controller_reasons(config)
+        # Whole reports for pytest-reportlog's lines and for the summary step; controller
+        # sessions and controller-only plugins get every report (`ControllerSession.finish`).
+        replay = bool(self.controller_plugins or self.controller_reasons)
+        self.want_ser = report_log or replay or bool(self.summary_plugins)
         self.want_files = self.want_files or report_log or bool(
             getattr(config.option, "xmlpath", None)
         )
         self.keep_quiet_reports = (
             self.want_files
-            or bool(self.controller_plugins)
+            or replay
             or getattr(config.option, "durations", None) is not None
         )
         self.emit({
@@ -502,6 +506,7 @@ class WorkerPlugin(XdistOptions):
             "options": self._options(config),
             "summary_plugins": self.summary_plugins,
             "controller_plugins": self.controller_plugins,
+            "controller_reasons": self.controller_reasons,
         })
         self.outbox.flush()
 
@@ -753,7 +758,7 @@ class WorkerPlugin(XdistOptions):
             "when": when,
             "nodeid": nodeid,
         }
-        if self.summary_plugins or self.controller_plugins:
+        if self.summary_plugins or self.controller_plugins or self.controller_reasons:
             # Everything the summary step needs to rebuild the warning (see `summarize`).
             category = warning_message.category or UserWarning
             msg["sw"] = json.dumps(_json_clean({
@@ -1150,83 +1155,200 @@ def _warning_message(data):
     )
 
 
+# Hooks only pytest-xdist's controller calls.
+CONTROLLER_HOOKS = (
+    "pytest_configure_node", "pytest_testnodeready", "pytest_testnodedown",
+    "pytest_xdist_setupnodes", "pytest_xdist_newgateway",
+    "pytest_xdist_node_collection_finished",
+)
+# Session hooks a conftest may run differently on the controller, and the words that tell
+# it apart from a worker.
+SESSION_HOOKS = ("pytest_configure", "pytest_sessionstart", "pytest_sessionfinish",
+                 "pytest_unconfigure")
+CONTROLLER_MARKERS = ("workerinput", "is_xdist_controller", "is_xdist_master",
+                      "get_xdist_worker_id", "PYTEST_XDIST_WORKER")
+
+
+def controller_reasons(config):
+    """Why this run needs a `ControllerSession` from its start: plugins implementing hooks
+    only pytest-xdist's controller calls (`pytest_configure_node`: pytest-xdist workers get
+    what they add to `workerinput`), and conftests whose session hooks check whether they
+    run on a worker (controller-side setup, environment for the workers, cleanup)."""
+    import types
+
+    reasons = []
+    pm = config.pluginmanager
+    for name in CONTROLLER_HOOKS:
+        for impl in getattr(config.hook, name).get_hookimpls():
+            if _module_root(impl.plugin) not in NATIVE_SUMMARY_MODULES + ("__xdist_worker__",):
+                reasons.append("{}: {}".format(impl.plugin_name, name))
+    for plugin in pm.get_plugins():
+        if not isinstance(plugin, types.ModuleType):
+            continue
+        path = getattr(plugin, "__file__", None) or ""
+        if os.path.basename(path) != "conftest.py":
+            continue
+        if not any(hasattr(plugin, hook) for hook in SESSION_HOOKS):
+            continue
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        if any(marker in text for marker in CONTROLLER_MARKERS):
+            reasons.append("{}: controller-side session hooks".format(path))
+    return reasons
+
+
 # Where controller-only plugins keep the time their session started (they time the run).
 PLUGIN_START_TIMES = {"pytest_html": "_suite_start_time", "pytest_jsonreport": "_start_time"}
 
 
-def mirror_session(config, reports, warnings, collected, exitstatus, started):
-    """Replays the run's reports through a session of this process, for every plugin pytest
-    does not own (`_pytest.*`; pytest-cov: see cov.rs): `pytest_sessionstart`, each report's
-    `pytest_runtest_logreport` / `pytest_collectreport`, `pytest_sessionfinish`, as
-    pytest-xdist's controller calls them. pytest-html writes its report this way."""
-    from _pytest.main import Session
-    from _pytest.reports import CollectReport
+class ControllerSession:
+    """What pytest-xdist's controller is: a pytest session of the user's arguments, plugins
+    and initial conftests, without `workerinput`. Only plugins pytest does not own take part
+    (pytest's own reporting is the Rust controller's; pytest-cov's is cov.rs's), and they get
+    the calls pytest-xdist's controller makes: `pytest_sessionstart`, `pytest_configure_node`
+    for each worker, then each report's `pytest_runtest_logreport`/`pytest_collectreport`,
+    each warning's `pytest_warning_recorded`, `pytest_testnodedown` for each worker,
+    `pytest_sessionfinish` and `pytest_terminal_summary`.
+    """
 
-    pm = config.pluginmanager
-    native = [plugin for plugin in pm.get_plugins()
-              if _module_root(plugin) in NATIVE_SUMMARY_MODULES]
+    def __init__(self, data):
+        if sys.path and sys.path[0] in ("", os.getcwd()):
+            del sys.path[0]
+        sys.meta_path.append(StandinFinder())
+        from _pytest.config import _prepareconfig
+        from _pytest.main import Session
 
-    def call(name, **kwargs):
-        pm.subset_hook_caller(name, remove_plugins=native)(**kwargs)
+        args = ["-p", "no:xdist", "-p", "no:xdist.looponfail"] + list(data["args"])
+        self.data = data
+        self.config = _prepareconfig(args, plugins=[XdistOptions(data.get("numprocesses"))])
+        self.config._do_configure()
+        pm = self.pm = self.config.pluginmanager
+        self.native = [plugin for plugin in pm.get_plugins()
+                       if _module_root(plugin) in NATIVE_SUMMARY_MODULES]
+        self.session = Session.from_config(self.config)
 
-    session = Session.from_config(config)
-    call("pytest_sessionstart", session=session)
-    # They started with the run, not with this process.
-    for plugin in pm.get_plugins():
-        attr = PLUGIN_START_TIMES.get(_module_root(plugin))
-        if started and attr and isinstance(getattr(plugin, attr, None), float):
-            setattr(plugin, attr, started)
-    # pytest-xdist's controller counts the collection the workers sent.
-    session.testscollected = collected
-    for rep in reports:
-        if isinstance(rep, CollectReport):
-            call("pytest_collectreport", report=rep)
-        else:
-            call("pytest_runtest_logreport", report=rep)
-    for text in warnings:
-        data = json.loads(text)
-        location = data.get("location")
-        recorded = pm.subset_hook_caller("pytest_warning_recorded", remove_plugins=native)
-        recorded.call_historic(kwargs=dict(
-            warning_message=_warning_message(data), when=data["when"], nodeid=data["nodeid"],
-            location=tuple(location) if location else None,
-        ))
-    session.exitstatus = exitstatus
-    call("pytest_sessionfinish", session=session, exitstatus=exitstatus)
+    def call(self, name, **kwargs):
+        return self.pm.subset_hook_caller(name, remove_plugins=self.native)(**kwargs)
+
+    def start(self):
+        self.call("pytest_sessionstart", session=self.session)
+
+    def configure_node(self, workerid, spec, workerinput):
+        """`pytest_configure_node`: the worker's `workerinput` as the plugins leave it."""
+        import types
+
+        node = types.SimpleNamespace(
+            workerinput=dict(workerinput), config=self.config,
+            gateway=types.SimpleNamespace(id=workerid, spec=spec),
+        )
+        self.call("pytest_configure_node", node=node)
+        return {k: v for k, v in node.workerinput.items() if _jsonable(v)}
+
+    def finish(self, data, replay):
+        """The end of the run; returns what `pytest_terminal_summary` hooks wrote."""
+        import types
+
+        from _pytest.reports import CollectReport
+
+        config, session = self.config, self.session
+        exitstatus = data.get("exitstatus", 0)
+        reports = load_reports(config, data["reports"], data.get("workerinfo", {}))
+        if replay:
+            # They started with the run, not with this process.
+            for plugin in self.pm.get_plugins():
+                attr = PLUGIN_START_TIMES.get(_module_root(plugin))
+                started = data.get("started")
+                if started and attr and isinstance(getattr(plugin, attr, None), float):
+                    setattr(plugin, attr, started)
+            # pytest-xdist's controller counts the collection the workers sent.
+            session.testscollected = data.get("collected", 0)
+            for rep in reports:
+                if isinstance(rep, CollectReport):
+                    self.call("pytest_collectreport", report=rep)
+                else:
+                    self.call("pytest_runtest_logreport", report=rep)
+            recorded = self.pm.subset_hook_caller(
+                "pytest_warning_recorded", remove_plugins=self.native
+            )
+            for text in data.get("warnings", []):
+                warning = json.loads(text)
+                location = warning.get("location")
+                recorded.call_historic(kwargs=dict(
+                    warning_message=_warning_message(warning), when=warning["when"],
+                    nodeid=warning["nodeid"], location=tuple(location) if location else None,
+                ))
+            for down in data.get("nodes", []):
+                node = types.SimpleNamespace(
+                    workeroutput=down.get("workeroutput") or {},
+                    workerinfo=down.get("workerinfo") or {}, config=config,
+                    gateway=types.SimpleNamespace(id=down["id"], spec=down.get("spec")),
+                )
+                self.call("pytest_testnodedown", node=node, error=down.get("error"))
+            session.exitstatus = exitstatus
+            self.call("pytest_sessionfinish", session=session, exitstatus=exitstatus)
+        if not data.get("summary", True):
+            return ""
+        return run_summary_hooks(
+            config, reports, data.get("warnings", []), exitstatus, summary_plugins(config),
+            data.get("width", 80), data.get("color"),
+        )
+
+    def close(self):
+        self.config._ensure_unconfigure()
 
 
 def summarize(data):
     """The summary step's slow path, when no worker is left to run it (see `linger`), or
-    when controller-only plugins need a controller (`mirror`): print `run_summary_hooks`'s
-    text after SUMMARY_RESULT_PREFIX, as one JSON string.
-
-    pytest-xdist's controller is a pytest process of its own: the user's arguments, plugins
-    and initial conftests, no `workerinput`. This is that process, started after the tests.
-    """
-    if sys.path and sys.path[0] in ("", os.getcwd()):
-        del sys.path[0]
-    sys.meta_path.append(StandinFinder())
-    from _pytest.config import _prepareconfig
-
-    args = ["-p", "no:xdist", "-p", "no:xdist.looponfail"] + list(data["args"])
-    config = _prepareconfig(args, plugins=[XdistOptions(data.get("numprocesses"))])
-    config._do_configure()
-    text = ""
+    when controller-only plugins need a controller (`mirror`): print the hooks' text after
+    SUMMARY_RESULT_PREFIX, as one JSON string. A `ControllerSession` started after the
+    tests."""
+    controller = ControllerSession(data)
     try:
-        exitstatus = data.get("exitstatus", 0)
-        reports = load_reports(config, data["reports"], data.get("workerinfo", {}))
         if data.get("mirror"):
-            mirror_session(config, reports, data.get("warnings", []),
-                           data.get("collected", 0), exitstatus, data.get("started"))
-        if data.get("summary", True):
-            text = run_summary_hooks(
-                config, reports, data.get("warnings", []), exitstatus,
-                summary_plugins(config), data.get("width", 80), data.get("color"),
-            )
+            controller.start()
+        text = controller.finish(data, replay=bool(data.get("mirror")))
     finally:
-        config._ensure_unconfigure()
+        controller.close()
     sys.stdout.write("\n" + SUMMARY_RESULT_PREFIX + json.dumps(text) + "\n")
     sys.stdout.flush()
+
+
+def serve_controller(data):
+    """A `ControllerSession` for the whole run, when plugins or conftests act on
+    pytest-xdist's controller (`controller_reasons`): started before the workers, it answers
+    the Rust controller's requests, one JSON line each way, its lines marked with
+    SUMMARY_RESULT_PREFIX (other output passes through to the terminal)."""
+
+    # pytest's capturing takes fds 0 and 1 over while the session runs: keep our own.
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+
+    def reply(message):
+        replies.write("\n" + SUMMARY_RESULT_PREFIX + json.dumps(message) + "\n")
+        replies.flush()
+
+    before = dict(os.environ)
+    controller = ControllerSession(data)
+    try:
+        controller.start()
+        # Workers inherit the controller's environment, as changed by its plugins.
+        env = {k: v for k, v in os.environ.items() if before.get(k) != v}
+        reply({"t": "started", "env": env})
+        for line in requests:
+            request = json.loads(line)
+            if request["t"] == "configure_node":
+                workerinput = controller.configure_node(
+                    request["id"], request.get("spec"), request["workerinput"]
+                )
+                reply({"t": "workerinput", "workerinput": workerinput})
+            elif request["t"] == "finish":
+                reply({"t": "summary", "text": controller.finish(request, replay=True)})
+                break
+    finally:
+        controller.close()
 
 
 def _json_clean(data):
@@ -1372,6 +1494,10 @@ if os.environ.get("XDIST_WORKER_PROFILE"):
     os._exit = _profiled_exit
     _profiler.enable()
 if "SUMMARY_INPUT" in globals():
-    summarize(SUMMARY_INPUT)  # noqa: F821 (given by xdist-cli's summary step)
+    # noqa: F821 below (given by xdist-cli's summary step / controller session)
+    if SUMMARY_INPUT.get("serve"):  # noqa: F821
+        serve_controller(SUMMARY_INPUT)  # noqa: F821
+    else:
+        summarize(SUMMARY_INPUT)  # noqa: F821
 else:
     main(CHANNEL_IN, CHANNEL_OUT_FD)  # noqa: F821 (globals given by the bootstrap)

@@ -1,0 +1,154 @@
+//! The controller session: a pytest process that plays pytest-xdist's controller for the
+//! whole run, for the plugins and conftests that act there.
+//!
+//! pytest-xdist's controller is a pytest session: plugins' `pytest_configure_node` add to
+//! each worker's `workerinput` (SQLAlchemy's test plugin names each worker's database that
+//! way), conftests set things up once in `pytest_configure`/`pytest_sessionstart` when
+//! `workerinput` is absent (and workers inherit the environment they set), and clean up in
+//! `pytest_sessionfinish`. Ours is Rust, so when a worker names such hooks
+//! (`controller_reasons` in `ready`), the run starts over with this session: it starts
+//! first (`ControllerSession::start`: configure, `pytest_sessionstart`), is asked for each
+//! worker's `workerinput` ([`ControllerSession::configure_node`]), and ends the run
+//! ([`ControllerSession::finish`]: the reports, `pytest_testnodedown`,
+//! `pytest_sessionfinish`, `pytest_terminal_summary`). The Python side is
+//! `ControllerSession`/`serve_controller` in `xdist_worker.py`. Requests and replies are
+//! one JSON line each; the session's other output passes through to the terminal.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+
+use serde_json::{json, Map, Value};
+use xdist_worker::bootstrap::WORKER_CODE;
+
+use crate::summary::{SummaryInput, BOOTSTRAP, RESULT_PREFIX};
+
+pub struct ControllerSession {
+    child: Child,
+    stdin: ChildStdin,
+    replies: Receiver<Value>,
+    /// Environment variables the session's plugins set: every worker gets them.
+    pub env: Vec<(String, String)>,
+}
+
+impl ControllerSession {
+    /// Starts the session and waits until its `pytest_sessionstart` hooks ran.
+    pub fn start(
+        python: &Path,
+        cwd: &Path,
+        args: &[String],
+        numprocesses: usize,
+        width: usize,
+        color: bool,
+    ) -> Result<Self, String> {
+        let mut child = Command::new(python)
+            .args(["-c", BOOTSTRAP])
+            .current_dir(cwd)
+            .env("COLUMNS", width.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("no pipes to the controller session".into());
+        };
+        let (tx, replies) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match line.strip_prefix(RESULT_PREFIX) {
+                    Some(reply) => {
+                        if let Ok(v) = serde_json::from_str::<Value>(reply) {
+                            let _ = tx.send(v);
+                        }
+                    }
+                    // What its plugins print, as pytest-xdist's controller would show it.
+                    None if !line.is_empty() => println!("{line}"),
+                    None => {}
+                }
+            }
+        });
+        let mut session = ControllerSession {
+            child,
+            stdin,
+            replies,
+            env: Vec::new(),
+        };
+        let request = json!({
+            "code": WORKER_CODE,
+            "serve": true,
+            "args": args,
+            "numprocesses": numprocesses,
+            "width": width,
+            "color": color,
+        });
+        let started = session.request(&request)?;
+        if let Some(env) = started.get("env").and_then(Value::as_object) {
+            session.env = (env.iter())
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect();
+        }
+        Ok(session)
+    }
+
+    /// `pytest_configure_node`: `workerinput` as the session's plugins leave it.
+    pub fn configure_node(
+        &mut self,
+        workerid: &str,
+        spec: &str,
+        workerinput: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, String> {
+        let reply = self.request(&json!({
+            "t": "configure_node",
+            "id": workerid,
+            "spec": spec,
+            "workerinput": workerinput,
+        }))?;
+        match reply.get("workerinput") {
+            Some(Value::Object(m)) => Ok(m.clone()),
+            _ => Err("pytest_configure_node gave no workerinput".into()),
+        }
+    }
+
+    /// Ends the run: returns what the `pytest_terminal_summary` hooks wrote.
+    pub fn finish(mut self, input: &SummaryInput<'_>) -> Result<String, String> {
+        let mut request = serde_json::to_value(input).map_err(|e| e.to_string())?;
+        if let Value::Object(m) = &mut request {
+            m.insert("t".into(), json!("finish"));
+        }
+        let reply = self.request(&request)?;
+        let _ = self.child.wait();
+        Ok(reply
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    fn request(&mut self, request: &Value) -> Result<Value, String> {
+        let mut line = request.to_string();
+        line.push('\n');
+        if self.stdin.write_all(line.as_bytes()).is_err() || self.stdin.flush().is_err() {
+            return Err(self.ended());
+        }
+        self.replies.recv().map_err(|_| self.ended())
+    }
+
+    /// Why there is no reply: the session's process ended (its traceback is on stderr).
+    fn ended(&mut self) -> String {
+        match self.child.wait() {
+            Ok(status) => format!("the controller session ended ({status}); see its output above"),
+            Err(e) => format!("the controller session is gone: {e}"),
+        }
+    }
+}
+
+impl Drop for ControllerSession {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
