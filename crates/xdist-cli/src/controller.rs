@@ -149,7 +149,12 @@ pub struct Controller<'r> {
     session_started: bool,
     collection_complete: bool,
     collect_errors: usize,
-    seen_collect_reports: HashSet<String>,
+    /// Collection reports shown so far, by `nodeid\0outcome`: how many times (one node id
+    /// can report twice, e.g. a module and its doctests skipped by one `importorskip`), and
+    /// how many each worker sent. Every worker collects the same, so a report is shown
+    /// when a worker sends it more often than any worker before.
+    seen_collect_reports: HashMap<String, usize>,
+    worker_collect_reports: HashMap<(usize, String), usize>,
     seen_early_warnings: HashSet<(String, Option<String>)>,
     deselected: usize,
     failures: u64,
@@ -240,7 +245,8 @@ impl<'r> Controller<'r> {
             session_started: false,
             collection_complete: false,
             collect_errors: 0,
-            seen_collect_reports: HashSet::new(),
+            seen_collect_reports: HashMap::new(),
+            worker_collect_reports: HashMap::new(),
             seen_early_warnings: HashSet::new(),
             deselected: 0,
             failures: 0,
@@ -917,10 +923,15 @@ impl<'r> Controller<'r> {
             }
             WorkerEvent::Collectreport { r } => {
                 let nodeid = r.nodeid.clone().unwrap_or_default();
-                if self
-                    .seen_collect_reports
-                    .insert(format!("{}\0{}", nodeid, r.outcome))
-                {
+                let key = format!("{}\0{}", nodeid, r.outcome);
+                let sent = self
+                    .worker_collect_reports
+                    .entry((i, key.clone()))
+                    .or_insert(0);
+                *sent += 1;
+                let shown = self.seen_collect_reports.entry(key).or_insert(0);
+                if *sent > *shown {
+                    *shown = *sent;
                     if r.outcome == "failed" {
                         self.collect_errors += 1;
                         self.note_failed(&nodeid);

@@ -463,3 +463,53 @@ fn controller_side_conftest_hooks_run_once_for_the_run() {
         assert_eq!(written, "exit 1 ran 8 workers 2", "{}", x.describe(4000));
     }
 }
+
+/// One node id can report twice in one collection (a module and its doctests, both
+/// skipped or broken by one import): counted as plain pytest counts, once per worker.
+#[test]
+fn a_node_reported_twice_by_collection_counts_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("pytest.ini"),
+        "[pytest]\naddopts = --doctest-modules\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("test_b.py"), "def test_b(): pass\n").unwrap();
+    let python = test_python();
+    let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &python);
+    for (module, extra) in [
+        (
+            "import pytest\npytest.importorskip('no_such_module_xyz')\ndef test_x(): pass\n",
+            &["-rs"][..],
+        ),
+        (
+            "import no_such_module_xyz\ndef test_x(): pass\n",
+            &["--continue-on-collection-errors"][..],
+        ),
+        ("import no_such_module_xyz\ndef test_x(): pass\n", &[][..]),
+    ] {
+        std::fs::write(dir.path().join("test_a.py"), module).unwrap();
+        let mut serial = base_command(&python.to_string_lossy(), dir.path());
+        serial
+            .args(["-m", "pytest", "-p", "no:cacheprovider"])
+            .args(extra);
+        let p = run_with_timeout(&mut serial, timeout());
+        let mut dist = base_command(&argv[0], dir.path());
+        dist.args(&argv[1..])
+            .args(["-p", "no:cacheprovider"])
+            .args(extra);
+        let x = run_with_timeout(&mut dist, timeout());
+        let (ps, xs) = (parse_summary(&p.stdout), parse_summary(&x.stdout));
+        assert_eq!(
+            ps.map(|s| s.counts),
+            xs.map(|s| s.counts),
+            "{extra:?}\n{}",
+            x.describe(4000)
+        );
+        assert_eq!(p.code, x.code, "{}", x.describe(4000));
+        assert_eq!(
+            short_summary_lines(&p.stdout),
+            short_summary_lines(&x.stdout)
+        );
+    }
+}

@@ -1161,6 +1161,12 @@ CONTROLLER_HOOKS = (
     "pytest_xdist_setupnodes", "pytest_xdist_newgateway",
     "pytest_xdist_node_collection_finished",
 )
+# Their controller hooks need no controller session: pytest-cov's and pytest-randomly's
+# `workerinput` come from xdist-cli (cov.rs, randomly.rs); pytest-metadata's
+# `pytest_testnodedown` only feeds pytest-html's environment table.
+HANDLED_CONTROLLER_MODULES = NATIVE_SUMMARY_MODULES + (
+    "pytest_randomly", "pytest_metadata", "__xdist_worker__",
+)
 # Session hooks a conftest may run differently on the controller, and the words that tell
 # it apart from a worker.
 SESSION_HOOKS = ("pytest_configure", "pytest_sessionstart", "pytest_sessionfinish",
@@ -1180,7 +1186,7 @@ def controller_reasons(config):
     pm = config.pluginmanager
     for name in CONTROLLER_HOOKS:
         for impl in getattr(config.hook, name).get_hookimpls():
-            if _module_root(impl.plugin) not in NATIVE_SUMMARY_MODULES + ("__xdist_worker__",):
+            if _module_root(impl.plugin) not in HANDLED_CONTROLLER_MODULES:
                 reasons.append("{}: {}".format(impl.plugin_name, name))
     for plugin in pm.get_plugins():
         if not isinstance(plugin, types.ModuleType):
@@ -1226,8 +1232,9 @@ class ControllerSession:
         self.config = _prepareconfig(args, plugins=[XdistOptions(data.get("numprocesses"))])
         self.config._do_configure()
         pm = self.pm = self.config.pluginmanager
+        # pytest-randomly's seed for the workers comes from randomly.rs.
         self.native = [plugin for plugin in pm.get_plugins()
-                       if _module_root(plugin) in NATIVE_SUMMARY_MODULES]
+                       if _module_root(plugin) in NATIVE_SUMMARY_MODULES + ("pytest_randomly",)]
         self.session = Session.from_config(self.config)
 
     def call(self, name, **kwargs):
