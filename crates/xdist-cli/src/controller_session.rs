@@ -15,6 +15,7 @@
 //! one JSON line each; the session's other output passes through to the terminal.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -48,6 +49,9 @@ impl ControllerSession {
             .env("COLUMNS", width.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            // Like the workers: a terminal Ctrl-C reaches the controller, which decides.
+            // (If we die, its stdin closes and it ends.)
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
