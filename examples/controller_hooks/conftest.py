@@ -5,7 +5,9 @@
 - `pytest_configure_node`: something for each worker's `workerinput`;
 - workers report how many tests they ran in `workeroutput`; the controller adds them up in
   `pytest_testnodedown` and writes the total in `pytest_sessionfinish` (to the file named
-  by CONTROLLER_HOOKS_OUT, when set).
+  by CONTROLLER_HOOKS_OUT, when set);
+- each `pytest_configure` appends `controller` or `worker` to the file named by
+  CONTROLLER_HOOKS_CONFIGURES, when set.
 """
 import os
 from pathlib import Path
@@ -16,6 +18,10 @@ TOTALS = {"ran": 0, "workers": 0}
 def pytest_configure(config):
     if not hasattr(config, "workerinput"):
         os.environ["SHARED_MARK"] = "set-on-the-controller"
+    log = os.environ.get("CONTROLLER_HOOKS_CONFIGURES")
+    if log:
+        with open(log, "a") as f:
+            f.write("worker\n" if hasattr(config, "workerinput") else "controller\n")
 
 
 def pytest_runtest_logreport(report):

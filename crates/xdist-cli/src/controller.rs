@@ -52,6 +52,8 @@ pub struct RunOutcome {
     /// Workers named plugins or conftests that act on pytest-xdist's controller: run again,
     /// with a `ControllerSession` (nothing was reported yet).
     pub needs_controller_session: bool,
+    /// A worker named reasons for the controller session this run had.
+    pub controller_session_used: bool,
 }
 
 /// Everything fixed before the first worker starts.
@@ -202,6 +204,8 @@ pub struct Controller<'r> {
     controller_session: Option<ControllerSession>,
     /// A worker's `ready` said the run needs one and it has none: start over.
     restart_for_controller: bool,
+    /// A worker's `ready` named reasons for a controller session.
+    controller_reasons_seen: bool,
 }
 
 impl<'r> Controller<'r> {
@@ -278,6 +282,7 @@ impl<'r> Controller<'r> {
             summary_result: None,
             controller_session: None,
             restart_for_controller: false,
+            controller_reasons_seen: false,
             failed_ids: Vec::new(),
             failed_seen: HashSet::new(),
         })
@@ -529,6 +534,7 @@ impl<'r> Controller<'r> {
                 failed: Vec::new(),
                 collection_failed: false,
                 needs_controller_session: true,
+                controller_session_used: false,
             });
         }
         if let Some(err) = self.fatal.take() {
@@ -573,6 +579,7 @@ impl<'r> Controller<'r> {
             failed: std::mem::take(&mut self.failed_ids),
             collection_failed: self.collect_errors > 0,
             needs_controller_session: false,
+            controller_session_used: self.controller_reasons_seen,
         })
     }
 
@@ -870,6 +877,7 @@ impl<'r> Controller<'r> {
                 controller_plugins,
                 controller_reasons,
             } => {
+                self.controller_reasons_seen |= !controller_reasons.is_empty();
                 if !controller_reasons.is_empty() && self.controller_session.is_none() {
                     // Its workerinput came too late for this run's workers: start over.
                     self.restart_for_controller = true;

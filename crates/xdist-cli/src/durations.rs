@@ -126,3 +126,44 @@ mod size_tests {
         let _ = fs::remove_dir_all(dir);
     }
 }
+
+/// Where the last run's need for a controller session is kept (`v/xdist/controller_session`).
+fn controller_session_path(cache_dir: &Path) -> std::path::PathBuf {
+    cache_dir.join("v").join("xdist").join("controller_session")
+}
+
+/// Remembers whether this project's runs need a controller session.
+pub fn record_controller_session(cache_dir: &Path, wanted: bool) -> std::io::Result<()> {
+    let path = controller_session_path(cache_dir);
+    if !wanted {
+        return match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(path, "true")
+}
+
+/// Whether the last run needed a controller session.
+pub fn controller_session_wanted(cache_dir: &Path) -> bool {
+    controller_session_path(cache_dir).is_file()
+}
+
+#[cfg(test)]
+mod controller_session_tests {
+    use super::*;
+
+    #[test]
+    fn remembered_until_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!controller_session_wanted(tmp.path()));
+        record_controller_session(tmp.path(), true).unwrap();
+        assert!(controller_session_wanted(tmp.path()));
+        record_controller_session(tmp.path(), false).unwrap();
+        assert!(!controller_session_wanted(tmp.path()));
+        record_controller_session(tmp.path(), false).unwrap();
+    }
+}

@@ -229,6 +229,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
         hang_timeout,
         host: &host,
         config_view,
+        cache_dir,
     };
     if opts.looponfail {
         if opts.pytest.pdb {
@@ -269,21 +270,46 @@ struct Session<'h> {
     hang_timeout: Option<std::time::Duration>,
     host: &'h xdist_plugin_api::host::PluginHost,
     config_view: xdist_plugin_api::ConfigView,
+    /// pytest's cache directory, unless the cache plugin is disabled.
+    cache_dir: Option<PathBuf>,
 }
 
 impl Session<'_> {
-    /// One distributed run with fresh workers.
-    /// One run; started over with a controller session when its workers ask for one.
+    /// One distributed run with fresh workers, and a controller session when its workers
+    /// ask for one. The cache remembers that they did: the next run starts with one
+    /// instead of starting over.
     fn run_once(
         &self,
         opts: RunOptions,
         args_key: Option<String>,
     ) -> Result<controller::RunOutcome, CliError> {
-        let outcome = self.run_attempt(opts.clone(), args_key.clone(), None)?;
+        let cache = self.cache_dir.as_deref();
+        let session = match cache.is_some_and(durations::controller_session_wanted) {
+            true => Some(self.start_controller_session(&opts)?),
+            false => None,
+        };
+        let started_with_session = session.is_some();
+        let outcome = self.run_attempt(opts.clone(), args_key.clone(), session)?;
+        if started_with_session && !outcome.controller_session_used {
+            if let Some(dir) = cache {
+                let _ = durations::record_controller_session(dir, false);
+            }
+        }
         if !outcome.needs_controller_session {
             return Ok(outcome);
         }
-        let session = controller_session::ControllerSession::start(
+        if let Some(dir) = cache {
+            let _ = durations::record_controller_session(dir, true);
+        }
+        let session = self.start_controller_session(&opts)?;
+        self.run_attempt(opts, args_key, Some(session))
+    }
+
+    fn start_controller_session(
+        &self,
+        opts: &RunOptions,
+    ) -> Result<controller_session::ControllerSession, CliError> {
+        controller_session::ControllerSession::start(
             &self.python,
             &self.cwd,
             &opts.pytest_args,
@@ -291,8 +317,7 @@ impl Session<'_> {
             self.width,
             self.color,
         )
-        .map_err(|e| CliError::Internal(format!("failed to start the controller session: {e}")))?;
-        self.run_attempt(opts, args_key, Some(session))
+        .map_err(|e| CliError::Internal(format!("failed to start the controller session: {e}")))
     }
 
     fn run_attempt(

@@ -513,3 +513,43 @@ fn a_node_reported_twice_by_collection_counts_twice() {
         );
     }
 }
+
+/// The first run finds out that a controller session is needed and starts over (its
+/// workers configure twice); the cache remembers, so the next run starts with one; once
+/// no conftest needs it, the cache forgets.
+#[test]
+fn the_cache_remembers_a_needed_controller_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&examples_dir().join("controller_hooks"), dir.path());
+    let log = dir.path().join("configures.log");
+    let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &test_python());
+    let run = || {
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = base_command(&argv[0], dir.path());
+        cmd.args(&argv[1..])
+            .env("CONTROLLER_HOOKS_CONFIGURES", &log);
+        let x = run_with_timeout(&mut cmd, timeout());
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let count = |who: &str| text.lines().filter(|l| *l == who).count();
+        (x, count("worker"), count("controller"))
+    };
+    let marker = dir.path().join(".pytest_cache/v/xdist/controller_session");
+    let (x, workers, controllers) = run();
+    assert_eq!(x.code, Some(1), "{}", x.describe(4000));
+    // The first attempt's workers are stopped once one of them is ready.
+    assert!(workers > 2 && controllers == 1, "{workers} {controllers}");
+    assert!(marker.is_file());
+    let (x, workers, controllers) = run();
+    assert_eq!(x.code, Some(1), "{}", x.describe(4000));
+    assert_eq!((workers, controllers), (2, 1), "{}", x.describe(4000));
+    // Without controller-side hooks the session is still started once, then forgotten.
+    std::fs::write(dir.path().join("conftest.py"), "").unwrap();
+    std::fs::write(
+        dir.path().join("test_controller.py"),
+        "def test_a(): pass\n",
+    )
+    .unwrap();
+    let (x, _, _) = run();
+    assert_eq!(x.code, Some(0), "{}", x.describe(4000));
+    assert!(!marker.exists());
+}
