@@ -660,3 +660,21 @@ def test_ready_names_controller_reasons(make_suite, spawn):
         reasons = w.start()["controller_reasons"]
         assert bool(reasons) == wanted, (conftest, reasons)
         w.kill()
+
+
+def test_dump_stacks_while_a_test_runs(make_suite, spawn, tmp_path):
+    """`dump_stacks` is answered by the reader thread at once, with the running test's
+    stack on stderr (what `--hang-timeout` shows for workers it cannot signal)."""
+    marker = tmp_path / "started"
+    w = spawn(make_suite({"test_s.py": SLOW_FIRST}), env={"MARKER": str(marker)})
+    w.start()
+    w.collected()
+    w.run(0, 1)
+    wait_for_file(marker)
+    w.send({"t": "dump_stacks"})
+    deadline = time.time() + 3
+    while "in test_slow" not in w.stderr_text() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "in test_slow" in w.stderr_text()
+    w.shutdown()
+    assert done_indices(w.read_to_end()) == [0, 1]

@@ -72,7 +72,7 @@ impl Worker {
                 // It names no summary plugins, so `linger` never comes; if it did, ending is
                 // right: the controller then runs the summary step itself.
                 Command::Shutdown | Command::Linger => self.queue.push_back(Item::Shutdown),
-                Command::Summarize { .. } => {}
+                Command::Summarize { .. } | Command::DumpStacks => {}
                 Command::Stop => {
                     self.queue.clear();
                     self.queue.push_back(Item::Shutdown);

@@ -783,7 +783,12 @@ impl<'r> Controller<'r> {
                 (Some((_, since)), None) if since.elapsed() >= timeout => {
                     n.stacks_requested = Some(Instant::now());
                     n.hung = true;
-                    n.handle.signal(libc::SIGUSR1);
+                    if self.setup.specs[n.spec].is_remote() {
+                        // Its process is on another machine: ask over the channel.
+                        n.handle.send(&[Command::DumpStacks]);
+                    } else {
+                        n.handle.signal(libc::SIGUSR1);
+                    }
                 }
                 (_, Some(asked)) if asked.elapsed() >= STACK_DUMP_WAIT => {
                     n.handle.signal(libc::SIGKILL);

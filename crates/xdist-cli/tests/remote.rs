@@ -545,3 +545,61 @@ fn shards_cover_the_suite_exactly_once() {
         );
     }
 }
+
+/// `--hang-timeout` on an ssh worker: xdist cannot signal the remote process, so it asks
+/// over the channel for the stacks (they come back on the session's stderr), then ends the
+/// session; the test is reported failed with its stack and the rest of the suite runs.
+#[test]
+fn remote_hang_is_cut_with_its_stack() {
+    let Some(sshd) = start_sshd("hang") else {
+        return;
+    };
+    let py = test_python();
+    let dir = scratch_dir("remote-hang");
+    write(
+        &dir.join("tests/test_hang.py"),
+        "import time\nimport pytest\n\n\
+         def wait_forever():\n    while True:\n        time.sleep(0.1)\n\n\
+         def test_hang():\n    wait_forever()\n\n\
+         @pytest.mark.parametrize('n', range(4))\ndef test_ok(n):\n    pass\n",
+    );
+    let spec = format!(
+        "2*ssh=localhost//python={}//ssh_config={}//chdir={}",
+        py.display(),
+        sshd.ssh_config.display(),
+        sshd.dir.join("w").display()
+    );
+    let started = std::time::Instant::now();
+    let out = run_with_timeout(
+        clean_command(XDIST, &dir).args([
+            "--tx",
+            &spec,
+            "--rsyncdir",
+            "tests",
+            "--hang-timeout",
+            "2",
+            "-p",
+            "no:cacheprovider",
+            "tests",
+        ]),
+        TIMEOUT,
+    );
+    assert_eq!(out.code, Some(1), "{}", out.describe(4000));
+    for needle in [
+        "test exceeded --hang-timeout of 2s",
+        "in wait_forever",
+        "in test_hang",
+        "1 failed, 4 passed",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "{needle}\n{}",
+            out.describe(6000)
+        );
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{}",
+        out.describe(2000)
+    );
+}

@@ -61,6 +61,9 @@ pub enum Command {
     Shutdown,
     /// Drop everything queued, finish the running test, end the session (`-x`, Ctrl-C).
     Stop,
+    /// Write every thread's Python stack to stderr now (the reader thread does it, so a hung
+    /// test does not stop it): `--hang-timeout` for workers xdist cannot signal (ssh, socket).
+    DumpStacks,
     /// Like `shutdown` for the tests, but then answer `lingering` and keep the session
     /// open for `summarize` until `shutdown` (one worker, when `summary_plugins` exist).
     Linger,
