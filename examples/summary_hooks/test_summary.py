@@ -41,3 +41,9 @@ def test_warns():
     import warnings
 
     warnings.warn(UserWarning("a warning for the summary"))
+
+
+def test_subtests(subtests):
+    for i in range(2):
+        with subtests.test(i=i):
+            assert i < 5

@@ -55,7 +55,7 @@ const EXPECTED_SERIAL: &[(&str, &str, i32)] = &[
     ),
     (
         "summary_hooks",
-        "2 failed, 6 passed, 1 skipped, 1 xfailed, 1 warning, 1 error",
+        "2 failed, 7 passed, 1 skipped, 1 xfailed, 1 warning, 1 error, 2 subtests passed",
         1,
     ),
     ("unicode", "3 failed, 6 passed", 1),
@@ -552,4 +552,27 @@ fn the_cache_remembers_a_needed_controller_session() {
     let (x, _, _) = run();
     assert_eq!(x.code, Some(0), "{}", x.describe(4000));
     assert!(!marker.exists());
+}
+
+/// Tests that patch `time.sleep` / `time.monotonic` see only their own calls: the worker's
+/// threads keep their own references (a patched `sleep` made the flusher spin and count).
+#[test]
+fn patched_time_functions_are_the_tests_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("pytest.ini"), "[pytest]\n").unwrap();
+    std::fs::write(
+        dir.path().join("test_sleep.py"),
+        "import threading, time\nfrom unittest import mock\n\n\
+         def test_patched_sleep_called_once():\n\
+         \x20   with mock.patch('time.sleep') as sleep:\n\
+         \x20       time.sleep(1)\n\
+         \x20       threading.Event().wait(0.3)\n\
+         \x20       sleep.assert_called_once_with(1)\n",
+    )
+    .unwrap();
+    let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &test_python());
+    let mut cmd = base_command(&argv[0], dir.path());
+    cmd.args(&argv[1..]).args(["-p", "no:cacheprovider"]);
+    let x = run_with_timeout(&mut cmd, timeout());
+    assert_eq!(x.code, Some(0), "{}", x.describe(4000));
 }

@@ -24,6 +24,11 @@ import threading
 import time
 
 PROTOCOL_VERSION = 1
+# Our own references: tests patch `time.sleep`/`time.monotonic` (mock, freezegun), and must
+# neither slow the worker's threads down nor see their calls.
+_sleep = time.sleep
+_monotonic = time.monotonic
+_perf_counter = time.perf_counter
 codecs.register_error(
     "xdist_replacement_char", lambda err: ("\ufffd".encode("utf-8"), err.end)
 )
@@ -94,7 +99,7 @@ class Outbox:
     def emit(self, event):
         with self.lock:
             if not self.events:
-                self.oldest = time.monotonic()
+                self.oldest = _monotonic()
             self.events.append(event)
             if len(self.events) < BATCH_MAX_EVENTS:
                 return
@@ -109,7 +114,7 @@ class Outbox:
 
     def flush_stale(self):
         with self.lock:
-            if not self.events or time.monotonic() - self.oldest < BATCH_MAX_AGE:
+            if not self.events or _monotonic() - self.oldest < BATCH_MAX_AGE:
                 return
             events, self.events = self.events, []
         self.channel.send_events(events)
@@ -117,7 +122,7 @@ class Outbox:
     def start_flusher(self):
         def loop():
             while True:
-                time.sleep(BATCH_MAX_AGE)
+                _sleep(BATCH_MAX_AGE)
                 self.flush_stale()
 
         threading.Thread(target=loop, name="xdist-flush", daemon=True).start()
@@ -687,7 +692,7 @@ class WorkerPlugin(XdistOptions):
             self.queue.pop(self.outbox.flush)
             return True
         items = self.items
-        perf = time.perf_counter
+        perf = _perf_counter
         pending = self.queue.pop(self.outbox.flush)
         while pending is not SHUTDOWN and pending is not LINGER:
             index = pending
@@ -917,8 +922,6 @@ class WorkerPlugin(XdistOptions):
         data = config.hook.pytest_report_to_serializable(config=config, report=rep)
         if data is None:
             return
-        if "_report_type" in data:
-            data["$report_type"] = data.pop("_report_type")
         if (
             getattr(config.option, "report_log_exclude_logs_on_passed_tests", False)
             and data.get("outcome", "") == "passed"
