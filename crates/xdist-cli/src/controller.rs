@@ -415,6 +415,7 @@ impl<'r> Controller<'r> {
             want_files: self.setup.opts.pytest.want_files(),
             sys_path: Vec::new(),
             remote: spec.needs_rsync(),
+            controller_session: self.controller_session.is_some(),
         };
         let session_env = (self.controller_session.iter())
             .flat_map(|s| s.env.iter())
@@ -930,6 +931,12 @@ impl<'r> Controller<'r> {
                 }
             }
             WorkerEvent::Fatal { kind, message, .. } => {
+                if kind == "controller_session" && self.controller_session.is_none() {
+                    // A plugin needs what a controller's `pytest_configure_node` gives.
+                    self.restart_for_controller = true;
+                    self.kill_all();
+                    return;
+                }
                 if self.fatal.is_none() {
                     self.fatal = Some(self.fatal_error(&kind, &message));
                 }

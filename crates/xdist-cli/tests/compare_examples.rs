@@ -576,3 +576,48 @@ fn patched_time_functions_are_the_tests_own() {
     let x = run_with_timeout(&mut cmd, timeout());
     assert_eq!(x.code, Some(0), "{}", x.describe(4000));
 }
+
+/// SQLAlchemy's test plugin: `pytest_configure_node` registered only where
+/// `hasplugin("xdist")`, and workers that read `workerinput["follower_ident"]` while they
+/// configure. No worker can name that need in advance: the first attempt's workers fail on
+/// the missing key, and the run starts over with a controller session that adds it.
+#[test]
+fn a_plugin_that_needs_configure_node_gets_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("pytest.ini"),
+        "[pytest]\npythonpath = .\naddopts = -p follower_plugin\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("follower_plugin.py"),
+        "class XDistHooks:\n\
+         \x20   def pytest_configure_node(self, node):\n\
+         \x20       node.workerinput['follower_ident'] = 'test_' + node.gateway.id\n\n\
+         def pytest_configure(config):\n\
+         \x20   if config.pluginmanager.hasplugin('xdist'):\n\
+         \x20       config.pluginmanager.register(XDistHooks())\n\
+         \x20   if hasattr(config, 'workerinput'):\n\
+         \x20       config.follower_ident = config.workerinput['follower_ident']\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("test_follower.py"),
+        "import os\n\n\
+         def test_ident(request):\n\
+         \x20   want = 'test_' + os.environ.get('PYTEST_XDIST_WORKER', '')\n\
+         \x20   assert getattr(request.config, 'follower_ident', 'serial') in ('serial', want)\n\n\
+         def test_other():\n    pass\n",
+    )
+    .unwrap();
+    let mut pythons = vec![test_python()];
+    pythons.extend(test_python_with_xdist());
+    for python in pythons {
+        let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &python);
+        let mut cmd = base_command(&argv[0], dir.path());
+        cmd.args(&argv[1..]).args(["-p", "no:cacheprovider"]);
+        let x = run_with_timeout(&mut cmd, timeout());
+        assert_eq!(x.code, Some(0), "{}", x.describe(4000));
+        assert!(x.stdout.contains("2 passed"), "{}", x.describe(4000));
+    }
+}

@@ -47,6 +47,10 @@ pub struct Bootstrap {
     /// `sys.path` and `PYTHONPATH`, as pytest-xdist does for non-popen gateways.
     #[serde(default)]
     pub remote: bool,
+    /// A controller session gave this `workerinput` (see xdist-cli's `controller_session`):
+    /// a key still missing is an error, not a reason to start one.
+    #[serde(default)]
+    pub controller_session: bool,
 }
 
 /// Controller -> worker commands.

@@ -335,6 +335,19 @@ def fatal(outbox, kind, message, exitstatus=None):
     outbox.flush()
 
 
+class WorkerInput(dict):
+    """`config.workerinput`, remembering the keys asked for that it lacks: what a plugin's
+    `pytest_configure_node` would have added on pytest-xdist's controller."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.missing = set()
+
+    def __missing__(self, key):
+        self.missing.add(key)
+        raise KeyError(key)
+
+
 class XdistOptions:
     """What pytest-xdist registers in any pytest process: its hook specs, its options (so
     `-n`/`--dist` in addopts or PYTEST_ADDOPTS still parse) and the `xdist_group` marker.
@@ -344,8 +357,12 @@ class XdistOptions:
     it is.
     """
 
-    def __init__(self, numprocesses):
+    def __init__(self, numprocesses, name=None):
         self.numprocesses = numprocesses
+        if name:
+            # pluggy registers a plugin under its `__name__`: as "xdist", `hasplugin("xdist")`
+            # is true and an installed pytest-xdist's entry point (same name) is skipped.
+            self.__name__ = name
 
     def pytest_addhooks(self, pluginmanager):
         # Our own copy of the specs: importing an installed pytest-xdist this early would
@@ -630,6 +647,13 @@ class WorkerPlugin(XdistOptions):
         return lines
 
     def pytest_internalerror(self, excrepr, excinfo):
+        missing = getattr(self.workerinput, "missing", None)
+        if missing and not self.bootstrap.get("controller_session"):
+            # A plugin wanted what pytest-xdist's controller would have put in
+            # `workerinput` (`pytest_configure_node`): the run needs a controller session.
+            fatal(self.outbox, "controller_session",
+                  "workerinput has no {}".format(", ".join(sorted(map(repr, missing)))), 3)
+            return
         self.emit({"t": "internal_error", "text": str(excrepr)})
         self.outbox.flush()
 
@@ -1245,9 +1269,12 @@ class ControllerSession:
         from _pytest.config import _prepareconfig
         from _pytest.main import Session
 
-        args = ["-p", "no:xdist", "-p", "no:xdist.looponfail"] + list(data["args"])
+        # It plays pytest-xdist's controller: plugins see "xdist" (and register their
+        # controller hooks, `pytest_configure_node`...); the real pytest-xdist stays out.
+        args = ["-p", "no:xdist.looponfail"] + list(data["args"])
         self.data = data
-        self.config = _prepareconfig(args, plugins=[XdistOptions(data.get("numprocesses"))])
+        options = XdistOptions(data.get("numprocesses"), name="xdist")
+        self.config = _prepareconfig(args, plugins=[options])
         self.config._do_configure()
         pm = self.pm = self.config.pluginmanager
         # pytest-randomly's seed for the workers comes from randomly.rs.
@@ -1412,7 +1439,7 @@ def main(channel_in, channel_out_fd):
         fatal(outbox, "protocol", "worker speaks protocol {} but the controller sent {}".format(
             PROTOCOL_VERSION, bootstrap.get("protocol")))
         os._exit(3)
-    workerinput = bootstrap["workerinput"]
+    workerinput = bootstrap["workerinput"] = WorkerInput(bootstrap["workerinput"])
     os.environ["PYTEST_XDIST_WORKER"] = workerinput["workerid"]
     os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(workerinput["workercount"])
     os.environ["PYTEST_XDIST_TESTRUNUID"] = workerinput["testrunuid"]
