@@ -55,6 +55,7 @@ class Project:
     version: str
     test_deps: list[str] = field(default_factory=list)   # pinned
     args: list[str] = field(default_factory=list)        # test paths / extra pytest args
+    install_env: dict[str, str] = field(default_factory=dict)  # for `pip install <sdist>`
 
 
 # Projects whose sdist ships its tests and whose suite runs offline.
@@ -83,6 +84,11 @@ PROJECTS = {p.name: p for p in [
     Project("pytest-mock", "3.17.0", ["pytest-asyncio==1.5.0"], ["tests"]),
     Project("pyflakes", "4.1.0", [], ["pyflakes/test"]),
     Project("six", "1.17.0", [], ["test_six.py"]),
+    # --doctest-modules + a module-level importorskip: serial counts 2 collection skips
+    # (Module and DoctestModule share the node id); so does xdist since 2627e24.
+    Project("wcwidth", "0.9.4", ["pytest-env==1.8.5"],
+            ["-o", "addopts=--doctest-modules --ignore=wcwidth/wcwidth.py",
+             "-o", "env=WCWIDTH_PYTHON=1", "tests", "wcwidth"]),
 ]}
 
 # Projects on which distribution gives a different result (not in the default run; pick
@@ -92,17 +98,23 @@ DIFFERING = {p.name: p for p in [
     # after them; split across workers, test_pep8_synonyms sees another mode and runs
     # another number of subtests (pytest-xdist: the same).
     Project("pyparsing", "3.3.3", ["railroad-diagrams==3.0.1", "jinja2==3.1.6"], ["tests"]),
-    # --doctest-modules + a module-level importorskip: serial counts 2 collection skips
-    # (Module and DoctestModule share the node id), distributed 1 (pytest-xdist: the same).
-    Project("wcwidth", "0.9.4", ["pytest-env==1.8.5"],
-            ["-o", "addopts=--doctest-modules --ignore=wcwidth/wcwidth.py",
-             "-o", "env=WCWIDTH_PYTHON=1", "tests", "wcwidth"]),
     # pytest's own suite: tests that `import xdist` / importorskip("xdist") see the worker's
     # stand-in module (without pytest-xdist), or do not see the "xdist" plugin (with it).
     Project("pytest", "9.2.0", ["argcomplete==3.7.2", "attrs==26.1.0", "hypothesis==6.170.17",
                                 "mock==5.2.0", "numpy==2.4.6", "pexpect==4.9.0",
                                 "pygments==2.21.0", "pyyaml==6.0.4", "requests==2.34.2",
                                 "setuptools==84.2.1", "xmlschema==4.3.2"], ["testing"]),
+    # Same with pytest-xdist installed. Without it, the worker's `xdist.newhooks` stand-in
+    # makes `from xdist.newhooks import pytest_handlecrashitem` succeed, so its 10
+    # `requires xdist` tests run (`-p xdist -n 1`: usage error) instead of skipping.
+    Project("pytest-rerunfailures", "16.7", [], ["tests"]),
+    # Same outcomes and counts, but exit 3 in both venvs: the controller session's
+    # pytest_testnodedown node has no `workerinput`, and SQLAlchemy's hook reads
+    # node.workerinput["follower_ident"] there (AttributeError).
+    Project("sqlalchemy", "2.1.9", [],
+            ["test/base", "test/dialect/sqlite", "test/orm/test_query.py",
+             "test/sql/test_query.py"],
+            install_env={"DISABLE_SQLALCHEMY_CEXT": "1"}),
 ]}
 ALL_PROJECTS = {**PROJECTS, **DIFFERING}
 
@@ -117,6 +129,11 @@ OUT_ALT = "|".join(sorted(OUTCOMES, key=len, reverse=True))
 SERIAL_RE = re.compile(rf"^(?P<rest>.+?) (?P<out>{OUT_ALT})\b(?P<tail>.*?)\s*\[\s*\d+%\]\s*$")
 # distributed -v:  [gw0] [ 10%] PASSED tests/test_a.py::test_x
 WORD_RE = re.compile(rf" ({OUT_ALT})\b")
+# pytest's wrap_write garbles a skip reason written past the screen width: the reason's
+# head is cut off and glued to the word, maybe with a line break before the percentage
+# ("nodeid SKIPPEDmplementation ...'custom function) [  3%]"). Such a line is taken when
+# the text before the word is a collected node id (maybe with pytest's " <- file").
+GLUED_RE = re.compile(rf" ({OUT_ALT})")
 DIST_RE = re.compile(rf"^\[gw\d+\](?: \[\s*\d+%\])? (?P<out>{OUT_ALT}) (?P<rest>.+?)\s*$")
 SUMMARY_RE = re.compile(r"^=+ (?P<body>(?:\d+ [\w ]+?,? ?)+|no tests ran)"
                         r"(?: in [\d.]+s(?: \([^)]*\))?) =+\s*$")
@@ -187,8 +204,10 @@ class SetupError(Exception):
 
 def ensure_venv(p: Project, src: Path, with_xdist: bool) -> Path:
     reqs = [PYTEST, *p.test_deps] + ([PYTEST_XDIST] if with_xdist else [])
-    stamp_text = json.dumps({"reqs": reqs, "project": f"{p.name}=={p.version}",
-                             "python": sys.version}, sort_keys=True)
+    stamp_data = {"reqs": reqs, "project": f"{p.name}=={p.version}", "python": sys.version}
+    if p.install_env:
+        stamp_data["install_env"] = p.install_env
+    stamp_text = json.dumps(stamp_data, sort_keys=True)
     venv = CACHE / "venvs" / (f"{p.name}-{p.version}" + ("-with-xdist" if with_xdist else ""))
     stamp = venv / ".stamp"
     py = venv / "bin" / "python"
@@ -199,8 +218,9 @@ def ensure_venv(p: Project, src: Path, with_xdist: bool) -> Path:
     r = sh([sys.executable, "-m", "venv", str(venv)])
     if r.returncode != 0:
         raise SetupError(f"venv failed: {r.stderr.strip()[-400:]}")
-    r = sh([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *reqs,
-            str(src)])
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        *reqs, str(src)], capture_output=True, text=True,
+                       env={**clean_env(), **p.install_env})
     if r.returncode != 0:
         raise SetupError(f"pip install failed: {r.stderr.strip()[-600:]}")
     if not with_xdist:
@@ -230,8 +250,10 @@ class Result:
 
 
 def collect_nodeids(py: Path, src: Path, p: Project) -> set[str]:
-    r = sh([str(py), "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-            *p.args], cwd=src)
+    # --verbosity=-1, not -q: a `-v` in the project's addopts (sqlalchemy) would cancel -q
+    # and print the collection tree instead of node ids.
+    r = sh([str(py), "-m", "pytest", "-p", "no:cacheprovider", "--collect-only",
+            "--verbosity=-1", *p.args], cwd=src)
     ids = set()
     for line in r.stdout.splitlines():
         if "::" in line and not line.startswith(("=", " ")):
@@ -261,6 +283,12 @@ def parse(output: str, distributed: bool, known: set[str]) -> tuple[dict, dict |
         line = line.rstrip()
         m = rx.match(line)
         if not m:
+            if not distributed and known:
+                for w in GLUED_RE.finditer(line):
+                    nid = resolve_nodeid(line[:w.start()], known)
+                    if nid in known:
+                        outcomes.setdefault(nid, []).append(w.group(1))
+                        break
             continue
         nid, out = resolve_nodeid(m.group("rest").strip(), known), m.group("out")
         if not distributed and known and nid not in known:

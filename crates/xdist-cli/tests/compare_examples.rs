@@ -580,7 +580,8 @@ fn patched_time_functions_are_the_tests_own() {
 /// SQLAlchemy's test plugin: `pytest_configure_node` registered only where
 /// `hasplugin("xdist")`, and workers that read `workerinput["follower_ident"]` while they
 /// configure. No worker can name that need in advance: the first attempt's workers fail on
-/// the missing key, and the run starts over with a controller session that adds it.
+/// the missing key, and the run starts over with a controller session that adds it (and
+/// hands the same node to `pytest_testnodedown`).
 #[test]
 fn a_plugin_that_needs_configure_node_gets_it() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -593,7 +594,9 @@ fn a_plugin_that_needs_configure_node_gets_it() {
         dir.path().join("follower_plugin.py"),
         "class XDistHooks:\n\
          \x20   def pytest_configure_node(self, node):\n\
-         \x20       node.workerinput['follower_ident'] = 'test_' + node.gateway.id\n\n\
+         \x20       node.workerinput['follower_ident'] = 'test_' + node.gateway.id\n\
+         \x20   def pytest_testnodedown(self, node, error):\n\
+         \x20       assert node.workerinput['follower_ident'] == 'test_' + node.gateway.id\n\n\
          def pytest_configure(config):\n\
          \x20   if config.pluginmanager.hasplugin('xdist'):\n\
          \x20       config.pluginmanager.register(XDistHooks())\n\
@@ -620,4 +623,28 @@ fn a_plugin_that_needs_configure_node_gets_it() {
         assert_eq!(x.code, Some(0), "{}", x.describe(4000));
         assert!(x.stdout.contains("2 passed"), "{}", x.describe(4000));
     }
+}
+
+/// `-vv` shows where a test was defined when that is not its module (`<- <string>` for
+/// generated tests), as pytest and pytest-xdist do.
+#[test]
+fn very_verbose_lines_show_where_a_test_was_defined() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("pytest.ini"), "[pytest]\n").unwrap();
+    std::fs::write(
+        dir.path().join("test_loc.py"),
+        "ns = {}\nexec(compile('def test_gen():\\n    pass\\n', '<string>', 'exec'), ns)\n\
+         test_gen = ns['test_gen']\n",
+    )
+    .unwrap();
+    let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &test_python());
+    let mut cmd = base_command(&argv[0], dir.path());
+    cmd.args(&argv[1..]).args(["-p", "no:cacheprovider", "-vv"]);
+    let x = run_with_timeout(&mut cmd, timeout());
+    assert_eq!(x.code, Some(0), "{}", x.describe(4000));
+    assert!(
+        has_line_containing(&x.stdout, "PASSED test_loc.py::test_gen <- <string>"),
+        "{}",
+        x.describe(4000)
+    );
 }

@@ -832,10 +832,18 @@ class WorkerPlugin(XdistOptions):
 
     # -- report rendering --------------------------------------------------------------------
 
-    def _locline(self, nodeid, location):
+    def _locline(self, nodeid, location, rep=None):
+        """pytest's `-v` location line (` <- file` at -vv when defined elsewhere)."""
         if self.tr is not None:
             try:
-                return self.tr._locationline(nodeid, *location)
+                # pytest >= 9.2 takes the structured id (`rep.id`); older ones the string.
+                from _pytest.nodeid import NodeId
+            except ImportError:
+                node_id = nodeid
+            else:
+                node_id = getattr(rep, "id", None) or NodeId.parse(nodeid)
+            try:
+                return self.tr._locationline(node_id, *location)
             except Exception:
                 pass
         return nodeid + " "
@@ -875,7 +883,7 @@ class WorkerPlugin(XdistOptions):
         if not getattr(rep, "count_towards_summary", True):
             msg["cts"] = False
         if self.verbose > 0 and (letter or word) and rep.location is not None:
-            msg["loc"] = self._locline(rep.nodeid, rep.location)
+            msg["loc"] = self._locline(rep.nodeid, rep.location, rep)
         if self.want_files:
             self._file_data(rep, msg)
         if self.want_ser:
@@ -1281,6 +1289,8 @@ class ControllerSession:
         self.native = [plugin for plugin in pm.get_plugins()
                        if _module_root(plugin) in NATIVE_SUMMARY_MODULES + ("pytest_randomly",)]
         self.session = Session.from_config(self.config)
+        # Each worker's node, as `pytest_configure_node` got it: later hooks get the same.
+        self.nodes = {}
 
     def call(self, name, **kwargs):
         return self.pm.subset_hook_caller(name, remove_plugins=self.native)(**kwargs)
@@ -1296,6 +1306,7 @@ class ControllerSession:
             workerinput=dict(workerinput), config=self.config,
             gateway=types.SimpleNamespace(id=workerid, spec=spec),
         )
+        self.nodes[workerid] = node
         self.call("pytest_configure_node", node=node)
         return {k: v for k, v in node.workerinput.items() if _jsonable(v)}
 
@@ -1333,11 +1344,12 @@ class ControllerSession:
                     nodeid=warning["nodeid"], location=tuple(location) if location else None,
                 ))
             for down in data.get("nodes", []):
-                node = types.SimpleNamespace(
-                    workeroutput=down.get("workeroutput") or {},
-                    workerinfo=down.get("workerinfo") or {}, config=config,
+                node = self.nodes.get(down["id"]) or types.SimpleNamespace(
+                    workerinput={}, config=config,
                     gateway=types.SimpleNamespace(id=down["id"], spec=down.get("spec")),
                 )
+                node.workeroutput = down.get("workeroutput") or {}
+                node.workerinfo = down.get("workerinfo") or {}
                 self.call("pytest_testnodedown", node=node, error=down.get("error"))
             session.exitstatus = exitstatus
             self.call("pytest_sessionfinish", session=session, exitstatus=exitstatus)
