@@ -89,6 +89,12 @@ PROJECTS = {p.name: p for p in [
     Project("wcwidth", "0.9.4", ["pytest-env==1.8.5"],
             ["-o", "addopts=--doctest-modules --ignore=wcwidth/wcwidth.py",
              "-o", "env=WCWIDTH_PYTHON=1", "tests", "wcwidth"]),
+    # Its pytest plugin needs pytest-xdist's controller (`pytest_configure_node` gives each
+    # worker a `follower_ident`; `pytest_testnodedown` reads it): a controller session.
+    Project("sqlalchemy", "2.1.9", [],
+            ["test/base", "test/dialect/sqlite", "test/orm/test_query.py",
+             "test/sql/test_query.py"],
+            install_env={"DISABLE_SQLALCHEMY_CEXT": "1"}),
 ]}
 
 # Projects on which distribution gives a different result (not in the default run; pick
@@ -108,13 +114,6 @@ DIFFERING = {p.name: p for p in [
     # makes `from xdist.newhooks import pytest_handlecrashitem` succeed, so its 10
     # `requires xdist` tests run (`-p xdist -n 1`: usage error) instead of skipping.
     Project("pytest-rerunfailures", "16.7", [], ["tests"]),
-    # Same outcomes and counts, but exit 3 in both venvs: the controller session's
-    # pytest_testnodedown node has no `workerinput`, and SQLAlchemy's hook reads
-    # node.workerinput["follower_ident"] there (AttributeError).
-    Project("sqlalchemy", "2.1.9", [],
-            ["test/base", "test/dialect/sqlite", "test/orm/test_query.py",
-             "test/sql/test_query.py"],
-            install_env={"DISABLE_SQLALCHEMY_CEXT": "1"}),
 ]}
 ALL_PROJECTS = {**PROJECTS, **DIFFERING}
 
