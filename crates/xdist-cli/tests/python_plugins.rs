@@ -410,6 +410,24 @@ fn rerunfailures_timeout_asyncio_hypothesis_match_pytest() {
         "{}",
         x.describe(6000)
     );
+
+    // hypothesis's statistics ride on teardown reports the worker would not send otherwise.
+    let args = ["-p", "no:randomly", "--hypothesis-show-statistics"];
+    let (p, x) = (pytest(dir.path(), &args), xdist(dir.path(), &args));
+    let tested = |text: &str| {
+        let mut ids: Vec<String> = text
+            .lines()
+            .skip_while(|l| !l.contains(" Hypothesis Statistics "))
+            .skip(1)
+            .take_while(|l| !l.starts_with('='))
+            .filter(|l| l.contains("::") && l.ends_with(':'))
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert!(!tested(&p.stdout).is_empty(), "{}", p.describe(4000));
+    assert_eq!(tested(&p.stdout), tested(&x.stdout), "{}", x.describe(6000));
 }
 
 /// pytest-html's embedded data: node id -> sorted results of its rows.

@@ -449,6 +449,8 @@ class WorkerPlugin(XdistOptions):
         self.summary_plugins = []
         self.controller_plugins = []
         self.controller_reasons = []
+        self.ser_keys = None
+        self.summary_keys = ()
 
     def pytest_configure(self, config):
         super().pytest_configure(config)
@@ -527,6 +529,10 @@ class WorkerPlugin(XdistOptions):
         # sessions and controller-only plugins get every report (`ControllerSession.finish`).
         replay = bool(self.controller_plugins or self.controller_reasons)
         self.want_ser = report_log or replay or bool(self.summary_plugins)
+        # Which reports: all of them, or (summary hooks that read only some) those that
+        # carry one of these attributes.
+        self.summary_keys, selective = summary_report_keys(config)
+        self.ser_keys = None if report_log or replay or not selective else self.summary_keys
         self.want_files = self.want_files or report_log or bool(
             getattr(config.option, "xmlpath", None)
         )
@@ -780,6 +786,7 @@ class WorkerPlugin(XdistOptions):
             and not report.sections
             and not self.keep_quiet_reports
             and not any(status)
+            and not self._wanted_by_summary(report)
         ):
             # A passing setup/teardown with nothing captured shows nowhere (no letter, no
             # section) unless a file report or --durations wants it: don't send it.
@@ -886,7 +893,7 @@ class WorkerPlugin(XdistOptions):
             msg["loc"] = self._locline(rep.nodeid, rep.location, rep)
         if self.want_files:
             self._file_data(rep, msg)
-        if self.want_ser:
+        if self.want_ser and (self.ser_keys is None or self._wanted_by_summary(rep)):
             self._serialized(rep, msg)
         if rep.passed and not rep.sections and category not in ("xpassed", "xfailed"):
             if self.want_files and getattr(rep, "location", None) is not None:
@@ -947,6 +954,11 @@ class WorkerPlugin(XdistOptions):
         props = getattr(rep, "user_properties", None)
         if props:
             msg["props"] = [[str(name), str(value)] for name, value in props]
+
+    def _wanted_by_summary(self, rep):
+        """The report carries what a selective summary hook reads (hypothesis's statistics
+        ride on the teardown report, which is otherwise not sent)."""
+        return any(key in rep.__dict__ for key in self.summary_keys)
 
     def _serialized(self, rep, msg):
         """The whole report, for pytest-reportlog's lines and for the summary step."""
@@ -1098,6 +1110,29 @@ def _module_root(plugin):
     else:
         name = type(plugin).__module__
     return (name or "").split(".")[0]
+
+
+# Summary hooks that read only the reports carrying certain attributes (by the plugin's
+# module): hypothesis's reads its statistics and failing examples.
+SELECTIVE_SUMMARY_PLUGINS = {
+    "_hypothesis_pytestplugin": ("_hypothesis_stats", "_hypothesis_failing_examples"),
+}
+
+
+def summary_report_keys(config):
+    """The report attributes the selective summary hooks read (reports carrying one are
+    always sent), and whether every summary hook is selective (then only those reports
+    travel serialized)."""
+    keys, selective = set(), True
+    for impl in config.hook.pytest_terminal_summary.get_hookimpls():
+        root = _module_root(impl.plugin)
+        if root in NATIVE_SUMMARY_MODULES:
+            continue
+        if root in SELECTIVE_SUMMARY_PLUGINS:
+            keys.update(SELECTIVE_SUMMARY_PLUGINS[root])
+        else:
+            selective = False
+    return tuple(sorted(keys)), selective
 
 
 def summary_plugins(config):
