@@ -209,6 +209,21 @@ def dump_stacks():
 STACK_DUMP_FILE = None
 
 
+def _node_id_class():
+    """pytest >= 9.2's structured node id class (`_locationline` takes it), else None;
+    looked up once, after the session imported pytest."""
+    global _NODE_ID
+    if _NODE_ID is False:
+        try:
+            from _pytest.nodeid import NodeId as _NODE_ID
+        except ImportError:
+            _NODE_ID = None
+    return _NODE_ID
+
+
+_NODE_ID = False
+
+
 class NullFile(io.TextIOBase):
     """Sink for the worker's own terminal reporter: the controller prints instead."""
 
@@ -842,13 +857,11 @@ class WorkerPlugin(XdistOptions):
     def _locline(self, nodeid, location, rep=None):
         """pytest's `-v` location line (` <- file` at -vv when defined elsewhere)."""
         if self.tr is not None:
-            try:
-                # pytest >= 9.2 takes the structured id (`rep.id`); older ones the string.
-                from _pytest.nodeid import NodeId
-            except ImportError:
-                node_id = nodeid
-            else:
-                node_id = getattr(rep, "id", None) or NodeId.parse(nodeid)
+            # pytest >= 9.2 takes the structured id (`rep.id`); older ones the string.
+            node_id = nodeid
+            node_id_class = _node_id_class()
+            if node_id_class is not None:
+                node_id = getattr(rep, "id", None) or node_id_class.parse(nodeid)
             try:
                 return self.tr._locationline(node_id, *location)
             except Exception:
@@ -958,7 +971,8 @@ class WorkerPlugin(XdistOptions):
     def _wanted_by_summary(self, rep):
         """The report carries what a selective summary hook reads (hypothesis's statistics
         ride on the teardown report, which is otherwise not sent)."""
-        return any(key in rep.__dict__ for key in self.summary_keys)
+        # On the per-test path: nothing to look for in most runs.
+        return bool(self.summary_keys) and any(key in rep.__dict__ for key in self.summary_keys)
 
     def _serialized(self, rep, msg):
         """The whole report, for pytest-reportlog's lines and for the summary step."""
