@@ -17,13 +17,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc::{self, Receiver};
 
 use serde_json::{json, Map, Value};
 use xdist_worker::bootstrap::WORKER_CODE;
 
-use crate::summary::{SummaryInput, BOOTSTRAP, RESULT_PREFIX};
+use crate::summary::{step_command, SummaryInput, RESULT_PREFIX};
 
 pub struct ControllerSession {
     child: Child,
@@ -43,12 +43,7 @@ impl ControllerSession {
         width: usize,
         color: bool,
     ) -> Result<Self, String> {
-        let mut child = Command::new(python)
-            .args(["-c", BOOTSTRAP])
-            .current_dir(cwd)
-            .env("COLUMNS", width.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+        let mut child = step_command(python, cwd, width)
             // Like the workers: a terminal Ctrl-C reaches the controller, which decides.
             // (If we die, its stdin closes and it ends.)
             .process_group(0)

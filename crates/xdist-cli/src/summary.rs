@@ -70,13 +70,26 @@ struct Payload<'a> {
 
 /// Reads the payload (the first line of stdin) and runs the worker code with
 /// `SUMMARY_INPUT` set.
-pub(crate) const BOOTSTRAP: &str = r#"import json,sys
+const BOOTSTRAP: &str = r#"import json,sys
 d=json.loads(sys.stdin.readline())
 exec(compile(d.pop("code"),"<xdist-worker>","exec"),{"__name__":"__xdist_worker__","SUMMARY_INPUT":d})
 "#;
 
 /// Must match `SUMMARY_RESULT_PREFIX` in `xdist_worker.py`.
 pub(crate) const RESULT_PREFIX: &str = "XDIST-SUMMARY-RESULT:";
+
+/// `python -c BOOTSTRAP` in `cwd`, stdin and stdout piped: the worker code in summary or
+/// controller-session mode (the first line of stdin says which).
+pub(crate) fn step_command(python: &Path, cwd: &Path, width: usize) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", BOOTSTRAP])
+        .current_dir(cwd)
+        // Plugins size their separators from the terminal, like pytest's own width.
+        .env("COLUMNS", width.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    cmd
+}
 
 /// Runs the step in `python` from `cwd`; the text the hooks wrote, or why it failed (one
 /// line, the last of the step's stderr).
@@ -87,12 +100,7 @@ pub fn run(python: &Path, cwd: &Path, input: &SummaryInput<'_>) -> Result<String
     })
     .map_err(|e| e.to_string())?;
     payload.push(b'\n');
-    let mut child = Command::new(python)
-        .args(["-c", BOOTSTRAP])
-        .current_dir(cwd)
-        .env("COLUMNS", input.width.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    let mut child = step_command(python, cwd, input.width)
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
