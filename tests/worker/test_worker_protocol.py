@@ -678,3 +678,62 @@ def test_dump_stacks_while_a_test_runs(make_suite, spawn, tmp_path):
     assert "in test_slow" in w.stderr_text()
     w.shutdown()
     assert done_indices(w.read_to_end()) == [0, 1]
+
+
+# Objects made while collecting: a garbage-collector-tracked cycle held by the module.
+GC_SEEN = """
+import gc
+import os
+
+class Node:
+    pass
+
+HELD = Node()
+HELD.me = HELD
+
+
+def test_collector_is_ordinary_while_tests_run():
+    assert gc.isenabled()
+    # None of the worker's; the project's own (its conftest's) stays frozen.
+    assert (gc.get_freeze_count() > 0) == (os.environ["PROJECT_FREEZES"] == "1")
+    assert any(o is HELD for o in gc.get_objects())
+    assert any(r is globals() for r in gc.get_referrers(HELD))
+"""
+
+GC_CONFTEST_FREEZES = """
+import gc
+gc.freeze()
+"""
+
+GC_UNCONFIGURE = """
+import gc, os
+
+def pytest_unconfigure(config):
+    with open(os.environ["UNCONFIGURE_OUT"], "w") as out:
+        out.write(str(gc.get_freeze_count()))
+"""
+
+
+@pytest.mark.parametrize("project_freezes", [False, True])
+def test_tests_see_the_ordinary_garbage_collector(project_freezes, make_suite, spawn, tmp_path):
+    """The worker freezes the heap while collecting (see `HeapFreezer`), but tests see every
+    object and no freeze of ours; a project's own freeze is kept."""
+    files = {"test_gc.py": GC_SEEN}
+    if project_freezes:
+        files["conftest.py"] = GC_CONFTEST_FREEZES
+    w = spawn(make_suite(files), env={"PROJECT_FREEZES": "1" if project_freezes else "0"})
+    fin, events, failures = run_all(w)
+    assert len(fin["ids"]) == 1
+    assert not failures, _describe(failures)
+
+
+def test_heap_frozen_after_finished(make_suite, spawn, tmp_path):
+    """After `finished` pytest's unconfigure no longer walks the whole heap."""
+    out = tmp_path / "unconfigure.txt"
+    suite = make_suite({"conftest.py": GC_UNCONFIGURE, "test_a.py": "def test_a(): pass\n"})
+    w = spawn(suite, env={"UNCONFIGURE_OUT": str(out)})
+    fin, events, failures = run_all(w)
+    assert not failures, _describe(failures)
+    assert by_type(events, "finished")
+    w.wait()
+    assert int(out.read_text()) > 0
