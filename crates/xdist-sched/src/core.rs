@@ -389,6 +389,15 @@ impl Units {
         self.units.len()
     }
 
+    /// The first test of unit `u` in collection order (0 for an unknown unit).
+    pub fn first_member(&self, u: u32) -> usize {
+        self.units
+            .get(u as usize)
+            .and_then(|unit| self.members.get(unit.start))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// A new single-test unit for `idx` (a re-pended test whose unit is gone).
     pub fn detach(&mut self, idx: usize, est: u64) -> u32 {
         let start = self.members.len();

@@ -64,6 +64,16 @@ impl WorkStealingScheduling {
         None
     }
 
+    /// The file of unit `u`'s first test.
+    fn file_of(&self, u: u32) -> &str {
+        let id = self
+            .collection
+            .as_deref()
+            .and_then(|c| c.ids.get(self.units.first_member(u)))
+            .map_or("", String::as_str);
+        id.split("::").next().unwrap_or(id)
+    }
+
     fn give(&mut self, slot: usize, u: u32, into: &mut Vec<usize>) {
         let lane = &mut self.nodes.list[slot].lane;
         self.units.send(u, &mut self.tests, lane, slot, into);
@@ -103,10 +113,41 @@ impl WorkStealingScheduling {
                 .iter()
                 .map(|&u| self.units.units[u as usize].est)
                 .collect();
-            let mut remaining: u64 = ests.iter().sum();
-            let mut it = order.into_iter().zip(ests).peekable();
+            let total: u64 = ests.iter().sum();
+            let mut load = vec![0u64; k];
+            // A file longer than one node's share is split whatever we do (its fixtures are
+            // set up on every node that gets a part): deal its units, longest first, to the
+            // least loaded node, so that no long test at a split point unbalances the nodes.
+            let share = total / k as u64;
+            let mut start = 0;
+            while start < order.len() {
+                let file = self.file_of(order[start]);
+                let end = start
+                    + order[start..]
+                        .iter()
+                        .take_while(|&&u| self.file_of(u) == file)
+                        .count();
+                if k < 2 || ests[start..end].iter().sum::<u64>() <= share {
+                    break;
+                }
+                for p in start..end {
+                    let j = (0..k).min_by_key(|&j| (load[j], j)).unwrap_or(0);
+                    load[j] += ests[p];
+                    self.give(idle[j], order[p], &mut per[j]);
+                }
+                start = end;
+            }
+            let mut remaining: u64 = ests[start..].iter().sum();
+            let mut it = order[start..]
+                .iter()
+                .copied()
+                .zip(ests[start..].iter().copied())
+                .peekable();
             for (j, &slot) in idle.iter().enumerate() {
-                let target = remaining / (k - j) as u64;
+                // What brings this node to an equal part of what is left, counting what the
+                // long files already gave it and the nodes after it.
+                let pool = remaining + load[j..].iter().sum::<u64>();
+                let target = (pool / (k - j) as u64).saturating_sub(load[j]);
                 let mut got: u64 = 0;
                 while let Some(&(u, e)) = it.peek() {
                     // Stop where the run is closest to the target; the last node takes the rest.
@@ -594,13 +635,65 @@ mod tests {
         assert_eq!(out[0], run(1, vec![7]));
     }
 
+    fn files(names: &[&str]) -> Collection {
+        Collection {
+            ids: names
+                .iter()
+                .enumerate()
+                .map(|(i, f)| format!("{f}::test_{i}"))
+                .collect(),
+            groups: Vec::new(),
+        }
+    }
+
     #[test]
-    fn durations_balance_by_time_and_steal_from_longest() {
+    fn durations_split_files_into_contiguous_runs_of_equal_time() {
+        let mut c = cfg(2);
+        c.durations = Some(Arc::new(vec![1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 1.0]));
+        let coll = files(&["a.py", "a.py", "b.py", "b.py", "c.py", "c.py", "c.py"]);
+        let (_, out) = started_with(WorkStealingScheduling::new(c), coll, 2);
+        // Files longest first (b 4 s, c 3 s, a 2 s), cut where node 0 is closest to half
+        // of 9 s: no file is split but c.py.
+        assert_eq!(out, vec![run(0, vec![2, 3, 4]), run(1, vec![5, 6, 0, 1])]);
+    }
+
+    #[test]
+    fn a_file_longer_than_a_share_is_dealt_longest_first() {
         let mut c = cfg(2);
         c.durations = Some(Arc::new(vec![1.0, 1.0, 1.0, 1.0, 4.0, 1.0]));
-        let (_, out) = started(WorkStealingScheduling::new(c), 6, 2);
-        // Longest first, then contiguous runs of about half the estimated time (9 s): node 0
-        // gets 4 (4 s) and 0 (5 s in all), node 1 the rest (4 s).
-        assert_eq!(out, vec![run(0, vec![4, 0]), run(1, vec![1, 2, 3, 5])]);
+        let coll = files(&["m0.py", "m0.py", "m0.py", "m1.py", "m1.py", "m1.py"]);
+        let (_, out) = started_with(WorkStealingScheduling::new(c), coll, 2);
+        // m1.py (6 s) is more than half of 9 s: its tests go 4 -> node 0, 3 and 5 -> node 1;
+        // then m0.py tops node 0 up to 5 s and node 1 to 4 s.
+        assert_eq!(out, vec![run(0, vec![4, 0]), run(1, vec![3, 5, 1, 2])]);
+    }
+
+    #[test]
+    fn long_tests_at_the_end_of_one_file_are_balanced() {
+        // bench/'s `skewed` suite: 19 files of ten 5 ms tests, then one file of ten long
+        // tests. Cutting the long file in one place gave one node 6.5 s and the other 5.45 s.
+        let long = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 1.8, 2.0];
+        let mut names: Vec<String> = (0..190)
+            .map(|i| format!("test_skew_{:02}.py", i / 10))
+            .collect();
+        let mut durations = vec![0.005; 190];
+        names.extend((0..10).map(|_| "test_skew_zz_long.py".to_string()));
+        durations.extend(long);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut c = cfg(2);
+        c.durations = Some(Arc::new(durations.clone()));
+        let (_, out) = started_with(WorkStealingScheduling::new(c), files(&names), 2);
+        let loads: Vec<f64> = out
+            .iter()
+            .map(|a| match a {
+                Action::Run { indices, .. } => indices.iter().map(|&i| durations[i]).sum(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        let total: f64 = durations.iter().sum();
+        assert_eq!(loads.len(), 2);
+        for load in loads {
+            assert!((load - total / 2.0).abs() < 0.05, "{load} of {total}");
+        }
     }
 }
