@@ -147,9 +147,11 @@ class HeapFreezer:
 
     def __init__(self):
         self.collecting = False
+        # CPython's; PyPy's gc module has no freeze.
+        self.available = all(hasattr(gc, f) for f in ("freeze", "unfreeze", "get_freeze_count"))
 
     def session_started(self):
-        self.collecting = gc.isenabled() and gc.get_freeze_count() == 0
+        self.collecting = self.available and gc.isenabled() and gc.get_freeze_count() == 0
 
     def collected(self):
         if self.collecting:
@@ -160,9 +162,9 @@ class HeapFreezer:
             self.collecting = False
             gc.unfreeze()
 
-    @staticmethod
-    def session_reported():
-        gc.freeze()
+    def session_reported(self):
+        if self.available:
+            gc.freeze()
 
 
 class WorkQueue:
