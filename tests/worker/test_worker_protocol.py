@@ -737,3 +737,26 @@ def test_heap_frozen_after_finished(make_suite, spawn, tmp_path):
     assert by_type(events, "finished")
     w.wait()
     assert int(out.read_text()) > 0
+
+
+WORKEROUTPUT_BYTES = """
+def pytest_sessionfinish(session):
+    out = session.config.workeroutput
+    out["blob"] = b"\\x00\\x01zlib"
+    out["names"] = {"a"}
+    out["nested"] = {"inner": [b"x", 1]}
+    out["unsendable"] = object()
+"""
+
+
+def test_workeroutput_bytes_and_sets_travel_tagged(make_suite, spawn):
+    """What execnet carries for pytest-xdist and JSON cannot (syrupy's compressed report)
+    travels tagged; what neither can is left out."""
+    suite = make_suite({"conftest.py": WORKEROUTPUT_BYTES, "test_a.py": "def test_a(): pass\n"})
+    fin, events, failures = run_all(spawn(suite))
+    assert not failures, _describe(failures)
+    out = by_type(events, "finished")[0]["workeroutput"]
+    assert out["blob"] == {"__xdist_bytes__": "AAF6bGli"}
+    assert out["names"] == {"__xdist_set__": ["a"]}
+    assert out["nested"] == {"inner": [{"__xdist_bytes__": "eA=="}, 1]}
+    assert "unsendable" not in out

@@ -202,6 +202,8 @@ pub struct Controller<'r> {
     summary_result: Option<Result<String, String>>,
     /// pytest-xdist's controller as a pytest process, when the run needs one.
     controller_session: Option<ControllerSession>,
+    /// The exit status the controller session's `pytest_sessionfinish` hooks left.
+    session_exit: Option<ExitCode>,
     /// A worker's `ready` said the run needs one and it has none: start over.
     restart_for_controller: bool,
     /// A worker's `ready` named reasons for a controller session.
@@ -281,6 +283,7 @@ impl<'r> Controller<'r> {
             summary_sent: false,
             summary_result: None,
             controller_session: None,
+            session_exit: None,
             restart_for_controller: false,
             controller_reasons_seen: false,
             failed_ids: Vec::new(),
@@ -665,7 +668,10 @@ impl<'r> Controller<'r> {
             nodes,
         };
         let result = match (session, self.summary_result.take()) {
-            (Some(session), _) => session.finish(&input),
+            (Some(session), _) => session.finish(&input).map(|(text, exitstatus)| {
+                self.session_exit = exitstatus.and_then(ExitCode::from_code);
+                text
+            }),
             (None, Some(r)) => r,
             // No worker was left to run it (stopped, crashed, or too much to send).
             (None, None) => crate::summary::run(&self.setup.python, &self.setup.cwd, &input),
@@ -736,6 +742,10 @@ impl<'r> Controller<'r> {
     }
 
     fn exit_code(&self) -> ExitCode {
+        if let Some(exit) = self.session_exit {
+            // The controller session's, after its `pytest_sessionfinish` hooks.
+            return exit;
+        }
         if self.interrupted.is_some() {
             ExitCode::Interrupted
         } else if self.internal_error {

@@ -110,19 +110,20 @@ impl ControllerSession {
         }
     }
 
-    /// Ends the run: returns what the `pytest_terminal_summary` hooks wrote.
-    pub fn finish(mut self, input: &SummaryInput<'_>) -> Result<String, String> {
+    /// Ends the run: returns what the `pytest_terminal_summary` hooks wrote, and the
+    /// session's exit status as its `pytest_sessionfinish` hooks left it (syrupy fails a
+    /// run with unused snapshots there).
+    pub fn finish(mut self, input: &SummaryInput<'_>) -> Result<(String, Option<i64>), String> {
         let mut request = serde_json::to_value(input).map_err(|e| e.to_string())?;
         if let Value::Object(m) = &mut request {
             m.insert("t".into(), json!("finish"));
         }
         let reply = self.request(&request)?;
         let _ = self.child.wait();
-        Ok(reply
-            .get("text")
-            .and_then(Value::as_str)
+        let text = (reply.get("text").and_then(Value::as_str))
             .unwrap_or_default()
-            .to_string())
+            .to_string();
+        Ok((text, reply.get("exitstatus").and_then(Value::as_i64)))
     }
 
     fn request(&mut self, request: &Value) -> Result<Value, String> {

@@ -11,7 +11,8 @@
 //!   failing example, its example database): same outcomes per test and same summary counts;
 //!   rerunfailures' `-rR` section lists the same attempts;
 //! - pytest-html and pytest-json-report, which act only on pytest-xdist's controller: the
-//!   summary step replays the run for them, so their files hold what plain pytest's hold.
+//!   summary step replays the run for them, so their files hold what plain pytest's hold;
+//! - syrupy: the snapshot summary, unused snapshots and `--snapshot-update` over the whole run.
 
 mod common;
 
@@ -506,4 +507,70 @@ fn html_and_json_reports_hold_what_plain_pytest_writes() {
             r.describe(3000)
         );
     }
+}
+
+const SNAPSHOT_TESTS: &str = r#"import pytest
+
+
+@pytest.mark.parametrize("n", range(COUNT))
+def test_snap(snapshot, n):
+    assert {"n": n, "square": n * n} == snapshot
+
+
+def test_text(snapshot):
+    assert "hello" == snapshot
+"#;
+
+/// syrupy's worker reports reach pytest-xdist's controller through `pytest_testnodedown`
+/// (compressed bytes in `workeroutput`); only there does it see the whole run: the snapshot
+/// summary, unused snapshots (exit code 1 from its `pytest_sessionfinish`) and
+/// `--snapshot-update` deleting them.
+#[test]
+fn syrupy_reports_the_whole_runs_snapshots_as_plain_pytest() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path();
+    std::fs::write(suite.join("pytest.ini"), "[pytest]\n").unwrap();
+    let write_tests = |count: usize| {
+        let text = SNAPSHOT_TESTS.replace("COUNT", &count.to_string());
+        std::fs::write(suite.join("test_snap.py"), text).unwrap();
+    };
+    let args = ["-p", "no:randomly", "-q"];
+    let summary_line = |r: &RunOutput| -> String {
+        let found = r.stdout.lines().find(|l| l.contains("snapshots passed"));
+        found
+            .unwrap_or_else(|| panic!("no snapshot summary\n{}", r.describe(3000)))
+            .trim()
+            .to_string()
+    };
+
+    write_tests(6);
+    let created = pytest(suite, &["-p", "no:randomly", "-q", "--snapshot-update"]);
+    assert_eq!(created.code, Some(0), "{}", created.describe(3000));
+    let p = pytest(suite, &args);
+    let x = xdist(suite, &args);
+    assert_eq!((p.code, x.code), (Some(0), Some(0)), "{}", x.describe(3000));
+    assert_eq!(summary_line(&p), "7 snapshots passed.");
+    assert_eq!(summary_line(&x), summary_line(&p));
+
+    // Two snapshots lose their tests: unused, which fails the run.
+    write_tests(4);
+    let p = pytest(suite, &args);
+    let x = xdist(suite, &args);
+    assert_eq!(summary_line(&p), "5 snapshots passed. 2 snapshots unused.");
+    assert_eq!(summary_line(&x), summary_line(&p));
+    assert_eq!(p.code, Some(1), "{}", p.describe(3000));
+    assert_eq!(x.code, p.code, "{}", x.describe(3000));
+
+    let updated = xdist(suite, &["-p", "no:randomly", "-q", "--snapshot-update"]);
+    assert_eq!(updated.code, Some(0), "{}", updated.describe(3000));
+    assert!(
+        updated
+            .stdout
+            .contains("Deleted test_snap[4], test_snap[5]"),
+        "{}",
+        updated.describe(3000)
+    );
+    let after = pytest(suite, &args);
+    assert_eq!(after.code, Some(0), "{}", after.describe(3000));
+    assert_eq!(summary_line(&after), "5 snapshots passed.");
 }

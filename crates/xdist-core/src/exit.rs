@@ -15,4 +15,17 @@ impl ExitCode {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// The exit code pytest's `ExitCode` value `code` stands for.
+    pub fn from_code(code: i64) -> Option<ExitCode> {
+        Some(match code {
+            0 => ExitCode::Ok,
+            1 => ExitCode::TestsFailed,
+            2 => ExitCode::Interrupted,
+            3 => ExitCode::InternalError,
+            4 => ExitCode::UsageError,
+            5 => ExitCode::NoTestsCollected,
+            _ => return None,
+        })
+    }
 }

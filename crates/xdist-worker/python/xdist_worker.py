@@ -1130,7 +1130,7 @@ def make_finish_reporter(pytest, worker):
             workeroutput["shouldfail"] = session.shouldfail
             workeroutput["shouldstop"] = session.shouldstop
             yield
-            output = {k: v for k, v in workeroutput.items() if _jsonable(v)}
+            output = wire_dict(workeroutput)
             cov = session.config.pluginmanager.get_plugin("_cov")
             if "cov_worker_node_id" in output and getattr(cov, "options", None) is not None:
                 # pytest-cov's parsed options, for the controller's DistMaster step (cov.rs).
@@ -1310,6 +1310,12 @@ CONTROLLER_HOOKS = (
 HANDLED_CONTROLLER_MODULES = NATIVE_SUMMARY_MODULES + (
     "pytest_randomly", "pytest_metadata", "__xdist_worker__",
 )
+# Plugins that register their controller hooks only where pytest-xdist is active
+# (`hasplugin("xdist")`, false in a worker) are found by these words in their module.
+# pytest-rerunfailures' need none: its workers keep their own failure counts, and its `-rR`
+# section comes from the summary step.
+CONTROLLER_HOOK_DEFS = ("def pytest_configure_node(", "def pytest_testnodedown(")
+SELF_SUFFICIENT_MODULES = HANDLED_CONTROLLER_MODULES + ("pytest_rerunfailures",)
 # Session hooks a conftest may run differently on the controller, and the words that tell
 # it apart from a worker.
 SESSION_HOOKS = ("pytest_configure", "pytest_sessionstart", "pytest_sessionfinish",
@@ -1336,6 +1342,12 @@ def controller_reasons(config):
             continue
         path = getattr(plugin, "__file__", None) or ""
         if os.path.basename(path) != "conftest.py":
+            name = pm.get_name(plugin)
+            known = any(r.startswith("{}: ".format(name)) for r in reasons)
+            if path and not known and _module_root(plugin) not in SELF_SUFFICIENT_MODULES:
+                reason = _deferred_controller_hooks(name, path)
+                if reason:
+                    reasons.append(reason)
             continue
         if not any(hasattr(plugin, hook) for hook in SESSION_HOOKS):
             continue
@@ -1347,6 +1359,22 @@ def controller_reasons(config):
         if any(marker in text for marker in CONTROLLER_MARKERS):
             reasons.append("{}: controller-side session hooks".format(path))
     return reasons
+
+
+def _deferred_controller_hooks(name, path):
+    """A reason when the plugin module at `path` defines controller hooks it did not register
+    here (syrupy registers `pytest_testnodedown` only where `hasplugin("xdist")`)."""
+    if not path.endswith(".py"):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    found = [d[4:-1] for d in CONTROLLER_HOOK_DEFS if d in text]
+    if not found:
+        return None
+    return "{}: {} (registered where pytest-xdist is active)".format(name, ", ".join(found))
 
 
 # Where controller-only plugins keep the time their session started (they time the run).
@@ -1401,7 +1429,7 @@ class ControllerSession:
         )
         self.nodes[workerid] = node
         self.call("pytest_configure_node", node=node)
-        return {k: v for k, v in node.workerinput.items() if _jsonable(v)}
+        return wire_dict(node.workerinput)
 
     def finish(self, data, replay):
         """The end of the run; returns what `pytest_terminal_summary` hooks wrote."""
@@ -1441,7 +1469,7 @@ class ControllerSession:
                     workerinput={}, config=config,
                     gateway=types.SimpleNamespace(id=down["id"], spec=down.get("spec")),
                 )
-                node.workeroutput = down.get("workeroutput") or {}
+                node.workeroutput = from_wire(down.get("workeroutput") or {})
                 node.workerinfo = down.get("workerinfo") or {}
                 self.call("pytest_testnodedown", node=node, error=down.get("error"))
             session.exitstatus = exitstatus
@@ -1502,7 +1530,10 @@ def serve_controller(data):
                 )
                 reply({"t": "workerinput", "workerinput": workerinput})
             elif request["t"] == "finish":
-                reply({"t": "summary", "text": controller.finish(request, replay=True)})
+                text = controller.finish(request, replay=True)
+                exitstatus = getattr(controller.session, "exitstatus", None)
+                reply({"t": "summary", "text": text,
+                       "exitstatus": int(exitstatus) if exitstatus is not None else None})
                 break
     finally:
         controller.close()
@@ -1533,6 +1564,46 @@ def _jsonable(value):
         return False
 
 
+# `workerinput`/`workeroutput` values JSON cannot hold but execnet (pytest-xdist's channel)
+# carries, tagged on the wire: syrupy's worker report is zlib-compressed bytes.
+WIRE_BYTES = "__xdist_bytes__"
+WIRE_SET = "__xdist_set__"
+
+
+def to_wire(value):
+    import base64
+
+    if isinstance(value, (bytes, bytearray)):
+        return {WIRE_BYTES: base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, (set, frozenset)):
+        return {WIRE_SET: [to_wire(v) for v in value]}
+    if isinstance(value, dict):
+        return {k: to_wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_wire(v) for v in value]
+    return value
+
+
+def from_wire(value):
+    import base64
+
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(WIRE_BYTES), str):
+            return base64.b64decode(value[WIRE_BYTES])
+        if len(value) == 1 and isinstance(value.get(WIRE_SET), list):
+            return {from_wire(v) for v in value[WIRE_SET]}
+        return {k: from_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_wire(v) for v in value]
+    return value
+
+
+def wire_dict(mapping):
+    """The entries of `mapping` the channel can carry, tagged (see `to_wire`)."""
+    wired = ((k, to_wire(v)) for k, v in mapping.items())
+    return {k: v for k, v in wired if _jsonable(v)}
+
+
 def main(channel_in, channel_out_fd):
     channel = Channel(channel_in, channel_out_fd)
     outbox = Outbox(channel)
@@ -1544,7 +1615,7 @@ def main(channel_in, channel_out_fd):
         fatal(outbox, "protocol", "worker speaks protocol {} but the controller sent {}".format(
             PROTOCOL_VERSION, bootstrap.get("protocol")))
         os._exit(3)
-    workerinput = bootstrap["workerinput"] = WorkerInput(bootstrap["workerinput"])
+    workerinput = bootstrap["workerinput"] = WorkerInput(from_wire(bootstrap["workerinput"]))
     os.environ["PYTEST_XDIST_WORKER"] = workerinput["workerid"]
     os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(workerinput["workercount"])
     os.environ["PYTEST_XDIST_TESTRUNUID"] = workerinput["testrunuid"]
