@@ -1591,7 +1591,9 @@ def from_wire(value):
         if len(value) == 1 and isinstance(value.get(WIRE_BYTES), str):
             return base64.b64decode(value[WIRE_BYTES])
         if len(value) == 1 and isinstance(value.get(WIRE_SET), list):
-            return {from_wire(v) for v in value[WIRE_SET]}
+            # JSON made the members' tuples lists: tuples again, so they hash.
+            members = (from_wire(v) for v in value[WIRE_SET])
+            return {tuple(m) if isinstance(m, list) else m for m in members}
         return {k: from_wire(v) for k, v in value.items()}
     if isinstance(value, list):
         return [from_wire(v) for v in value]
