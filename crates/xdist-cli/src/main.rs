@@ -174,6 +174,13 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     };
     // Remote and `chdir=` workers: rsync roots, and paths rewritten relative to them.
     let ini_rsyncdirs = ini.get_paths("rsyncdirs")?;
+    if let Some(exec) = specs.iter().find(|s| s.is_exec()) {
+        if !opts.rsyncdirs.is_empty() {
+            return Err(CliError::Usage(format!(
+                "--rsyncdir does not apply to exec= workers ({exec}): there is nothing to rsync to; make the files available where the command runs (a volume, a checkout) and drop --rsyncdir"
+            )));
+        }
+    }
     if !opts.rsyncdirs.is_empty() || !ini_rsyncdirs.is_empty() {
         eprintln!(
             "xdist: warning: DeprecationWarning: {}",

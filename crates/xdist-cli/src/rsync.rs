@@ -109,7 +109,7 @@ fn destination(spec: &XSpec, cwd: &Path) -> Option<String> {
             ) + "\0"
                 + dir,
         ),
-        Gateway::Socket { .. } => None,
+        Gateway::Socket { .. } | Gateway::Exec { .. } => None,
     }
 }
 

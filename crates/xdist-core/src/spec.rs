@@ -1,7 +1,8 @@
 //! Execution environment specs: `--tx` and `--px`, in execnet's XSpec syntax
 //! (`key=value//key2=value2//flag`), plus xdist's `N*spec` multiplier.
 //!
-//! Supported keys: one gateway type (`popen`, `ssh=[user@]host`, `socket=host:port`), and
+//! Supported keys: one gateway type (`popen`, `ssh=[user@]host`, `socket=host:port`,
+//! `exec=<command>`), and
 //! `python=`, `chdir=`, `id=`, `env:NAME=value`, `nice=`, `via=`, `ssh_config=`,
 //! `dont_write_bytecode`. Anything else is refused with one message naming the spec, so a typo
 //! never silently runs tests somewhere unexpected.
@@ -18,6 +19,9 @@ pub enum Gateway {
     Ssh { target: String },
     /// A connection to `xdist serve` at `host:port`.
     Socket { host: String, port: u16 },
+    /// Any command that starts Python somewhere (`docker exec -i box python3`, `srun python3`):
+    /// its stdin/stdout are the channel. `argv` is the command split by shell word rules.
+    Exec { argv: Vec<String> },
 }
 
 /// One parsed spec (after `N*` expansion: one worker).
@@ -68,15 +72,22 @@ impl XSpec {
         !matches!(self.gateway, Gateway::Popen)
     }
 
-    /// Whether this spec needs rsync roots (reference: non-popen or `chdir`).
+    /// Whether this spec needs rsync roots (reference: non-popen or `chdir`). Never for
+    /// `exec=`: there is nothing to rsync to (the launcher's environment has the files).
     pub fn needs_rsync(&self) -> bool {
-        self.is_remote() || self.chdir.is_some()
+        !self.is_exec() && (self.is_remote() || self.chdir.is_some())
+    }
+
+    /// An `exec=` spec.
+    pub fn is_exec(&self) -> bool {
+        matches!(self.gateway, Gateway::Exec { .. })
     }
 
     /// The directory the worker runs in: `chdir=`, else `pyexecnetcache` for remote specs
-    /// (relative to the remote home), else None (the controller's cwd).
+    /// (relative to the remote home), else None (the controller's cwd; for `exec=`: wherever
+    /// the command starts).
     pub fn workdir(&self) -> Option<&str> {
-        match (&self.chdir, self.is_remote()) {
+        match (&self.chdir, self.is_remote() && !self.is_exec()) {
             (Some(d), _) => Some(d.as_str()),
             (None, true) => Some("pyexecnetcache"),
             (None, false) => None,
@@ -139,7 +150,7 @@ pub fn parse_spec(option: &'static str, s: &str) -> Result<XSpec, SpecError> {
                 return Err(err(
                     option,
                     s,
-                    "more than one gateway type (popen, ssh=, socket=)",
+                    "more than one gateway type (popen, ssh=, socket=, exec=)",
                 ));
             }
             gateway = Some(g);
@@ -181,6 +192,15 @@ pub fn parse_spec(option: &'static str, s: &str) -> Result<XSpec, SpecError> {
                     port,
                 })?
             }
+            "exec" => {
+                let command = need("a command that starts Python")?;
+                let argv = crate::ini::split_addopts(&command)
+                    .map_err(|e| err(option, s, format!("bad exec command: {e}")))?;
+                if argv.is_empty() {
+                    return Err(err(option, s, "'exec' needs a command that starts Python"));
+                }
+                set_gateway(Gateway::Exec { argv })?
+            }
             "python" => spec.python = Some(need("an interpreter")?),
             "chdir" => spec.chdir = Some(need("a directory")?),
             "id" => {
@@ -221,7 +241,7 @@ pub fn parse_spec(option: &'static str, s: &str) -> Result<XSpec, SpecError> {
                     option,
                     s,
                     format!(
-                        "unknown key '{other}' (known: popen, ssh=, socket=, python=, chdir=, id=, env:NAME=, nice=, via=, ssh_config=, dont_write_bytecode)"
+                        "unknown key '{other}' (known: popen, ssh=, socket=, exec=, python=, chdir=, id=, env:NAME=, nice=, via=, ssh_config=, dont_write_bytecode)"
                     ),
                 ))
             }
@@ -230,19 +250,24 @@ pub fn parse_spec(option: &'static str, s: &str) -> Result<XSpec, SpecError> {
     spec.gateway = match gateway {
         Some(g) => g,
         None if spec.via.is_some() => Gateway::Popen,
-        None => {
-            return Err(err(
-                option,
-                s,
-                "no gateway type: start with popen, ssh=[user@]host or socket=host:port",
-            ))
-        }
+        None => return Err(err(
+            option,
+            s,
+            "no gateway type: start with popen, ssh=[user@]host, socket=host:port or exec=COMMAND",
+        )),
     };
     if spec.ssh_config.is_some()
         && !matches!(spec.gateway, Gateway::Ssh { .. })
         && spec.via.is_none()
     {
         return Err(err(option, s, "'ssh_config' only applies to ssh= specs"));
+    }
+    if spec.is_exec() && spec.python.is_some() {
+        return Err(err(
+            option,
+            s,
+            "'python' does not apply to exec= (the command starts the interpreter: exec=... python3)",
+        ));
     }
     Ok(spec)
 }
@@ -312,6 +337,9 @@ pub fn parse_tx(values: &[String], proxies: &[XSpec]) -> Result<Vec<XSpec>, Spec
                     )
                 })?;
             resolve_via(&mut spec, proxy).map_err(|reason| err("--tx", v, reason))?;
+            if spec.is_exec() && spec.python.is_some() {
+                return Err(err("--tx", v, "'python' does not apply via an exec= proxy (its command starts the interpreter)"));
+            }
         }
         if let Some(id) = &spec.id {
             if n > 1 {
@@ -343,7 +371,7 @@ fn resolve_via(spec: &mut XSpec, proxy: &XSpec) -> Result<(), String> {
             }
             Ok(())
         }
-        _ => Err("only popen workers can run via a socket proxy, and only ssh workers via an ssh proxy (as a jump host)".into()),
+        _ => Err("only popen workers can run via a socket or exec= proxy, and only ssh workers via an ssh proxy (as a jump host)".into()),
     }
 }
 
@@ -422,6 +450,10 @@ mod tests {
             "popen//env:=1",
             "2*popen//id=a",
             "popen//via=nowhere",
+            "exec=",
+            "exec=docker exec -i 'box",
+            "exec=python3//python=python3",
+            "exec=a//ssh=h",
         ] {
             let e = parse_tx(&s(&[bad]), &[]).unwrap_err();
             let msg = e.to_string();
@@ -429,6 +461,31 @@ mod tests {
             assert!(!msg.contains('\n'), "{msg}");
         }
         assert!(parse_tx(&s(&["popen//id=a", "ssh=h//id=a"]), &[]).is_err());
+    }
+
+    #[test]
+    fn exec_commands_split_like_a_shell() {
+        let v = parse_tx(
+            &s(&["2*exec=docker exec -i 'ci box' python3 -X \"dev mode\"//chdir=/src//env:A=1"]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            v[0].gateway,
+            Gateway::Exec {
+                argv: s(&["docker", "exec", "-i", "ci box", "python3", "-X", "dev mode"])
+            }
+        );
+        // The launcher decides where it starts; nothing to rsync to.
+        assert!(v[0].is_remote() && !v[0].needs_rsync());
+        assert_eq!(v[0].workdir(), Some("/src"));
+        let x = parse_spec("--tx", "exec=srun -N1 python3").unwrap();
+        assert_eq!(x.workdir(), None);
+        let px = parse_px(&s(&["id=box//exec=podman exec -i box python3"])).unwrap();
+        let v = parse_tx(&s(&["popen//via=box"]), &px).unwrap();
+        assert!(v[0].is_exec());
+        assert!(parse_tx(&s(&["popen//python=py//via=box"]), &px).is_err());
     }
 
     #[test]

@@ -238,7 +238,17 @@ pub(crate) fn spawn_channel_reader<R: Read + Send + 'static>(
 }
 
 /// The thread that waits for a local process and reports how it ended.
-pub(crate) fn spawn_waiter(key: u32, mut child: std::process::Child, tx: Sender<WorkerMsg>) {
+pub(crate) fn spawn_waiter(key: u32, child: std::process::Child, tx: Sender<WorkerMsg>) {
+    spawn_waiter_then(key, child, tx, || {});
+}
+
+/// [`spawn_waiter`], running `after_exit` once the process has ended, before reporting it.
+pub(crate) fn spawn_waiter_then(
+    key: u32,
+    mut child: std::process::Child,
+    tx: Sender<WorkerMsg>,
+    after_exit: impl FnOnce() + Send + 'static,
+) {
     thread::Builder::new()
         .name(format!("xdist-wait-{key}"))
         .spawn(move || {
@@ -250,6 +260,7 @@ pub(crate) fn spawn_waiter(key: u32, mut child: std::process::Child, tx: Sender<
                 },
                 Err(_) => ExitKind::Code(-1),
             };
+            after_exit();
             let _ = tx.send(WorkerMsg::Exited(key, kind));
         })
         .ok();

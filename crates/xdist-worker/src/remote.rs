@@ -8,6 +8,12 @@
 //! `exec env NAME=value... [nice -n N] PYTHON -u -c '<bootstrap>'`. The channel is the SSH
 //! session's stdin/stdout (the bootstrap moves it off fds 0/1); stderr stays stderr.
 //!
+//! Exec: `<command> -u -c '<prelude><bootstrap>'`, the command being any launcher that starts
+//! Python (`docker exec -i box python3`); the prelude (Python, since the launcher may have no
+//! shell) sets `//env:`, enters `//chdir=` and applies `//nice=`. The channel is the
+//! command's stdin/stdout, as for ssh. The launcher gets its own process group, killed
+//! whole once the launcher ends, so a launcher that dies leaves nothing behind.
+//!
 //! Socket: one JSON hello frame `{token, python, chdir, env, nice}` answered by
 //! `{ok, error}`; then the connection is the worker's channel.
 
@@ -29,8 +35,8 @@ use xdist_core::spec::{Gateway, XSpec};
 
 use crate::bootstrap::BOOTSTRAP;
 use crate::local::{
-    read_channel, spawn_channel_reader, spawn_lines, spawn_local, spawn_waiter, write_first_frames,
-    Killer, LocalSpawn, SharedWriter,
+    read_channel, spawn_channel_reader, spawn_lines, spawn_local, spawn_waiter_then,
+    write_first_frames, Killer, LocalSpawn, SharedWriter,
 };
 use crate::{ExitKind, SpawnError, Stream, WorkerHandle, WorkerMsg};
 
@@ -116,7 +122,27 @@ pub fn spawn_worker(s: WorkerSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHand
                 tx,
             )
         }
-        Gateway::Ssh { .. } => spawn_ssh(s.key, &s.spec, &env, &s.bootstrap, s.code, tx),
+        Gateway::Ssh { .. } => {
+            let target = ssh_target(&s.spec).unwrap_or_default().to_string();
+            let mut cmd = Command::new("ssh");
+            cmd.args(ssh_args(&s.spec))
+                .arg(&target)
+                .arg("--")
+                .arg(remote_command(&s.spec, &env));
+            let label = format!("ssh {target}");
+            spawn_piped(s.key, cmd, label, false, &s.bootstrap, s.code, tx)
+        }
+        Gateway::Exec { argv } => {
+            let (program, args) = argv
+                .split_first()
+                .ok_or_else(|| SpawnError::Remote(format!("{}: exec= needs a command", s.spec)))?;
+            let mut cmd = Command::new(program);
+            cmd.args(args)
+                .arg("-u")
+                .arg("-c")
+                .arg(exec_program(&s.spec, &env));
+            spawn_piped(s.key, cmd, argv.join(" "), true, &s.bootstrap, s.code, tx)
+        }
         Gateway::Socket { host, port } => {
             let hello = Hello {
                 token: s.token.unwrap_or_default(),
@@ -200,21 +226,53 @@ pub fn remote_command(spec: &XSpec, env: &[(OsString, OsString)]) -> String {
     cmd
 }
 
-fn spawn_ssh(
+/// The `-c` program of an `exec=` worker: the spec's environment, work directory and
+/// niceness applied in Python (string literals as JSON, which Python reads the same), then
+/// the bootstrap.
+pub fn exec_program(spec: &XSpec, env: &[(OsString, OsString)]) -> String {
+    let json = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "''".into());
+    let mut p = String::from("import os,sys\n");
+    let vars: Vec<String> = env
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}:{}",
+                json(&k.to_string_lossy()),
+                json(&v.to_string_lossy())
+            )
+        })
+        .collect();
+    if !vars.is_empty() {
+        p.push_str(&format!("os.environ.update({{{}}})\n", vars.join(",")));
+    }
+    if spec.dont_write_bytecode {
+        p.push_str("sys.dont_write_bytecode=True\n");
+    }
+    if let Some(dir) = spec.workdir() {
+        let d = json(dir);
+        p.push_str(&format!("os.makedirs({d},exist_ok=True);os.chdir({d})\n"));
+    }
+    if let Some(n) = spec.nice {
+        p.push_str(&format!("os.nice({n})\n"));
+    }
+    p.push_str(BOOTSTRAP);
+    p
+}
+
+/// Starts `cmd` with piped stdio as a worker whose channel is its stdin/stdout (ssh, exec):
+/// writes the code and bootstrap frames, reads events, stderr lines and its exit.
+/// `kill_group`: once the process ends, kill its whole process group (what a local
+/// launcher started must not outlive it).
+fn spawn_piped(
     key: u32,
-    spec: &XSpec,
-    env: &[(OsString, OsString)],
+    mut cmd: Command,
+    label: String,
+    kill_group: bool,
     bootstrap: &Bootstrap,
     code: Option<String>,
     tx: &Sender<WorkerMsg>,
 ) -> Result<WorkerHandle, SpawnError> {
-    let target = ssh_target(spec).unwrap_or_default().to_string();
-    let mut cmd = Command::new("ssh");
-    cmd.args(ssh_args(spec))
-        .arg(&target)
-        .arg("--")
-        .arg(remote_command(spec, env))
-        .stdin(Stdio::piped())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: only async-signal-safe calls between fork and exec.
@@ -227,7 +285,7 @@ fn spawn_ssh(
         });
     }
     let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
-        python: format!("ssh {target}"),
+        python: label,
         source,
     })?;
     let pid = child.id();
@@ -262,7 +320,15 @@ fn spawn_ssh(
     if let Some(err) = child.stderr.take() {
         spawn_lines(key, Stream::Stderr, err, tx.clone());
     }
-    spawn_waiter(key, child, tx.clone());
+    let after_exit = move || {
+        if kill_group {
+            // SAFETY: kill(2) on the process group this launcher led; ESRCH when empty.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+    };
+    spawn_waiter_then(key, child, tx.clone(), after_exit);
     Ok(WorkerHandle {
         key,
         pid,
@@ -384,5 +450,20 @@ mod tests {
             "mkdir -p pyexecnetcache && cd pyexecnetcache && exec env python3 -u -c "
         ));
         assert_eq!(ssh_args(&spec), ["-T", "-o", "BatchMode=yes", "-F", "/c"]);
+    }
+
+    #[test]
+    fn builds_the_exec_prelude() {
+        let spec = parse_spec(
+            "--tx",
+            "exec=docker exec -i b python3//chdir=/w \"d//nice=2",
+        )
+        .unwrap();
+        let p = exec_program(&spec, &[("A".into(), "x'y".into())]);
+        assert!(
+            p.starts_with("import os,sys\nos.environ.update({\"A\":\"x'y\"})\nos.makedirs(\"/w \\\"d\",exist_ok=True);os.chdir(\"/w \\\"d\")\nos.nice(2)\nimport os,sys"),
+            "{p}"
+        );
+        assert!(p.ends_with(BOOTSTRAP));
     }
 }
