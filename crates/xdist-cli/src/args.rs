@@ -60,8 +60,9 @@ pub struct RawArgs {
     /// (Deprecated) a glob rsync ignores; repeatable.
     #[arg(long = "rsyncignore", value_name = "GLOB")]
     pub rsyncignore: Vec<String>,
-    /// Run only shard K of N of the collected suite (CI job matrices): `--shard 2/4`.
-    #[arg(long = "shard", value_name = "K/N")]
+    /// Run only shard K of N of the collected suite (CI job matrices): `--shard 2/4`, or
+    /// `auto`: K and N from the CI provider's variables (CircleCI, GitLab, Buildkite, Bazel).
+    #[arg(long = "shard", value_name = "K/N|auto")]
     pub shard: Option<String>,
     /// How `--shard` splits: `hash` (by node id; stable when tests are added) or `duration`
     /// (balanced by recorded durations; hash when there is no history). Default: duration.
@@ -233,6 +234,8 @@ pub struct Shard {
     pub index: usize,
     pub total: usize,
     pub by: ShardBy,
+    /// `--shard auto`: the CI provider K and N came from.
+    pub provider: Option<&'static crate::shard::Provider>,
 }
 
 /// Validated options of one run.
@@ -338,7 +341,16 @@ pub fn validate(
     let shard = parse_shard(
         raw_cli.shard.or(raw_addopts.shard).as_deref(),
         raw_cli.shard_by.or(raw_addopts.shard_by).as_deref(),
+        |name| std::env::var(name).ok(),
     )?;
+    let mut pytest_args = pytest_args;
+    if shard.is_some_and(|s| s.provider.is_some_and(|p| p.name == "Bazel")) {
+        // Bazel reads the test's JUnit report from XML_OUTPUT_FILE.
+        let xml = std::env::var(xdist_core::env::XML_OUTPUT_FILE).unwrap_or_default();
+        if !xml.is_empty() && scan_pytest_flags(&pytest_args).junitxml.is_none() {
+            pytest_args.push(format!("--junitxml={xml}"));
+        }
+    }
     let mut rsyncdirs = raw_addopts.rsyncdir;
     rsyncdirs.extend(raw_cli.rsyncdir);
     let mut rsyncignore = raw_addopts.rsyncignore;
@@ -417,8 +429,12 @@ pub fn validate(
     })
 }
 
-/// `--shard K/N` and `--shard-by`.
-fn parse_shard(shard: Option<&str>, by: Option<&str>) -> Result<Option<Shard>, CliError> {
+/// `--shard K/N|auto` and `--shard-by`; `env` looks up the CI provider's variables.
+fn parse_shard(
+    shard: Option<&str>,
+    by: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Shard>, CliError> {
     let by = match by.map(str::trim) {
         None | Some("duration") => ShardBy::Duration,
         Some("hash") => ShardBy::Hash,
@@ -431,9 +447,18 @@ fn parse_shard(shard: Option<&str>, by: Option<&str>) -> Result<Option<Shard>, C
     let Some(v) = shard else {
         return Ok(None);
     };
+    if v.trim() == "auto" {
+        let (index, total, provider) = crate::shard::from_env(env).map_err(CliError::Usage)?;
+        return Ok(Some(Shard {
+            index,
+            total,
+            by,
+            provider: Some(provider),
+        }));
+    }
     let bad = || {
         CliError::Usage(format!(
-            "invalid value '{v}' for --shard: expected K/N with 1 <= K <= N, e.g. 2/4"
+            "invalid value '{v}' for --shard: expected K/N with 1 <= K <= N, e.g. 2/4, or auto"
         ))
     };
     let (k, n) = v.trim().split_once('/').ok_or_else(bad)?;
@@ -448,6 +473,7 @@ fn parse_shard(shard: Option<&str>, by: Option<&str>) -> Result<Option<Shard>, C
         index: k,
         total: n,
         by,
+        provider: None,
     }))
 }
 
@@ -657,7 +683,8 @@ mod tests {
             Some(Shard {
                 index: 2,
                 total: 4,
-                by: ShardBy::Hash
+                by: ShardBy::Hash,
+                provider: None,
             })
         );
         for bad in ["0/4", "5/4", "1/0", "x", "1/x"] {

@@ -757,7 +757,7 @@ impl<'r> Controller<'r> {
             || self.shouldfail.is_some()
         {
             ExitCode::TestsFailed
-        } else if self.collection.as_ref().is_none_or(|c| c.is_empty()) {
+        } else if self.collection.as_ref().is_none_or(|c| c.is_empty()) && !self.empty_shard() {
             ExitCode::NoTestsCollected
         } else {
             ExitCode::Ok
@@ -1111,6 +1111,15 @@ impl<'r> Controller<'r> {
         let r = self.host.node_collection_finished(&view, &ids);
         self.plugin_result(r);
         let (ids, groups, not_in_shard) = self.shard_collection(ids, groups);
+        if let (Some(s), true) = (
+            self.setup.opts.shard,
+            self.collection.is_none() && ids.is_empty() && not_in_shard > 0,
+        ) {
+            eprintln!(
+                "xdist: shard {}/{} has none of the {not_in_shard} collected tests: nothing to run, which passes",
+                s.index, s.total
+            );
+        }
         let deselected = deselected + not_in_shard;
         self.nodes[i].collected = true;
         let node_id = self.nodes[i].id.clone();
@@ -1405,6 +1414,11 @@ impl<'r> Controller<'r> {
             groups
         };
         (out_ids, out_groups, ids.len() - selected.len())
+    }
+
+    /// `--shard`: the suite has tests but none in this shard (a CI job that passes).
+    fn empty_shard(&self) -> bool {
+        self.shard_map.as_ref().is_some_and(|m| m.is_empty()) && !self.shard_rev.is_empty()
     }
 
     /// `--shard`: scheduler indices -> the worker's collection indices.

@@ -105,6 +105,25 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     let (own_addopts, _) = args::split_args(&addopts);
     let raw_addopts = args::parse_raw(&own_addopts)?;
     let opts = args::validate(raw_cli, raw_addopts, pytest_args)?;
+    if opts
+        .shard
+        .is_some_and(|s| s.provider.is_some_and(|p| p.name == "Bazel"))
+    {
+        // Bazel's sharding protocol: touching this file says the runner shards.
+        if let Some(path) = std::env::var_os(envnames::TEST_SHARD_STATUS_FILE) {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| {
+                    CliError::Usage(format!(
+                        "cannot touch {} ({}): {e}",
+                        envnames::TEST_SHARD_STATUS_FILE,
+                        std::path::Path::new(&path).display()
+                    ))
+                })?;
+        }
+    }
     let host = plugins::load(&opts, &ini)?;
     let config_view = plugins::config_view(&opts, &ini);
 

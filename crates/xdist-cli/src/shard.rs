@@ -7,8 +7,105 @@
 //!   balanced; deterministic for the same collection and history. Without history: `hash`.
 //!
 //! Either way the N shards partition the suite: every test is in exactly one.
+//!
+//! `--shard auto` takes K and N from the CI provider's variables ([`PROVIDERS`]).
+
+use xdist_core::env as envnames;
 
 use crate::args::{Shard, ShardBy};
+
+/// A CI system that runs parallel jobs and tells each which it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provider {
+    pub name: &'static str,
+    pub index_var: &'static str,
+    pub total_var: &'static str,
+    /// What the first job's index is (0 or 1).
+    pub base: usize,
+}
+
+/// Looked up in this order: Bazel first, since a Bazel test may itself run inside another
+/// provider's job, whose variables then describe the outer job.
+pub const PROVIDERS: &[Provider] = &[
+    Provider {
+        name: "Bazel",
+        index_var: envnames::TEST_SHARD_INDEX,
+        total_var: envnames::TEST_TOTAL_SHARDS,
+        base: 0,
+    },
+    Provider {
+        name: "Buildkite",
+        index_var: envnames::BUILDKITE_PARALLEL_JOB,
+        total_var: envnames::BUILDKITE_PARALLEL_JOB_COUNT,
+        base: 0,
+    },
+    Provider {
+        name: "CircleCI",
+        index_var: envnames::CIRCLE_NODE_INDEX,
+        total_var: envnames::CIRCLE_NODE_TOTAL,
+        base: 0,
+    },
+    Provider {
+        name: "GitLab CI",
+        index_var: envnames::CI_NODE_INDEX,
+        total_var: envnames::CI_NODE_TOTAL,
+        base: 1,
+    },
+];
+
+/// `--shard auto`: (1-based K, N, provider) from the first provider whose total variable is
+/// set. A total of 1 without an index (GitLab sets `CI_NODE_TOTAL=1` on jobs that are not
+/// parallel) is the whole suite.
+pub fn from_env(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(usize, usize, &'static Provider), String> {
+    let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    for p in PROVIDERS {
+        let Some(total_raw) = get(p.total_var) else {
+            continue;
+        };
+        let number = |name: &str, v: &str| {
+            v.trim().parse::<usize>().map_err(|_| {
+                format!(
+                    "--shard auto: {name}='{v}' ({}) is not a whole number",
+                    p.name
+                )
+            })
+        };
+        let total = number(p.total_var, &total_raw)?;
+        if total == 0 {
+            return Err(format!(
+                "--shard auto: {}=0 ({}): there must be at least one job",
+                p.total_var, p.name
+            ));
+        }
+        let index = match get(p.index_var) {
+            Some(v) => number(p.index_var, &v)?,
+            None if total == 1 => p.base,
+            None => {
+                return Err(format!(
+                    "--shard auto: {} is set but {} is not ({}); pass --shard K/N",
+                    p.total_var, p.index_var, p.name
+                ))
+            }
+        };
+        if index < p.base || index - p.base >= total {
+            return Err(format!(
+                "--shard auto: {}={index} is out of range for {}={total} ({} counts from {})",
+                p.index_var, p.total_var, p.name, p.base
+            ));
+        }
+        return Ok((index - p.base + 1, total, p));
+    }
+    let known: Vec<String> = PROVIDERS
+        .iter()
+        .map(|p| format!("{} {}/{}", p.name, p.index_var, p.total_var))
+        .collect();
+    Err(format!(
+        "--shard auto found no CI provider's job variables ({}); pass --shard K/N (GitHub Actions: --shard ${{{{ matrix.shard }}}}/N)",
+        known.join(", ")
+    ))
+}
 
 /// 64-bit FNV-1a: stable across platforms, processes and Rust versions.
 pub fn fnv1a64(s: &str) -> u64 {
@@ -78,6 +175,57 @@ mod tests {
             index: k,
             total: n,
             by,
+            provider: None,
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn providers_index_bases() {
+        let got = |pairs: &[(&str, &str)]| from_env(env(pairs)).map(|(k, n, p)| (k, n, p.name));
+        assert_eq!(
+            got(&[("CIRCLE_NODE_INDEX", "0"), ("CIRCLE_NODE_TOTAL", "4")]),
+            Ok((1, 4, "CircleCI"))
+        );
+        assert_eq!(
+            got(&[("CI_NODE_INDEX", "4"), ("CI_NODE_TOTAL", "4")]),
+            Ok((4, 4, "GitLab CI"))
+        );
+        assert_eq!(
+            got(&[
+                ("BUILDKITE_PARALLEL_JOB", "3"),
+                ("BUILDKITE_PARALLEL_JOB_COUNT", "4")
+            ]),
+            Ok((4, 4, "Buildkite"))
+        );
+        assert_eq!(
+            got(&[
+                ("TEST_SHARD_INDEX", "1"),
+                ("TEST_TOTAL_SHARDS", "4"),
+                ("CI_NODE_INDEX", "3"),
+                ("CI_NODE_TOTAL", "4")
+            ]),
+            Ok((2, 4, "Bazel"))
+        );
+        // GitLab without `parallel:`: CI_NODE_TOTAL=1 alone is the whole suite.
+        assert_eq!(got(&[("CI_NODE_TOTAL", "1")]), Ok((1, 1, "GitLab CI")));
+        for bad in [
+            &[][..],
+            &[("CI_NODE_INDEX", "0"), ("CI_NODE_TOTAL", "4")][..],
+            &[("CIRCLE_NODE_INDEX", "4"), ("CIRCLE_NODE_TOTAL", "4")][..],
+            &[("CIRCLE_NODE_INDEX", "x"), ("CIRCLE_NODE_TOTAL", "4")][..],
+            &[("TEST_TOTAL_SHARDS", "0")][..],
+            &[("TEST_TOTAL_SHARDS", "3")][..],
+        ] {
+            let e = got(bad).unwrap_err();
+            assert!(e.starts_with("--shard auto") && !e.contains('\n'), "{e}");
         }
     }
 

@@ -32,3 +32,23 @@ pub const XDIST_CHANNEL_FDS: &str = "XDIST_CHANNEL_FDS";
 pub const XDIST_WORKER_PROFILE: &str = "XDIST_WORKER_PROFILE";
 /// Hides the live status line on a terminal when set to any non-empty value.
 pub const XDIST_NO_STATUS: &str = "XDIST_NO_STATUS";
+/// `--shard auto`, CircleCI: this job's index among the parallel runs (0-based).
+pub const CIRCLE_NODE_INDEX: &str = "CIRCLE_NODE_INDEX";
+/// `--shard auto`, CircleCI: the number of parallel runs.
+pub const CIRCLE_NODE_TOTAL: &str = "CIRCLE_NODE_TOTAL";
+/// `--shard auto`, GitLab CI (`parallel:`): this job's index (1-based).
+pub const CI_NODE_INDEX: &str = "CI_NODE_INDEX";
+/// `--shard auto`, GitLab CI: the number of parallel jobs (1 when not parallel).
+pub const CI_NODE_TOTAL: &str = "CI_NODE_TOTAL";
+/// `--shard auto`, Buildkite (`parallelism:`): this job's index (0-based).
+pub const BUILDKITE_PARALLEL_JOB: &str = "BUILDKITE_PARALLEL_JOB";
+/// `--shard auto`, Buildkite: the number of parallel jobs.
+pub const BUILDKITE_PARALLEL_JOB_COUNT: &str = "BUILDKITE_PARALLEL_JOB_COUNT";
+/// `--shard auto`, Bazel test sharding: this shard's index (0-based).
+pub const TEST_SHARD_INDEX: &str = "TEST_SHARD_INDEX";
+/// `--shard auto`, Bazel: the number of shards.
+pub const TEST_TOTAL_SHARDS: &str = "TEST_TOTAL_SHARDS";
+/// Bazel: a file the test runner touches to say it supports sharding.
+pub const TEST_SHARD_STATUS_FILE: &str = "TEST_SHARD_STATUS_FILE";
+/// Bazel: where the test runner writes its JUnit XML.
+pub const XML_OUTPUT_FILE: &str = "XML_OUTPUT_FILE";
