@@ -183,7 +183,16 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     }
     args::check_stepwise(&opts.pytest, workers)?;
     if workers == 0 || opts.pytest.collect_only || opts.pytest.help {
-        return plain::run_plain_pytest(&python, &opts.pytest_args, &cwd);
+        let shard = opts
+            .shard
+            .filter(|_| !opts.pytest.help)
+            .map(|shard| plain::PlainShard {
+                shard,
+                history: cache_dir
+                    .as_ref()
+                    .map(|d| d.join("v").join("xdist").join("durations")),
+            });
+        return plain::run_plain_pytest(&python, &opts.pytest_args, &cwd, shard);
     }
 
     let specs: Vec<XSpec> = if explicit_tx {

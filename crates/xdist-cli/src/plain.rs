@@ -1,14 +1,23 @@
 //! `-n 0`, `--collect-only` and `--help`: plain pytest in the user's interpreter.
+//!
+//! With `--shard`, pytest keeps only the shard: a last `pytest_collection_modifyitems`
+//! sends the collected ids over a pipe, xdist answers with the indices `shard::select`
+//! keeps (the same split a distributed run makes), and the rest are deselected.
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use xdist_core::env as envnames;
+
+use crate::args::{Shard, ShardBy};
 use crate::error::CliError;
 
 /// Runs pytest with xdist's options registered (so `-n` in `addopts` still parses) when
 /// pytest-xdist is not installed; replaces this process.
-const RUNNER: &str = r#"import sys, importlib.util
+const RUNNER: &str = r#"import os, sys, importlib.util
 if sys.path and sys.path[0] == "":
     del sys.path[0]
 import pytest
@@ -48,18 +57,93 @@ if not have_xdist:
         def testrun_uid(self):
             return uuid.uuid4().hex
     plugins.append(XdistOptions())
+shard_fds = os.environ.pop("XDIST_SHARD_FDS", None)
+if shard_fds:
+    import json
+    shard_r, shard_w = (int(x) for x in shard_fds.split(","))
+    class XdistShard:
+        @pytest.hookimpl(trylast=True)
+        def pytest_collection_modifyitems(self, config, items):
+            with os.fdopen(shard_w, "w") as out:
+                out.write(json.dumps([item.nodeid for item in items]) + "\n")
+            with os.fdopen(shard_r) as answer:
+                keep = set(json.loads(answer.readline()))
+            other = [item for i, item in enumerate(items) if i not in keep]
+            if other:
+                config.hook.pytest_deselected(items=other)
+            items[:] = [item for i, item in enumerate(items) if i in keep]
+    plugins.append(XdistShard())
 raise SystemExit(pytest.main(sys.argv[1:], plugins=plugins))
 "#;
 
-pub fn run_plain_pytest(python: &Path, args: &[String], cwd: &Path) -> Result<i32, CliError> {
-    let err = Command::new(python)
-        .arg("-c")
-        .arg(RUNNER)
-        .args(args)
-        .current_dir(cwd)
-        .exec();
-    Err(CliError::Usage(format!(
+/// `--shard` for a plain run: the shard and the duration history to split by.
+pub struct PlainShard {
+    pub shard: Shard,
+    pub history: Option<PathBuf>,
+}
+
+fn start_error(python: &Path, err: std::io::Error) -> CliError {
+    CliError::Usage(format!(
         "failed to start {}: {err}; pass --python PATH of an interpreter that has pytest",
         python.display()
-    )))
+    ))
+}
+
+pub fn run_plain_pytest(
+    python: &Path,
+    args: &[String],
+    cwd: &Path,
+    shard: Option<PlainShard>,
+) -> Result<i32, CliError> {
+    let mut cmd = Command::new(python);
+    cmd.arg("-c").arg(RUNNER).args(args).current_dir(cwd);
+    let Some(shard) = shard else {
+        return Err(start_error(python, cmd.exec()));
+    };
+    let pipe = |_| CliError::Internal("cannot create a pipe".into());
+    let (ids_r, ids_w) = std::io::pipe().map_err(pipe)?;
+    let (keep_r, keep_w) = std::io::pipe().map_err(pipe)?;
+    let (child_r, child_w) = (keep_r.as_raw_fd(), ids_w.as_raw_fd());
+    cmd.env(envnames::XDIST_SHARD_FDS, format!("{child_r},{child_w}"));
+    // SAFETY: only fcntl between fork and exec: the child keeps its two pipe ends.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::fcntl(child_r, libc::F_SETFD, 0);
+            libc::fcntl(child_w, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| start_error(python, e))?;
+    drop((keep_r, ids_w));
+    // pytest handles Ctrl-C itself (it is in our process group); we wait for its verdict.
+    // SAFETY: ignoring SIGINT in this process only.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+    let mut line = String::new();
+    // No line: pytest ended before collecting (usage error, collection errors with -x...).
+    if BufReader::new(ids_r)
+        .read_line(&mut line)
+        .is_ok_and(|n| n > 0)
+    {
+        let ids: Vec<String> = serde_json::from_str(&line).map_err(|e| {
+            CliError::Internal(format!("bad collection from the pytest process: {e}"))
+        })?;
+        let durations = match shard.shard.by {
+            ShardBy::Duration => shard
+                .history
+                .as_deref()
+                .and_then(|p| crate::durations::estimates(p, &ids)),
+            ShardBy::Hash => None,
+        };
+        let keep = crate::shard::select(&ids, shard.shard, durations.as_deref());
+        let mut w = keep_w;
+        let _ = writeln!(w, "{}", serde_json::json!(keep));
+    }
+    let status = child
+        .wait()
+        .map_err(|e| CliError::Internal(format!("waiting for pytest: {e}")))?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

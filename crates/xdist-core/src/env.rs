@@ -52,3 +52,6 @@ pub const TEST_TOTAL_SHARDS: &str = "TEST_TOTAL_SHARDS";
 pub const TEST_SHARD_STATUS_FILE: &str = "TEST_SHARD_STATUS_FILE";
 /// Bazel: where the test runner writes its JUnit XML.
 pub const XML_OUTPUT_FILE: &str = "XML_OUTPUT_FILE";
+/// Plain pytest runs with `--shard`: the pipe (read,write) that carries the collected ids to
+/// xdist and the shard's indices back.
+pub const XDIST_SHARD_FDS: &str = "XDIST_SHARD_FDS";
