@@ -48,6 +48,16 @@ pub fn command() -> Command {
         )
         .disable_help_subcommand(true)
         .subcommand(
+            crate::merge::MergeJunitArgs::command()
+                .name("merge-junit")
+                .bin_name("xdist merge-junit"),
+        )
+        .subcommand(
+            crate::merge::MergeDurationsArgs::command()
+                .name("merge-durations")
+                .bin_name("xdist merge-durations"),
+        )
+        .subcommand(
             Command::new("plugins")
                 .about("List the plugins xdist loads, their versions and hooks")
                 .arg(
@@ -140,7 +150,18 @@ fn write_man(out: &mut Vec<u8>) -> std::io::Result<()> {
     Ok(())
 }
 
-const EXTRA_SECTIONS: &str = r#".SH "PLUGINS COMMAND"
+const EXTRA_SECTIONS: &str = r#".SH "MERGE COMMANDS"
+.TP
+\fBxdist merge\-junit\fR \fIOUT.xml\fR \fIIN.xml\fR...
+Writes one JUnit XML file from several (e.g. one per \fB\-\-shard\fR job): the counts are the
+sums, the test cases the union (a test found in two inputs is kept once).
+.TP
+\fBxdist merge\-durations\fR \fIOUT\fR \fIIN\fR...
+Merges \fB\-\-shard\fR jobs' duration histories into \fIOUT\fR (e.g.
+\fI.pytest_cache/v/xdist/durations\fR), for the next run's \fB\-\-shard\-by duration\fR. An
+input is a history file, a pytest cache directory or a project directory. \fIOUT\fR's own
+entries are the base the jobs started from: an input's entry wins where it differs from it.
+.SH "PLUGINS COMMAND"
 .TP
 \fBxdist plugins\fR [\fB\-\-paths\fR] [\fB\-\-plugin\fR \fIPATH\fR]...
 Loads what a run in the current directory would load and lists each plugin with its version,

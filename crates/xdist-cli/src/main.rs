@@ -33,6 +33,7 @@ mod error;
 mod generate;
 mod junit;
 mod looponfail;
+mod merge;
 mod plain;
 mod plugins;
 mod randomly;
@@ -80,8 +81,11 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     if argv.first().map(String::as_str) == Some("plugins") {
         return plugins::list_command(&argv[1..]);
     }
-    if argv.first().map(String::as_str) == Some("serve") {
-        return serve::command(&argv[1..]);
+    match argv.first().map(String::as_str) {
+        Some("serve") => return serve::command(&argv[1..]),
+        Some("merge-junit") => return merge::merge_junit(&argv[1..]),
+        Some("merge-durations") => return merge::merge_durations(&argv[1..]),
+        _ => {}
     }
     if let Some(done) = generate::early(&argv) {
         return done; // --version, --help, --generate man|bash|zsh|fish
