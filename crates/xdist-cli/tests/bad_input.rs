@@ -263,3 +263,98 @@ fn help_into_a_closed_pipe_does_not_panic() {
         assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
     }
 }
+
+/// Every CI provider's job variables `--shard auto` reads, removed (the host may be a CI job).
+const SHARD_VARS: &[&str] = &[
+    "CIRCLE_NODE_INDEX",
+    "CIRCLE_NODE_TOTAL",
+    "CI_NODE_INDEX",
+    "CI_NODE_TOTAL",
+    "BUILDKITE_PARALLEL_JOB",
+    "BUILDKITE_PARALLEL_JOB_COUNT",
+    "TEST_SHARD_INDEX",
+    "TEST_TOTAL_SHARDS",
+];
+
+fn xdist_shard_env(cwd: &Path, vars: &[(&str, &str)], args: &[&str]) -> RunOutput {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xdist"));
+    cmd.current_dir(cwd).args(args).env_remove("PYTEST_ADDOPTS");
+    for v in SHARD_VARS {
+        cmd.env_remove(v);
+    }
+    cmd.envs(vars.iter().copied());
+    run_with_timeout(&mut cmd, Duration::from_secs(60))
+}
+
+#[test]
+fn shard_auto_without_a_provider() {
+    let s = suite("shard-auto-none");
+    let out = xdist_shard_env(&s.0, &[], &["--python", &py(), "--shard", "auto"]);
+    assert_one_error_line(
+        &out,
+        &[
+            "--shard auto found no CI provider",
+            "CIRCLE_NODE_INDEX",
+            "--shard K/N",
+        ],
+    );
+}
+
+#[test]
+fn shard_auto_with_bad_provider_values() {
+    let s = suite("shard-auto-bad");
+    for (vars, needle) in [
+        (
+            &[("CI_NODE_INDEX", "0"), ("CI_NODE_TOTAL", "4")][..],
+            "counts from 1",
+        ),
+        (
+            &[("CIRCLE_NODE_INDEX", "4"), ("CIRCLE_NODE_TOTAL", "4")][..],
+            "out of range",
+        ),
+        (
+            &[
+                ("BUILDKITE_PARALLEL_JOB", "x"),
+                ("BUILDKITE_PARALLEL_JOB_COUNT", "2"),
+            ][..],
+            "not a whole number",
+        ),
+        (&[("TEST_TOTAL_SHARDS", "3")][..], "TEST_SHARD_INDEX is not"),
+    ] {
+        let out = xdist_shard_env(&s.0, vars, &["--python", &py(), "--shard", "auto"]);
+        assert_one_error_line(&out, &[needle]);
+    }
+}
+
+#[test]
+fn exec_spec_with_rsyncdir() {
+    let s = suite("exec-rsyncdir");
+    let out = xdist(
+        &s.0,
+        &["--tx", &format!("exec={}", py()), "--rsyncdir", "."],
+    );
+    assert_one_error_line(&out, &["--rsyncdir does not apply to exec= workers"]);
+}
+
+#[test]
+fn exec_spec_with_an_open_quote() {
+    let s = suite("exec-quote");
+    let out = xdist(&s.0, &["--tx", "exec=docker exec -i 'box python3"]);
+    assert_one_error_line(&out, &["bad exec command", "No closing quotation"]);
+}
+
+#[test]
+fn merge_commands_with_bad_inputs() {
+    let s = suite("merge-bad");
+    std::fs::write(s.0.join("not.xml"), "<html></html>").unwrap();
+    std::fs::write(s.0.join("garbage"), "{not json").unwrap();
+    let out = xdist(&s.0, &["merge-junit", "out.xml"]);
+    assert_one_error_line(&out, &["required", "IN.xml", "merge-junit --help"]);
+    let out = xdist(&s.0, &["merge-junit", "out.xml", "missing.xml"]);
+    assert_one_error_line(&out, &["cannot read missing.xml"]);
+    let out = xdist(&s.0, &["merge-junit", "out.xml", "not.xml"]);
+    assert_one_error_line(&out, &["not.xml", "no <testsuite>"]);
+    let out = xdist(&s.0, &["merge-durations", "out", "garbage"]);
+    assert_one_error_line(&out, &["garbage", "not a duration history"]);
+    assert!(!s.0.join("out.xml").exists() && !s.0.join("out").exists());
+}
