@@ -298,3 +298,54 @@ fn exec_spec_errors_are_usage_errors() {
         out.describe(2000)
     );
 }
+
+/// Ctrl-C during a run with exec workers: running tests finish, the run ends with pytest's
+/// interrupted status, and no launcher or worker outlives it.
+#[test]
+fn ctrl_c_ends_an_exec_run_cleanly() {
+    let py = test_python();
+    let dir = scratch_dir("exec-ctrl-c");
+    write(
+        &dir.join("test_slow.py"),
+        "import time\nimport pytest\n\n\
+         @pytest.mark.parametrize('n', range(40))\ndef test_slow(n):\n    time.sleep(0.5)\n",
+    );
+    let marker = format!("XDIST_CTRL_C_MARK={}", std::process::id());
+    let (k, v) = marker.split_once('=').unwrap();
+    let spec = format!(
+        "2*exec=sh -c '\"$0\" \"$@\"; exit $?' {}//env:{marker}",
+        py.display()
+    );
+    let log = dir.join("out.log");
+    let mut child = clean_command(XDIST, &dir)
+        .env(k, v)
+        .args(["--tx", &spec, "-v", "-p", "no:cacheprovider"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("PASSED")
+    {
+        assert!(Instant::now() < deadline, "no test finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on the child we started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.code(), Some(2), "{text}");
+    assert!(text.contains("KeyboardInterrupt"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut left = processes_with(&marker);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        left = processes_with(&marker);
+    }
+    assert!(left.is_empty(), "left running: {left:?}");
+}
