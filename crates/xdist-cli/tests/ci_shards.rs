@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -40,34 +40,30 @@ fn xdist_in(dir: &Path) -> Command {
     cmd
 }
 
-/// Job `k` (0-based) of `n` as the provider numbers it.
-fn job_env(cmd: &mut Command, provider: &(&str, &str, &str, usize), k: usize, n: usize) {
+/// Job `k` (0-based) of 4 as the provider numbers it: `xdist --python PY --shard auto ARGS`.
+fn run_job(
+    dir: &Path,
+    provider: &(&str, &str, &str, usize),
+    k: usize,
+    envs: &[(&str, &Path)],
+    args: &[&str],
+) -> RunOutput {
     let (_, index, total, base) = provider;
+    let mut cmd = xdist_in(dir);
+    cmd.envs(envs.iter().copied());
     cmd.env(index, (k + base).to_string())
-        .env(total, n.to_string());
-}
-
-fn basic_suite(name: &str) -> PathBuf {
-    let dir = scratch_dir(name);
-    copy_tree(&examples_dir().join("basic"), &dir);
-    dir
+        .env(total, "4")
+        .arg("--python")
+        .arg(test_python())
+        .args(["--shard", "auto"])
+        .args(args);
+    run_with_timeout(&mut cmd, TIMEOUT)
 }
 
 fn serial_outcomes(dir: &Path) -> BTreeMap<(String, String), usize> {
-    let py = test_python();
-    let out = run_with_timeout(
-        clean_command(py.to_str().unwrap(), dir).args([
-            "-m",
-            "pytest",
-            "-v",
-            "-p",
-            "no:cacheprovider",
-        ]),
-        TIMEOUT,
-    );
-    let lines = parse_serial_v(&out.stdout);
-    assert!(!lines.is_empty(), "{}", out.describe(3000));
-    outcome_multiset(&lines)
+    outcome_multiset(&parse_serial_v(
+        &run_serial_v(&test_python(), dir, &[]).stdout,
+    ))
 }
 
 /// Node ids `--co -q` printed.
@@ -81,24 +77,18 @@ fn listed_ids(out: &RunOutput) -> Vec<String> {
 
 #[test]
 fn each_provider_runs_every_test_exactly_once_over_4_jobs() {
-    let py = test_python();
-    let dir = basic_suite("ci-providers");
+    let dir = example_copy("basic", "ci-providers");
     let expected = serial_outcomes(&dir);
     for provider in PROVIDERS {
         let mut union: BTreeMap<(String, String), usize> = BTreeMap::new();
         for k in 0..4 {
-            let mut cmd = xdist_in(&dir);
-            job_env(&mut cmd, provider, k, 4);
-            cmd.args([
-                "--python",
-                py.to_str().unwrap(),
-                "-n",
-                "1",
-                "--shard",
-                "auto",
-            ])
-            .args(["-v", "-p", "no:cacheprovider"]);
-            let out = run_with_timeout(&mut cmd, TIMEOUT);
+            let out = run_job(
+                &dir,
+                provider,
+                k,
+                &[],
+                &["-n", "1", "-v", "-p", "no:cacheprovider"],
+            );
             assert!(
                 matches!(out.code, Some(0) | Some(1)),
                 "{}: {}",
@@ -153,24 +143,13 @@ fn skewed_suite(dir: &Path) -> BTreeMap<String, f64> {
 
 #[test]
 fn provider_shards_are_balanced_by_the_history() {
-    let py = test_python();
     let dir = scratch_dir("ci-skewed");
     let history = skewed_suite(&dir);
     for provider in PROVIDERS {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut loads = Vec::new();
         for k in 0..4 {
-            let mut cmd = xdist_in(&dir);
-            job_env(&mut cmd, provider, k, 4);
-            cmd.args([
-                "--python",
-                py.to_str().unwrap(),
-                "--shard",
-                "auto",
-                "--co",
-                "-q",
-            ]);
-            let out = run_with_timeout(&mut cmd, TIMEOUT);
+            let out = run_job(&dir, provider, k, &[], &["--co", "-q"]);
             assert_eq!(out.code, Some(0), "{}: {}", provider.0, out.describe(3000));
             let ids = listed_ids(&out);
             loads.push(ids.iter().map(|id| history[id]).sum::<f64>());
@@ -193,7 +172,6 @@ fn provider_shards_are_balanced_by_the_history() {
 
 #[test]
 fn bazel_protocol_and_an_empty_shard() {
-    let py = test_python();
     let dir = scratch_dir("ci-bazel");
     std::fs::write(
         dir.join("test_two.py"),
@@ -206,20 +184,12 @@ fn bazel_protocol_and_an_empty_shard() {
     for k in 0..4 {
         let status = dir.join(format!("status-{k}"));
         let xml = dir.join(format!("out-{k}.xml"));
-        let mut cmd = xdist_in(&dir);
-        job_env(&mut cmd, &bazel, k, 4);
-        cmd.env("TEST_SHARD_STATUS_FILE", &status)
-            .env("XML_OUTPUT_FILE", &xml)
-            .args([
-                "--python",
-                py.to_str().unwrap(),
-                "-n",
-                "1",
-                "--shard",
-                "auto",
-            ])
-            .args(["-p", "no:cacheprovider", "--shard-by", "hash"]);
-        let out = run_with_timeout(&mut cmd, TIMEOUT);
+        let envs = [
+            ("TEST_SHARD_STATUS_FILE", status.as_path()),
+            ("XML_OUTPUT_FILE", xml.as_path()),
+        ];
+        let args = ["-n", "1", "-p", "no:cacheprovider", "--shard-by", "hash"];
+        let out = run_job(&dir, &bazel, k, &envs, &args);
         // 2 tests over 4 shards: some are empty, and an empty shard passes.
         assert_eq!(out.code, Some(0), "{}", out.describe(3000));
         assert!(
@@ -244,7 +214,7 @@ fn bazel_protocol_and_an_empty_shard() {
 #[test]
 fn collect_only_lists_exactly_the_shard() {
     let py = test_python();
-    let dir = basic_suite("ci-co");
+    let dir = example_copy("basic", "ci-co");
     let mut all = BTreeSet::new();
     for k in 1..=4 {
         let shard = format!("{k}/4");
@@ -292,7 +262,7 @@ fn collect_only_lists_exactly_the_shard() {
 #[test]
 fn four_shards_merge_back_into_one_report_and_one_history() {
     let py = test_python();
-    let dir = basic_suite("ci-merge");
+    let dir = example_copy("basic", "ci-merge");
     let expected = serial_outcomes(&dir);
     let history = dir.join(".pytest_cache/v/xdist/durations");
     // A full run first: the history every job restores.

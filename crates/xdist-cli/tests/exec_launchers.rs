@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -21,32 +21,6 @@ const TIMEOUT: Duration = Duration::from_secs(180);
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
-}
-
-/// The `basic` example suite in a scratch directory.
-fn basic_suite(name: &str) -> PathBuf {
-    let dir = scratch_dir(name);
-    copy_tree(&examples_dir().join("basic"), &dir);
-    dir
-}
-
-fn serial(python: &Path, dir: &Path) -> RunOutput {
-    let out = run_with_timeout(
-        clean_command(python.to_str().unwrap(), dir).args([
-            "-m",
-            "pytest",
-            "-v",
-            "-p",
-            "no:cacheprovider",
-        ]),
-        TIMEOUT,
-    );
-    assert!(
-        !parse_serial_v(&out.stdout).is_empty(),
-        "{}",
-        out.describe(3000)
-    );
-    out
 }
 
 fn with_exec(dir: &Path, specs: &[String], extra: &[&str]) -> RunOutput {
@@ -102,8 +76,8 @@ fn namespaced_launcher_matches_serial_pytest() {
         "exec=unshare --fork --pid --mount-proc --net {}",
         py.display()
     );
-    let dir = basic_suite("exec-unshare");
-    let expected = serial(&py, &dir);
+    let dir = example_copy("basic", "exec-unshare");
+    let expected = run_serial_v(&py, &dir, &[]);
     let out = with_exec(&dir, &[format!("2*{launcher}")], &[]);
     assert_same_as_serial(&expected, &out);
 
@@ -139,31 +113,12 @@ fn namespaced_launcher_matches_serial_pytest() {
 #[test]
 fn sh_launcher_matches_serial_pytest() {
     let py = test_python();
-    let dir = basic_suite("exec-sh");
-    let expected = serial(&py, &dir);
+    let dir = example_copy("basic", "exec-sh");
+    let expected = run_serial_v(&py, &dir, &[]);
     // The command is split by shell word rules: the single-quoted script is one word.
     let spec = format!("2*exec=sh -c 'exec \"$0\" \"$@\"' {}", py.display());
     let out = with_exec(&dir, &[spec], &[]);
     assert_same_as_serial(&expected, &out);
-}
-
-/// Processes whose environment holds `marker`.
-fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
-            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            found.push(format!(
-                "{}: {}",
-                entry.file_name().to_string_lossy(),
-                String::from_utf8_lossy(&cmd).replace('\0', " ")
-            ));
-        }
-    }
-    found
 }
 
 /// The launcher (a shell that stays the worker's parent) is killed while a test runs: only
@@ -181,7 +136,7 @@ fn launcher_dying_mid_run_fails_only_its_test() {
          os.kill(os.getppid(), signal.SIGKILL)\n        time.sleep(30)\n\n\
          def test_fails():\n    assert 1 == 2\n",
     );
-    let expected = serial(&py, &dir);
+    let expected = run_serial_v(&py, &dir, &[]);
     let marker = format!("XDIST_LAUNCHER_MARK={}", std::process::id());
     // `; exit $?` keeps the shell from exec'ing Python: it stays the worker's parent.
     let spec = format!(
@@ -219,13 +174,7 @@ fn launcher_dying_mid_run_fails_only_its_test() {
         );
     }
     // Nothing left running: not the orphaned worker, not a launcher.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut left = processes_with(&marker);
-    while !left.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        left = processes_with(&marker);
-    }
-    assert!(left.is_empty(), "left running: {left:?}");
+    assert_nothing_left_with(&marker);
 }
 
 /// `--hang-timeout` on an exec worker: the stacks come over the channel (the launcher's
@@ -234,21 +183,11 @@ fn launcher_dying_mid_run_fails_only_its_test() {
 fn hung_exec_worker_is_cut_with_its_stack() {
     let py = test_python();
     let dir = scratch_dir("exec-hang");
-    write(
-        &dir.join("test_hang.py"),
-        "import time\nimport pytest\n\n\
-         def wait_forever():\n    while True:\n        time.sleep(0.1)\n\n\
-         def test_hang():\n    wait_forever()\n\n\
-         @pytest.mark.parametrize('n', range(4))\ndef test_ok(n):\n    pass\n",
-    );
+    write(&dir.join("test_hang.py"), HANG_SUITE);
     let spec = format!("2*exec={}", py.display());
     let out = with_exec(&dir, &[spec], &["--hang-timeout", "2"]);
     assert_eq!(out.code, Some(1), "{}", out.describe(4000));
-    for needle in [
-        "test exceeded --hang-timeout of 2s",
-        "in wait_forever",
-        "1 failed, 4 passed",
-    ] {
+    for needle in HANG_NEEDLES {
         assert!(
             out.stdout.contains(needle),
             "{needle}\n{}",
@@ -341,11 +280,5 @@ fn ctrl_c_ends_an_exec_run_cleanly() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(status.code(), Some(2), "{text}");
     assert!(text.contains("KeyboardInterrupt"), "{text}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut left = processes_with(&marker);
-    while !left.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        left = processes_with(&marker);
-    }
-    assert!(left.is_empty(), "left running: {left:?}");
+    assert_nothing_left_with(&marker);
 }

@@ -78,20 +78,9 @@ def test_crash_here():
 }
 
 fn serial_outcomes(python: &Path, dir: &Path) -> BTreeMap<(String, String), usize> {
-    let out = run_with_timeout(
-        clean_command(python.to_str().unwrap(), dir).args([
-            "-m",
-            "pytest",
-            "-v",
-            "-p",
-            "no:cacheprovider",
-            "tests",
-        ]),
-        TIMEOUT,
-    );
-    let lines = parse_serial_v(&out.stdout);
-    assert!(!lines.is_empty(), "{}", out.describe(3000));
-    outcome_multiset(&lines)
+    outcome_multiset(&parse_serial_v(
+        &run_serial_v(python, dir, &["tests"]).stdout,
+    ))
 }
 
 fn dist_outcomes(out: &RunOutput) -> BTreeMap<(String, String), usize> {
@@ -556,13 +545,7 @@ fn remote_hang_is_cut_with_its_stack() {
     };
     let py = test_python();
     let dir = scratch_dir("remote-hang");
-    write(
-        &dir.join("tests/test_hang.py"),
-        "import time\nimport pytest\n\n\
-         def wait_forever():\n    while True:\n        time.sleep(0.1)\n\n\
-         def test_hang():\n    wait_forever()\n\n\
-         @pytest.mark.parametrize('n', range(4))\ndef test_ok(n):\n    pass\n",
-    );
+    write(&dir.join("tests/test_hang.py"), HANG_SUITE);
     let spec = format!(
         "2*ssh=localhost//python={}//ssh_config={}//chdir={}",
         py.display(),
@@ -585,12 +568,7 @@ fn remote_hang_is_cut_with_its_stack() {
         TIMEOUT,
     );
     assert_eq!(out.code, Some(1), "{}", out.describe(4000));
-    for needle in [
-        "test exceeded --hang-timeout of 2s",
-        "in wait_forever",
-        "in test_hang",
-        "1 failed, 4 passed",
-    ] {
+    for needle in HANG_NEEDLES {
         assert!(
             out.stdout.contains(needle),
             "{needle}\n{}",

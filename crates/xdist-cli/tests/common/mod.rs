@@ -532,6 +532,75 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A copy of the example suite `example` in a fresh scratch directory `name`.
+pub fn example_copy(example: &str, name: &str) -> PathBuf {
+    let dir = scratch_dir(name);
+    copy_tree(&examples_dir().join(example), &dir);
+    dir
+}
+
+/// Serial `python -m pytest -v -p no:cacheprovider ARGS` in `dir`; it must print outcomes.
+pub fn run_serial_v(python: &Path, dir: &Path, args: &[&str]) -> RunOutput {
+    let out = run_with_timeout(
+        clean_command(python.to_str().expect("utf-8 path"), dir)
+            .args(["-m", "pytest", "-v", "-p", "no:cacheprovider"])
+            .args(args),
+        Duration::from_secs(180),
+    );
+    assert!(
+        !parse_serial_v(&out.stdout).is_empty(),
+        "{}",
+        out.describe(3000)
+    );
+    out
+}
+
+/// A test file with a test that hangs in `wait_forever` and four that pass.
+pub const HANG_SUITE: &str = "import time\nimport pytest\n\n\
+     def wait_forever():\n    while True:\n        time.sleep(0.1)\n\n\
+     def test_hang():\n    wait_forever()\n\n\
+     @pytest.mark.parametrize('n', range(4))\ndef test_ok(n):\n    pass\n";
+
+/// What a run of [`HANG_SUITE`] with `--hang-timeout 2` must print.
+pub const HANG_NEEDLES: &[&str] = &[
+    "test exceeded --hang-timeout of 2s",
+    "in wait_forever",
+    "in test_hang",
+    "1 failed, 4 passed",
+];
+
+/// Waits up to 20 s for every process whose environment holds `marker` (`NAME=value`) to end.
+pub fn assert_nothing_left_with(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = processes_with(marker);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left running: {left:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Processes whose environment holds `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push(format!(
+                "{}: {}",
+                entry.file_name().to_string_lossy(),
+                String::from_utf8_lossy(&cmd).replace('\0', " ")
+            ));
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
