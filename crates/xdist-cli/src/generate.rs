@@ -211,6 +211,11 @@ Worker count for \fB\-n auto\fR, as with pytest\-xdist.
 .TP
 \fBNO_COLOR\fR, \fBFORCE_COLOR\fR, \fBPY_COLORS\fR, \fBCOLUMNS\fR
 Terminal colour and width.
+.TP
+\fBCIRCLE_NODE_INDEX\fR/\fBCIRCLE_NODE_TOTAL\fR, \fBCI_NODE_INDEX\fR/\fBCI_NODE_TOTAL\fR, \fBBUILDKITE_PARALLEL_JOB\fR/\fBBUILDKITE_PARALLEL_JOB_COUNT\fR, \fBTEST_SHARD_INDEX\fR/\fBTEST_TOTAL_SHARDS\fR
+The job's shard for \fB\-\-shard auto\fR (CircleCI, GitLab CI counting from 1, Buildkite, Bazel;
+looked up Bazel first). With Bazel's, \fBTEST_SHARD_STATUS_FILE\fR is touched and the JUnit
+report goes to \fBXML_OUTPUT_FILE\fR.
 .SH "EXIT STATUS"
 pytest's exit codes:
 0 all tests passed,
@@ -276,6 +281,35 @@ mod tests {
                     || man.contains(&format!(".SH \"{section}\"")),
                 "{section}"
             );
+        }
+    }
+
+    #[test]
+    fn every_subcommand_is_in_help_man_page_and_completions() {
+        let mut out = Vec::new();
+        write_man(&mut out).unwrap();
+        let man = String::from_utf8(out).unwrap().replace("\\-", "-");
+        let help = command().render_help().to_string();
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut command(),
+            "xdist",
+            &mut bash,
+        );
+        let bash = String::from_utf8(bash).unwrap();
+        let names: Vec<String> = command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert!(names.len() >= 3, "{names:?}");
+        for name in names {
+            assert!(help.contains(&name), "--help lacks {name}");
+            assert!(
+                man.contains(&format!("xdist {name}")),
+                "man page lacks {name}"
+            );
+            assert!(bash.contains(&name), "bash completion lacks {name}");
         }
     }
 }
