@@ -1115,10 +1115,7 @@ impl<'r> Controller<'r> {
             self.setup.opts.shard,
             self.collection.is_none() && ids.is_empty() && not_in_shard > 0,
         ) {
-            eprintln!(
-                "xdist: shard {}/{} has none of the {not_in_shard} collected tests: nothing to run, which passes",
-                s.index, s.total
-            );
+            eprintln!("{}", crate::shard::empty_shard_line(s, not_in_shard));
         }
         let deselected = deselected + not_in_shard;
         self.nodes[i].collected = true;

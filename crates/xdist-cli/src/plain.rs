@@ -121,6 +121,7 @@ pub fn run_plain_pytest(
         libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
     let mut line = String::new();
+    let mut empty_shard = None;
     // No line: pytest ended before collecting (usage error, collection errors with -x...).
     if BufReader::new(ids_r)
         .read_line(&mut line)
@@ -137,13 +138,24 @@ pub fn run_plain_pytest(
             ShardBy::Hash => None,
         };
         let keep = crate::shard::select(&ids, shard.shard, durations.as_deref());
+        if keep.is_empty() && !ids.is_empty() {
+            empty_shard = Some(ids.len());
+        }
         let mut w = keep_w;
         let _ = writeln!(w, "{}", serde_json::json!(keep));
     }
     let status = child
         .wait()
         .map_err(|e| CliError::Internal(format!("waiting for pytest: {e}")))?;
-    Ok(status
+    let code = status
         .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    match empty_shard {
+        // pytest's "no tests collected" (5): for an empty shard that is a pass.
+        Some(n) if code == xdist_core::exit::ExitCode::NoTestsCollected.code() => {
+            eprintln!("{}", crate::shard::empty_shard_line(shard.shard, n));
+            Ok(0)
+        }
+        _ => Ok(code),
+    }
 }

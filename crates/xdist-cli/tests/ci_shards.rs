@@ -346,3 +346,31 @@ fn four_shards_merge_back_into_one_report_and_one_history() {
         assert!(merged.contains_key(id), "{id}");
     }
 }
+
+/// Plain pytest runs (`--co`, `-n 0`) of an empty shard pass too, with the same line.
+#[test]
+fn an_empty_shard_passes_in_plain_runs() {
+    let dir = scratch_dir("ci-empty-plain");
+    std::fs::write(dir.join("test_one.py"), "def test_only():\n    pass\n").unwrap();
+    let mut empty = 0;
+    for k in 1..=4 {
+        for mode in [&["--co", "-q"][..], &["-n", "0"][..]] {
+            let out = run_with_timeout(
+                xdist_in(&dir)
+                    .arg("--python")
+                    .arg(test_python())
+                    .args(["-p", "no:cacheprovider", "--shard", &format!("{k}/4")])
+                    .args(mode),
+                TIMEOUT,
+            );
+            assert_eq!(out.code, Some(0), "{mode:?}\n{}", out.describe(3000));
+            if out.stderr.contains(&format!(
+                "shard {k}/4 has none of the 1 collected tests: nothing to run, which passes"
+            )) {
+                empty += 1;
+            }
+        }
+    }
+    // One shard holds the test; the other three are empty, in both modes.
+    assert_eq!(empty, 6);
+}
