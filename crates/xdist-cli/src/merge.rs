@@ -318,19 +318,20 @@ pub fn merge_junit(argv: &[String]) -> Result<i32, CliError> {
     Ok(0)
 }
 
-/// A history file from a file, a cache directory or a project directory.
+/// A history file from a file, a pytest cache directory (`.pytest_cache`, or any directory
+/// with pytest's `v/` inside) or a project directory (its `.pytest_cache`).
 fn history_file(p: &Path) -> PathBuf {
-    if !p.is_dir() {
+    let named_cache = p.file_name().is_some_and(|n| n == ".pytest_cache");
+    if !p.is_dir() && !named_cache {
         return p.to_path_buf();
     }
-    let in_cache = p.join("v").join("xdist").join("durations");
-    if in_cache.exists() {
-        return in_cache;
-    }
-    p.join(".pytest_cache")
-        .join("v")
-        .join("xdist")
-        .join("durations")
+    let is_cache = named_cache || p.join("v").is_dir();
+    let cache = if is_cache {
+        p.to_path_buf()
+    } else {
+        p.join(".pytest_cache")
+    };
+    cache.join("v").join("xdist").join("durations")
 }
 
 fn read_history(path: &Path) -> Result<BTreeMap<String, f64>, CliError> {
@@ -395,5 +396,24 @@ mod tests {
         assert_eq!(s.cases[2].counts.skipped, 1);
         assert_eq!(s.cases[3].counts.errors, 1);
         assert!(parse_junit("<html></html>").is_err());
+    }
+
+    #[test]
+    fn history_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let project = tmp.path();
+        let cache = project.join(".pytest_cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        let want = cache.join("v/xdist/durations");
+        // A cache directory without a history yet is still the cache, not a project.
+        assert_eq!(history_file(&cache), want);
+        assert_eq!(history_file(project), want);
+        assert_eq!(history_file(&want), want);
+        let custom = project.join("ci-cache");
+        std::fs::create_dir_all(custom.join("v")).unwrap();
+        assert_eq!(history_file(&custom), custom.join("v/xdist/durations"));
+        // A cache that does not exist yet (the first merge).
+        let fresh = project.join("new/.pytest_cache");
+        assert_eq!(history_file(&fresh), fresh.join("v/xdist/durations"));
     }
 }
