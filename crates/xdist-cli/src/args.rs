@@ -238,6 +238,13 @@ pub struct Shard {
     pub provider: Option<&'static crate::shard::Provider>,
 }
 
+impl Shard {
+    /// `--shard auto` found Bazel's variables.
+    pub fn is_bazel(&self) -> bool {
+        self.provider.is_some_and(|p| p.is_bazel())
+    }
+}
+
 /// Validated options of one run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -344,7 +351,7 @@ pub fn validate(
         |name| std::env::var(name).ok(),
     )?;
     let mut pytest_args = pytest_args;
-    if shard.is_some_and(|s| s.provider.is_some_and(|p| p.name == "Bazel")) {
+    if shard.is_some_and(|s| s.is_bazel()) {
         // Bazel reads the test's JUnit report from XML_OUTPUT_FILE.
         let xml = std::env::var(xdist_core::env::XML_OUTPUT_FILE).unwrap_or_default();
         if !xml.is_empty() && scan_pytest_flags(&pytest_args).junitxml.is_none() {

@@ -109,10 +109,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     let (own_addopts, _) = args::split_args(&addopts);
     let raw_addopts = args::parse_raw(&own_addopts)?;
     let opts = args::validate(raw_cli, raw_addopts, pytest_args)?;
-    if opts
-        .shard
-        .is_some_and(|s| s.provider.is_some_and(|p| p.name == "Bazel"))
-    {
+    if opts.shard.is_some_and(|s| s.is_bazel()) {
         // Bazel's sharding protocol: touching this file says the runner shards.
         if let Some(path) = std::env::var_os(envnames::TEST_SHARD_STATUS_FILE) {
             std::fs::OpenOptions::new()

@@ -61,6 +61,8 @@ shard_fds = os.environ.pop("XDIST_SHARD_FDS", None)
 if shard_fds:
     import json
     shard_r, shard_w = (int(x) for x in shard_fds.split(","))
+    os.set_inheritable(shard_r, False)
+    os.set_inheritable(shard_w, False)
     class XdistShard:
         @pytest.hookimpl(trylast=True)
         def pytest_collection_modifyitems(self, config, items):

@@ -24,6 +24,13 @@ pub struct Provider {
     pub base: usize,
 }
 
+impl Provider {
+    /// Bazel's test sharding protocol also has a status file and an XML output path.
+    pub fn is_bazel(&self) -> bool {
+        self.index_var == envnames::TEST_SHARD_INDEX
+    }
+}
+
 /// Looked up in this order: Bazel first, since a Bazel test may itself run inside another
 /// provider's job, whose variables then describe the outer job.
 pub const PROVIDERS: &[Provider] = &[
