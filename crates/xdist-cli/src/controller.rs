@@ -120,6 +120,8 @@ struct Node {
     fault: Option<String>,
     /// Its tests are done and it waits to run the summary step (`linger`).
     lingering: bool,
+    /// The exit status its `finished` event announced: the process must end with it.
+    finished_status: Option<i32>,
 }
 
 impl Node {
@@ -475,6 +477,7 @@ impl<'r> Controller<'r> {
             hung: false,
             fault: None,
             lingering: false,
+            finished_status: None,
         });
         if !first {
             if let Some(n) = self.nodes.last_mut() {
@@ -1054,6 +1057,7 @@ impl<'r> Controller<'r> {
                 workeroutput,
             } => {
                 self.nodes[i].finished = true;
+                self.nodes[i].finished_status = Some(exitstatus);
                 self.worker_outputs.insert(i, workeroutput);
                 let view = self.node_view(i);
                 let r = self.host.testnodedown(&view, None);
@@ -1465,6 +1469,10 @@ impl<'r> Controller<'r> {
         }
         self.nodes[i].down_handled = true;
         if self.nodes[i].finished {
+            if self.ended_abnormally(i, kind) {
+                // Its reports are all in; the crash belongs to the end of its session.
+                self.report_session_crash(i, "after its session ended", kind);
+            }
             if self.nodes[i].scheduled {
                 let key = NodeKey(self.nodes[i].key);
                 self.nodes[i].scheduled = false;
@@ -1522,6 +1530,7 @@ impl<'r> Controller<'r> {
         // The worker flushes its events when a test starts: `started` is the test that was
         // running when it died, or None if it died between tests.
         let started = self.nodes[i].started.map(|(idx, _)| idx);
+        let mut gave_back = false;
         let crash_index = if self.nodes[i].scheduled {
             self.nodes[i].scheduled = false;
             let key = NodeKey(self.nodes[i].key);
@@ -1529,6 +1538,7 @@ impl<'r> Controller<'r> {
             match (first, started) {
                 // Its first pending test never started: it goes back to the queue.
                 (Some(f), None) if self.sched.mark_test_pending(f, &mut self.actions).is_ok() => {
+                    gave_back = true;
                     None
                 }
                 _ => first,
@@ -1545,29 +1555,19 @@ impl<'r> Controller<'r> {
                 blamed = true;
             }
         }
+        // All its tests ran and it was told to end: it died in the session's end
+        // (`pytest_sessionfinish`, session fixtures' last teardown), not in a test.
+        let session_end = !blamed && !gave_back && self.nodes[i].shutdown_sent;
         if !blamed {
             // No test to report it on: say it here (and in the summary).
-            let when = if self.nodes[i].ready {
+            let when = if session_end {
+                "after its last test, while ending its session"
+            } else if self.nodes[i].ready {
                 "while no test was running"
             } else {
                 "before its pytest session started"
             };
-            let tail = &self.nodes[i].stderr_tail;
-            let tail: Vec<String> = tail
-                .iter()
-                .skip(tail.len().saturating_sub(10))
-                .cloned()
-                .collect();
-            for line in &tail {
-                self.emit(RunEvent::WorkerOutput { worker: &id, line });
-            }
-            let cause = self.nodes[i].fault.clone();
-            let msg = format!(
-                "worker {id} crashed {when} ({})",
-                cause.unwrap_or_else(|| kind.to_string())
-            );
-            self.emit(RunEvent::XdistMessage { message: &msg });
-            self.crashes += 1;
+            self.report_session_crash(i, when, kind);
         }
         self.crashed_workers += 1;
         let limit_reached = match self.setup.max_restarts {
@@ -1586,7 +1586,7 @@ impl<'r> Controller<'r> {
             self.emit(RunEvent::XdistMessage { message: &msg });
             self.xdist_message = Some(msg);
             self.stop_all();
-        } else if !self.shutting_down || self.sched.has_pending() {
+        } else if !session_end && (!self.shutting_down || self.sched.has_pending()) {
             self.emit(RunEvent::ReplacingWorker { worker: &id });
             self.shutting_down = false;
             if let Err(e) = self.spawn_worker(self.nodes[i].spec, false) {
@@ -1595,6 +1595,46 @@ impl<'r> Controller<'r> {
         }
         self.dispatch_actions();
         self.check_finished();
+    }
+
+    /// Whether a worker that sent `finished` died (a signal, or an exit status other than
+    /// the one it announced) rather than ending as its session said; a kill of ours on the
+    /// user's request or a fatal error does not count.
+    fn ended_abnormally(&self, i: usize, kind: ExitKind) -> bool {
+        if self.interrupt_deadline.is_some() || self.fatal.is_some() {
+            return false;
+        }
+        match kind {
+            ExitKind::Signal(_) => true,
+            // The worker's own INTERNALERROR path exits 3 and was reported as such.
+            ExitKind::Code(c) => {
+                Some(c) != self.nodes[i].finished_status
+                    && !(c == ExitCode::InternalError.code() && self.internal_error)
+            }
+            ExitKind::Disconnected => false,
+        }
+    }
+
+    /// A crash no test is to blame for: the worker's last stderr lines, a line in the
+    /// output and the summary, and a failed run.
+    fn report_session_crash(&mut self, i: usize, when: &str, kind: ExitKind) {
+        let id = self.nodes[i].id.clone();
+        let tail = &self.nodes[i].stderr_tail;
+        let tail: Vec<String> = tail
+            .iter()
+            .skip(tail.len().saturating_sub(10))
+            .cloned()
+            .collect();
+        for line in &tail {
+            self.emit(RunEvent::WorkerOutput { worker: &id, line });
+        }
+        let cause = self.nodes[i].fault.clone();
+        let msg = format!(
+            "worker {id} crashed {when} ({})",
+            cause.unwrap_or_else(|| kind.to_string())
+        );
+        self.emit(RunEvent::XdistMessage { message: &msg });
+        self.crashes += 1;
     }
 
     fn report_crash(&mut self, i: usize, nodeid: &str, kind: ExitKind) {

@@ -800,6 +800,45 @@ fn conftest_crash_in_one_worker() {
     c.finish();
 }
 
+/// A worker that dies after its last test (in `pytest_sessionfinish` or
+/// `pytest_unconfigure`, by `os._exit` or SIGSEGV) loses no report and blames no test: every
+/// test passed, the crash is the session's, and the run fails.
+#[test]
+fn crash_after_the_last_test_blames_the_session() {
+    for (hook, how, cause) in [
+        ("pytest_sessionfinish", "exit", "exit code 7"),
+        ("pytest_sessionfinish", "segv", "SIGSEGV"),
+        ("pytest_unconfigure", "exit", "exit code 7"),
+        ("pytest_unconfigure", "segv", "SIGSEGV"),
+    ] {
+        let suite = Suite::new("session_crash");
+        std::fs::write(suite.dir.join("fault.txt"), format!("{hook} {how}")).unwrap();
+        let out = suite.run(&["-n", "2", "-v"]);
+        let mut c = Check::new(format!("{how} in {hook}"), &out);
+        let ids: Vec<String> = (0..8)
+            .map(|n| format!("test_ok.py::test_ok[{n}]"))
+            .collect();
+        let finals = check_invariant(&mut c, &ids, 1);
+        c.expect(
+            finals.len() == 8 && finals.values().all(|w| w == "PASSED"),
+            format!("outcomes {finals:?}, want 8 PASSED"),
+        );
+        let when = if hook == "pytest_sessionfinish" {
+            "after its last test, while ending its session"
+        } else {
+            "after its session ended"
+        };
+        for w in ["gw0", "gw1"] {
+            c.line(&format!("xdist: worker {w} crashed {when} ({cause})"));
+        }
+        c.no_line("crashed while running");
+        c.no_line("replacing crashed worker");
+        c.summary(&[("passed", 8)]);
+        c.exit(1);
+        c.finish();
+    }
+}
+
 #[test]
 fn garbage_on_the_protocol_channel() {
     let suite = Suite::new("garbage");

@@ -798,6 +798,9 @@ class WorkerPlugin(XdistOptions):
         else:
             if pending is LINGER:
                 self.linger()
+        # The last test's reports go out before the session hooks run: one that kills the
+        # process (`os._exit` in a conftest's `pytest_sessionfinish`) must not take them along.
+        self.outbox.flush()
         return True
 
     def linger(self):
