@@ -114,14 +114,18 @@ struct Node {
     started: Option<(usize, Instant)>,
     /// When we asked a hung worker for its stacks (SIGUSR1).
     stacks_requested: Option<Instant>,
-    /// Killed for exceeding --hang-timeout.
-    hung: bool,
+    /// The test that exceeded --hang-timeout: the worker is killed while it still runs.
+    hung: Option<usize>,
     /// Killed for breaking the protocol: what it sent.
     fault: Option<String>,
     /// Its tests are done and it waits to run the summary step (`linger`).
     lingering: bool,
     /// The exit status its `finished` event announced: the process must end with it.
     finished_status: Option<i32>,
+    /// Its Python process and the thread that dumps stacks on SIGUSR1 (from `ready`).
+    stack_thread: Option<(u32, i32)>,
+    /// The last test whose outcome (a report with a category) it sent.
+    outcome_of: Option<usize>,
 }
 
 impl Node {
@@ -474,10 +478,12 @@ impl<'r> Controller<'r> {
             down_handled: false,
             started: None,
             stacks_requested: None,
-            hung: false,
+            hung: None,
             fault: None,
             lingering: false,
             finished_status: None,
+            stack_thread: None,
+            outcome_of: None,
         });
         if !first {
             if let Some(n) = self.nodes.last_mut() {
@@ -793,19 +799,32 @@ impl<'r> Controller<'r> {
             if n.exited.is_some() {
                 continue;
             }
+            let running = n.started.map(|(idx, _)| idx);
             match (n.started, n.stacks_requested) {
-                (Some((_, since)), None) if since.elapsed() >= timeout => {
+                (Some((idx, since)), None) if since.elapsed() >= timeout => {
                     n.stacks_requested = Some(Instant::now());
-                    n.hung = true;
-                    if self.setup.specs[n.spec].is_remote() {
-                        // Its process is on another machine: ask over the channel.
+                    n.hung = Some(idx);
+                    // Only the thread waiting on the channel is signalled: a signal the
+                    // test's thread took would cut its sleep or C call short.
+                    let signalled = match n.stack_thread {
+                        Some((pid, tid)) if !self.setup.specs[n.spec].is_remote() => {
+                            n.handle.signal_thread(pid, tid, libc::SIGUSR1)
+                        }
+                        _ => false,
+                    };
+                    if !signalled {
+                        // A remote process (or an unknown thread): ask over the channel.
                         n.handle.send(&[Command::DumpStacks]);
-                    } else {
-                        n.handle.signal(libc::SIGUSR1);
                     }
                 }
                 (_, Some(asked)) if asked.elapsed() >= STACK_DUMP_WAIT => {
-                    n.handle.signal(libc::SIGKILL);
+                    if running.is_some() && running == n.hung {
+                        n.handle.signal(libc::SIGKILL);
+                    } else if n.hung.is_some() {
+                        // It ended in the meantime: slow, not hung; the kill was its alone.
+                        n.hung = None;
+                        n.stacks_requested = None;
+                    }
                 }
                 _ => {}
             }
@@ -895,7 +914,9 @@ impl<'r> Controller<'r> {
                 summary_plugins,
                 controller_plugins,
                 controller_reasons,
+                stack_thread,
             } => {
+                self.nodes[i].stack_thread = stack_thread.map(|tid| (info.pid, tid));
                 self.controller_reasons_seen |= !controller_reasons.is_empty();
                 if !controller_reasons.is_empty() && self.controller_session.is_none() {
                     // Its workerinput came too late for this run's workers: start over.
@@ -1226,6 +1247,9 @@ impl<'r> Controller<'r> {
         };
         if let Some(idx) = r.index {
             self.nodes[i].running = Some(idx);
+            if !r.category.is_empty() {
+                self.nodes[i].outcome_of = Some(idx);
+            }
         }
         if r.outcome == "failed" && r.xfail.is_none() {
             self.failures += 1;
@@ -1548,10 +1572,26 @@ impl<'r> Controller<'r> {
         };
         let mut blamed = false;
         if let (Some(idx), Some(collection)) = (crash_index, self.collection.clone()) {
-            if !self.done_tests.contains(&idx) {
-                let nodeid = collection.ids.get(idx).cloned().unwrap_or_default();
+            if self.nodes[i].hung != Some(idx) {
+                self.nodes[i].hung = None;
+            }
+            let nodeid = || collection.ids.get(idx).cloned().unwrap_or_default();
+            if self.nodes[i].outcome_of == Some(idx) && !self.done_tests.contains(&idx) {
+                // It died after the test's outcome was shown (in its teardown): one
+                // outcome per test, so the crash is reported on its own.
                 self.crashed_tests.insert(idx);
-                self.report_crash(i, &nodeid, kind);
+                let hang = match (self.nodes[i].hung, self.setup.hang_timeout) {
+                    (Some(_), Some(t)) => {
+                        format!(", exceeding --hang-timeout of {}s", t.as_secs_f64())
+                    }
+                    _ => String::new(),
+                };
+                let when = format!("in the teardown of '{}', after its outcome{hang}", nodeid());
+                self.report_session_crash(i, &when, kind);
+                blamed = true;
+            } else if !self.done_tests.contains(&idx) {
+                self.crashed_tests.insert(idx);
+                self.report_crash(i, &nodeid(), kind);
                 blamed = true;
             }
         }
@@ -1620,9 +1660,15 @@ impl<'r> Controller<'r> {
     fn report_session_crash(&mut self, i: usize, when: &str, kind: ExitKind) {
         let id = self.nodes[i].id.clone();
         let tail = &self.nodes[i].stderr_tail;
+        // A hung worker's tail is its stacks: all of them.
+        let keep = if self.nodes[i].hung.is_some() {
+            STDERR_TAIL
+        } else {
+            10
+        };
         let tail: Vec<String> = tail
             .iter()
-            .skip(tail.len().saturating_sub(10))
+            .skip(tail.len().saturating_sub(keep))
             .cloned()
             .collect();
         for line in &tail {
@@ -1666,7 +1712,7 @@ impl<'r> Controller<'r> {
             body.push_str(&line);
             body.push('\n');
         }
-        if self.nodes[i].hung {
+        if self.nodes[i].hung.is_some() {
             let secs = self.setup.hang_timeout.map_or(0.0, |t| t.as_secs_f64());
             body.push_str(&format!(
                 "{}\ntest exceeded --hang-timeout of {secs}s; worker killed ({kind}); Python stacks:\n",

@@ -778,6 +778,105 @@ fn hanging_test_killed_with_its_stack() {
     c.finish();
 }
 
+/// `--hang-timeout` blames only the test that hung, and taking its stacks disturbs no test:
+/// tests near the timeout either pass or are the hung one (one outcome each), tests after
+/// them are never blamed, and a sleep in C holding the GIL is not woken up by the request.
+#[test]
+fn hang_timeout_blames_the_hung_test_only() {
+    let suite = Suite::new("hang_blame");
+    let out = suite.run(&["-n", "2", "--hang-timeout", "2", "-v"]);
+    let mut c = Check::new("--hang-timeout 2, tests around it", &out);
+    let mut ids: Vec<String> = ["1.0", "2.2", "2.4"]
+        .iter()
+        .map(|s| format!("test_blame.py::test_near_timeout[{s}]"))
+        .collect();
+    let hung = [
+        "test_blame.py::test_hang_python",
+        "test_blame.py::test_hang_c",
+    ];
+    ids.extend(hung.iter().map(|s| s.to_string()));
+    ids.extend((0..6).map(|n| format!("test_blame.py::test_quick[{n}]")));
+    let finals = check_invariant(&mut c, &ids, 1);
+    c.expect(finals.len() == ids.len(), "a test has no outcome");
+    for (id, word) in &finals {
+        let exceeded = out.stdout.lines().any(|l| {
+            l.starts_with(&format!("FAILED {id} - worker '"))
+                || crash_workers(&out.stdout, id).len() == 1
+        });
+        if hung.contains(&id.as_str()) {
+            c.expect(
+                word == "FAILED",
+                format!("{id}: {word}, want FAILED (hung)"),
+            );
+            c.expect(exceeded, format!("{id}: no crash report"));
+        } else if id.contains("[1.0]") || id.contains("test_quick") {
+            c.expect(word == "PASSED", format!("{id}: {word}, want PASSED"));
+        } else {
+            // Over the timeout, done within the stack wait: passed, or killed as hung.
+            c.expect(
+                word == "PASSED" || exceeded,
+                format!("{id}: {word} without being the hung test"),
+            );
+        }
+    }
+    // The stacks of each hung test, taken before the kill.
+    c.line("test_blame.py\", line 11 in sleep_in_python");
+    c.line("test_blame.py\", line 16 in sleep_in_c");
+    let hangs = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("test exceeded --hang-timeout of 2s; worker killed (SIGKILL)"))
+        .count();
+    let failed = finals.values().filter(|w| *w == "FAILED").count();
+    c.expect(
+        hangs == failed,
+        format!("{hangs} hang reports for {failed} failures"),
+    );
+    c.exit(1);
+    for id in &ids {
+        c.expect(
+            count_runs(&suite.runs(), id) == 1,
+            format!("{id} ran again"),
+        );
+    }
+    c.finish();
+}
+
+/// A session fixture whose teardown hangs: each worker is killed in the teardown of its
+/// last test, which keeps the one outcome it had (PASSED); the crash is reported on its own.
+#[test]
+fn hang_in_session_teardown_keeps_one_outcome_per_test() {
+    let suite = Suite::new("hang_teardown");
+    let out = suite.run(&["-n", "2", "--hang-timeout", "2", "-v"]);
+    let mut c = Check::new("session fixture teardown hangs", &out);
+    let ids: Vec<String> = (0..8)
+        .map(|n| format!("test_teardown.py::test_uses_it[{n}]"))
+        .collect();
+    let finals = check_invariant(&mut c, &ids, 1);
+    c.expect(
+        finals.len() == 8 && finals.values().all(|w| w == "PASSED"),
+        format!("outcomes {finals:?}, want 8 PASSED"),
+    );
+    let crashes = out
+        .stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("worker gw")
+                && l.contains("crashed in the teardown of 'test_teardown.py::test_uses_it[")
+                && l.ends_with("after its outcome, exceeding --hang-timeout of 2s (SIGKILL)")
+        })
+        .count();
+    c.expect(
+        crashes == 2,
+        format!("{crashes} teardown crash lines, want 2"),
+    );
+    c.line("test_teardown.py\", line 11 in session_resource");
+    c.no_line("crashed while running");
+    c.summary(&[("passed", 8)]);
+    c.exit(1);
+    c.finish();
+}
+
 #[test]
 fn conftest_crash_in_one_worker() {
     let suite = Suite::new("conftest_crash");

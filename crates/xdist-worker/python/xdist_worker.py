@@ -506,6 +506,8 @@ class WorkerPlugin(XdistOptions):
         self.ser_keys = None
         self.summary_keys = ()
         self.heap = HeapFreezer()
+        # The channel reader's native thread id: the controller sends SIGUSR1 to it alone.
+        self.stack_thread = None
 
     def pytest_configure(self, config):
         super().pytest_configure(config)
@@ -606,6 +608,7 @@ class WorkerPlugin(XdistOptions):
             "summary_plugins": self.summary_plugins,
             "controller_plugins": self.controller_plugins,
             "controller_reasons": self.controller_reasons,
+            "stack_thread": self.stack_thread,
         })
         self.outbox.flush()
 
@@ -1660,6 +1663,7 @@ def main(channel_in, channel_out_fd):
     reader.start()
 
     worker = WorkerPlugin(bootstrap, outbox, queue)
+    worker.stack_thread = getattr(reader, "native_id", None)
     plugins = [worker, worker.fixtures_plugin(), make_finish_reporter(pytest, worker)]
     # An installed pytest-xdist must not take over inside a worker.
     args = ["-p", "no:xdist", "-p", "no:xdist.looponfail"] + list(bootstrap["args"])

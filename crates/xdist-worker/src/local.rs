@@ -119,6 +119,28 @@ impl WorkerHandle {
     }
 }
 
+impl WorkerHandle {
+    /// Sends `sig` to one thread (`tid`) of this worker's own process (a local worker only:
+    /// false when `pid` is not the process we started).
+    pub fn signal_thread(&self, pid: u32, tid: i32, sig: i32) -> bool {
+        match self.killer {
+            Killer::Pid(own) if own == pid => {
+                // SAFETY: tgkill(2) on a thread of the process we started; a stale tid is
+                // at worst ESRCH (the kernel checks it belongs to `pid`).
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_tgkill,
+                        pid as libc::c_long,
+                        tid as libc::c_long,
+                        sig as libc::c_long,
+                    ) == 0
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Starts a worker; [`WorkerHandle::start`] starts the threads that feed its messages into `tx`.
 pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHandle, SpawnError> {
     let (to_child_r, to_child_w) = std::io::pipe().map_err(SpawnError::Pipe)?;
