@@ -32,6 +32,9 @@ use crate::error::CliError;
 /// How long a worker's channel may stay open after its process exited (a forked grandchild
 /// can hold it) before the worker counts as down anyway.
 const CHANNEL_GRACE: Duration = Duration::from_secs(1);
+/// How long a worker may live on after its event channel ended without `finished` (a test
+/// closed or replaced it): then nothing it does can be reported, and it is killed.
+const CHANNEL_LOST_WAIT: Duration = Duration::from_secs(2);
 /// Lines of a worker's stderr kept for crash reports.
 const STDERR_TAIL: usize = 200;
 /// After the first Ctrl-C, running tests get this long to finish.
@@ -126,6 +129,8 @@ struct Node {
     stack_thread: Option<(u32, i32)>,
     /// The last test whose outcome (a report with a category) it sent.
     outcome_of: Option<usize>,
+    /// When its event channel ended while the process lived on.
+    channel_lost: Option<Instant>,
 }
 
 impl Node {
@@ -214,6 +219,8 @@ pub struct Controller<'r> {
     restart_for_controller: bool,
     /// A worker's `ready` named reasons for a controller session.
     controller_reasons_seen: bool,
+    /// Nodes whose event channel ended while their process lived on.
+    lost_channels: Vec<usize>,
 }
 
 impl<'r> Controller<'r> {
@@ -292,6 +299,7 @@ impl<'r> Controller<'r> {
             session_exit: None,
             restart_for_controller: false,
             controller_reasons_seen: false,
+            lost_channels: Vec::new(),
             failed_ids: Vec::new(),
             failed_seen: HashSet::new(),
         })
@@ -484,6 +492,7 @@ impl<'r> Controller<'r> {
             finished_status: None,
             stack_thread: None,
             outcome_of: None,
+            channel_lost: None,
         });
         if !first {
             if let Some(n) = self.nodes.last_mut() {
@@ -526,6 +535,7 @@ impl<'r> Controller<'r> {
             self.maybe_summarize();
             self.check_interrupts();
             self.check_hangs();
+            self.check_lost_channels();
             if self.exited_nodes > 0 {
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].exited.is_some() && !self.nodes[i].down_handled {
@@ -831,6 +841,23 @@ impl<'r> Controller<'r> {
         }
     }
 
+    /// A worker whose event channel ended but whose process did not: killed after
+    /// [`CHANNEL_LOST_WAIT`], a crash of the test it was running.
+    fn check_lost_channels(&mut self) {
+        let lost = std::mem::take(&mut self.lost_channels);
+        for i in lost {
+            let n = &mut self.nodes[i];
+            match n.channel_lost {
+                Some(at) if n.exited.is_none() && at.elapsed() >= CHANNEL_LOST_WAIT => {
+                    n.fault = Some("channel lost: the worker's event channel was closed or replaced while it ran".into());
+                    n.handle.signal(libc::SIGKILL);
+                }
+                Some(_) if n.exited.is_none() => self.lost_channels.push(i),
+                _ => {}
+            }
+        }
+    }
+
     fn kill_all(&mut self) {
         for n in &mut self.nodes {
             if n.exited.is_none() {
@@ -858,6 +885,10 @@ impl<'r> Controller<'r> {
             WorkerMsg::ChannelClosed(key) => {
                 let i = self.node_index(key);
                 self.nodes[i].channel_done = true;
+                if self.nodes[i].exited.is_none() && !self.nodes[i].finished {
+                    self.nodes[i].channel_lost = Some(Instant::now());
+                    self.lost_channels.push(i);
+                }
                 self.maybe_node_down(i);
             }
             WorkerMsg::ChannelFault(key, fault) => {

@@ -992,6 +992,104 @@ fn garbage_on_the_protocol_channel() {
     c.finish();
 }
 
+/// Runs `-k filter` of the `channel` suite: the `faulty` tests must each fail as their
+/// worker's crash with a line starting with the given cause, every other test passes, and
+/// the run ends long before any of them would have been waited out.
+/// `deselected`: the suite's other tests. `swallowing`: a fault may swallow the start of
+/// the next test on that worker (the controller never saw it begin), which then runs again.
+fn channel_fault_run(
+    filter: &str,
+    faulty: &[(&str, &str)],
+    others: &[String],
+    deselected: u64,
+    swallowing: bool,
+) {
+    let suite = Suite::new("channel");
+    let out = suite.run(&["-n", "2", "-v", "-k", filter]);
+    let mut c = Check::new(format!("channel faults: -k {filter}"), &out);
+    let mut ids: Vec<String> = others.to_vec();
+    ids.extend(faulty.iter().map(|(id, _)| id.to_string()));
+    let finals = check_invariant(&mut c, &ids, 1);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for (id, cause) in faulty {
+        c.expect(
+            finals.get(*id).map(String::as_str) == Some("FAILED"),
+            format!("{id}: outcome {:?}, want FAILED", finals.get(*id)),
+        );
+        let workers = crash_workers(&out.stdout, id);
+        c.expect(workers.len() == 1, format!("no crash line for {id}"));
+        if let Some(w) = workers.first() {
+            let head = format!("worker '{w}' crashed while running '{id}'");
+            let at = lines.iter().position(|l| *l == head).unwrap_or(0);
+            c.expect(
+                lines[at..].iter().take(6).any(|l| l.starts_with(cause)),
+                format!("no line starting with `{cause}` after `{head}`"),
+            );
+        }
+        let runs = count_runs(&suite.runs(), id);
+        let most = if swallowing { 2 } else { 1 };
+        c.expect((1..=most).contains(&runs), format!("{id} ran {runs} times"));
+    }
+    for id in others {
+        c.expect(
+            finals.get(id).map(String::as_str) == Some("PASSED"),
+            format!("{id}: outcome {:?}, want PASSED", finals.get(id)),
+        );
+    }
+    c.line("replacing crashed worker ");
+    c.summary(&[
+        ("failed", faulty.len() as u64),
+        ("passed", others.len() as u64),
+        ("deselected", deselected),
+    ]);
+    c.exit(1);
+    c.expect(
+        out.elapsed < Duration::from_secs(25),
+        format!("took {:.1?}", out.elapsed),
+    );
+    c.finish();
+}
+
+/// The start of a frame and nothing more, at several sizes: the frame stalls (or what
+/// follows is garbage), a protocol error of the test that wrote it, in bounded time.
+#[test]
+fn partial_frames_on_the_channel_end_in_bounded_time() {
+    let faulty: Vec<(String, &str)> = ["100", "5000", "1048576", "62914560"]
+        .iter()
+        .map(|n| format!("test_frames.py::test_frame_header_only[{n}]"))
+        .chain(["test_frames.py::test_half_a_header".to_string()])
+        .map(|id| (id, "protocol error: "))
+        .collect();
+    let faulty: Vec<(&str, &str)> = faulty.iter().map(|(id, c)| (id.as_str(), *c)).collect();
+    let others: Vec<String> = (0..4)
+        .map(|n| format!("test_frames.py::test_ok[{n}]"))
+        .collect();
+    channel_fault_run("test_frames", &faulty, &others, 39, true);
+}
+
+/// A test that closes or replaces the worker's channel descriptors: the worker says so and
+/// exits after that test (or is killed once its event channel is gone), a crash of that
+/// test; the tests after it run on a replacement.
+#[test]
+fn broken_channel_descriptors_end_the_worker() {
+    let lost = "xdist worker: channel lost: ";
+    let faulty = [
+        ("test_fds.py::test_dup2_stdout_over_events", lost),
+        (
+            "test_fds.py::test_dup2_over_events_then_wait",
+            "channel lost: the worker's event channel was closed or replaced",
+        ),
+        ("test_fds.py::test_close_commands", lost),
+        ("test_fds.py::test_close_events", lost),
+        ("test_fds.py::test_devnull_over_commands", lost),
+    ];
+    let others: Vec<String> = (0..4)
+        .map(|n| format!("test_fds.py::test_ok[{n}]"))
+        .chain((0..30).map(|n| format!("test_fds.py::test_later[{n}]")))
+        .collect();
+    channel_fault_run("test_fds", &faulty, &others, 9, false);
+}
+
 // ---------------------------------------------------------------------------
 // Interrupts
 // ---------------------------------------------------------------------------

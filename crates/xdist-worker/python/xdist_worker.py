@@ -49,6 +49,24 @@ class Channel:
         self._reader = reader
         self._fd = write_fd
         self._lock = threading.Lock()
+        self._files = self._identities()
+
+    def _identities(self):
+        return [(st.st_dev, st.st_ino) for st in
+                (os.fstat(self._reader.fileno()), os.fstat(self._fd))]
+
+    def check(self):
+        """Ends the worker when a test closed or replaced a channel descriptor (`os.close`,
+        `os.dup2` onto it): nothing could be reported or received any more."""
+        fds = (("command", self._reader.fileno()), ("event", self._fd))
+        for (name, fd), before in zip(fds, self._files):
+            try:
+                st = os.fstat(fd)
+                intact = (st.st_dev, st.st_ino) == before
+            except OSError:
+                intact = False
+            if not intact:
+                channel_lost("its {} channel (fd {}) was closed or replaced".format(name, fd))
 
     def recv(self):
         """Next frame's payload, or None when the controller closed the channel."""
@@ -71,6 +89,8 @@ class Channel:
                 except BrokenPipeError:
                     # The controller is gone: nobody will read our results.
                     os._exit(3)
+                except OSError as exc:
+                    channel_lost("cannot write the event channel ({})".format(exc))
                 view = view[written:]
 
     def send_events(self, events):
@@ -223,7 +243,11 @@ class WorkQueue:
     def read_commands(self):
         """Reader thread body: decode command batches until the channel closes."""
         while True:
-            payload = self.channel.recv()
+            try:
+                payload = self.channel.recv()
+            except (OSError, ValueError) as exc:
+                channel_lost("cannot read the command channel ({}: {})".format(
+                    type(exc).__name__, exc))
             if payload is None:
                 break
             for command in json.loads(payload):
@@ -234,6 +258,19 @@ class WorkQueue:
         timer = threading.Timer(10.0, os._exit, args=(3,))
         timer.daemon = True
         timer.start()
+
+
+def channel_lost(what):
+    """The channel to the controller is broken inside this process (a test or plugin closed
+    or replaced its descriptors): say so on the real stderr and exit, a crash of the
+    running test."""
+    out = STACK_DUMP_FILE if STACK_DUMP_FILE is not None else sys.stderr
+    try:
+        out.write("xdist worker: channel lost: {}; a test or plugin must not touch "
+                  "the worker's channel\n".format(what))
+        out.flush()
+    finally:
+        os._exit(3)
 
 
 def dump_stacks():
@@ -794,6 +831,8 @@ class WorkerPlugin(XdistOptions):
             self.current = index
             start = perf()
             config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            # Still the test's crash if it broke the channel (cheap: two fstat calls).
+            self.outbox.channel.check()
             self.emit({"t": "done", "i": index, "d": perf() - start})
             self.current = None
             if session.shouldfail or session.shouldstop:

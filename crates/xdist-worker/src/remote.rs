@@ -30,7 +30,7 @@ use xdist_core::spec::{Gateway, XSpec};
 use crate::bootstrap::BOOTSTRAP;
 use crate::local::{
     read_channel, spawn_channel_reader, spawn_lines, spawn_local, spawn_waiter, write_first_frames,
-    Killer, LocalSpawn, SharedWriter,
+    Killer, LocalSpawn, SharedWriter, REMOTE_FRAME_STALL,
 };
 use crate::{ExitKind, SpawnError, Stream, WorkerHandle, WorkerMsg};
 
@@ -255,7 +255,7 @@ fn spawn_ssh(
             .ok();
     }
     if let Some(out) = child.stdout.take() {
-        spawn_channel_reader(key, out, tx.clone());
+        spawn_channel_reader(key, out, REMOTE_FRAME_STALL, tx.clone());
     }
     // The worker's own stdout goes to its stderr (the bootstrap moves it): no stdout lines.
     let _ = tx.send(WorkerMsg::OutputClosed(key, Stream::Stdout));
@@ -343,7 +343,7 @@ fn spawn_socket(
     thread::Builder::new()
         .name(format!("xdist-sock-{key}"))
         .spawn(move || {
-            read_channel(key, reader, tx2.clone());
+            read_channel(key, reader, REMOTE_FRAME_STALL, tx2.clone());
             let _ = tx2.send(WorkerMsg::OutputClosed(key, Stream::Stdout));
             let _ = tx2.send(WorkerMsg::OutputClosed(key, Stream::Stderr));
             let _ = tx2.send(WorkerMsg::Exited(key, ExitKind::Disconnected));
