@@ -1090,6 +1090,44 @@ fn broken_channel_descriptors_end_the_worker() {
     channel_fault_run("test_fds", &faulty, &others, 9, false);
 }
 
+/// Tests that fork, in a test, a fixture's setup or teardown, from a thread, and with
+/// multiprocessing: every test passes once, children that return into pytest end there
+/// (none runs a test again or waits for work), and no process outlives the run.
+#[test]
+fn forked_children_never_outlive_the_run() {
+    let suite = Suite::new("fork");
+    let out = suite.run(&["-n", "2", "-v"]);
+    let mut c = Check::new("tests that fork", &out);
+    let mut ids: Vec<String> = [
+        "test_child_returns",
+        "test_child_raises",
+        "test_child_returns_not_waited_for",
+        "test_fork_in_setup",
+        "test_fork_in_teardown",
+        "test_fork_from_a_thread",
+        "test_child_ends_itself",
+        "test_multiprocessing_fork",
+    ]
+    .iter()
+    .map(|t| format!("test_fork.py::{t}"))
+    .collect();
+    ids.extend((0..6).map(|n| format!("test_fork.py::test_later[{n}]")));
+    let finals = check_invariant(&mut c, &ids, 1);
+    c.expect(
+        finals.len() == ids.len() && finals.values().all(|w| w == "PASSED"),
+        format!("outcomes {finals:?}, want all PASSED"),
+    );
+    // A child that ran on into pytest would have started the worker's next tests again.
+    for id in &ids {
+        let n = count_runs(&suite.runs(), id);
+        c.expect(n == 1, format!("{id} started {n} times"));
+    }
+    c.no_line("crashed");
+    c.summary(&[("passed", ids.len() as u64)]);
+    c.exit(0);
+    c.finish();
+}
+
 // ---------------------------------------------------------------------------
 // Interrupts
 // ---------------------------------------------------------------------------

@@ -80,6 +80,8 @@ class Channel:
         return payload
 
     def send(self, payload):
+        if FORKED_COPY or os.getpid() != WORKER_PID:
+            leave_forked_copy(0)
         data = len(payload).to_bytes(4, "big") + payload
         with self._lock:
             view = memoryview(data)
@@ -118,6 +120,8 @@ class Outbox:
         self.lock = threading.Lock()
 
     def emit(self, event):
+        if FORKED_COPY:
+            leave_forked_copy(0)
         with self.lock:
             if not self.events:
                 self.oldest = _monotonic()
@@ -197,6 +201,8 @@ class WorkQueue:
 
     def pop(self, before_wait):
         """Next index or SHUTDOWN; calls `before_wait()` (a flush) before blocking."""
+        if FORKED_COPY:
+            leave_forked_copy(0)
         with self.cond:
             if self.items:
                 return self.items.popleft()
@@ -283,6 +289,42 @@ def dump_stacks():
 
 
 STACK_DUMP_FILE = None
+# The worker's own pid, and whether this process is a copy of it made by `os.fork()` in a
+# test (multiprocessing's fork children, a test's own `fork()`).
+WORKER_PID = os.getpid()
+FORKED_COPY = False
+
+
+def _after_fork_in_child():
+    """A fork of the worker: the channel is not this process's. Its descriptors are
+    pointed at /dev/null (the numbers stay taken, so nothing else is closed through them
+    later), and `leave_forked_copy` ends the copy if it comes back into the worker's code."""
+    global FORKED_COPY
+    FORKED_COPY = True
+    fds = [int(fd) for fd in CHANNEL_FDS]
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in fds:
+            os.dup2(null, fd, inheritable=False)
+        os.close(null)
+    except OSError:
+        pass
+
+
+def leave_forked_copy(status):
+    """A forked child of a test returned into pytest (it did not end with `os._exit`): its
+    reports would mix with the worker's and it would wait for work forever, outliving the
+    run. It ends here, as its own pytest session would have after this test."""
+    try:
+        out = STACK_DUMP_FILE if STACK_DUMP_FILE is not None else sys.stderr
+        out.write("xdist worker: process {} (forked by a test) returned into pytest and "
+                  "exits; end forked children with os._exit()\n".format(os.getpid()))
+        out.flush()
+    finally:
+        os._exit(status)
+
+
+CHANNEL_FDS = ()
 
 
 def _node_id_class():
@@ -882,6 +924,9 @@ class WorkerPlugin(XdistOptions):
         self.outbox.flush()
 
     def pytest_runtest_logreport(self, report):
+        if FORKED_COPY:
+            # As the copy's own session would end: failed if this report failed.
+            leave_forked_copy(1 if report.failed else 0)
         status = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
         if (
             report.passed
@@ -1652,6 +1697,9 @@ def wire_dict(mapping):
 
 
 def main(channel_in, channel_out_fd):
+    global CHANNEL_FDS
+    CHANNEL_FDS = (channel_in.fileno(), channel_out_fd)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
     channel = Channel(channel_in, channel_out_fd)
     outbox = Outbox(channel)
     payload = channel.recv()
