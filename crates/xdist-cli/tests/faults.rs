@@ -1095,9 +1095,16 @@ fn broken_channel_descriptors_end_the_worker() {
 /// (none runs a test again or waits for work), and no process outlives the run.
 #[test]
 fn forked_children_never_outlive_the_run() {
+    for log_cli in ["false", "true"] {
+        forked_children_run(log_cli);
+    }
+}
+
+fn forked_children_run(log_cli: &str) {
     let suite = Suite::new("fork");
-    let out = suite.run(&["-n", "2", "-v"]);
-    let mut c = Check::new("tests that fork", &out);
+    let opt = format!("log_cli={log_cli}");
+    let out = suite.run(&["-n", "2", "-v", "-o", &opt]);
+    let mut c = Check::new(format!("tests that fork, {opt}"), &out);
     let mut ids: Vec<String> = [
         "test_child_returns",
         "test_child_raises",

@@ -81,7 +81,8 @@ class Channel:
 
     def send(self, payload):
         if FORKED_COPY or os.getpid() != WORKER_PID:
-            leave_forked_copy(0)
+            # A fork's copy of our buffers: never on the worker's channel.
+            return
         data = len(payload).to_bytes(4, "big") + payload
         with self._lock:
             view = memoryview(data)
@@ -121,7 +122,8 @@ class Outbox:
 
     def emit(self, event):
         if FORKED_COPY:
-            leave_forked_copy(0)
+            # A fork (multiprocessing's child logging under log_cli...) reports nothing.
+            return
         with self.lock:
             if not self.events:
                 self.oldest = _monotonic()
@@ -289,16 +291,17 @@ def dump_stacks():
 
 
 STACK_DUMP_FILE = None
-# The worker's own pid, and whether this process is a copy of it made by `os.fork()` in a
-# test (multiprocessing's fork children, a test's own `fork()`).
-WORKER_PID = os.getpid()
+# The worker's own pid (set by `main`), and whether this process is a copy of it made by
+# `os.fork()` in a test (multiprocessing's fork children, a test's own `fork()`).
+WORKER_PID = None
 FORKED_COPY = False
 
 
 def _after_fork_in_child():
     """A fork of the worker: the channel is not this process's. Its descriptors are
     pointed at /dev/null (the numbers stay taken, so nothing else is closed through them
-    later), and `leave_forked_copy` ends the copy if it comes back into the worker's code."""
+    later), nothing it emits is sent, and `leave_forked_copy` ends the copy if it comes back
+    into pytest's test loop."""
     global FORKED_COPY
     FORKED_COPY = True
     fds = [int(fd) for fd in CHANNEL_FDS]
@@ -912,6 +915,8 @@ class WorkerPlugin(XdistOptions):
             self.outbox.flush()
 
     def pytest_runtest_logstart(self, nodeid, location):
+        if FORKED_COPY:
+            leave_forked_copy(0)
         # Always sent: the controller times running tests for --hang-timeout.
         if self.current is None:
             return
@@ -1697,8 +1702,9 @@ def wire_dict(mapping):
 
 
 def main(channel_in, channel_out_fd):
-    global CHANNEL_FDS
+    global CHANNEL_FDS, WORKER_PID
     CHANNEL_FDS = (channel_in.fileno(), channel_out_fd)
+    WORKER_PID = os.getpid()
     os.register_at_fork(after_in_child=_after_fork_in_child)
     channel = Channel(channel_in, channel_out_fd)
     outbox = Outbox(channel)

@@ -1,6 +1,7 @@
 """Tests that fork. The children that return into pytest (no `os._exit`) must end at once
 (they would run the worker's next tests and then wait for work forever, outliving the
 run); children that end themselves, and multiprocessing's fork children, work as usual."""
+import logging
 import multiprocessing
 import os
 import threading
@@ -80,6 +81,8 @@ def test_child_ends_itself():
 
 
 def _square(q, n):
+    # Under log_cli the worker forwards records: not from a fork, which goes on.
+    logging.getLogger("fork-child").warning("squaring %d", n)
     q.put(n * n)
 
 
