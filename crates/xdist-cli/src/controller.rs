@@ -1640,7 +1640,9 @@ impl<'r> Controller<'r> {
             };
             self.report_session_crash(i, when, kind);
         }
-        self.crashed_workers += 1;
+        // One that had nothing left to run needs no replacement: it does not count for
+        // --max-worker-restart.
+        self.crashed_workers += usize::from(!session_end);
         let limit_reached = match self.setup.max_restarts {
             Some(max) => self.crashed_workers > max,
             None => false,
