@@ -14,7 +14,7 @@ def test_ok(n):
     pass
 
 
-@pytest.mark.parametrize("size", [100, 5000, 1 << 20, 60 << 20])
+@pytest.mark.parametrize("size", [100, 1 << 20, 60 << 20])
 def test_frame_header_only(size):
     os.write(CHANNEL, size.to_bytes(4, "big"))
 
