@@ -32,6 +32,9 @@ use crate::error::CliError;
 /// How long a worker's channel may stay open after its process exited (a forked grandchild
 /// can hold it) before the worker counts as down anyway.
 const CHANNEL_GRACE: Duration = Duration::from_secs(1);
+/// How long a worker may live on after its event channel ended without `finished` (a test
+/// closed or replaced it): then nothing it does can be reported, and it is killed.
+const CHANNEL_LOST_WAIT: Duration = Duration::from_secs(2);
 /// Lines of a worker's stderr kept for crash reports.
 const STDERR_TAIL: usize = 200;
 /// After the first Ctrl-C, running tests get this long to finish.
@@ -114,12 +117,20 @@ struct Node {
     started: Option<(usize, Instant)>,
     /// When we asked a hung worker for its stacks (SIGUSR1).
     stacks_requested: Option<Instant>,
-    /// Killed for exceeding --hang-timeout.
-    hung: bool,
+    /// The test that exceeded --hang-timeout: the worker is killed while it still runs.
+    hung: Option<usize>,
     /// Killed for breaking the protocol: what it sent.
     fault: Option<String>,
     /// Its tests are done and it waits to run the summary step (`linger`).
     lingering: bool,
+    /// The exit status its `finished` event announced: the process must end with it.
+    finished_status: Option<i32>,
+    /// Its Python process and the thread that dumps stacks on SIGUSR1 (from `ready`).
+    stack_thread: Option<(u32, i32)>,
+    /// The last test whose outcome (a report with a category) it sent.
+    outcome_of: Option<usize>,
+    /// When its event channel ended while the process lived on.
+    channel_lost: Option<Instant>,
 }
 
 impl Node {
@@ -208,6 +219,8 @@ pub struct Controller<'r> {
     restart_for_controller: bool,
     /// A worker's `ready` named reasons for a controller session.
     controller_reasons_seen: bool,
+    /// Nodes whose event channel ended while their process lived on.
+    lost_channels: Vec<usize>,
 }
 
 impl<'r> Controller<'r> {
@@ -286,6 +299,7 @@ impl<'r> Controller<'r> {
             session_exit: None,
             restart_for_controller: false,
             controller_reasons_seen: false,
+            lost_channels: Vec::new(),
             failed_ids: Vec::new(),
             failed_seen: HashSet::new(),
         })
@@ -472,9 +486,13 @@ impl<'r> Controller<'r> {
             down_handled: false,
             started: None,
             stacks_requested: None,
-            hung: false,
+            hung: None,
             fault: None,
             lingering: false,
+            finished_status: None,
+            stack_thread: None,
+            outcome_of: None,
+            channel_lost: None,
         });
         if !first {
             if let Some(n) = self.nodes.last_mut() {
@@ -517,6 +535,7 @@ impl<'r> Controller<'r> {
             self.maybe_summarize();
             self.check_interrupts();
             self.check_hangs();
+            self.check_lost_channels();
             if self.exited_nodes > 0 {
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].exited.is_some() && !self.nodes[i].down_handled {
@@ -790,20 +809,50 @@ impl<'r> Controller<'r> {
             if n.exited.is_some() {
                 continue;
             }
+            let running = n.started.map(|(idx, _)| idx);
             match (n.started, n.stacks_requested) {
-                (Some((_, since)), None) if since.elapsed() >= timeout => {
+                (Some((idx, since)), None) if since.elapsed() >= timeout => {
                     n.stacks_requested = Some(Instant::now());
-                    n.hung = true;
-                    if self.setup.specs[n.spec].is_remote() {
-                        // Its process is on another machine: ask over the channel.
+                    n.hung = Some(idx);
+                    // Only the thread waiting on the channel is signalled: a signal the
+                    // test's thread took would cut its sleep or C call short.
+                    let signalled = match n.stack_thread {
+                        Some((pid, tid)) if !self.setup.specs[n.spec].is_remote() => {
+                            n.handle.signal_thread(pid, tid, libc::SIGUSR1)
+                        }
+                        _ => false,
+                    };
+                    if !signalled {
+                        // A remote process (or an unknown thread): ask over the channel.
                         n.handle.send(&[Command::DumpStacks]);
-                    } else {
-                        n.handle.signal(libc::SIGUSR1);
                     }
                 }
                 (_, Some(asked)) if asked.elapsed() >= STACK_DUMP_WAIT => {
+                    if running.is_some() && running == n.hung {
+                        n.handle.signal(libc::SIGKILL);
+                    } else if n.hung.is_some() {
+                        // It ended in the meantime: slow, not hung; the kill was its alone.
+                        n.hung = None;
+                        n.stacks_requested = None;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A worker whose event channel ended but whose process did not: killed after
+    /// [`CHANNEL_LOST_WAIT`], a crash of the test it was running.
+    fn check_lost_channels(&mut self) {
+        let lost = std::mem::take(&mut self.lost_channels);
+        for i in lost {
+            let n = &mut self.nodes[i];
+            match n.channel_lost {
+                Some(at) if n.exited.is_none() && at.elapsed() >= CHANNEL_LOST_WAIT => {
+                    n.fault = Some("channel lost: the worker's event channel was closed or replaced while it ran".into());
                     n.handle.signal(libc::SIGKILL);
                 }
+                Some(_) if n.exited.is_none() => self.lost_channels.push(i),
                 _ => {}
             }
         }
@@ -836,6 +885,10 @@ impl<'r> Controller<'r> {
             WorkerMsg::ChannelClosed(key) => {
                 let i = self.node_index(key);
                 self.nodes[i].channel_done = true;
+                if self.nodes[i].exited.is_none() && !self.nodes[i].finished {
+                    self.nodes[i].channel_lost = Some(Instant::now());
+                    self.lost_channels.push(i);
+                }
                 self.maybe_node_down(i);
             }
             WorkerMsg::ChannelFault(key, fault) => {
@@ -892,7 +945,9 @@ impl<'r> Controller<'r> {
                 summary_plugins,
                 controller_plugins,
                 controller_reasons,
+                stack_thread,
             } => {
+                self.nodes[i].stack_thread = stack_thread.map(|tid| (info.pid, tid));
                 self.controller_reasons_seen |= !controller_reasons.is_empty();
                 if !controller_reasons.is_empty() && self.controller_session.is_none() {
                     // Its workerinput came too late for this run's workers: start over.
@@ -1054,6 +1109,7 @@ impl<'r> Controller<'r> {
                 workeroutput,
             } => {
                 self.nodes[i].finished = true;
+                self.nodes[i].finished_status = Some(exitstatus);
                 self.worker_outputs.insert(i, workeroutput);
                 let view = self.node_view(i);
                 let r = self.host.testnodedown(&view, None);
@@ -1228,6 +1284,9 @@ impl<'r> Controller<'r> {
         };
         if let Some(idx) = r.index {
             self.nodes[i].running = Some(idx);
+            if !r.category.is_empty() {
+                self.nodes[i].outcome_of = Some(idx);
+            }
         }
         if r.outcome == "failed" && r.xfail.is_none() {
             self.failures += 1;
@@ -1476,6 +1535,10 @@ impl<'r> Controller<'r> {
         }
         self.nodes[i].down_handled = true;
         if self.nodes[i].finished {
+            if self.ended_abnormally(i, kind) {
+                // Its reports are all in; the crash belongs to the end of its session.
+                self.report_session_crash(i, "after its session ended", kind);
+            }
             if self.nodes[i].scheduled {
                 let key = NodeKey(self.nodes[i].key);
                 self.nodes[i].scheduled = false;
@@ -1533,6 +1596,7 @@ impl<'r> Controller<'r> {
         // The worker flushes its events when a test starts: `started` is the test that was
         // running when it died, or None if it died between tests.
         let started = self.nodes[i].started.map(|(idx, _)| idx);
+        let mut gave_back = false;
         let crash_index = if self.nodes[i].scheduled {
             self.nodes[i].scheduled = false;
             let key = NodeKey(self.nodes[i].key);
@@ -1540,6 +1604,7 @@ impl<'r> Controller<'r> {
             match (first, started) {
                 // Its first pending test never started: it goes back to the queue.
                 (Some(f), None) if self.sched.mark_test_pending(f, &mut self.actions).is_ok() => {
+                    gave_back = true;
                     None
                 }
                 _ => first,
@@ -1549,38 +1614,46 @@ impl<'r> Controller<'r> {
         };
         let mut blamed = false;
         if let (Some(idx), Some(collection)) = (crash_index, self.collection.clone()) {
-            if !self.done_tests.contains(&idx) {
-                let nodeid = collection.ids.get(idx).cloned().unwrap_or_default();
+            if self.nodes[i].hung != Some(idx) {
+                self.nodes[i].hung = None;
+            }
+            let nodeid = || collection.ids.get(idx).cloned().unwrap_or_default();
+            if self.nodes[i].outcome_of == Some(idx) && !self.done_tests.contains(&idx) {
+                // It died after the test's outcome was shown (in its teardown): one
+                // outcome per test, so the crash is reported on its own.
                 self.crashed_tests.insert(idx);
-                self.report_crash(i, &nodeid, kind);
+                let hang = match (self.nodes[i].hung, self.setup.hang_timeout) {
+                    (Some(_), Some(t)) => {
+                        format!(", exceeding --hang-timeout of {}s", t.as_secs_f64())
+                    }
+                    _ => String::new(),
+                };
+                let when = format!("in the teardown of '{}', after its outcome{hang}", nodeid());
+                self.report_session_crash(i, &when, kind);
+                blamed = true;
+            } else if !self.done_tests.contains(&idx) {
+                self.crashed_tests.insert(idx);
+                self.report_crash(i, &nodeid(), kind);
                 blamed = true;
             }
         }
+        // All its tests ran and it was told to end: it died in the session's end
+        // (`pytest_sessionfinish`, session fixtures' last teardown), not in a test.
+        let session_end = !blamed && !gave_back && self.nodes[i].shutdown_sent;
         if !blamed {
             // No test to report it on: say it here (and in the summary).
-            let when = if self.nodes[i].ready {
+            let when = if session_end {
+                "after its last test, while ending its session"
+            } else if self.nodes[i].ready {
                 "while no test was running"
             } else {
                 "before its pytest session started"
             };
-            let tail = &self.nodes[i].stderr_tail;
-            let tail: Vec<String> = tail
-                .iter()
-                .skip(tail.len().saturating_sub(10))
-                .cloned()
-                .collect();
-            for line in &tail {
-                self.emit(RunEvent::WorkerOutput { worker: &id, line });
-            }
-            let cause = self.nodes[i].fault.clone();
-            let msg = format!(
-                "worker {id} crashed {when} ({})",
-                cause.unwrap_or_else(|| kind.to_string())
-            );
-            self.emit(RunEvent::XdistMessage { message: &msg });
-            self.crashes += 1;
+            self.report_session_crash(i, when, kind);
         }
-        self.crashed_workers += 1;
+        // One that had nothing left to run needs no replacement: it does not count for
+        // --max-worker-restart.
+        self.crashed_workers += usize::from(!session_end);
         let limit_reached = match self.setup.max_restarts {
             Some(max) => self.crashed_workers > max,
             None => false,
@@ -1597,7 +1670,7 @@ impl<'r> Controller<'r> {
             self.emit(RunEvent::XdistMessage { message: &msg });
             self.xdist_message = Some(msg);
             self.stop_all();
-        } else if !self.shutting_down || self.sched.has_pending() {
+        } else if !session_end && (!self.shutting_down || self.sched.has_pending()) {
             self.emit(RunEvent::ReplacingWorker { worker: &id });
             self.shutting_down = false;
             if let Err(e) = self.spawn_worker(self.nodes[i].spec, false) {
@@ -1606,6 +1679,52 @@ impl<'r> Controller<'r> {
         }
         self.dispatch_actions();
         self.check_finished();
+    }
+
+    /// Whether a worker that sent `finished` died (a signal, or an exit status other than
+    /// the one it announced) rather than ending as its session said; a kill of ours on the
+    /// user's request or a fatal error does not count.
+    fn ended_abnormally(&self, i: usize, kind: ExitKind) -> bool {
+        if self.interrupt_deadline.is_some() || self.fatal.is_some() {
+            return false;
+        }
+        match kind {
+            ExitKind::Signal(_) => true,
+            // The worker's own INTERNALERROR path exits 3 and was reported as such.
+            ExitKind::Code(c) => {
+                Some(c) != self.nodes[i].finished_status
+                    && !(c == ExitCode::InternalError.code() && self.internal_error)
+            }
+            ExitKind::Disconnected => false,
+        }
+    }
+
+    /// A crash no test is to blame for: the worker's last stderr lines, a line in the
+    /// output and the summary, and a failed run.
+    fn report_session_crash(&mut self, i: usize, when: &str, kind: ExitKind) {
+        let id = self.nodes[i].id.clone();
+        let tail = &self.nodes[i].stderr_tail;
+        // A hung worker's tail is its stacks: all of them.
+        let keep = if self.nodes[i].hung.is_some() {
+            STDERR_TAIL
+        } else {
+            10
+        };
+        let tail: Vec<String> = tail
+            .iter()
+            .skip(tail.len().saturating_sub(keep))
+            .cloned()
+            .collect();
+        for line in &tail {
+            self.emit(RunEvent::WorkerOutput { worker: &id, line });
+        }
+        let cause = self.nodes[i].fault.clone();
+        let msg = format!(
+            "worker {id} crashed {when} ({})",
+            cause.unwrap_or_else(|| kind.to_string())
+        );
+        self.emit(RunEvent::XdistMessage { message: &msg });
+        self.crashes += 1;
     }
 
     fn report_crash(&mut self, i: usize, nodeid: &str, kind: ExitKind) {
@@ -1637,7 +1756,7 @@ impl<'r> Controller<'r> {
             body.push_str(&line);
             body.push('\n');
         }
-        if self.nodes[i].hung {
+        if self.nodes[i].hung.is_some() {
             let secs = self.setup.hang_timeout.map_or(0.0, |t| t.as_secs_f64());
             body.push_str(&format!(
                 "{}\ntest exceeded --hang-timeout of {secs}s; worker killed ({kind}); Python stacks:\n",

@@ -778,6 +778,105 @@ fn hanging_test_killed_with_its_stack() {
     c.finish();
 }
 
+/// `--hang-timeout` blames only the test that hung, and taking its stacks disturbs no test:
+/// tests near the timeout either pass or are the hung one (one outcome each), tests after
+/// them are never blamed, and a sleep in C holding the GIL is not woken up by the request.
+#[test]
+fn hang_timeout_blames_the_hung_test_only() {
+    let suite = Suite::new("hang_blame");
+    let out = suite.run(&["-n", "2", "--hang-timeout", "2", "-v"]);
+    let mut c = Check::new("--hang-timeout 2, tests around it", &out);
+    let mut ids: Vec<String> = ["1.0", "2.2", "2.4"]
+        .iter()
+        .map(|s| format!("test_blame.py::test_near_timeout[{s}]"))
+        .collect();
+    let hung = [
+        "test_blame.py::test_hang_python",
+        "test_blame.py::test_hang_c",
+    ];
+    ids.extend(hung.iter().map(|s| s.to_string()));
+    ids.extend((0..6).map(|n| format!("test_blame.py::test_quick[{n}]")));
+    let finals = check_invariant(&mut c, &ids, 1);
+    c.expect(finals.len() == ids.len(), "a test has no outcome");
+    for (id, word) in &finals {
+        let exceeded = out.stdout.lines().any(|l| {
+            l.starts_with(&format!("FAILED {id} - worker '"))
+                || crash_workers(&out.stdout, id).len() == 1
+        });
+        if hung.contains(&id.as_str()) {
+            c.expect(
+                word == "FAILED",
+                format!("{id}: {word}, want FAILED (hung)"),
+            );
+            c.expect(exceeded, format!("{id}: no crash report"));
+        } else if id.contains("[1.0]") || id.contains("test_quick") {
+            c.expect(word == "PASSED", format!("{id}: {word}, want PASSED"));
+        } else {
+            // Over the timeout, done within the stack wait: passed, or killed as hung.
+            c.expect(
+                word == "PASSED" || exceeded,
+                format!("{id}: {word} without being the hung test"),
+            );
+        }
+    }
+    // The stacks of each hung test, taken before the kill.
+    c.line("test_blame.py\", line 11 in sleep_in_python");
+    c.line("test_blame.py\", line 16 in sleep_in_c");
+    let hangs = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("test exceeded --hang-timeout of 2s; worker killed (SIGKILL)"))
+        .count();
+    let failed = finals.values().filter(|w| *w == "FAILED").count();
+    c.expect(
+        hangs == failed,
+        format!("{hangs} hang reports for {failed} failures"),
+    );
+    c.exit(1);
+    for id in &ids {
+        c.expect(
+            count_runs(&suite.runs(), id) == 1,
+            format!("{id} ran again"),
+        );
+    }
+    c.finish();
+}
+
+/// A session fixture whose teardown hangs: each worker is killed in the teardown of its
+/// last test, which keeps the one outcome it had (PASSED); the crash is reported on its own.
+#[test]
+fn hang_in_session_teardown_keeps_one_outcome_per_test() {
+    let suite = Suite::new("hang_teardown");
+    let out = suite.run(&["-n", "2", "--hang-timeout", "2", "-v"]);
+    let mut c = Check::new("session fixture teardown hangs", &out);
+    let ids: Vec<String> = (0..8)
+        .map(|n| format!("test_teardown.py::test_uses_it[{n}]"))
+        .collect();
+    let finals = check_invariant(&mut c, &ids, 1);
+    c.expect(
+        finals.len() == 8 && finals.values().all(|w| w == "PASSED"),
+        format!("outcomes {finals:?}, want 8 PASSED"),
+    );
+    let crashes = out
+        .stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("worker gw")
+                && l.contains("crashed in the teardown of 'test_teardown.py::test_uses_it[")
+                && l.ends_with("after its outcome, exceeding --hang-timeout of 2s (SIGKILL)")
+        })
+        .count();
+    c.expect(
+        crashes == 2,
+        format!("{crashes} teardown crash lines, want 2"),
+    );
+    c.line("test_teardown.py\", line 11 in session_resource");
+    c.no_line("crashed while running");
+    c.summary(&[("passed", 8)]);
+    c.exit(1);
+    c.finish();
+}
+
 #[test]
 fn conftest_crash_in_one_worker() {
     let suite = Suite::new("conftest_crash");
@@ -798,6 +897,47 @@ fn conftest_crash_in_one_worker() {
     // A worker crashed: never exit 0.
     c.exit(1);
     c.finish();
+}
+
+/// A worker that dies after its last test (in `pytest_sessionfinish` or
+/// `pytest_unconfigure`, by `os._exit` or SIGSEGV) loses no report and blames no test: every
+/// test passed, the crash is the session's, and the run fails.
+#[test]
+fn crash_after_the_last_test_blames_the_session() {
+    for (hook, how, cause) in [
+        ("pytest_sessionfinish", "exit", "exit code 7"),
+        ("pytest_sessionfinish", "segv", "SIGSEGV"),
+        ("pytest_unconfigure", "exit", "exit code 7"),
+        ("pytest_unconfigure", "segv", "SIGSEGV"),
+    ] {
+        let suite = Suite::new("session_crash");
+        std::fs::write(suite.dir.join("fault.txt"), format!("{hook} {how}")).unwrap();
+        // Not replaced, so not counted: `--max-worker-restart 0` changes nothing.
+        let out = suite.run(&["-n", "2", "-v", "--max-worker-restart", "0"]);
+        let mut c = Check::new(format!("{how} in {hook}"), &out);
+        let ids: Vec<String> = (0..8)
+            .map(|n| format!("test_ok.py::test_ok[{n}]"))
+            .collect();
+        let finals = check_invariant(&mut c, &ids, 1);
+        c.expect(
+            finals.len() == 8 && finals.values().all(|w| w == "PASSED"),
+            format!("outcomes {finals:?}, want 8 PASSED"),
+        );
+        let when = if hook == "pytest_sessionfinish" {
+            "after its last test, while ending its session"
+        } else {
+            "after its session ended"
+        };
+        for w in ["gw0", "gw1"] {
+            c.line(&format!("xdist: worker {w} crashed {when} ({cause})"));
+        }
+        c.no_line("crashed while running");
+        c.no_line("replacing crashed worker");
+        c.no_line("restarting disabled");
+        c.summary(&[("passed", 8)]);
+        c.exit(1);
+        c.finish();
+    }
 }
 
 #[test]
@@ -851,6 +991,145 @@ fn garbage_on_the_protocol_channel() {
     }
     c.summary(&[("failed", 4), ("passed", 6)]);
     c.exit(1);
+    c.finish();
+}
+
+/// Runs `-k filter` of the `channel` suite: the `faulty` tests must each fail as their
+/// worker's crash with a line starting with the given cause, every other test passes, and
+/// the run ends within `RUN_TIMEOUT` (without the fixes, it never ends).
+/// `deselected`: the suite's other tests. `swallowing`: a fault may swallow the start of
+/// the next test on that worker (the controller never saw it begin), which then runs again.
+fn channel_fault_run(
+    filter: &str,
+    faulty: &[(&str, &str)],
+    others: &[String],
+    deselected: u64,
+    swallowing: bool,
+) {
+    let suite = Suite::new("channel");
+    let out = suite.run(&["-n", "2", "-v", "-k", filter]);
+    let mut c = Check::new(format!("channel faults: -k {filter}"), &out);
+    let mut ids: Vec<String> = others.to_vec();
+    ids.extend(faulty.iter().map(|(id, _)| id.to_string()));
+    let finals = check_invariant(&mut c, &ids, 1);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for (id, cause) in faulty {
+        c.expect(
+            finals.get(*id).map(String::as_str) == Some("FAILED"),
+            format!("{id}: outcome {:?}, want FAILED", finals.get(*id)),
+        );
+        let workers = crash_workers(&out.stdout, id);
+        c.expect(workers.len() == 1, format!("no crash line for {id}"));
+        if let Some(w) = workers.first() {
+            let head = format!("worker '{w}' crashed while running '{id}'");
+            let at = lines.iter().position(|l| *l == head).unwrap_or(0);
+            c.expect(
+                lines[at..].iter().take(6).any(|l| l.starts_with(cause)),
+                format!("no line starting with `{cause}` after `{head}`"),
+            );
+        }
+        let runs = count_runs(&suite.runs(), id);
+        let most = if swallowing { 2 } else { 1 };
+        c.expect((1..=most).contains(&runs), format!("{id} ran {runs} times"));
+    }
+    for id in others {
+        c.expect(
+            finals.get(id).map(String::as_str) == Some("PASSED"),
+            format!("{id}: outcome {:?}, want PASSED", finals.get(id)),
+        );
+    }
+    c.line("replacing crashed worker ");
+    c.summary(&[
+        ("failed", faulty.len() as u64),
+        ("passed", others.len() as u64),
+        ("deselected", deselected),
+    ]);
+    c.exit(1);
+    c.finish();
+}
+
+/// The start of a frame and nothing more, at several sizes: the frame stalls (or what
+/// follows is garbage), a protocol error of the test that wrote it, in bounded time.
+#[test]
+fn partial_frames_on_the_channel_end_in_bounded_time() {
+    let faulty: Vec<(String, &str)> = ["100", "1048576", "62914560"]
+        .iter()
+        .map(|n| format!("test_frames.py::test_frame_header_only[{n}]"))
+        .chain(["test_frames.py::test_half_a_header".to_string()])
+        .map(|id| (id, "protocol error: "))
+        .collect();
+    let faulty: Vec<(&str, &str)> = faulty.iter().map(|(id, c)| (id.as_str(), *c)).collect();
+    let others: Vec<String> = (0..4)
+        .map(|n| format!("test_frames.py::test_ok[{n}]"))
+        .collect();
+    channel_fault_run("test_frames", &faulty, &others, 39, true);
+}
+
+/// A test that closes or replaces the worker's channel descriptors: the worker says so and
+/// exits after that test (or is killed once its event channel is gone), a crash of that
+/// test; the tests after it run on a replacement.
+#[test]
+fn broken_channel_descriptors_end_the_worker() {
+    let lost = "xdist worker: channel lost: ";
+    let faulty = [
+        ("test_fds.py::test_dup2_stdout_over_events", lost),
+        (
+            "test_fds.py::test_dup2_over_events_then_wait",
+            "channel lost: the worker's event channel was closed or replaced",
+        ),
+        ("test_fds.py::test_close_commands", lost),
+        ("test_fds.py::test_close_events", lost),
+        ("test_fds.py::test_devnull_over_commands", lost),
+    ];
+    let others: Vec<String> = (0..4)
+        .map(|n| format!("test_fds.py::test_ok[{n}]"))
+        .chain((0..30).map(|n| format!("test_fds.py::test_later[{n}]")))
+        .collect();
+    channel_fault_run("test_fds", &faulty, &others, 8, false);
+}
+
+/// Tests that fork, in a test, a fixture's setup or teardown, from a thread, and with
+/// multiprocessing: every test passes once, children that return into pytest end there
+/// (none runs a test again or waits for work), and no process outlives the run.
+#[test]
+fn forked_children_never_outlive_the_run() {
+    for log_cli in ["false", "true"] {
+        forked_children_run(log_cli);
+    }
+}
+
+fn forked_children_run(log_cli: &str) {
+    let suite = Suite::new("fork");
+    let opt = format!("log_cli={log_cli}");
+    let out = suite.run(&["-n", "2", "-v", "-o", &opt]);
+    let mut c = Check::new(format!("tests that fork, {opt}"), &out);
+    let mut ids: Vec<String> = [
+        "test_child_returns",
+        "test_child_raises",
+        "test_child_returns_not_waited_for",
+        "test_fork_in_setup",
+        "test_fork_in_teardown",
+        "test_fork_from_a_thread",
+        "test_child_ends_itself",
+        "test_multiprocessing_fork",
+    ]
+    .iter()
+    .map(|t| format!("test_fork.py::{t}"))
+    .collect();
+    ids.extend((0..6).map(|n| format!("test_fork.py::test_later[{n}]")));
+    let finals = check_invariant(&mut c, &ids, 1);
+    c.expect(
+        finals.len() == ids.len() && finals.values().all(|w| w == "PASSED"),
+        format!("outcomes {finals:?}, want all PASSED"),
+    );
+    // A child that ran on into pytest would have started the worker's next tests again.
+    for id in &ids {
+        let n = count_runs(&suite.runs(), id);
+        c.expect(n == 1, format!("{id} started {n} times"));
+    }
+    c.no_line("crashed");
+    c.summary(&[("passed", ids.len() as u64)]);
+    c.exit(0);
     c.finish();
 }
 

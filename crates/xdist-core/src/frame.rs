@@ -19,6 +19,10 @@ pub enum FrameError {
     Truncated { got: usize, want: usize },
     #[error("frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
     Oversized(usize),
+    /// The reader timed out (`TimedOut`/`WouldBlock`) inside a frame: its sender stopped
+    /// writing in the middle of it, and the rest may never come.
+    #[error("no progress in the middle of a frame ({got} of {want} bytes)")]
+    Stalled { got: usize, want: usize },
     #[error("failed to read from the channel: {0}")]
     Io(#[from] io::Error),
 }
@@ -33,10 +37,11 @@ pub fn write_frame<W: Write>(w: &mut W, payload: &[u8]) -> io::Result<()> {
 }
 
 /// Reads one frame into `buf` (cleared first). Returns `FrameError::Closed` on a clean end of
-/// stream before the first header byte.
+/// stream before the first header byte. A reader that times out (`TimedOut`/`WouldBlock`)
+/// is waited on again between frames and is `FrameError::Stalled` inside one.
 pub fn read_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> Result<(), FrameError> {
     let mut header = [0u8; 4];
-    let got = read_full(r, &mut header)?;
+    let got = read_full(r, &mut header, true)?;
     if got == 0 {
         return Err(FrameError::Closed);
     }
@@ -49,22 +54,37 @@ pub fn read_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> Result<(), FrameErro
     }
     buf.clear();
     buf.resize(len, 0);
-    let got = read_full(r, buf)?;
+    let got = read_full(r, buf, false)?;
     if got < len {
         return Err(FrameError::Truncated { got, want: len });
     }
     Ok(())
 }
 
-/// Reads until `buf` is full or the stream ends; returns the number of bytes read.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the stream ends; returns the number of bytes read. A
+/// timeout before the first byte is waited out when `idle_ok` (no frame started yet).
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8], idle_ok: bool) -> Result<usize, FrameError> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                if idle_ok && filled == 0 {
+                    continue;
+                }
+                return Err(FrameError::Stalled {
+                    got: filled,
+                    want: buf.len(),
+                });
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(filled)
@@ -109,5 +129,54 @@ mod tests {
             read_frame(&mut r, &mut buf),
             Err(FrameError::Oversized(_))
         ));
+    }
+
+    /// Yields its chunks in turn, a timeout in place of each `None`, then the end.
+    struct Timing(std::collections::VecDeque<Option<Vec<u8>>>);
+
+    impl Read for Timing {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            match self.0.pop_front() {
+                None => Ok(0),
+                Some(None) => Err(io::ErrorKind::TimedOut.into()),
+                Some(Some(mut chunk)) => {
+                    let n = chunk.len().min(out.len());
+                    out[..n].copy_from_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        self.0.push_front(Some(chunk.split_off(n)));
+                    }
+                    Ok(n)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn timeouts_between_frames_wait_inside_a_frame_stall() {
+        let frame = |p: &[u8]| {
+            let mut v = (p.len() as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(p);
+            v
+        };
+        let mut buf = Vec::new();
+        // Idle before a frame: waited out, however often.
+        let mut r = Timing(vec![None, None, Some(frame(b"ok")), None].into());
+        read_frame(&mut r, &mut buf).unwrap();
+        assert_eq!(buf, b"ok");
+        // Every cut point inside a frame, header or body: a timeout there is a stall.
+        let whole = frame(b"hello");
+        for cut in 1..whole.len() {
+            let chunks = vec![
+                Some(whole[..cut].to_vec()),
+                None,
+                Some(whole[cut..].to_vec()),
+            ];
+            let mut r = Timing(chunks.into());
+            let (got, want) = if cut < 4 { (cut, 4) } else { (cut - 4, 5) };
+            match read_frame(&mut r, &mut buf) {
+                Err(FrameError::Stalled { got: g, want: w }) => assert_eq!((g, w), (got, want)),
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+        }
     }
 }

@@ -309,6 +309,10 @@ pub enum WorkerEvent {
         /// hooks): the controller then starts over with one.
         #[serde(default)]
         controller_reasons: Vec<String>,
+        /// Native id of the worker thread that waits on the command channel: a SIGUSR1
+        /// sent to it alone dumps every thread's stack without interrupting the test's.
+        #[serde(default)]
+        stack_thread: Option<i32>,
     },
     /// The worker could not start its session (pytest missing, too old, bad args...).
     Fatal {

@@ -49,6 +49,24 @@ class Channel:
         self._reader = reader
         self._fd = write_fd
         self._lock = threading.Lock()
+        self._files = self._identities()
+
+    def _identities(self):
+        return [(st.st_dev, st.st_ino) for st in
+                (os.fstat(self._reader.fileno()), os.fstat(self._fd))]
+
+    def check(self):
+        """Ends the worker when a test closed or replaced a channel descriptor (`os.close`,
+        `os.dup2` onto it): nothing could be reported or received any more."""
+        fds = (("command", self._reader.fileno()), ("event", self._fd))
+        for (name, fd), before in zip(fds, self._files):
+            try:
+                st = os.fstat(fd)
+                intact = (st.st_dev, st.st_ino) == before
+            except OSError:
+                intact = False
+            if not intact:
+                channel_lost("its {} channel (fd {}) was closed or replaced".format(name, fd))
 
     def recv(self):
         """Next frame's payload, or None when the controller closed the channel."""
@@ -62,6 +80,9 @@ class Channel:
         return payload
 
     def send(self, payload):
+        if FORKED_COPY or os.getpid() != WORKER_PID:
+            # A fork's copy of our buffers: never on the worker's channel.
+            return
         data = len(payload).to_bytes(4, "big") + payload
         with self._lock:
             view = memoryview(data)
@@ -71,6 +92,8 @@ class Channel:
                 except BrokenPipeError:
                     # The controller is gone: nobody will read our results.
                     os._exit(3)
+                except OSError as exc:
+                    channel_lost("cannot write the event channel ({})".format(exc))
                 view = view[written:]
 
     def send_events(self, events):
@@ -98,6 +121,9 @@ class Outbox:
         self.lock = threading.Lock()
 
     def emit(self, event):
+        if FORKED_COPY:
+            # A fork (multiprocessing's child logging under log_cli...) reports nothing.
+            return
         with self.lock:
             if not self.events:
                 self.oldest = _monotonic()
@@ -177,6 +203,8 @@ class WorkQueue:
 
     def pop(self, before_wait):
         """Next index or SHUTDOWN; calls `before_wait()` (a flush) before blocking."""
+        if FORKED_COPY:
+            leave_forked_copy(0)
         with self.cond:
             if self.items:
                 return self.items.popleft()
@@ -223,7 +251,11 @@ class WorkQueue:
     def read_commands(self):
         """Reader thread body: decode command batches until the channel closes."""
         while True:
-            payload = self.channel.recv()
+            try:
+                payload = self.channel.recv()
+            except (OSError, ValueError) as exc:
+                channel_lost("cannot read the command channel ({}: {})".format(
+                    type(exc).__name__, exc))
             if payload is None:
                 break
             for command in json.loads(payload):
@@ -236,6 +268,19 @@ class WorkQueue:
         timer.start()
 
 
+def channel_lost(what):
+    """The channel to the controller is broken inside this process (a test or plugin closed
+    or replaced its descriptors): say so on the real stderr and exit, a crash of the
+    running test."""
+    out = STACK_DUMP_FILE if STACK_DUMP_FILE is not None else sys.stderr
+    try:
+        out.write("xdist worker: channel lost: {}; a test or plugin must not touch "
+                  "the worker's channel\n".format(what))
+        out.flush()
+    finally:
+        os._exit(3)
+
+
 def dump_stacks():
     """Every thread's Python stack, on the real stderr (as on SIGUSR1)."""
     import faulthandler
@@ -246,6 +291,43 @@ def dump_stacks():
 
 
 STACK_DUMP_FILE = None
+# The worker's own pid (set by `main`), and whether this process is a copy of it made by
+# `os.fork()` in a test (multiprocessing's fork children, a test's own `fork()`).
+WORKER_PID = None
+FORKED_COPY = False
+
+
+def _after_fork_in_child():
+    """A fork of the worker: the channel is not this process's. Its descriptors are
+    pointed at /dev/null (the numbers stay taken, so nothing else is closed through them
+    later), nothing it emits is sent, and `leave_forked_copy` ends the copy if it comes back
+    into pytest's test loop."""
+    global FORKED_COPY
+    FORKED_COPY = True
+    fds = [int(fd) for fd in CHANNEL_FDS]
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in fds:
+            os.dup2(null, fd, inheritable=False)
+        os.close(null)
+    except OSError:
+        pass
+
+
+def leave_forked_copy(status):
+    """A forked child of a test returned into pytest (it did not end with `os._exit`): its
+    reports would mix with the worker's and it would wait for work forever, outliving the
+    run. It ends here, as its own pytest session would have after this test."""
+    try:
+        out = STACK_DUMP_FILE if STACK_DUMP_FILE is not None else sys.stderr
+        out.write("xdist worker: process {} (forked by a test) returned into pytest and "
+                  "exits; end forked children with os._exit()\n".format(os.getpid()))
+        out.flush()
+    finally:
+        os._exit(status)
+
+
+CHANNEL_FDS = ()
 
 
 def _node_id_class():
@@ -506,6 +588,8 @@ class WorkerPlugin(XdistOptions):
         self.ser_keys = None
         self.summary_keys = ()
         self.heap = HeapFreezer()
+        # The channel reader's native thread id: the controller sends SIGUSR1 to it alone.
+        self.stack_thread = None
 
     def pytest_configure(self, config):
         super().pytest_configure(config)
@@ -606,6 +690,7 @@ class WorkerPlugin(XdistOptions):
             "summary_plugins": self.summary_plugins,
             "controller_plugins": self.controller_plugins,
             "controller_reasons": self.controller_reasons,
+            "stack_thread": self.stack_thread,
         })
         self.outbox.flush()
 
@@ -791,6 +876,8 @@ class WorkerPlugin(XdistOptions):
             self.current = index
             start = perf()
             config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            # Still the test's crash if it broke the channel (cheap: two fstat calls).
+            self.outbox.channel.check()
             self.emit({"t": "done", "i": index, "d": perf() - start})
             self.current = None
             if session.shouldfail or session.shouldstop:
@@ -798,6 +885,9 @@ class WorkerPlugin(XdistOptions):
         else:
             if pending is LINGER:
                 self.linger()
+        # The last test's reports go out before the session hooks run: one that kills the
+        # process (`os._exit` in a conftest's `pytest_sessionfinish`) must not take them along.
+        self.outbox.flush()
         return True
 
     def linger(self):
@@ -825,6 +915,8 @@ class WorkerPlugin(XdistOptions):
             self.outbox.flush()
 
     def pytest_runtest_logstart(self, nodeid, location):
+        if FORKED_COPY:
+            leave_forked_copy(0)
         # Always sent: the controller times running tests for --hang-timeout.
         if self.current is None:
             return
@@ -837,6 +929,9 @@ class WorkerPlugin(XdistOptions):
         self.outbox.flush()
 
     def pytest_runtest_logreport(self, report):
+        if FORKED_COPY:
+            # As the copy's own session would end: failed if this report failed.
+            leave_forked_copy(1 if report.failed else 0)
         status = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
         if (
             report.passed
@@ -1607,6 +1702,10 @@ def wire_dict(mapping):
 
 
 def main(channel_in, channel_out_fd):
+    global CHANNEL_FDS, WORKER_PID
+    CHANNEL_FDS = (channel_in.fileno(), channel_out_fd)
+    WORKER_PID = os.getpid()
+    os.register_at_fork(after_in_child=_after_fork_in_child)
     channel = Channel(channel_in, channel_out_fd)
     outbox = Outbox(channel)
     payload = channel.recv()
@@ -1657,6 +1756,7 @@ def main(channel_in, channel_out_fd):
     reader.start()
 
     worker = WorkerPlugin(bootstrap, outbox, queue)
+    worker.stack_thread = getattr(reader, "native_id", None)
     plugins = [worker, worker.fixtures_plugin(), make_finish_reporter(pytest, worker)]
     # An installed pytest-xdist must not take over inside a worker.
     args = ["-p", "no:xdist", "-p", "no:xdist.looponfail"] + list(bootstrap["args"])

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use xdist_core::frame::{read_frame, write_frame, FrameError};
 use xdist_core::protocol::{
@@ -119,6 +120,28 @@ impl WorkerHandle {
     }
 }
 
+impl WorkerHandle {
+    /// Sends `sig` to one thread (`tid`) of this worker's own process (a local worker only:
+    /// false when `pid` is not the process we started).
+    pub fn signal_thread(&self, pid: u32, tid: i32, sig: i32) -> bool {
+        match self.killer {
+            Killer::Pid(own) if own == pid => {
+                // SAFETY: tgkill(2) on a thread of the process we started; a stale tid is
+                // at worst ESRCH (the kernel checks it belongs to `pid`).
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_tgkill,
+                        pid as libc::c_long,
+                        tid as libc::c_long,
+                        sig as libc::c_long,
+                    ) == 0
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Starts a worker; [`WorkerHandle::start`] starts the threads that feed its messages into `tx`.
 pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHandle, SpawnError> {
     let (to_child_r, to_child_w) = std::io::pipe().map_err(SpawnError::Pipe)?;
@@ -199,7 +222,7 @@ pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHan
         if let Some(err) = child.stderr.take() {
             spawn_lines(key, Stream::Stderr, err, tx.clone());
         }
-        spawn_channel_reader(key, from_child_r, tx.clone());
+        spawn_channel_reader(key, from_child_r, LOCAL_FRAME_STALL, tx.clone());
         spawn_waiter(key, child, tx);
     };
     Ok(WorkerHandle {
@@ -226,15 +249,47 @@ pub(crate) fn write_first_frames(
 }
 
 /// The thread that decodes the worker's event frames from `reader`.
-pub(crate) fn spawn_channel_reader<R: Read + Send + 'static>(
+pub(crate) fn spawn_channel_reader<R: Read + AsRawFd + Send + 'static>(
     key: u32,
     reader: R,
+    stall: Duration,
     tx: Sender<WorkerMsg>,
 ) {
     thread::Builder::new()
         .name(format!("xdist-chan-{key}"))
-        .spawn(move || read_channel(key, reader, tx))
+        .spawn(move || read_channel(key, reader, stall, tx))
         .ok();
+}
+
+/// How long a local worker's frame may stay half-written: its writer puts a whole frame
+/// into the pipe at once, so bytes that stop mid-frame came from something else (a test
+/// writing on the channel) and the rest will never come.
+pub(crate) const LOCAL_FRAME_STALL: Duration = Duration::from_secs(5);
+/// The same over a network (ssh, socket), which can pause for a while.
+pub(crate) const REMOTE_FRAME_STALL: Duration = Duration::from_secs(60);
+
+/// A reader that reports `TimedOut` when nothing arrives for `stall`: inside a frame that
+/// is a protocol fault ([`FrameError::Stalled`]), between frames nothing.
+struct StallTimeout<R> {
+    inner: R,
+    stall: Duration,
+}
+
+impl<R: Read + AsRawFd> Read for StallTimeout<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut fds = libc::pollfd {
+            fd: self.inner.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(self.stall.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll(2) on one valid pollfd that lives across the call.
+        match unsafe { libc::poll(&mut fds, 1, ms) } {
+            0 => Err(std::io::ErrorKind::TimedOut.into()),
+            n if n < 0 => Err(std::io::Error::last_os_error()),
+            _ => self.inner.read(buf),
+        }
+    }
 }
 
 /// The thread that waits for a local process and reports how it ended.
@@ -266,7 +321,16 @@ pub(crate) fn spawn_waiter_then(
         .ok();
 }
 
-pub(crate) fn read_channel<R: Read>(key: u32, reader: R, tx: Sender<WorkerMsg>) {
+pub(crate) fn read_channel<R: Read + AsRawFd>(
+    key: u32,
+    reader: R,
+    stall: Duration,
+    tx: Sender<WorkerMsg>,
+) {
+    let reader = StallTimeout {
+        inner: reader,
+        stall,
+    };
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let mut buf = Vec::new();
     let mut batch: Vec<WorkerEvent> = Vec::new();

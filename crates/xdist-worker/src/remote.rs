@@ -36,7 +36,7 @@ use xdist_core::spec::{Gateway, XSpec};
 use crate::bootstrap::BOOTSTRAP;
 use crate::local::{
     read_channel, spawn_channel_reader, spawn_lines, spawn_local, spawn_waiter_then,
-    write_first_frames, Killer, LocalSpawn, SharedWriter,
+    write_first_frames, Killer, LocalSpawn, SharedWriter, REMOTE_FRAME_STALL,
 };
 use crate::{ExitKind, SpawnError, Stream, WorkerHandle, WorkerMsg};
 
@@ -313,7 +313,7 @@ fn spawn_piped(
             .ok();
     }
     if let Some(out) = child.stdout.take() {
-        spawn_channel_reader(key, out, tx.clone());
+        spawn_channel_reader(key, out, REMOTE_FRAME_STALL, tx.clone());
     }
     // The worker's own stdout goes to its stderr (the bootstrap moves it): no stdout lines.
     let _ = tx.send(WorkerMsg::OutputClosed(key, Stream::Stdout));
@@ -409,7 +409,7 @@ fn spawn_socket(
     thread::Builder::new()
         .name(format!("xdist-sock-{key}"))
         .spawn(move || {
-            read_channel(key, reader, tx2.clone());
+            read_channel(key, reader, REMOTE_FRAME_STALL, tx2.clone());
             let _ = tx2.send(WorkerMsg::OutputClosed(key, Stream::Stdout));
             let _ = tx2.send(WorkerMsg::OutputClosed(key, Stream::Stderr));
             let _ = tx2.send(WorkerMsg::Exited(key, ExitKind::Disconnected));
