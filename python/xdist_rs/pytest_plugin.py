@@ -49,18 +49,22 @@ def pytest_addoption(parser, pluginmanager):
     global _declared_numprocesses
     parser.addini(INI_KEY, "hand `pytest -n N` runs to the xdist binary (xdist-rs)",
                   type="bool", default=False)
-    if _pytest_xdist_declares_n(pluginmanager):
+    if _pytest_xdist_declares_n(pluginmanager) or _declared_already(parser, "-n"):
+        # pytest-xdist declares it, or xdist's worker, summary step or plain-pytest runner did.
         return
     group = parser.getgroup("xdist", "distributed and subprocess testing")
-    try:
-        group._addoption("-n", "--numprocesses", dest="numprocesses", action="store",
-                         metavar="numprocesses",
-                         help="run through the xdist binary with N workers (N, auto or "
-                              "logical); needs `xdist_native = true` or XDIST_NATIVE=1")
-    except ValueError:
-        # Declared already: xdist's worker, summary step or plain-pytest runner.
-        return
+    group._addoption("-n", "--numprocesses", dest="numprocesses", action="store",
+                     metavar="numprocesses",
+                     help="run through the xdist binary with N workers (N, auto or "
+                          "logical); needs `xdist_native = true` or XDIST_NATIVE=1")
     _declared_numprocesses = True
+
+
+def _declared_already(parser, name):
+    # pytest's `_addoption` does not check for duplicates; argparse would fail later.
+    groups = list(getattr(parser, "_groups", ())) + [getattr(parser, "_anonymous", None)]
+    return any(name in option.names() for group in groups if group is not None
+               for option in group.options)
 
 
 def _opted_in(config):
