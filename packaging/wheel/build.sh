@@ -3,7 +3,7 @@
 #
 #   xdist_rs-<version>-py3-none-manylinux_<glibc>_<arch>.whl
 #     <env>/bin/xdist                   the binary (maturin `bindings = "bin"`)
-#     <env>/lib/xdist/available-plugins/*.so  the first-party plugins, NOT loaded by default
+#     <env>/lib/xdist-plugins/*.so  the first-party plugins, NOT loaded by default
 #                                       (the binary searches <binary dir>/../lib/xdist/plugins):
 #                                       each changes a run (crash-retry reruns crashed tests,
 #                                       node-lifecycle prints a table), so the user names the
@@ -36,11 +36,11 @@ cargo build --release "${plugin_crates[@]/#/-p=}" >&2
 # The `data` directory of pyproject.toml's [tool.maturin]: its data/ becomes the install prefix.
 data=$root/target/wheel-data
 rm -rf "$data"
-mkdir -p "$data/data/lib/xdist/available-plugins"
+mkdir -p "$data/data/lib/xdist-plugins"
 for c in "${plugin_crates[@]}"; do
-    cp "$CARGO_TARGET_DIR/release/lib${c//-/_}.so" "$data/data/lib/xdist/available-plugins/"
+    cp "$CARGO_TARGET_DIR/release/lib${c//-/_}.so" "$data/data/lib/xdist-plugins/"
 done
-strip --strip-unneeded "$data"/data/lib/xdist/available-plugins/*.so 2>/dev/null || true
+strip --strip-unneeded "$data"/data/lib/xdist-plugins/*.so 2>/dev/null || true
 
 rm -f "$out"/xdist_rs-"$version"-*.whl
 "$maturin" build --release --locked --out "$out" >&2

@@ -1,7 +1,7 @@
 """xdist-rs: the `xdist` binary (a Rust replacement for `pytest -n N`) as a Python package.
 
 The wheel installs the binary as its script (`<env>/bin/xdist`), the first-party plugins in
-`<env>/lib/xdist/available-plugins` (loaded only when named: `--plugin PATH`), this
+`<env>/lib/xdist-plugins` (loaded only when named: `--plugin PATH`), this
 package (`python -m xdist_rs`, `find_xdist_bin()`) and a pytest plugin that hands
 `pytest -n N` runs to the binary once a project opts in (see `xdist_rs.pytest_plugin`).
 
