@@ -12,6 +12,7 @@
 #     pytest on every examples/ suite (compare_examples.rs) in A and B;
 #  4. the ini opt-in (`xdist_native = true`): `A/bin/pytest -n 2` goes through xdist (header);
 #     without it, A refuses `-n 2` with a usage error, B runs pytest-xdist untouched;
+#     never a loop: `addopts = -n 2` with the opt-in (workers, --co), a controller session;
 #  5. `python -m xdist_rs --version` from a venv, a `--target` and a `--user` install; its error
 #     without the binary;
 #  6. `pip uninstall` leaves A and B as they were, and pytest-xdist's files are byte-identical
@@ -89,6 +90,7 @@ echo "plugins: none loaded by default; $(head -1 <<<"$out")"
 
 # Nothing of the user's setup: no venv, no interpreter on PATH, no xdist settings.
 mkdir -p "$tmp/empty-path"
+timeout=$(command -v timeout) || fail "coreutils timeout is required"
 clean() { env -i HOME="$tmp" LANG=C.UTF-8 PATH="$tmp/empty-path" PYTHONDONTWRITEBYTECODE=1 "$@"; }
 summary() { grep -E '^=+ .* in [0-9.]+s' "$1" | tail -1 | sed -E 's/ in [0-9.]+s.*//; s/^=+ //'; }
 
@@ -159,6 +161,29 @@ done
 [ "$rc_noopt_b" = 1 ] && [ "$(summary "$tmp/noopt-b.log")" = "$(summary "$tmp/serial.log")" ] ||
     fail "pytest-xdist's run (exit $rc_noopt_b): '$(summary "$tmp/noopt-b.log")'"
 echo "without the opt-in, B runs pytest-xdist: $(summary "$tmp/noopt-b.log")"
+
+step "never loops: addopts = -n 2 with the opt-in (workers, summary step, --co, controller session)"
+cp -r examples/demo "$tmp/demo-addopts"
+printf 'addopts = -n 2\nxdist_native = true\n' >>"$tmp/demo-addopts/pytest.ini"
+set +e
+# The workers' own sessions see `-n 2` from addopts too; --co makes xdist run plain pytest.
+(cd "$tmp/demo-addopts" && clean "$timeout" 120 "$A/bin/pytest" -p no:cacheprovider -rA >"$tmp/addopts.log" 2>&1)
+rc=$?
+(cd "$tmp/demo-addopts" && clean "$timeout" 120 "$A/bin/pytest" -p no:cacheprovider --co -q >"$tmp/addopts-co.log" 2>&1)
+rc_co=$?
+(cd examples/controller_hooks && clean XDIST_NATIVE=1 "$timeout" 120 "$A/bin/pytest" -n 2 -p no:cacheprovider >"$tmp/ctl.log" 2>&1)
+rc_ctl=$?
+(cd examples/demo && clean XDIST_NATIVE=maybe "$A/bin/pytest" -n 2 >"$tmp/bad-env.log" 2>&1)
+rc_bad=$?
+set -e
+[ "$rc" = 1 ] && grep -q 'handed off to xdist' "$tmp/addopts.log" && [ "$(summary "$tmp/addopts.log")" = "$(summary "$tmp/serial.log")" ] ||
+    { cat "$tmp/addopts.log"; fail "pytest with addopts = -n 2: exit $rc, '$(summary "$tmp/addopts.log")'"; }
+[ "$(grep -c 'test session starts' "$tmp/addopts.log")" = 1 ] || fail "more than one session header: a nested run"
+[ "$rc_co" = 0 ] && grep -q '^42 tests collected' "$tmp/addopts-co.log" || { cat "$tmp/addopts-co.log"; fail "pytest --co: exit $rc_co"; }
+[ "$rc_ctl" = 1 ] && grep -q 'handed off to xdist' "$tmp/ctl.log" || { cat "$tmp/ctl.log"; fail "controller_hooks: exit $rc_ctl"; }
+echo "addopts: $(summary "$tmp/addopts.log"); --co: $(tail -1 "$tmp/addopts-co.log"); controller session: $(summary "$tmp/ctl.log")"
+[ "$rc_bad" = 4 ] && grep -q "XDIST_NATIVE='maybe': set it to 1" "$tmp/bad-env.log" || { cat "$tmp/bad-env.log"; fail "XDIST_NATIVE=maybe: exit $rc_bad"; }
+head -1 "$tmp/bad-env.log"
 
 step "python -m xdist_rs --version (venv, --target, --user)"
 want_version="xdist $version (plugin ABI"

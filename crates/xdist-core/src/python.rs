@@ -310,9 +310,11 @@ mod tests {
             "{e}"
         );
         fs::write(r.join("plain"), "").unwrap();
-        let e = find_python_with(Some(&os(&r.join("plain"))), None, None, None, None, r).unwrap_err();
+        let e =
+            find_python_with(Some(&os(&r.join("plain"))), None, None, None, None, r).unwrap_err();
         assert!(e.to_string().contains("not executable"), "{e}");
-        let e = find_python_with(None, None, None, Some(&os(&r.join("venv"))), None, r).unwrap_err();
+        let e =
+            find_python_with(None, None, None, Some(&os(&r.join("venv"))), None, r).unwrap_err();
         assert!(e.to_string().contains("unset VIRTUAL_ENV"), "{e}");
         assert!(!e.to_string().contains('\n'));
     }
@@ -368,12 +370,24 @@ mod tests {
             find_python_with(e, x, i, v, Some(&path), r)
         };
         let (oc, oa) = (os(&chosen), os(&active));
-        assert_eq!(find(Some(&oc), None, Some(&own), Some(&oa)).unwrap(), chosen);
-        assert_eq!(find(None, Some(&oc), Some(&own), Some(&oa)).unwrap(), chosen);
+        assert_eq!(
+            find(Some(&oc), None, Some(&own), Some(&oa)).unwrap(),
+            chosen
+        );
+        assert_eq!(
+            find(None, Some(&oc), Some(&own), Some(&oa)).unwrap(),
+            chosen
+        );
         // An activated venv does not override the venv `xdist` was started from.
         assert_eq!(find(None, None, Some(&own), Some(&oa)).unwrap(), own);
         assert_eq!(find(None, None, Some(&own), None).unwrap(), own);
-        assert_eq!(find(None, None, None, Some(&oa)).unwrap(), active.join("bin/python"));
-        assert_eq!(find(None, None, None, None).unwrap(), on_path.join("python3"));
+        assert_eq!(
+            find(None, None, None, Some(&oa)).unwrap(),
+            active.join("bin/python")
+        );
+        assert_eq!(
+            find(None, None, None, None).unwrap(),
+            on_path.join("python3")
+        );
     }
 }
