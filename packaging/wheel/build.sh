@@ -34,13 +34,12 @@ for d in plugins/*/; do plugin_crates+=("$(basename "$d")"); done
 cargo build --release "${plugin_crates[@]/#/-p=}" >&2
 
 # The `data` directory of pyproject.toml's [tool.maturin]: its data/ becomes the install prefix.
-data=$root/target/wheel-data
-rm -rf "$data"
-mkdir -p "$data/data/lib/xdist-plugins"
+plugin_dir=$root/packaging/wheel/data/data/lib/xdist-plugins
+rm -f "$plugin_dir"/*.so
 for c in "${plugin_crates[@]}"; do
-    cp "$CARGO_TARGET_DIR/release/lib${c//-/_}.so" "$data/data/lib/xdist-plugins/"
+    cp "$CARGO_TARGET_DIR/release/lib${c//-/_}.so" "$plugin_dir/"
 done
-strip --strip-unneeded "$data"/data/lib/xdist-plugins/*.so 2>/dev/null || true
+strip --strip-unneeded "$plugin_dir"/*.so 2>/dev/null || true
 
 rm -f "$out"/xdist_rs-"$version"-*.whl
 "$maturin" build --release --locked --out "$out" >&2
