@@ -14,6 +14,9 @@ What it does (see bench/README.md):
   5. checks every run's exit code and outcome counts (a run that did not produce the
      expected counts is INVALID and not used for ratios);
   6. prints a Markdown table and writes it to bench/results/latest.md.
+With maturin at hand (.venv-wheel-tools, made by tests/wheel/test.sh, or on PATH) it also
+builds the xdist-rs wheel into bench/.venv-wheel (same pins) for the hand-off rows:
+`XDIST_NATIVE=1 pytest -n 2`, which pytest hands to the wheel's xdist.
 
 Every timed command runs with PYTHONDONTWRITEBYTECODE unset (bytecode caching on, as
 users have it). Python 3.11 stdlib only.
@@ -44,6 +47,9 @@ SUITES_DIR = BENCH / ".suites"
 RESULTS = BENCH / "results"
 GEN = ROOT / "tests" / "suites" / "gen_suites.py"
 DEFAULT_XDIST = ROOT / "target" / "release" / "xdist"
+WHEEL_VENV = BENCH / ".venv-wheel"
+# Over `xdist -n 2` itself, what the `pytest -n 2` hand-off may cost (issue 18).
+HANDOFF_BUDGET_S = 0.2
 
 PINS = {"pytest": "9.2.0", "pytest-xdist": "3.8.0"}
 WORKERS = 2
@@ -113,6 +119,29 @@ def build_xdist(args) -> tuple[Path | None, str]:
     if DEFAULT_XDIST.exists():
         return DEFAULT_XDIST, "target/release/xdist"
     return None, "target/release/xdist missing"
+
+
+def ensure_wheel_venv(pins: dict[str, str]) -> tuple[Path | None, str]:
+    """bench/.venv-wheel: the bench pins plus the xdist-rs wheel, freshly built
+    (packaging/wheel/build.sh). Returns (its pytest or None, note)."""
+    maturin = ROOT / ".venv-wheel-tools" / "bin" / "maturin"
+    maturin = str(maturin) if maturin.exists() else shutil.which("maturin")
+    if not maturin:
+        return None, "no maturin (run tests/wheel/test.sh once, or pip install -r dev/requirements-wheel.txt)"
+    log("packaging/wheel/build.sh (for the hand-off rows)")
+    r = subprocess.run([str(ROOT / "packaging" / "wheel" / "build.sh")], cwd=ROOT,
+                       env={**os.environ, "MATURIN": maturin}, capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, "wheel build failed: " + " | ".join(r.stderr.strip().splitlines()[-3:])
+    wheel = r.stdout.strip().splitlines()[-1]
+    py = WHEEL_VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(WHEEL_VENV)], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    *(f"{k}=={v}" for k, v in pins.items())], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "--force-reinstall", "--no-deps", wheel], check=True)
+    return WHEEL_VENV / "bin" / "pytest", Path(wheel).name
 
 
 def git_rev() -> str:
@@ -335,7 +364,8 @@ class Row:
         return statistics.median(r.seconds for r in self.runs) if self.valid() else None
 
 
-def suite_rows(name: str, manifest: dict, xdist: Path | None) -> list[Row]:
+def suite_rows(name: str, manifest: dict, xdist: Path | None,
+               handoff_pytest: Path | None = None) -> list[Row]:
     pytest = str(VENV / "bin" / "pytest")
     py = str(venv_python())
     xd = str(xdist or DEFAULT_XDIST)  # a missing binary fails at start -> INVALID
@@ -362,12 +392,16 @@ def suite_rows(name: str, manifest: dict, xdist: Path | None) -> list[Row]:
                         [pytest, "-n", n], exp))
         rows.append(Row("xd-load", f"xdist -n {n}", "xdist", "load",
                         [xd, "--python", py, "-n", n], exp))
+        if handoff_pytest:
+            rows.append(Row("handoff", f"pytest -n {n} (XDIST_NATIVE=1: hand-off to the wheel's xdist)",
+                            "xdist", "load",
+                            ["env", "XDIST_NATIVE=1", str(handoff_pytest), "-n", n], exp))
     return rows
 
 
 def bench_suite(name: str, sdir: Path, manifest: dict, xdist: Path | None, runs: int,
-                timeout: float) -> list[Row]:
-    rows = suite_rows(name, manifest, xdist)
+                timeout: float, handoff_pytest: Path | None = None) -> list[Row]:
+    rows = suite_rows(name, manifest, xdist, handoff_pytest)
     cache = sdir / ".pytest_cache"
     # Untimed warm-up: collection imports every test module (and conftest) through
     # pytest's assertion rewriter, which writes the .pyc files with bytecode caching on.
@@ -485,6 +519,12 @@ def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
                      for mode in MODES]
             notes.append("- **fixtures**: xdist / pytest-xdist per mode: " + ", ".join(parts)
                          + " (target for loadfile/loadscope <= 1.00x).")
+        if "handoff" in by:
+            ho, xd = by["handoff"].median(), by["xd-load"].median()
+            cost = "-" if ho is None or xd is None else f"{ho - xd:+.2f}s"
+            notes.append(f"- **{suite}** hand-off: `pytest -n {WORKERS}` with XDIST_NATIVE=1 minus "
+                         f"`xdist -n {WORKERS}` = {cost} (target <= {HANDOFF_BUDGET_S}s; "
+                         f"{meta['wheel']}).")
     if notes:
         out.append("")
         out.extend(notes)
@@ -513,15 +553,18 @@ def main() -> int:
 
     load0 = os.getloadavg()[0]
     xdist, xnote = build_xdist(args)
-    ensure_venv()
+    pins = ensure_venv()
+    handoff_pytest, wheel_note = ensure_wheel_venv(pins)
+    if not handoff_pytest:
+        log(f"no hand-off rows: {wheel_note}")
     root, manifests = generate(names, args.quick)
     log("PYTHONDONTWRITEBYTECODE is unset for every timed command (bytecode caching on); "
         "one untimed warm-up per suite writes the .pyc files")
     results = {}
     for n in names:
-        results[n] = bench_suite(n, root / n, manifests[n], xdist, runs, timeout)
+        results[n] = bench_suite(n, root / n, manifests[n], xdist, runs, timeout, handoff_pytest)
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "rev": git_rev(),
-            "xdist": xnote, "runs": runs, "quick": args.quick, "load0": load0}
+            "xdist": xnote, "wheel": wheel_note, "runs": runs, "quick": args.quick, "load0": load0}
     md = report(results, manifests, meta)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.md").write_text(md)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: style gates, Rust unit, property and integration tests
 # (real Python workers, real .so plugins, real processes killed), the Python worker's own
-# tests, and the packaging test.
+# tests, the packaging test and the wheel test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev/venv.sh
@@ -11,3 +11,4 @@ cargo build --workspace
 cargo test --workspace --no-fail-fast
 .venv/bin/python -m pytest tests/worker -q -p no:cacheprovider
 tests/packaging/test.sh   # make install/uninstall; as root with dpkg also the .deb packages
+tests/wheel/test.sh       # the xdist-rs wheel: build (maturin), install, pytest -n hand-off, uninstall

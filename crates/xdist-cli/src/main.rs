@@ -62,6 +62,12 @@ use crate::terminal::TerminalReporter;
 use crate::termwriter::TermWriter;
 
 fn main() {
+    // Before any thread exists: every process xdist starts inherits it (no pytest hand-off
+    // from inside an xdist run).
+    std::env::set_var(
+        envnames::XDIST_CONTROLLER_PID,
+        std::process::id().to_string(),
+    );
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let code = match run(argv) {
         Ok(code) => code,

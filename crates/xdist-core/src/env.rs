@@ -2,7 +2,8 @@
 
 /// Interpreter to run workers with, when `--python` is not given.
 pub const XDIST_PYTHON: &str = "XDIST_PYTHON";
-/// The active virtualenv; `$VIRTUAL_ENV/bin/python` is tried after `XDIST_PYTHON`.
+/// The active virtualenv; `$VIRTUAL_ENV/bin/python` is tried after `XDIST_PYTHON` and the
+/// environment the binary was installed in.
 pub const VIRTUAL_ENV: &str = "VIRTUAL_ENV";
 /// Extra plugin paths, separated like `PATH`.
 pub const XDIST_PLUGINS: &str = "XDIST_PLUGINS";
@@ -55,3 +56,13 @@ pub const XML_OUTPUT_FILE: &str = "XML_OUTPUT_FILE";
 /// Plain pytest runs with `--shard`: the pipe (read,write) that carries the collected ids to
 /// xdist and the shard's indices back.
 pub const XDIST_SHARD_FDS: &str = "XDIST_SHARD_FDS";
+/// Set by the `xdist` binary for itself and so every process it starts (workers, the summary
+/// step, the controller session, plain pytest): its pid. The wheel's pytest plugin never hands
+/// a run to xdist while it is set, so nothing loops.
+pub const XDIST_CONTROLLER_PID: &str = "XDIST_CONTROLLER_PID";
+/// Opt-in for the wheel's pytest plugin (`python/xdist_rs/pytest_plugin.py`): `1`/`true`
+/// hands `pytest -n N` runs to xdist, `0`/`false` never does (over the ini key `xdist_native`).
+pub const XDIST_NATIVE: &str = "XDIST_NATIVE";
+/// Set by the pytest plugin when it hands a run to xdist: the pytest command line it replaced
+/// (shown in the run's header by the plugin inside the workers).
+pub const XDIST_HANDED_OFF: &str = "XDIST_HANDED_OFF";
