@@ -157,13 +157,13 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
             "--pdb is incompatible with --looponfail.".into(),
         ));
     }
-    if opts.pytest.pdb && workers > 0 && !opts.pytest.collect_only {
+    if opts.pytest.pdb && workers > 0 && !opts.pytest.runs_plain() {
         return Err(CliError::Usage(
             "--pdb is incompatible with distributing tests; try using -n0 or -nauto.".into(),
         ));
     }
     args::check_stepwise(&opts.pytest, workers)?;
-    if workers == 0 || opts.pytest.collect_only || opts.pytest.help {
+    if workers == 0 || opts.pytest.runs_plain() {
         return plain::run_plain_pytest(&python, &opts.pytest_args, &cwd);
     }
 

@@ -426,6 +426,16 @@ class XdistOptions:
         specs = types.ModuleType("xdist_hookspecs")
         exec(compile(NEWHOOKS_STANDIN, "<xdist-hookspecs>", "exec"), specs.__dict__)
         pluginmanager.add_hookspecs(specs)
+        if getattr(self, "__name__", None) != "xdist":
+            # A worker keeps pytest-xdist out (`-p no:xdist`); a user's `-p xdist` (with
+            # PYTEST_DISABLE_PLUGIN_AUTOLOAD) asks for what this process already provides.
+            consider = pluginmanager.consider_pluginarg
+
+            def consider_pluginarg(arg):
+                if arg.strip() not in ("xdist", "xdist.plugin", "xdist.looponfail"):
+                    consider(arg)
+
+            pluginmanager.consider_pluginarg = consider_pluginarg
 
     def pytest_addoption(self, parser):
         group = parser.getgroup("xdist", "distributed and subprocess testing")
