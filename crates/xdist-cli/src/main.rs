@@ -366,7 +366,9 @@ impl Session<'_> {
             (out, live) = (wrapped, Some(handle));
         }
         let tw = TermWriter::new(out, self.color, self.width);
-        let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet).with_status(live);
+        let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet)
+            .with_status(live)
+            .with_isatty(std::io::stdout().is_terminal());
         let (mut junit, mut reportlog) = (
             junit::JunitReporter::new(),
             reportlog::ReportLogReporter::new(),
