@@ -1156,6 +1156,7 @@ def make_finish_reporter(pytest, worker):
                 "workeroutput": output,
             })
             worker.outbox.flush()
+            worker.finished_status = int(session.exitstatus)
             worker.heap.session_reported()
 
     return FinishReporter()
@@ -1708,9 +1709,15 @@ def main(channel_in, channel_out_fd):
     except Exception:
         import traceback
 
-        outbox.emit({"t": "internal_error", "text": traceback.format_exc()})
+        finished_status = getattr(worker, "finished_status", None)
+        if finished_status is None:
+            outbox.emit({"t": "internal_error", "text": traceback.format_exc()})
+            exitstatus = 3
+        else:
+            # From pytest_unconfigure: the session and its reports are complete.
+            outbox.emit({"t": "unconfigure_error", "text": traceback.format_exc()})
+            exitstatus = finished_status
         outbox.flush()
-        exitstatus = 3
     outbox.flush()
     sys.stdout.flush()
     sys.stderr.flush()
