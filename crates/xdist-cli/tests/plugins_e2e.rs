@@ -921,7 +921,7 @@ fn xdist_plugins_lists_name_version_and_hooks() {
     let out = xdist_in(tmp.path(), &["plugins"]);
     assert_exit(&out, 0);
     assert!(
-        out.stdout.contains("no plugins loaded"),
+        out.stdout.contains("no plugins enabled or installed"),
         "{}",
         out.describe(3000)
     );
