@@ -115,7 +115,10 @@ pub fn list_command(args: &[String]) -> Result<i32, CliError> {
     let sources = discovery.sources();
     let host = PluginHost::load_with(&sources, &LoadOptions::default()).map_err(hook_error)?;
     let same = |a: &std::path::Path, b: &std::path::Path| {
-        a == b || a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok() == Some(a))
+        a == b
+            || a.canonicalize()
+                .ok()
+                .is_some_and(|a| b.canonicalize().ok() == Some(a))
     };
     let available: Vec<_> = (discovery.available().into_iter())
         .filter(|a| !sources.iter().any(|s| same(&s.path, &a.path)))
@@ -123,7 +126,9 @@ pub fn list_command(args: &[String]) -> Result<i32, CliError> {
     let installed =
         PluginHost::load_with(&available, &LoadOptions::default()).map_err(hook_error)?;
     if host.is_empty() && installed.is_empty() {
-        outln!("no plugins enabled or installed (see `xdist plugins --paths` for where xdist looks)");
+        outln!(
+            "no plugins enabled or installed (see `xdist plugins --paths` for where xdist looks)"
+        );
         return Ok(0);
     }
     for (h, enabled) in [(&host, true), (&installed, false)] {

@@ -906,7 +906,11 @@ impl TerminalReporter {
             RunEvent::WorkersCreated { count } => {
                 if self.verbosity() >= 0 && !self.quiet_before_start {
                     let noun = if *count == 1 { "worker" } else { "workers" };
-                    self.status_line(&format!("created: {count}/{count} {noun}"), &["bold"], false);
+                    self.status_line(
+                        &format!("created: {count}/{count} {noun}"),
+                        &["bold"],
+                        false,
+                    );
                 } else {
                     self.status_line("bringing up nodes...", &[], false);
                 }
@@ -924,7 +928,11 @@ impl TerminalReporter {
                 if self.verbosity() >= 0 {
                     let wn = if *workers == 1 { "worker" } else { "workers" };
                     let inoun = if *items == 1 { "item" } else { "items" };
-                    self.status_line(&format!("{workers} {wn} [{items} {inoun}]"), &["bold"], true);
+                    self.status_line(
+                        &format!("{workers} {wn} [{items} {inoun}]"),
+                        &["bold"],
+                        true,
+                    );
                 } else {
                     self.status_line("bringing up nodes...", &[], true);
                 }

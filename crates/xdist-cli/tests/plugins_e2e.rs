@@ -481,7 +481,10 @@ fn installed_plugins_are_available_not_enabled() {
     let out = run_with_timeout(&mut cmd, timeout());
     assert_exit(&out, 0);
     assert_eq!(summary(&out).get("passed"), 2, "{}", out.describe(3000));
-    tmp.write("suite/pyproject.toml", "[tool.xdist]\nplugins = [\"e2e-probe\"]\n");
+    tmp.write(
+        "suite/pyproject.toml",
+        "[tool.xdist]\nplugins = [\"e2e-probe\"]\n",
+    );
     let out = run_suite(&dir, &["-n", "2"]);
     assert_exit(&out, 0);
     assert_eq!(summary(&out).get("passed"), 2, "{}", out.describe(3000));
@@ -492,12 +495,17 @@ fn installed_plugins_are_available_not_enabled() {
     assert!(
         out.stdout.contains("e2e-probe 0.3.1")
             && out.stdout.contains(s(&user_dir))
-            && out.stdout.contains("installed, not enabled: `--plugin e2e-probe`"),
+            && out
+                .stdout
+                .contains("installed, not enabled: `--plugin e2e-probe`"),
         "{}",
         out.describe(3000)
     );
     // -p no:NAME disables a plugin enabled by name too.
-    let out = run_suite(&dir, &["-n", "2", "--plugin", "e2e-probe", "-p", "no:e2e-probe"]);
+    let out = run_suite(
+        &dir,
+        &["-n", "2", "--plugin", "e2e-probe", "-p", "no:e2e-probe"],
+    );
     assert_exit(&out, 1);
     assert_eq!(summary(&out).get("failed"), 2, "{}", out.describe(3000));
     // A name nothing is installed under is a load error (exit 4).

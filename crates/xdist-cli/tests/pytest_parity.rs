@@ -76,7 +76,10 @@ fn passthrough_is_plain_pytest() {
         (&["--pdb", "-q"], &["--pdb", "-q"]),
         (&["-n", "2", "--markers"], &["--markers"]),
         (&["-n", "2", "--fixtures"], &["--fixtures"]),
-        (&["-n", "2", "--fixtures-per-test", "-q"], &["--fixtures-per-test", "-q"]),
+        (
+            &["-n", "2", "--fixtures-per-test", "-q"],
+            &["--fixtures-per-test", "-q"],
+        ),
         (&["-n", "2", "--funcargs"], &["--funcargs"]),
     ];
     for python in pythons() {
@@ -94,9 +97,14 @@ fn passthrough_is_plain_pytest() {
                 "crashed",
                 "Traceback",
             ] {
-                assert!(!out.stdout.contains(bad) && !out.stderr.contains(bad), "{bad}: {ctx}");
+                assert!(
+                    !out.stdout.contains(bad) && !out.stderr.contains(bad),
+                    "{bad}: {ctx}"
+                );
             }
-            let informational = ours.iter().any(|a| a.starts_with("--f") || *a == "--markers");
+            let informational = ours
+                .iter()
+                .any(|a| a.starts_with("--f") || *a == "--markers");
             if !informational && !ours.contains(&"--co") {
                 assert!(out.stdout.contains("3 passed"), "{ctx}");
             }
@@ -160,7 +168,9 @@ fn the_last_numprocesses_wins() {
     let python = test_python();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("test_ok.py"), "def test_ok():\n    pass\n").unwrap();
-    let cases: &[(&str, Option<&str>, &[&str], Option<u64>)] = &[
+    // (ini addopts, PYTEST_ADDOPTS, command line, workers started)
+    type Case<'a> = (&'a str, Option<&'a str>, &'a [&'a str], Option<u64>);
+    let cases: &[Case] = &[
         ("-n auto", Some("-n 2"), &[], Some(2)),
         ("-n 2", Some("-n auto -n 1"), &[], Some(1)),
         ("-n 1", Some("-n 2"), &["-n", "1"], Some(1)),
@@ -168,8 +178,11 @@ fn the_last_numprocesses_wins() {
         ("-n 2", Some("-n 1"), &["-n", "0"], None),
     ];
     for (ini, env, cli, workers) in cases {
-        std::fs::write(tmp.path().join("pytest.ini"), format!("[pytest]\naddopts = {ini}\n"))
-            .unwrap();
+        std::fs::write(
+            tmp.path().join("pytest.ini"),
+            format!("[pytest]\naddopts = {ini}\n"),
+        )
+        .unwrap();
         let mut cmd = xdist(&python, tmp.path(), &["-p", "no:cacheprovider"]);
         cmd.args(*cli);
         if let Some(e) = env {
@@ -178,7 +191,11 @@ fn the_last_numprocesses_wins() {
         let out = run_with_timeout(&mut cmd, TIMEOUT);
         let ctx = out.describe(3000);
         assert_eq!(out.code, Some(0), "{ctx}");
-        assert_eq!(parse_workers_items(&out.stdout).map(|(w, _)| w), *workers, "{ctx}");
+        assert_eq!(
+            parse_workers_items(&out.stdout).map(|(w, _)| w),
+            *workers,
+            "{ctx}"
+        );
     }
 }
 
@@ -206,7 +223,11 @@ fn an_error_in_unconfigure_is_no_internal_error() {
         "import pytest\n\n@pytest.mark.parametrize('i', range(8))\ndef test_u(i):\n    pass\n",
     )
     .unwrap();
-    std::fs::write(tmp.path().join("pytest.ini"), "[pytest]\nfilterwarnings = error\n").unwrap();
+    std::fs::write(
+        tmp.path().join("pytest.ini"),
+        "[pytest]\nfilterwarnings = error\n",
+    )
+    .unwrap();
     for how in ["raise", "warn"] {
         let serial = run_with_timeout(
             pytest(&python, tmp.path(), &["-q", "-p", "no:cacheprovider"])
@@ -216,9 +237,13 @@ fn an_error_in_unconfigure_is_no_internal_error() {
         );
         for (where_, want) in [("gw0", Some(0)), ("gw1", Some(0)), ("all", serial.code)] {
             let out = run_with_timeout(
-                xdist(&python, tmp.path(), &["-n", "2", "-q", "-p", "no:cacheprovider"])
-                    .env("WHERE", where_)
-                    .env("HOW", how),
+                xdist(
+                    &python,
+                    tmp.path(),
+                    &["-n", "2", "-q", "-p", "no:cacheprovider"],
+                )
+                .env("WHERE", where_)
+                .env("HOW", how),
                 TIMEOUT,
             );
             let ctx = format!("{how} in {where_}: {}", out.describe(4000));
@@ -226,7 +251,11 @@ fn an_error_in_unconfigure_is_no_internal_error() {
             assert!(out.stdout.contains("8 passed"), "{ctx}");
             assert!(!out.stdout.contains("INTERNALERROR"), "{ctx}");
             assert!(!out.stderr.contains("INTERNALERROR"), "{ctx}");
-            let shown = if how == "warn" { "deprecated in unconfigure" } else { "boom" };
+            let shown = if how == "warn" {
+                "deprecated in unconfigure"
+            } else {
+                "boom"
+            };
             assert!(out.stderr.contains(shown), "{ctx}");
         }
     }
@@ -275,7 +304,10 @@ fn ignored_signals_stay_ignored_in_workers() {
         &[libc::SIGINT, libc::SIGTERM],
     ];
     for ignore in cases {
-        let serial = seen(pytest(&python, tmp.path(), &["-p", "no:cacheprovider"]), ignore);
+        let serial = seen(
+            pytest(&python, tmp.path(), &["-p", "no:cacheprovider"]),
+            ignore,
+        );
         assert_eq!(serial.len(), 1, "{serial:?}");
         let dist = seen(
             xdist(&python, tmp.path(), &["-n", "2", "-p", "no:cacheprovider"]),
@@ -325,7 +357,10 @@ fn basetemp_root_names_the_user_as_pytest_does() {
     for env in cases {
         let serial = root_of(pytest(&python, &suite, &["-p", "no:cacheprovider"]), env);
         assert_ne!(serial, "pytest-of-unknown", "{env:?}");
-        let dist = root_of(xdist(&python, &suite, &["-n", "1", "-p", "no:cacheprovider"]), env);
+        let dist = root_of(
+            xdist(&python, &suite, &["-n", "1", "-p", "no:cacheprovider"]),
+            env,
+        );
         assert_eq!(dist, serial, "{env:?}");
     }
 }

@@ -1171,7 +1171,10 @@ mod tests {
             pairs(named.sources()),
             vec![
                 (sys.join(format!("libc{suffix}")), PluginOrigin::CommandLine),
-                (user.join(format!("libb{suffix}")), PluginOrigin::CommandLine),
+                (
+                    user.join(format!("libb{suffix}")),
+                    PluginOrigin::CommandLine
+                ),
                 (PathBuf::from("nope"), PluginOrigin::Env),
                 (dup, PluginOrigin::Pyproject),
             ]
