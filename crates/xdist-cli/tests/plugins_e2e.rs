@@ -511,6 +511,7 @@ fn installed_plugins_are_available_not_enabled() {
     // A name nothing is installed under is a load error (exit 4).
     let out = run_suite(&dir, &["-n", "2", "--plugin", "no-such-plugin"]);
     assert_exit(&out, 4);
+    assert_one_error_line(&out, &["no plugin named no-such-plugin is installed"]);
 }
 
 // ---------------------------------------------------------------------------

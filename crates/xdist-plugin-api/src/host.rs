@@ -52,6 +52,8 @@ pub const RESERVED_WORKERINPUT_KEYS: [&str; 4] =
 pub enum PluginError {
     #[error("plugin file {} does not exist (given by {origin}); fix the path or remove it", path.display())]
     MissingFile { path: PathBuf, origin: PluginOrigin },
+    #[error("no plugin named {name} is installed (given by {origin}); install it in a plugin directory (`xdist plugins --paths`) or give its path")]
+    NotInstalled { name: String, origin: PluginOrigin },
     #[error("{} is not an xdist plugin: {reason} (an xdist plugin is a cdylib that uses xdist_plugin_api::export_plugin!)", path.display())]
     NotAPlugin { path: PathBuf, reason: String },
     #[error("plugin {} was built for xdist plugin ABI {plugin}, but this xdist uses ABI {host}; rebuild the plugin against xdist-plugin-api {host_major}.x", path.display(), host_major = ABI_MAJOR)]
@@ -265,7 +267,7 @@ impl Discovery {
 
     /// `crash-retry` -> `<first dir having it>/libcrash_retry.so`; paths are kept as given.
     fn resolve_name(&self, p: &Path) -> PathBuf {
-        let Some(name) = p.to_str().filter(|n| !n.contains('/') && !is_library(p)) else {
+        let Some(name) = bare_name(p) else {
             return p.to_path_buf();
         };
         let file = format!(
@@ -280,6 +282,11 @@ impl Discovery {
             .find(|f| f.is_file())
             .unwrap_or_else(|| p.to_path_buf())
     }
+}
+
+/// `crash-retry` in `--plugin crash-retry`: no directory part, no library suffix.
+fn bare_name(p: &Path) -> Option<&str> {
+    p.to_str().filter(|n| !n.contains('/') && !is_library(p))
 }
 
 fn is_library(p: &Path) -> bool {
@@ -418,6 +425,12 @@ impl fmt::Debug for PluginHost {
 
 fn load_one(source: &PluginSource) -> Result<PluginModuleRef, PluginError> {
     let path = &source.path;
+    if !path.is_file() && bare_name(path).is_some() {
+        return Err(PluginError::NotInstalled {
+            name: path.display().to_string(),
+            origin: source.origin,
+        });
+    }
     if !path.is_file() {
         return Err(PluginError::MissingFile {
             path: path.clone(),
