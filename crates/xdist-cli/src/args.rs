@@ -88,8 +88,9 @@ pub struct RawArgs {
     /// default: rootdir) changes, then the whole suite once they pass. Ctrl-C ends it.
     #[arg(short = 'f', long = "looponfail")]
     pub looponfail: bool,
-    /// Load an xdist plugin (a `.so` built against xdist-plugin-api); repeatable.
-    #[arg(long = "plugin", value_name = "PATH")]
+    /// Enable an xdist plugin: a `.so` built against xdist-plugin-api, or the name of one
+    /// installed in a plugin directory (`crash-retry`); repeatable.
+    #[arg(long = "plugin", value_name = "PATH|NAME")]
     pub plugin: Vec<PathBuf>,
     /// An option for a plugin, `NAME.KEY=VALUE`; repeatable.
     #[arg(long = "plugin-opt", value_name = "NAME.KEY=VALUE")]
