@@ -147,12 +147,13 @@ Section: devel
 Priority: optional
 Homepage: $homepage
 Description: first-party plugins for xdist
- Compiled plugins loaded by every xdist run from /usr/lib/xdist/plugins:
+ Compiled plugins, installed in /usr/lib/xdist/plugins (available, not enabled):
   - auto-workers: -n auto from available memory and the CPU quota;
   - crash-retry: reruns a test whose worker crashed (max-reruns, default 1);
   - node-lifecycle: per-worker timings as a table and JSON;
   - priority-scheduler: runs tests matching configured patterns first.
- Disable one with \`-p no:NAME\`, configure it with \`--plugin-opt NAME.KEY=VALUE\`.
+ Enable one by name with \`--plugin NAME\` (or XDIST_PLUGINS, [tool.xdist] plugins),
+ configure it with \`--plugin-opt NAME.KEY=VALUE\`.
 EOF
 
 for pkg in xdist xdist-plugins; do

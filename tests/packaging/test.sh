@@ -9,8 +9,9 @@
 #    root (`dpkg --root`; with XDIST_PKG_TEST_SYSTEM=1 into this machine instead), then the
 #    installed `xdist --version`, `man -l` on the installed page (man-db is installed with apt
 #    when missing), `xdist plugins` showing the packaged plugins from the system directory and
-#    a small suite run with `--plugin-opt crash-retry.max-reruns=1` using the packaged
-#    crash-retry; then both packages are purged and nothing may be left.
+#    a small suite run with `--plugin crash-retry --plugin-opt crash-retry.max-reruns=1` using
+#    the packaged crash-retry, the same suite without `--plugin` using none of the installed
+#    plugins (available, not enabled); then both packages are purged and nothing may be left.
 #    XDIST_PKG_TEST_DEB=0 skips this part, =1 forces it.
 #
 # Env: CARGO_TARGET_DIR (default target), XDIST_TEST_PYTHON (default .venv/bin/python).
@@ -230,7 +231,7 @@ def test_ok_2(): pass
 def test_ok_3(): pass
 EOF
 set +e
-(cd "$suite" && "$xdist" -n 2 --python "$python" --plugin-opt crash-retry.max-reruns=1 -p no:cacheprovider) >"$tmp/suite.log" 2>&1
+(cd "$suite" && "$xdist" -n 2 --python "$python" --plugin crash-retry --plugin-opt crash-retry.max-reruns=1 -p no:cacheprovider) >"$tmp/suite.log" 2>&1
 rc=$?
 set -e
 tail -3 "$tmp/suite.log"
@@ -239,6 +240,16 @@ tail -3 "$tmp/suite.log"
 summary=$(tail -1 "$tmp/suite.log")
 grep -q '4 passed' <<<"$summary" && grep -q '1 rerun' <<<"$summary" ||
     { cat "$tmp/suite.log"; fail "want 4 passed, 1 rerun: $summary"; }
+
+step "installed plugins are available, not enabled"
+set +e
+(cd "$suite" && rm -f crashed-once && "$xdist" -n 2 --python "$python" -p no:cacheprovider) >"$tmp/suite.log" 2>&1
+rc=$?
+set -e
+summary=$(tail -1 "$tmp/suite.log")
+[ "$rc" = 1 ] && grep -q '1 failed, 3 passed' <<<"$summary" && ! grep -q 'rerun' <<<"$summary" ||
+    { cat "$tmp/suite.log"; fail "a run naming no plugin used an installed one (exit $rc): $summary"; }
+grep -q 'installed, not enabled' <<<"$("$xdist" plugins)" || fail "xdist plugins does not mark installed plugins"
 
 step "dpkg --purge"
 "${dpkg[@]}" --purge xdist-plugins xdist >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg --purge"; }

@@ -775,3 +775,35 @@ def test_wire_tags_decode_back():
     wired = _json.loads(_json.dumps(space["to_wire"](value)))
     assert space["from_wire"](wired) == {"b": b"\x00z", "s": {("a", 1), "b"},
                                          "l": [b"x", {"k": {1}}]}
+
+
+UNCONFIGURE_RAISES = """
+import warnings
+
+def pytest_unconfigure(config):
+    if HOW == "warn":  # an error under filterwarnings = error
+        warnings.warn("deprecated in unconfigure", DeprecationWarning)
+    else:
+        raise RuntimeError("boom in unconfigure")
+"""
+
+
+@pytest.mark.parametrize("how", ["raise", "warn"])
+def test_unconfigure_error_after_finished_is_no_internal_error(how, make_suite, spawn):
+    """An exception out of pytest_unconfigure, after `finished`: `unconfigure_error` with the
+    traceback, the session's exit status, never `internal_error`."""
+    conftest = "HOW = {!r}\n".format(how) + UNCONFIGURE_RAISES
+    suite = make_suite({
+        "conftest.py": conftest,
+        "pytest.ini": "[pytest]\nfilterwarnings = error\n",
+        "test_a.py": "def test_a(): pass\n",
+    })
+    w = spawn(suite)
+    fin, events, failures = run_all(w)
+    assert not failures, _describe(failures)
+    assert by_type(events, "finished")
+    assert not by_type(events, "internal_error"), events
+    (err,) = by_type(events, "unconfigure_error")
+    want = "DeprecationWarning: deprecated" if how == "warn" else "RuntimeError: boom"
+    assert want in err["text"], err["text"]
+    assert w.wait() == 0

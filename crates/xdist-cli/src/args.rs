@@ -16,6 +16,9 @@ use crate::error::CliError;
 #[command(
     name = "xdist",
     version,
+    // As in pytest (argparse): an option given twice takes its last value (ini `addopts`,
+    // then PYTEST_ADDOPTS, then the command line); repeatable options still collect.
+    args_override_self = true,
     about = "Run a pytest suite across many CPUs: a faster, sturdier `pytest -n N`.",
     after_help = "Every argument xdist does not own is passed to pytest unchanged and in order,\n\
                   e.g. `xdist -n 4 tests/ -k slow -x`."
@@ -86,8 +89,9 @@ pub struct RawArgs {
     /// default: rootdir) changes, then the whole suite once they pass. Ctrl-C ends it.
     #[arg(short = 'f', long = "looponfail")]
     pub looponfail: bool,
-    /// Load an xdist plugin (a `.so` built against xdist-plugin-api); repeatable.
-    #[arg(long = "plugin", value_name = "PATH")]
+    /// Enable an xdist plugin: a `.so` built against xdist-plugin-api, or the name of one
+    /// installed in a plugin directory (`crash-retry`); repeatable.
+    #[arg(long = "plugin", value_name = "PATH|NAME")]
     pub plugin: Vec<PathBuf>,
     /// An option for a plugin, `NAME.KEY=VALUE`; repeatable.
     #[arg(long = "plugin-opt", value_name = "NAME.KEY=VALUE")]
@@ -282,6 +286,9 @@ pub struct PytestFlags {
     pub color: Option<String>,
     pub basetemp: Option<PathBuf>,
     pub help: bool,
+    /// `--markers`, `--fixtures`/`--funcargs`, `--fixtures-per-test`: pytest answers them
+    /// itself and runs no tests (plain pytest, as `--co`).
+    pub informational: bool,
     /// `--junitxml`/`--junit-xml PATH` (the worker reports pytest's resolved value).
     pub junitxml: Option<String>,
     /// `--report-log PATH` (pytest-reportlog's option).
@@ -297,6 +304,11 @@ pub struct PytestFlags {
 }
 
 impl PytestFlags {
+    /// Whether pytest runs no tests but answers by itself (plain pytest even with workers).
+    pub fn runs_plain(&self) -> bool {
+        self.collect_only || self.help || self.informational
+    }
+
     /// Whether workers must send the extra report data file reporters use.
     pub fn want_files(&self) -> bool {
         self.junitxml.is_some() || self.report_log.is_some()
@@ -528,6 +540,9 @@ fn scan_pytest_flags(args: &[String]) -> PytestFlags {
             "--nf" | "--new-first" => f.new_first = true,
             "--sw" | "--stepwise" | "--sw-skip" | "--stepwise-skip" => f.stepwise = true,
             "-h" | "--help" => f.help = true,
+            "--markers" | "--fixtures" | "--funcargs" | "--fixtures-per-test" => {
+                f.informational = true
+            }
             "--color" => {
                 f.color = args.get(i + 1).cloned();
                 i += 1;
@@ -590,7 +605,7 @@ fn set_valued(f: &mut PytestFlags, name: &str, v: Option<String>) {
 
 /// `--sw` needs one process seeing every result in order: refuse it when distributing.
 pub fn check_stepwise(flags: &PytestFlags, workers: usize) -> Result<(), CliError> {
-    if flags.stepwise && workers > 0 && !flags.collect_only && !flags.help {
+    if flags.stepwise && workers > 0 && !flags.runs_plain() {
         return Err(CliError::Usage(
             "--sw/--stepwise is not supported when distributing tests; use -n 0 to run plain pytest".into(),
         ));
@@ -625,6 +640,23 @@ mod tests {
             s(&["-n", "2", "--dist=loadfile", "-n", "4", "--python", "py"])
         );
         assert_eq!(py, s(&["tests/", "-k", "-n", "-x"]));
+    }
+
+    #[test]
+    fn an_option_given_twice_takes_its_last_value() {
+        for (args, want) in [
+            (&["-n", "auto", "-n", "4"][..], "4"),
+            (&["-n", "4", "-n", "auto"][..], "auto"),
+            (&["-n2", "--numprocesses=logical", "-n", "0"][..], "0"),
+        ] {
+            let raw = parse_raw(&s(args)).unwrap();
+            assert_eq!(raw.numprocesses.as_deref(), Some(want), "{args:?}");
+        }
+        let raw = parse_raw(&s(&["--dist", "load", "--dist=loadfile", "-d", "-d"])).unwrap();
+        assert_eq!(raw.dist.as_deref(), Some("loadfile"));
+        // Repeatable options keep every value.
+        let raw = parse_raw(&s(&["--tx", "popen", "--tx", "2*popen", "--tx=popen"])).unwrap();
+        assert_eq!(raw.tx, s(&["popen", "2*popen", "popen"]));
     }
 
     #[test]

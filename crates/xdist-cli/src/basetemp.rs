@@ -23,12 +23,13 @@ pub fn make_run_basetemp(given: Option<&Path>, cwd: &Path) -> std::io::Result<Pa
         .or_else(|| std::env::var_os("TMPDIR"))
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let user = ["LOGNAME", "USER", "LNAME", "USERNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".to_string());
-    let of_user = root.join(format!("pytest-of-{user}"));
-    fs::create_dir_all(&of_user)?;
+    let user = current_user().unwrap_or_else(|| "unknown".to_string());
+    let mut of_user = root.join(format!("pytest-of-{user}"));
+    if fs::create_dir_all(&of_user).is_err() {
+        // pytest's fallback: a name that is no valid directory name.
+        of_user = root.join("pytest-of-unknown");
+        fs::create_dir_all(&of_user)?;
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -61,6 +62,42 @@ pub fn make_run_basetemp(given: Option<&Path>, cwd: &Path) -> std::io::Result<Pa
     Err(std::io::Error::other(
         "could not create a numbered temporary directory",
     ))
+}
+
+/// Python's `getpass.getuser()` (what pytest names `pytest-of-<user>` after): the first
+/// non-empty of `LOGNAME`, `USER`, `LNAME`, `USERNAME`, else the password database's name
+/// for the real user id.
+fn current_user() -> Option<String> {
+    use xdist_core::env::{LNAME, LOGNAME, USER, USERNAME};
+    if let Some(name) = [LOGNAME, USER, LNAME, USERNAME]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    {
+        return Some(name);
+    }
+    password_db_name(unsafe { libc::getuid() })
+}
+
+/// The user name of `uid` in the password database (`pwd.getpwuid(uid).pw_name`).
+fn password_db_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    loop {
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; `buf` outlives the use of `pwd`.
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: getpwuid_r succeeded, so pw_name points at a NUL-terminated string in `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return Some(name.to_string_lossy().into_owned());
+    }
 }
 
 /// pytest's `ensure_deletable` (no `.lock`, or one older than pytest's three-day timeout),

@@ -131,6 +131,8 @@ struct Node {
     outcome_of: Option<usize>,
     /// When its event channel ended while the process lived on.
     channel_lost: Option<Instant>,
+    /// The traceback of an exception out of its `pytest_unconfigure`.
+    unconfigure_error: Option<String>,
 }
 
 impl Node {
@@ -487,6 +489,7 @@ impl<'r> Controller<'r> {
             started: None,
             stacks_requested: None,
             hung: None,
+            unconfigure_error: None,
             fault: None,
             lingering: false,
             finished_status: None,
@@ -597,6 +600,7 @@ impl<'r> Controller<'r> {
         if self.session_started {
             self.emit(RunEvent::RunFinished(&summary));
         }
+        self.report_unconfigure_errors();
         Ok(RunOutcome {
             exit: exit.code(),
             failed: std::mem::take(&mut self.failed_ids),
@@ -760,6 +764,37 @@ impl<'r> Controller<'r> {
         collection.len().saturating_sub(ended)
     }
 
+    /// pytest exits 1 with the traceback when `pytest_unconfigure` raises; pytest-xdist's
+    /// controller too, and it ignores what its workers raise there. With no Python controller
+    /// here, an error every worker raised stands for the controller's: its traceback.
+    fn every_unconfigure_failed(&self) -> Option<&str> {
+        let mut finished = self.nodes.iter().filter(|n| n.finished).peekable();
+        finished.peek()?;
+        let mut first = None;
+        for n in finished {
+            first = first.or(Some(n.unconfigure_error.as_deref()?));
+        }
+        first
+    }
+
+    /// After the summary, as pytest: the traceback (stderr) when every worker's
+    /// `pytest_unconfigure` raised, else one warning line per worker whose did.
+    fn report_unconfigure_errors(&self) {
+        if let Some(text) = self.every_unconfigure_failed() {
+            eprint!("{}", text);
+            return;
+        }
+        for n in &self.nodes {
+            if let Some(text) = &n.unconfigure_error {
+                let last = text.trim_end().lines().last().unwrap_or_default();
+                eprintln!(
+                    "xdist: warning: pytest_unconfigure raised in {} after its tests: {last}",
+                    n.id
+                );
+            }
+        }
+    }
+
     fn exit_code(&self) -> ExitCode {
         if let Some(exit) = self.session_exit {
             // The controller session's, after its `pytest_sessionfinish` hooks.
@@ -769,7 +804,8 @@ impl<'r> Controller<'r> {
             ExitCode::Interrupted
         } else if self.internal_error {
             ExitCode::InternalError
-        } else if self.failures > 0
+        } else if self.every_unconfigure_failed().is_some()
+            || self.failures > 0
             || self.crashes > 0
             || self.not_run() > 0
             || self.collect_errors > 0
@@ -1089,6 +1125,7 @@ impl<'r> Controller<'r> {
                 self.internal_error = true;
                 self.emit(RunEvent::InternalError { text: &text });
             }
+            WorkerEvent::UnconfigureError { text } => self.nodes[i].unconfigure_error = Some(text),
             WorkerEvent::Lingering => self.nodes[i].lingering = true,
             WorkerEvent::Log { text } => {
                 let id = self.nodes[i].id.clone();

@@ -173,10 +173,10 @@ Print the plugin directories searched, in order, and exit.
 \fB\-\-plugin\fR \fIPATH\fR
 Also load this plugin library; repeatable.
 .SH PLUGINS
-Plugins are shared libraries built against the \fBxdist\-plugin\-api\fR crate. They are loaded,
-in this order, from \fB\-\-plugin\fR arguments, \fBXDIST_PLUGINS\fR, the \fBplugins\fR list of
-\fB[tool.xdist]\fR in pyproject.toml, the user directory and the system directories (see
-\fBFILES\fR). \fB\-p no:\fR\fINAME\fR disables a plugin; \fB\-\-plugin\-opt\fR
+Plugins are shared libraries built against the \fBxdist\-plugin\-api\fR crate. They are enabled,
+and loaded in this order, by \fB\-\-plugin\fR arguments, \fBXDIST_PLUGINS\fR and the \fBplugins\fR
+list of \fB[tool.xdist]\fR in pyproject.toml: paths, or names of plugins installed in the user
+or system plugin directories (see \fBFILES\fR), which are available, not enabled. \fB\-p no:\fR\fINAME\fR disables a plugin; \fB\-\-plugin\-opt\fR
 \fINAME\fR.\fIKEY\fR=\fIVALUE\fR (or \fBplugin\-opts\fR in \fB[tool.xdist]\fR) configures one.
 A plugin built for another plugin ABI major version is refused.
 .SH FILES

@@ -183,16 +183,16 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
             "--pdb is incompatible with --looponfail.".into(),
         ));
     }
-    if opts.pytest.pdb && workers > 0 && !opts.pytest.collect_only {
+    if opts.pytest.pdb && workers > 0 && !opts.pytest.runs_plain() {
         return Err(CliError::Usage(
             "--pdb is incompatible with distributing tests; try using -n0 or -nauto.".into(),
         ));
     }
     args::check_stepwise(&opts.pytest, workers)?;
-    if workers == 0 || opts.pytest.collect_only || opts.pytest.help {
+    if workers == 0 || opts.pytest.runs_plain() {
         let shard = opts
             .shard
-            .filter(|_| !opts.pytest.help)
+            .filter(|_| !opts.pytest.help && !opts.pytest.informational)
             .map(|shard| plain::PlainShard {
                 shard,
                 history: cache_dir
@@ -408,7 +408,9 @@ impl Session<'_> {
             (out, live) = (wrapped, Some(handle));
         }
         let tw = TermWriter::new(out, self.color, self.width);
-        let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet).with_status(live);
+        let mut terminal = TerminalReporter::new(tw, setup.opts.pytest.quiet)
+            .with_status(live)
+            .with_isatty(std::io::stdout().is_terminal());
         let (mut junit, mut reportlog) = (
             junit::JunitReporter::new(),
             reportlog::ReportLogReporter::new(),

@@ -17,7 +17,8 @@ pub fn hook_error(e: PluginError) -> CliError {
     }
 }
 
-/// Loads plugins from `--plugin`, `XDIST_PLUGINS`, `[tool.xdist]` and the plugin directories.
+/// Loads the enabled plugins: `--plugin`, `XDIST_PLUGINS`, `[tool.xdist] plugins` (paths, or
+/// names of plugins installed in the plugin directories). Installed alone is not enabled.
 pub fn load(opts: &RunOptions, ini: &PytestConfigFile) -> Result<PluginHost, CliError> {
     let tool = ini.tool_xdist()?;
     let (pyproject, mut plugin_opts) = match tool {
@@ -80,7 +81,7 @@ pub fn list_command(args: &[String]) -> Result<i32, CliError> {
                 None => return Err(CliError::Usage("--plugin needs a PATH".into())),
             },
             "-h" | "--help" => {
-                outln!("usage: xdist plugins [--paths] [--plugin PATH]...\n\nLists the plugins xdist loads (from --plugin, $XDIST_PLUGINS, [tool.xdist] plugins\nin pyproject.toml, and the plugin directories) with their versions and hooks.\n--paths prints the directories searched, in order.");
+                outln!("usage: xdist plugins [--paths] [--plugin PATH]...\n\nLists the plugins a run here enables (--plugin, $XDIST_PLUGINS, [tool.xdist] plugins\nin pyproject.toml) and those installed in the plugin directories, which a bare\nname (`--plugin crash-retry`) enables, with their versions and hooks.\n--paths prints the plugin directories, in order.");
                 return Ok(0);
             }
             other => {
@@ -110,25 +111,44 @@ pub fn list_command(args: &[String]) -> Result<i32, CliError> {
         .and_then(|ini| ini.tool_xdist().ok().flatten())
         .map(|t| t.plugins)
         .unwrap_or_default();
-    let sources = Discovery::standard(explicit, pyproject).sources();
+    let discovery = Discovery::standard(explicit, pyproject);
+    let sources = discovery.sources();
     let host = PluginHost::load_with(&sources, &LoadOptions::default()).map_err(hook_error)?;
-    if host.is_empty() {
-        outln!("no plugins loaded (see `xdist plugins --paths` for where xdist looks)");
+    let same = |a: &std::path::Path, b: &std::path::Path| {
+        a == b
+            || a.canonicalize()
+                .ok()
+                .is_some_and(|a| b.canonicalize().ok() == Some(a))
+    };
+    let available: Vec<_> = (discovery.available().into_iter())
+        .filter(|a| !sources.iter().any(|s| same(&s.path, &a.path)))
+        .collect();
+    let installed =
+        PluginHost::load_with(&available, &LoadOptions::default()).map_err(hook_error)?;
+    if host.is_empty() && installed.is_empty() {
+        outln!(
+            "no plugins enabled or installed (see `xdist plugins --paths` for where xdist looks)"
+        );
         return Ok(0);
     }
-    for p in host.plugins() {
-        outln!(
-            "{} {} ({:?}, ABI 1.{}) {}",
-            p.name,
-            p.version,
-            p.origin,
-            p.abi_revision,
-            p.path.display()
-        );
-        if !p.description.is_empty() {
-            outln!("    {}", p.description);
+    for (h, enabled) in [(&host, true), (&installed, false)] {
+        for p in h.plugins() {
+            outln!(
+                "{} {} ({:?}, ABI 1.{}) {}",
+                p.name,
+                p.version,
+                p.origin,
+                p.abi_revision,
+                p.path.display()
+            );
+            if !p.description.is_empty() {
+                outln!("    {}", p.description);
+            }
+            outln!("    hooks: {}", p.hooks.join(", "));
+            if !enabled {
+                outln!("    installed, not enabled: `--plugin {}` (or XDIST_PLUGINS, [tool.xdist] plugins) enables it", p.name);
+            }
         }
-        outln!("    hooks: {}", p.hooks.join(", "));
     }
     Ok(0)
 }

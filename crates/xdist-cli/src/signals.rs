@@ -12,13 +12,27 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTS.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Installs the handlers for SIGINT and SIGTERM.
+/// Installs the handlers for SIGINT and SIGTERM, except for a signal this process was
+/// started with ignored (`nohup`, a background job of a non-interactive shell): it stays
+/// ignored here and so in the workers, as in any process started there (Python, pytest).
 pub fn install() {
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only touches an atomic, which is async-signal-safe.
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        if !ignored(sig) {
+            // SAFETY: the handler only touches an atomic, which is async-signal-safe.
+            unsafe {
+                libc::signal(sig, handler);
+            }
+        }
+    }
+}
+
+/// Whether `sig` is ignored (inherited `SIG_IGN`).
+fn ignored(sig: libc::c_int) -> bool {
+    // SAFETY: a null new action only reads the current one into `old`.
     unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
     }
 }
 

@@ -59,6 +59,10 @@ pub struct TerminalReporter {
     tw: TermWriter,
     opts: ReportOptions,
     quiet_before_start: bool,
+    /// stdout is a terminal: pytest-xdist's worker status lines rewrite each other there.
+    isatty: bool,
+    /// Width of the status line written last and still open for rewriting.
+    status_len: Option<usize>,
     /// Category -> indices into `reports`, in first-seen order of categories.
     stats: Vec<(String, Vec<usize>)>,
     /// Reports per category that count in the summary line.
@@ -88,6 +92,8 @@ impl TerminalReporter {
             tw,
             opts: ReportOptions::default(),
             quiet_before_start: quiet,
+            isatty: false,
+            status_len: None,
             stats: Vec::new(),
             stat_counts: HashMap::new(),
             reports: Vec::new(),
@@ -110,6 +116,33 @@ impl TerminalReporter {
     pub fn with_status(mut self, status: Option<StatusHandle>) -> Self {
         self.status = status;
         self
+    }
+
+    pub fn with_isatty(mut self, isatty: bool) -> Self {
+        self.isatty = isatty;
+        self
+    }
+
+    /// pytest-xdist's worker status line: on a terminal each status rewrites the one before
+    /// in place (`\r`) and only the `last` ends the line; elsewhere each is a line of its own.
+    fn status_line(&mut self, line: &str, markup: &[&str], last: bool) {
+        match self.status_len.take() {
+            Some(len) if self.state == LineState::Dirty => {
+                let pad = " ".repeat(len.saturating_sub(crate::termwriter::display_width(line)));
+                self.tw.write(&format!("\r{line}{pad}"), markup);
+            }
+            _ => {
+                self.ensure_newline();
+                self.tw.write(line, markup);
+            }
+        }
+        if self.isatty && !last {
+            self.state = LineState::Dirty;
+            self.status_len = Some(crate::termwriter::display_width(line));
+        } else {
+            self.tw.line("", &[]);
+            self.state = LineState::Clean;
+        }
     }
 
     fn verbosity(&self) -> i32 {
@@ -873,9 +906,13 @@ impl TerminalReporter {
             RunEvent::WorkersCreated { count } => {
                 if self.verbosity() >= 0 && !self.quiet_before_start {
                     let noun = if *count == 1 { "worker" } else { "workers" };
-                    self.write_line(&format!("created: {count}/{count} {noun}"), &["bold"]);
+                    self.status_line(
+                        &format!("created: {count}/{count} {noun}"),
+                        &["bold"],
+                        false,
+                    );
                 } else {
-                    self.write_line("bringing up nodes...", &[]);
+                    self.status_line("bringing up nodes...", &[], false);
                 }
             }
             RunEvent::CollectionComplete {
@@ -891,9 +928,13 @@ impl TerminalReporter {
                 if self.verbosity() >= 0 {
                     let wn = if *workers == 1 { "worker" } else { "workers" };
                     let inoun = if *items == 1 { "item" } else { "items" };
-                    self.write_line(&format!("{workers} {wn} [{items} {inoun}]"), &["bold"]);
+                    self.status_line(
+                        &format!("{workers} {wn} [{items} {inoun}]"),
+                        &["bold"],
+                        true,
+                    );
                 } else {
-                    self.write_line("bringing up nodes...", &[]);
+                    self.status_line("bringing up nodes...", &[], true);
                 }
                 for l in lines.iter() {
                     self.write_line(l, &[]);

@@ -451,27 +451,67 @@ fn xdist_plugins_env_var_loads_plugins() {
     assert_eq!(summary(&out).get("passed"), 2, "{}", out.describe(3000));
 }
 
+/// A plugin installed in the user directory is available, not enabled: a run without it
+/// named behaves as if it were not installed; a bare name (`--plugin e2e-probe`,
+/// `XDIST_PLUGINS`, `[tool.xdist] plugins`) enables it.
 #[test]
-fn user_plugin_dir_is_scanned() {
+fn installed_plugins_are_available_not_enabled() {
     let tmp = Tmp::new("userdir");
     let dir = suite(&tmp, &[("test_wi.py", WORKERINPUT_TEST)]);
     // xdist_in sets XDG_DATA_HOME=<cwd>/.xdg-data.
     let user_dir = dir.join(".xdg-data/xdist/plugins");
     copy_lib(&fixtures_dir().join(lib_name("e2e-probe")), &user_dir, None);
+    // Not named: the probe's workerinput is missing, both tests fail.
+    let out = run_suite(&dir, &["-n", "2"]);
+    assert_exit(&out, 1);
+    assert_eq!(summary(&out).get("failed"), 2, "{}", out.describe(3000));
+    for name in ["e2e-probe", "e2e_probe"] {
+        let out = run_suite(&dir, &["-n", "2", "--plugin", name]);
+        assert_exit(&out, 0);
+        assert_eq!(summary(&out).get("passed"), 2, "{}", out.describe(3000));
+    }
+    let python = test_python();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xdist"));
+    cmd.current_dir(&dir)
+        .env("XDG_DATA_HOME", dir.join(".xdg-data"))
+        .env("XDIST_PLUGINS", "e2e-probe")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PYTEST_ADDOPTS")
+        .args(["--python", s(&python), "-n", "2", "-p", "no:cacheprovider"]);
+    let out = run_with_timeout(&mut cmd, timeout());
+    assert_exit(&out, 0);
+    assert_eq!(summary(&out).get("passed"), 2, "{}", out.describe(3000));
+    tmp.write(
+        "suite/pyproject.toml",
+        "[tool.xdist]\nplugins = [\"e2e-probe\"]\n",
+    );
     let out = run_suite(&dir, &["-n", "2"]);
     assert_exit(&out, 0);
     assert_eq!(summary(&out).get("passed"), 2, "{}", out.describe(3000));
+    std::fs::remove_file(dir.join("pyproject.toml")).unwrap();
+    // `xdist plugins` lists it as installed, not enabled.
     let out = xdist_in(&dir, &["plugins"]);
     assert_exit(&out, 0);
     assert!(
-        out.stdout.contains("e2e-probe 0.3.1") && out.stdout.contains(s(&user_dir)),
+        out.stdout.contains("e2e-probe 0.3.1")
+            && out.stdout.contains(s(&user_dir))
+            && out
+                .stdout
+                .contains("installed, not enabled: `--plugin e2e-probe`"),
         "{}",
         out.describe(3000)
     );
-    // -p no:NAME disables a plugin found in a directory too.
-    let out = run_suite(&dir, &["-n", "2", "-p", "no:e2e-probe"]);
+    // -p no:NAME disables a plugin enabled by name too.
+    let out = run_suite(
+        &dir,
+        &["-n", "2", "--plugin", "e2e-probe", "-p", "no:e2e-probe"],
+    );
     assert_exit(&out, 1);
     assert_eq!(summary(&out).get("failed"), 2, "{}", out.describe(3000));
+    // A name nothing is installed under is a load error (exit 4).
+    let out = run_suite(&dir, &["-n", "2", "--plugin", "no-such-plugin"]);
+    assert_exit(&out, 4);
+    assert_one_error_line(&out, &["no plugin named no-such-plugin is installed"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -890,7 +930,7 @@ fn xdist_plugins_lists_name_version_and_hooks() {
     let out = xdist_in(tmp.path(), &["plugins"]);
     assert_exit(&out, 0);
     assert!(
-        out.stdout.contains("no plugins loaded"),
+        out.stdout.contains("no plugins enabled or installed"),
         "{}",
         out.describe(3000)
     );

@@ -108,7 +108,9 @@ fn normalize(text: &str) -> String {
     lines.join("\n").trim_end().to_string()
 }
 
-/// The piped output: the reference.
+/// The piped output: the reference. Piped, pytest-xdist writes each worker status line
+/// (`created: 2/2 workers`, then `2 workers [31 items]`); on a terminal the last rewrites the
+/// others, so the reference drops them.
 fn piped(python: &Path, dir: &Path) -> String {
     let out = run_with_timeout(
         &mut xdist_cmd(python, dir, &["-k", "not fails"]),
@@ -117,7 +119,69 @@ fn piped(python: &Path, dir: &Path) -> String {
     assert_eq!(out.code, Some(0), "{}", out.describe(4000));
     assert!(!out.stdout.contains('\x1b'), "{}", out.stdout);
     assert!(!Regex::new(r"\[\d+/\d+\]").unwrap().is_match(&out.stdout));
-    out.stdout
+    as_on_a_terminal(&out.stdout)
+}
+
+/// Piped output as a terminal shows it: without the status lines the last one rewrote.
+fn as_on_a_terminal(piped: &str) -> String {
+    assert!(piped.contains("\ncreated: 2/2 workers\n"), "{piped}");
+    piped.replace("\ncreated: 2/2 workers\n", "\n")
+}
+
+/// On a terminal the worker status is one line rewritten in place, as pytest-xdist's: `-q`
+/// shows `bringing up nodes...` once (piped it is written twice, as pytest-xdist does), for
+/// local and socket workers.
+#[test]
+fn worker_status_is_one_line_on_a_terminal() {
+    let python = test_python();
+    let tmp = tempfile::tempdir().unwrap();
+    suite(tmp.path());
+    let mut server = Command::new(env!("CARGO_BIN_EXE_xdist"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--python"])
+        .arg(&python)
+        .env("XDIST_TOKEN", "tty-token")
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("xdist serve");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().to_string();
+    let socket = format!("--tx=2*socket=127.0.0.1:{port}");
+    for (tx, quiet) in [(None, true), (Some(&socket), true), (Some(&socket), false)] {
+        let mut extra = vec!["-k", "not fails"];
+        if quiet {
+            extra.push("-q");
+        }
+        let mut cmd = xdist_cmd(&python, tmp.path(), &extra);
+        if let Some(tx) = tx {
+            cmd.arg(tx).env("XDIST_TOKEN", "tty-token");
+        }
+        let chunks = run_in_pty(cmd, 200);
+        let mut parser = vt100::Parser::new(200, COLS, 0);
+        for (_, chunk) in &chunks {
+            parser.process(chunk);
+        }
+        let screen = parser.screen().contents();
+        let status: Vec<&str> = screen
+            .lines()
+            .filter(|l| l.contains("bringing up nodes") || l.contains(" workers"))
+            .map(str::trim_end)
+            .collect();
+        let want = if quiet {
+            "bringing up nodes..."
+        } else {
+            "2 workers [31 items]"
+        };
+        assert_eq!(status, [want], "{tx:?} quiet={quiet}:\n{screen}");
+        assert!(screen.contains("31 passed"), "{tx:?}:\n{screen}");
+    }
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 #[test]
@@ -198,7 +262,7 @@ fn failures_and_verbose_lines_are_intact() {
         &mut xdist_cmd(&python, tmp.path(), &["-v"]),
         Duration::from_secs(120),
     );
-    let expected = normalize(&out.stdout);
+    let expected = normalize(&as_on_a_terminal(&out.stdout));
     // Which worker ran a test, and so the percentages, differ between runs.
     let prefix = Regex::new(r"\[gw\d+\]( \[\s*\d+%\])?").unwrap();
     let screen = prefix.replace_all(&screen, "[gwN]").into_owned();

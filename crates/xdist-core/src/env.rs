@@ -19,6 +19,12 @@ pub const PYTEST_XDIST_WORKER_COUNT: &str = "PYTEST_XDIST_WORKER_COUNT";
 pub const PYTEST_XDIST_TESTRUNUID: &str = "PYTEST_XDIST_TESTRUNUID";
 /// pytest's own extra options; read for `-n`/`--dist` like `addopts`, inherited by workers.
 pub const PYTEST_ADDOPTS: &str = "PYTEST_ADDOPTS";
+/// The user name, as Python's `getpass.getuser()` reads it (first non-empty wins; then the
+/// password database): pytest's `pytest-of-<user>` temp root.
+pub const LOGNAME: &str = "LOGNAME";
+pub const USER: &str = "USER";
+pub const LNAME: &str = "LNAME";
+pub const USERNAME: &str = "USERNAME";
 /// Disables colored output when set to any non-empty value.
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Forces colored output when set to any non-empty value (pytest honours it too).

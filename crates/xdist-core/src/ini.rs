@@ -81,7 +81,7 @@ struct Entry {
 pub struct ToolXdist {
     /// The `pyproject.toml` it was read from.
     pub path: PathBuf,
-    /// `plugins = [...]`, each relative to the file's directory.
+    /// `plugins = [...]`, paths relative to the file's directory; bare names kept as given.
     pub plugins: Vec<PathBuf>,
     /// `plugin-opts = ["NAME.KEY=VALUE", ...]`.
     pub plugin_opts: Vec<String>,
@@ -1197,7 +1197,9 @@ impl PytestConfigFile {
                 let s = item
                     .as_str()
                     .ok_or_else(|| bad("plugins must be a list of paths"))?;
-                plugins.push(base.join(s));
+                // A bare name (`crash-retry`) names an installed plugin, not a file here.
+                let bare = !s.contains('/') && Path::new(s).extension().is_none();
+                plugins.push(if bare { PathBuf::from(s) } else { base.join(s) });
             }
         }
         let mut plugin_opts = Vec::new();
@@ -1555,7 +1557,7 @@ mod tests {
         let (_t, root) = tmp();
         write(
             &root.join("pyproject.toml"),
-            "[tool.xdist]\nplugins = ['plugins/libfoo.so', '/abs/libbar.so']\n",
+            "[tool.xdist]\nplugins = ['plugins/libfoo.so', '/abs/libbar.so', 'crash-retry']\n",
         );
         let cfg = locate(&[], &root).unwrap();
         let tx = cfg.tool_xdist().unwrap().unwrap();
@@ -1563,7 +1565,8 @@ mod tests {
             tx.plugins,
             vec![
                 root.join("plugins/libfoo.so"),
-                PathBuf::from("/abs/libbar.so")
+                PathBuf::from("/abs/libbar.so"),
+                PathBuf::from("crash-retry")
             ]
         );
         write(

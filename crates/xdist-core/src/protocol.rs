@@ -364,6 +364,12 @@ pub enum WorkerEvent {
     InternalError {
         text: String,
     },
+    /// An exception out of `pytest_unconfigure` (a plugin's, or a warning there under
+    /// `filterwarnings = error`) after this worker sent `finished`: pytest's traceback. Its
+    /// tests are done, so it is no internal error of the run.
+    UnconfigureError {
+        text: String,
+    },
     /// A `log_cli` record, formatted (pytest's live logging, which pytest-xdist drops).
     Log {
         text: String,

@@ -52,6 +52,8 @@ pub const RESERVED_WORKERINPUT_KEYS: [&str; 4] =
 pub enum PluginError {
     #[error("plugin file {} does not exist (given by {origin}); fix the path or remove it", path.display())]
     MissingFile { path: PathBuf, origin: PluginOrigin },
+    #[error("no plugin named {name} is installed (given by {origin}); install it in a plugin directory (`xdist plugins --paths`) or give its path")]
+    NotInstalled { name: String, origin: PluginOrigin },
     #[error("{} is not an xdist plugin: {reason} (an xdist plugin is a cdylib that uses xdist_plugin_api::export_plugin!)", path.display())]
     NotAPlugin { path: PathBuf, reason: String },
     #[error("plugin {} was built for xdist plugin ABI {plugin}, but this xdist uses ABI {host}; rebuild the plugin against xdist-plugin-api {host_major}.x", path.display(), host_major = ABI_MAJOR)]
@@ -143,7 +145,10 @@ impl PluginSource {
     }
 }
 
-/// Where plugins are looked for, in priority (= load = call) order.
+/// Which plugins are enabled (`--plugin`, `XDIST_PLUGINS`, `[tool.xdist] plugins`: the
+/// user's choice, in priority = load = call order) and where installed plugins are available
+/// (the plugin directories: a bare name such as `crash-retry` is looked up there; installing
+/// a plugin enables it nowhere).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Discovery {
     /// `--plugin PATH`, in the order given.
@@ -152,7 +157,7 @@ pub struct Discovery {
     pub env: Vec<PathBuf>,
     /// `[tool.xdist] plugins`, already resolved against the pyproject.toml's directory.
     pub pyproject: Vec<PathBuf>,
-    /// Directories scanned for `*.so` (`*.dylib`, `*.dll`), each with its origin.
+    /// The plugin directories (`*.so`, `*.dylib`, `*.dll`), each with its origin.
     pub dirs: Vec<(PathBuf, PluginOrigin)>,
 }
 
@@ -220,9 +225,11 @@ impl Discovery {
         out
     }
 
-    /// The plugin files, in order, de-duplicated (a file named twice keeps its first place;
-    /// paths are compared after resolving symlinks). Explicit paths are returned even if they
-    /// do not exist, so that [`PluginHost::load`] reports them; missing directories are skipped.
+    /// The enabled plugin files, in order, de-duplicated (a file named twice keeps its first
+    /// place; paths are compared after resolving symlinks). A bare name (no `/`, no library
+    /// suffix) is the plugin installed in the directories as `lib<name>.so` (`-` read as `_`),
+    /// the first directory that has it winning. Explicit paths are returned even if they do not
+    /// exist, so that [`PluginHost::load`] reports them.
     pub fn sources(&self) -> Vec<PluginSource> {
         let mut out = Vec::new();
         let explicit = [
@@ -231,8 +238,19 @@ impl Discovery {
             (&self.pyproject, PluginOrigin::Pyproject),
         ];
         for (paths, origin) in explicit {
-            out.extend(paths.iter().map(|p| PluginSource::new(p, origin)));
+            out.extend(
+                paths
+                    .iter()
+                    .map(|p| PluginSource::new(self.resolve_name(p), origin)),
+            );
         }
+        dedup_sources(out)
+    }
+
+    /// The plugins installed in the directories (available, not enabled), in directory order
+    /// and by file name; missing directories are skipped.
+    pub fn available(&self) -> Vec<PluginSource> {
+        let mut out = Vec::new();
         for (dir, origin) in &self.dirs {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
@@ -246,6 +264,29 @@ impl Discovery {
         }
         dedup_sources(out)
     }
+
+    /// `crash-retry` -> `<first dir having it>/libcrash_retry.so`; paths are kept as given.
+    fn resolve_name(&self, p: &Path) -> PathBuf {
+        let Some(name) = bare_name(p) else {
+            return p.to_path_buf();
+        };
+        let file = format!(
+            "{}{}{}",
+            std::env::consts::DLL_PREFIX,
+            name.replace('-', "_"),
+            std::env::consts::DLL_SUFFIX
+        );
+        self.dirs
+            .iter()
+            .map(|(dir, _)| dir.join(&file))
+            .find(|f| f.is_file())
+            .unwrap_or_else(|| p.to_path_buf())
+    }
+}
+
+/// `crash-retry` in `--plugin crash-retry`: no directory part, no library suffix.
+fn bare_name(p: &Path) -> Option<&str> {
+    p.to_str().filter(|n| !n.contains('/') && !is_library(p))
 }
 
 fn is_library(p: &Path) -> bool {
@@ -384,6 +425,12 @@ impl fmt::Debug for PluginHost {
 
 fn load_one(source: &PluginSource) -> Result<PluginModuleRef, PluginError> {
     let path = &source.path;
+    if !path.is_file() && bare_name(path).is_some() {
+        return Err(PluginError::NotInstalled {
+            name: path.display().to_string(),
+            origin: source.origin,
+        });
+    }
     if !path.is_file() {
         return Err(PluginError::MissingFile {
             path: path.clone(),
@@ -1105,20 +1152,44 @@ mod tests {
                 (sys.clone(), PluginOrigin::SystemDir),
             ],
         };
-        let got: Vec<(PathBuf, PluginOrigin)> = disc
-            .sources()
-            .into_iter()
-            .map(|s| (s.path, s.origin))
-            .collect();
+        let pairs = |v: Vec<PluginSource>| -> Vec<(PathBuf, PluginOrigin)> {
+            v.into_iter().map(|s| (s.path, s.origin)).collect()
+        };
+        // Only what was named is enabled; installed plugins are available.
         assert_eq!(
-            got,
+            pairs(disc.sources()),
             vec![
                 (PathBuf::from("/cli/one.so"), PluginOrigin::CommandLine),
-                (dup, PluginOrigin::CommandLine),
+                (dup.clone(), PluginOrigin::CommandLine),
                 (PathBuf::from("/env/two.so"), PluginOrigin::Env),
                 (PathBuf::from("/py/three.so"), PluginOrigin::Pyproject),
+            ]
+        );
+        assert_eq!(
+            pairs(disc.available()),
+            vec![
+                (dup.clone(), PluginOrigin::UserDir),
                 (user.join(format!("libb{suffix}")), PluginOrigin::UserDir),
                 (sys.join(format!("libc{suffix}")), PluginOrigin::SystemDir),
+            ]
+        );
+        // Bare names resolve in the directories, in their order; unknown names stay as given.
+        let named = Discovery {
+            cli: vec!["c".into(), "b".into()],
+            env: vec!["nope".into()],
+            pyproject: vec!["a".into()],
+            ..disc.clone()
+        };
+        assert_eq!(
+            pairs(named.sources()),
+            vec![
+                (sys.join(format!("libc{suffix}")), PluginOrigin::CommandLine),
+                (
+                    user.join(format!("libb{suffix}")),
+                    PluginOrigin::CommandLine
+                ),
+                (PathBuf::from("nope"), PluginOrigin::Env),
+                (dup, PluginOrigin::Pyproject),
             ]
         );
     }

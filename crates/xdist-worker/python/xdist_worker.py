@@ -508,6 +508,16 @@ class XdistOptions:
         specs = types.ModuleType("xdist_hookspecs")
         exec(compile(NEWHOOKS_STANDIN, "<xdist-hookspecs>", "exec"), specs.__dict__)
         pluginmanager.add_hookspecs(specs)
+        if getattr(self, "__name__", None) != "xdist":
+            # A worker keeps pytest-xdist out (`-p no:xdist`); a user's `-p xdist` (with
+            # PYTEST_DISABLE_PLUGIN_AUTOLOAD) asks for what this process already provides.
+            consider = pluginmanager.consider_pluginarg
+
+            def consider_pluginarg(arg):
+                if arg.strip() not in ("xdist", "xdist.plugin", "xdist.looponfail"):
+                    consider(arg)
+
+            pluginmanager.consider_pluginarg = consider_pluginarg
 
     def pytest_addoption(self, parser):
         group = parser.getgroup("xdist", "distributed and subprocess testing")
@@ -1241,6 +1251,7 @@ def make_finish_reporter(pytest, worker):
                 "workeroutput": output,
             })
             worker.outbox.flush()
+            worker.finished_status = int(session.exitstatus)
             worker.heap.session_reported()
 
     return FinishReporter()
@@ -1798,9 +1809,15 @@ def main(channel_in, channel_out_fd):
     except Exception:
         import traceback
 
-        outbox.emit({"t": "internal_error", "text": traceback.format_exc()})
+        finished_status = getattr(worker, "finished_status", None)
+        if finished_status is None:
+            outbox.emit({"t": "internal_error", "text": traceback.format_exc()})
+            exitstatus = 3
+        else:
+            # From pytest_unconfigure: the session and its reports are complete.
+            outbox.emit({"t": "unconfigure_error", "text": traceback.format_exc()})
+            exitstatus = finished_status
         outbox.flush()
-        exitstatus = 3
     outbox.flush()
     sys.stdout.flush()
     sys.stderr.flush()
