@@ -1693,6 +1693,56 @@ def wire_dict(mapping):
     return {k: v for k, v in wired if _jsonable(v)}
 
 
+def keep_early_coverage(config):
+    """Keeps what pytest-cov measured before the session started, as pytest-xdist's runs do.
+
+    pytest-cov starts coverage while the initial conftests load (a worker sees `-n`, so that
+    is a `DistMaster`), then at session start a `DistWorker` whose data is the only data a
+    worker saves. Under pytest-xdist the controller process imports the same conftests under
+    its own coverage, so what runs at conftest import (a conftest importing the package:
+    its module-level lines) is counted; here the controller is not Python: the worker merges
+    that early data into its `DistWorker`'s before pytest-cov saves or sends it.
+    """
+    cov = config.pluginmanager.get_plugin("_cov")
+    early = getattr(getattr(cov, "cov_controller", None), "cov", None)
+    if early is None or not hasattr(cov, "start"):
+        return
+    start = cov.start
+
+    def start_then_merge(controller_cls, *args, **kwargs):
+        start(controller_cls, *args, **kwargs)
+        worker = cov.cov_controller
+        finish = worker.finish
+
+        def finish_with_early_data():
+            try:
+                worker.cov.get_data().update(early.get_data())
+            except Exception:
+                pass
+            finish()
+            try:
+                early.stop()
+            except Exception:
+                pass
+
+        worker.finish = finish_with_early_data
+        cov.start = start
+
+    cov.start = start_then_merge
+
+
+def exit_worker(code):
+    """Ends the process: atexit handlers first (coverage's `COVERAGE_PROCESS_START` data, the
+    user's own), as a normal interpreter exit would, then `os._exit` (no module teardown)."""
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    except Exception:
+        pass
+    os._exit(code)
+
+
 def main(channel_in, channel_out_fd):
     channel = Channel(channel_in, channel_out_fd)
     outbox = Outbox(channel)
@@ -1760,6 +1810,7 @@ def main(channel_in, channel_out_fd):
 
         fatal(outbox, "startup", "".join(traceback.format_exception(exc)), 3)
         os._exit(3)
+    keep_early_coverage(config)
     opt = config.option
     dist = bootstrap.get("dist", "load")
     opt.loadgroup = dist == "loadgroup"
@@ -1791,7 +1842,7 @@ def main(channel_in, channel_out_fd):
     outbox.flush()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(int(exitstatus) if isinstance(exitstatus, int) else 3)
+    exit_worker(int(exitstatus) if isinstance(exitstatus, int) else 3)
 
 
 if os.environ.get("XDIST_WORKER_PROFILE"):
