@@ -111,6 +111,8 @@ struct Node {
     workerinput: Map<String, Value>,
     workerinfo: Map<String, Value>,
     stderr_done: bool,
+    /// Its stdout ended too: `-s` output still in the pipe when it exits is not lost.
+    stdout_done: bool,
     /// Its end was processed (once).
     down_handled: bool,
     /// The test running now and since when (from `logstart`).
@@ -136,11 +138,13 @@ struct Node {
 }
 
 impl Node {
+    fn streams_done(&self) -> bool {
+        self.channel_done && self.stderr_done && self.stdout_done
+    }
+
     fn is_down(&self) -> bool {
         match self.exited {
-            Some((_, at)) => {
-                (self.channel_done && self.stderr_done) || at.elapsed() >= CHANNEL_GRACE
-            }
+            Some((_, at)) => self.streams_done() || at.elapsed() >= CHANNEL_GRACE,
             None => false,
         }
     }
@@ -485,6 +489,7 @@ impl<'r> Controller<'r> {
             workerinput,
             workerinfo: Map::new(),
             stderr_done: false,
+            stdout_done: false,
             down_handled: false,
             started: None,
             stacks_requested: None,
@@ -937,13 +942,19 @@ impl<'r> Controller<'r> {
             }
             WorkerMsg::Output(key, stream, bytes) => {
                 let i = self.node_index(key);
+                let ends = bytes.ends_line();
                 let line = String::from_utf8_lossy(&bytes);
-                let line = line.trim_end_matches(['\n', '\r']).to_string();
+                let line = match ends {
+                    true => line.trim_end_matches(['\n', '\r']).to_string(),
+                    false => line.into_owned(),
+                };
+                drop(bytes);
                 if self.setup.opts.pytest.capture_no {
                     let id = self.nodes[i].id.clone();
                     self.emit(RunEvent::WorkerOutput {
                         worker: &id,
                         line: &line,
+                        ends,
                     });
                 }
                 if stream == Stream::Stderr {
@@ -956,10 +967,11 @@ impl<'r> Controller<'r> {
             }
             WorkerMsg::OutputClosed(key, stream) => {
                 let i = self.node_index(key);
-                if stream == Stream::Stderr {
-                    self.nodes[i].stderr_done = true;
-                    self.maybe_node_down(i);
+                match stream {
+                    Stream::Stderr => self.nodes[i].stderr_done = true,
+                    Stream::Stdout => self.nodes[i].stdout_done = true,
                 }
+                self.maybe_node_down(i);
             }
             WorkerMsg::Exited(key, kind) => {
                 let i = self.node_index(key);
@@ -1130,7 +1142,11 @@ impl<'r> Controller<'r> {
             WorkerEvent::Log { text } => {
                 let id = self.nodes[i].id.clone();
                 for line in text.lines() {
-                    self.emit(RunEvent::WorkerOutput { worker: &id, line });
+                    self.emit(RunEvent::WorkerOutput {
+                        worker: &id,
+                        line,
+                        ends: true,
+                    });
                 }
             }
             WorkerEvent::Summary { text, error } => {
@@ -1563,8 +1579,7 @@ impl<'r> Controller<'r> {
         let Some((kind, at)) = self.nodes[i].exited else {
             return;
         };
-        let streams_done = self.nodes[i].channel_done && self.nodes[i].stderr_done;
-        if !streams_done && at.elapsed() < CHANNEL_GRACE {
+        if !self.nodes[i].streams_done() && at.elapsed() < CHANNEL_GRACE {
             return;
         }
         if self.nodes[i].down_handled {
@@ -1753,7 +1768,11 @@ impl<'r> Controller<'r> {
             .cloned()
             .collect();
         for line in &tail {
-            self.emit(RunEvent::WorkerOutput { worker: &id, line });
+            self.emit(RunEvent::WorkerOutput {
+                worker: &id,
+                line,
+                ends: true,
+            });
         }
         let cause = self.nodes[i].fault.clone();
         let msg = format!(

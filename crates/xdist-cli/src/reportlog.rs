@@ -41,7 +41,8 @@ impl ReportLogReporter {
         let name = p
             .file_name()
             .map_or_else(|| "report-log".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = p.with_file_name(format!(".{name}.xdist-{}", std::process::id()));
+        remove_stale_temp_files(&p, &name);
+        let tmp = p.with_file_name(format!("{}{}", temp_prefix(&name), std::process::id()));
         match File::create(&tmp) {
             Ok(f) => self.file = Some(f),
             Err(e) => {
@@ -74,6 +75,41 @@ impl ReportLogReporter {
     fn value(&mut self, v: Value) {
         let text = python_json(&v);
         self.line(&text);
+    }
+}
+
+/// `.NAME.xdist-`: the hidden sibling's name, before the pid of the run writing it.
+fn temp_prefix(name: &str) -> String {
+    format!(".{name}.xdist-")
+}
+
+/// Removes the hidden siblings left by runs that were killed (SIGKILL, a power cut) before
+/// they could rename theirs: those whose process is gone.
+fn remove_stale_temp_files(path: &std::path::Path, name: &str) {
+    let prefix = temp_prefix(name);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill(2) with signal 0 only asks whether the process exists.
+        let gone = pid > 0
+            && unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Ctrl-C and SIGTERM: counted by a handler, acted on by the controller loop.
+//! Ctrl-C, SIGTERM and SIGHUP (a closed terminal or ssh session): counted by a handler, acted
+//! on by the controller loop, so report files are completed and the exit code is 2 either way.
 //!
 //! The first signal stops scheduling and lets running tests finish for a short grace period;
 //! the second kills every worker at once. Workers live in their own process group, so a
@@ -12,12 +13,12 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTS.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Installs the handlers for SIGINT and SIGTERM, except for a signal this process was
+/// Installs the handlers for SIGINT, SIGTERM and SIGHUP, except for a signal this process was
 /// started with ignored (`nohup`, a background job of a non-interactive shell): it stays
 /// ignored here and so in the workers, as in any process started there (Python, pytest).
 pub fn install() {
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         if !ignored(sig) {
             // SAFETY: the handler only touches an atomic, which is async-signal-safe.
             unsafe {

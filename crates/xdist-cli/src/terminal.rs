@@ -53,6 +53,8 @@ enum LineState {
     Prefix(String),
     /// Something was written after a prefix (pytest: `-2`).
     Dirty,
+    /// A worker's `-s` output line awaits its next piece.
+    WorkerOutput(String),
 }
 
 pub struct TerminalReporter {
@@ -340,6 +342,9 @@ impl TerminalReporter {
         if self.verbosity() <= 0 {
             if self.verbosity() < 0 && self.quiet_hides_letters() {
                 return;
+            }
+            if matches!(self.state, LineState::WorkerOutput(_)) {
+                self.ensure_newline();
             }
             self.tw.write(&report.letter, &markup);
             if self.show_progress() && !self.is_last_item() {
@@ -972,13 +977,24 @@ impl TerminalReporter {
                     self.set_main_color();
                 }
             }
-            RunEvent::WorkerOutput { worker, line } => {
-                self.ensure_newline();
-                if self.tw.width_of_current_line() > 0 {
-                    // After progress letters: a line of its own.
-                    self.tw.line("", &[]);
+            RunEvent::WorkerOutput { worker, line, ends } => {
+                if self.state == LineState::WorkerOutput(worker.to_string()) {
+                    // The rest of a long line.
+                    self.tw.write_raw(line);
+                } else {
+                    self.ensure_newline();
+                    if self.tw.width_of_current_line() > 0 {
+                        // After progress letters: a line of its own.
+                        self.tw.line("", &[]);
+                    }
+                    self.tw.write_raw(&format!("[{worker}] {line}"));
                 }
-                self.tw.write_raw(&format!("[{worker}] {line}\n"));
+                if *ends {
+                    self.tw.write_raw("\n");
+                    self.state = LineState::Clean;
+                } else {
+                    self.state = LineState::WorkerOutput(worker.to_string());
+                }
                 self.tw.flush();
             }
             RunEvent::NodeDown { worker, error } => {
@@ -1028,7 +1044,10 @@ impl TerminalReporter {
 impl TerminalReporter {
     /// pytest-xdist prints `node down` right after the letters on the same line.
     fn ensure_newline_partial(&mut self) {
-        if matches!(self.state, LineState::Prefix(_) | LineState::Dirty) {
+        if matches!(
+            self.state,
+            LineState::Prefix(_) | LineState::Dirty | LineState::WorkerOutput(_)
+        ) {
             self.tw.line("", &[]);
             self.state = LineState::Clean;
         }

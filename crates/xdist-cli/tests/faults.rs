@@ -1190,6 +1190,85 @@ fn sigterm_acts_like_ctrl_c() {
 }
 
 #[test]
+fn sighup_acts_like_ctrl_c() {
+    interrupt_once(libc::SIGHUP, "SIGHUP");
+}
+
+/// The hidden siblings `--report-log report.jsonl` writes before renaming them into place.
+fn report_log_temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".report.jsonl.xdist-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A complete report log: its last line is the `SessionFinish` record.
+fn report_log_finished(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("report.jsonl")).is_ok_and(|log| {
+        log.lines()
+            .last()
+            .is_some_and(|l| l.contains("SessionFinish"))
+    })
+}
+
+#[test]
+fn sighup_at_any_moment_completes_the_report_log() {
+    // While workers start, once the first test runs, after several.
+    for runs in [0, 1, 5] {
+        let suite = Suite::new("slow");
+        let run = suite.start(&["-n", "2", "-v", "--report-log", "report.jsonl"]);
+        let started = match runs {
+            0 => {
+                std::thread::sleep(Duration::from_millis(300));
+                true
+            }
+            n => suite.wait_runs(n, Duration::from_secs(15)),
+        };
+        run.signal(libc::SIGHUP);
+        let out = run.wait(RUN_TIMEOUT);
+        let mut c = Check::new(format!("SIGHUP after {runs} tests started"), &out);
+        c.expect(started, "tests never started");
+        c.exit(2);
+        c.expect(
+            report_log_finished(&suite.dir),
+            "report.jsonl missing or without its SessionFinish line",
+        );
+        let left = report_log_temp_files(&suite.dir);
+        c.expect(left.is_empty(), format!("temp files left: {left:?}"));
+        c.finish();
+    }
+}
+
+#[test]
+fn report_log_temp_files_of_killed_runs_are_removed_by_the_next_run() {
+    let suite = Suite::new("slow");
+    for _ in 0..2 {
+        let run = suite.start(&["-n", "2", "--report-log", "report.jsonl"]);
+        let started = suite.wait_runs(suite.runs().len() + 1, Duration::from_secs(15));
+        run.signal(libc::SIGKILL);
+        let out = run.wait(RUN_TIMEOUT);
+        let mut c = Check::new("SIGKILL during a run", &out);
+        c.expect(started, "tests never started");
+        c.finish();
+    }
+    // What a SIGKILL cannot help leaving, the next run removes: the second killed run
+    // removed the first one's.
+    assert_eq!(report_log_temp_files(&suite.dir).len(), 1);
+    let out = suite.run(&["-n", "2", "-k", "3", "--report-log", "report.jsonl"]);
+    let mut c = Check::new("the run after two killed ones", &out);
+    c.exit(0);
+    c.expect(report_log_finished(&suite.dir), "report.jsonl incomplete");
+    let left = report_log_temp_files(&suite.dir);
+    c.expect(left.is_empty(), format!("temp files left: {left:?}"));
+    c.finish();
+}
+
+#[test]
 fn second_ctrl_c_kills_at_once() {
     let suite = Suite::new("stuck");
     let run = suite.start(&["-n", "2", "-v"]);

@@ -574,3 +574,111 @@ fn syrupy_reports_the_whole_runs_snapshots_as_plain_pytest() {
     assert_eq!(after.code, Some(0), "{}", after.describe(3000));
     assert_eq!(summary_line(&after), "5 snapshots passed.");
 }
+
+/// covpkg with a conftest that imports the package: its module-level lines run at conftest
+/// import time, before any session starts (issue 16, item 14).
+fn covpkg_imported_by_conftest() -> tempfile::TempDir {
+    let dir = covpkg();
+    let conftest = dir.path().join("conftest.py");
+    let mut text = std::fs::read_to_string(&conftest).unwrap();
+    text.push_str("import covpkg  # noqa: F401\n");
+    std::fs::write(&conftest, text).unwrap();
+    dir
+}
+
+#[test]
+fn coverage_counts_conftest_import_time_like_plain_pytest_cov() {
+    let dir = covpkg_imported_by_conftest();
+    let base = [
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:cacheprovider",
+        "--cov=covpkg",
+    ];
+    for extra in [
+        &["--cov-report=term-missing"][..],
+        &["--cov-branch", "--cov-report=term", "--cov-fail-under=75"][..],
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let p = pytest(dir.path(), &args);
+        let x = xdist(dir.path(), &args);
+        assert_eq!(p.code, x.code, "{extra:?}\n{}", x.describe(4000));
+        assert_eq!(
+            cov_table(&p),
+            cov_table(&x),
+            "{extra:?}\n{}",
+            x.describe(4000)
+        );
+        assert_eq!(cov_lines(&p), cov_lines(&x), "{extra:?}");
+    }
+}
+
+/// The TOTAL line of `coverage combine; coverage report` run in `dir`.
+fn combined_total(dir: &Path) -> String {
+    let python = plugins_python();
+    let mut combine = clean_command(&python.to_string_lossy(), dir);
+    combine.args(["-m", "coverage", "combine"]);
+    let c = run_with_timeout(&mut combine, Duration::from_secs(60));
+    assert_eq!(c.code, Some(0), "{}", c.describe(2000));
+    let mut report = clean_command(&python.to_string_lossy(), dir);
+    report.args(["-m", "coverage", "report"]);
+    let r = run_with_timeout(&mut report, Duration::from_secs(60));
+    r.stdout
+        .lines()
+        .find(|l| l.starts_with("TOTAL"))
+        .unwrap_or_else(|| panic!("no TOTAL:\n{}", r.describe(2000)))
+        .to_string()
+}
+
+/// coverage's subprocess recipe (`COVERAGE_PROCESS_START`, saved by an atexit handler) and
+/// the user's own atexit handlers work in workers as in a plain pytest process.
+#[test]
+fn worker_atexit_handlers_run() {
+    let mut totals = Vec::new();
+    for distributed in [false, true] {
+        let dir = covpkg_imported_by_conftest();
+        std::fs::write(
+            dir.path().join(".coveragerc"),
+            "[run]\nparallel = True\nsource = covpkg\n",
+        )
+        .unwrap();
+        let conftest = dir.path().join("conftest.py");
+        let mut text = std::fs::read_to_string(&conftest).unwrap();
+        text.push_str(
+            "import atexit, os\n\
+             atexit.register(lambda: open('atexit-' + os.environ.get('PYTEST_XDIST_WORKER', \
+             'main'), 'w').close())\n",
+        );
+        std::fs::write(&conftest, text).unwrap();
+        let args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q"];
+        let python = plugins_python();
+        let mut cmd = if distributed {
+            let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &python);
+            let mut cmd = clean_command(&argv[0], dir.path());
+            cmd.args(&argv[1..]);
+            cmd
+        } else {
+            let mut cmd = clean_command(&python.to_string_lossy(), dir.path());
+            cmd.args(["-m", "pytest"]);
+            cmd
+        };
+        cmd.args(args)
+            .env("COVERAGE_PROCESS_START", dir.path().join(".coveragerc"));
+        let out = run_with_timeout(&mut cmd, Duration::from_secs(180));
+        assert_eq!(out.code, Some(0), "{}", out.describe(3000));
+        let markers = if distributed {
+            &["atexit-gw0", "atexit-gw1"][..]
+        } else {
+            &["atexit-main"][..]
+        };
+        for m in markers {
+            assert!(
+                dir.path().join(m).is_file(),
+                "{m} missing: the atexit handler did not run"
+            );
+        }
+        totals.push(combined_total(dir.path()));
+    }
+    assert_eq!(totals[0], totals[1], "plain pytest vs xdist");
+}

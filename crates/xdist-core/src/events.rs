@@ -66,6 +66,8 @@ pub enum RunEvent<'a> {
     WorkerOutput {
         worker: &'a str,
         line: &'a str,
+        /// False for a piece of a long line: the next piece from this worker continues it.
+        ends: bool,
     },
     /// `[gw0] node down: <error>`.
     NodeDown {

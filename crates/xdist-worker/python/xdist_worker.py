@@ -97,14 +97,98 @@ class Channel:
                 view = view[written:]
 
     def send_events(self, events):
-        text = json.dumps(events, separators=(",", ":"), ensure_ascii=False)
-        try:
-            data = text.encode("utf-8")
-        except UnicodeEncodeError:
-            # Lone surrogates (from undecodable bytes) become U+FFFD, as pytest prints them,
-            # rather than escapes that strict JSON parsers reject.
-            data = text.encode("utf-8", "xdist_replacement_char")
-        self.send(data)
+        data = _encode_events(events)
+        if len(data) <= EVENT_BUDGET:
+            self.send(data)
+            return
+        # Event by event (in order), each within the budget, as few frames as that allows.
+        frame = []
+        size = 0
+        for event in events:
+            part = _fitted(event, _encode_events([event]))[1:-1]
+            if frame and size + len(part) > EVENT_BUDGET:
+                self.send(b"[" + b",".join(frame) + b"]")
+                frame, size = [], 0
+            frame.append(part)
+            size += len(part) + 1
+        self.send(b"[" + b",".join(frame) + b"]")
+
+
+def _encode_events(events):
+    text = json.dumps(events, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (from undecodable bytes) become U+FFFD, as pytest prints them,
+        # rather than escapes that strict JSON parsers reject.
+        return text.encode("utf-8", "xdist_replacement_char")
+
+
+# The controller refuses frames over 64 MiB (xdist-core's MAX_FRAME_LEN) and keeps failed
+# reports until the summary: a report, warning or log over EVENT_BUDGET bytes has its longest
+# texts cut in the middle, visibly, rather than its test turned into a crash.
+EVENT_BUDGET = 16 * 1024 * 1024
+FITTED_EVENTS = ("report", "collectreport", "warning", "log", "internal_error", "summary")
+# Fields that hold JSON text (whole serialized reports): cut inside, so they stay JSON.
+JSON_TEXT_FIELDS = ("ser", "sw", "rl")
+
+
+def _fitted(event, data):
+    """`event` encoded within EVENT_BUDGET (events other than FITTED_EVENTS as they are)."""
+    if not isinstance(event, dict) or event.get("t") not in FITTED_EVENTS:
+        return data
+    limit = EVENT_BUDGET // 4
+    while len(data) > EVENT_BUDGET and limit >= 256:
+        data = _encode_events([_cut_texts(event, limit)])
+        limit //= 4
+    return data
+
+
+def _cut_texts(value, limit, key=None):
+    """`value` with every text (and list) longer than `limit` cut in the middle."""
+    if isinstance(value, str):
+        if key in JSON_TEXT_FIELDS:
+            try:
+                return json.dumps(_cut_texts(json.loads(value), limit))
+            except ValueError:
+                pass
+        if len(value) <= limit:
+            return value
+        half = limit // 2
+        cut = len(value) - 2 * half
+        return "{}\n[xdist: {} characters cut here; a report travels from its worker in at " \
+            "most {} MiB]\n{}".format(value[:half], cut, EVENT_BUDGET >> 20, value[-half:])
+    if isinstance(value, dict):
+        return {k: _cut_texts(v, limit, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_cut_texts(v, limit) for v in value]
+        if (
+            len(items) > 2
+            and all(isinstance(v, str) for v in items)
+            and sum(_rough_size(v) for v in items) > limit
+        ):
+            # Many short lines (a long traceback): keep the first and last ones.
+            head, tail, size = [], [], 0
+            for i in range(len(items) // 2):
+                size += _rough_size(items[i]) + _rough_size(items[-1 - i])
+                if size > limit:
+                    break
+                head.append(items[i])
+                tail.append(items[-1 - i])
+            cut = len(items) - len(head) - len(tail)
+            items = head + ["[xdist: {} entries cut here]".format(cut)] + tail[::-1]
+        return items
+    return value
+
+
+def _rough_size(value):
+    if isinstance(value, str):
+        return len(value) + 3
+    if isinstance(value, dict):
+        return sum(len(k) + _rough_size(v) for k, v in value.items()) + 2
+    if isinstance(value, (list, tuple)):
+        return sum(_rough_size(v) for v in value) + 2
+    return 8
 
 
 class Outbox:
@@ -1095,6 +1179,9 @@ class WorkerPlugin(XdistOptions):
                 pass
         if rep.sections:
             msg["sections"] = [[name, content] for name, content in rep.sections]
+        if _rough_size(msg) > EVENT_BUDGET:
+            # Cut now: encoding a report of hundreds of MB only to cut it costs seconds.
+            msg = _cut_texts(msg, EVENT_BUDGET // 4)
         return msg
 
     def _file_data(self, rep, msg):
@@ -1712,6 +1799,56 @@ def wire_dict(mapping):
     return {k: v for k, v in wired if _jsonable(v)}
 
 
+def keep_early_coverage(config):
+    """Keeps what pytest-cov measured before the session started, as pytest-xdist's runs do.
+
+    pytest-cov starts coverage while the initial conftests load (a worker sees `-n`, so that
+    is a `DistMaster`), then at session start a `DistWorker` whose data is the only data a
+    worker saves. Under pytest-xdist the controller process imports the same conftests under
+    its own coverage, so what runs at conftest import (a conftest importing the package:
+    its module-level lines) is counted; here the controller is not Python: the worker merges
+    that early data into its `DistWorker`'s before pytest-cov saves or sends it.
+    """
+    cov = config.pluginmanager.get_plugin("_cov")
+    early = getattr(getattr(cov, "cov_controller", None), "cov", None)
+    if early is None or not hasattr(cov, "start"):
+        return
+    start = cov.start
+
+    def start_then_merge(controller_cls, *args, **kwargs):
+        start(controller_cls, *args, **kwargs)
+        worker = cov.cov_controller
+        finish = worker.finish
+
+        def finish_with_early_data():
+            try:
+                worker.cov.get_data().update(early.get_data())
+            except Exception:
+                pass
+            finish()
+            try:
+                early.stop()
+            except Exception:
+                pass
+
+        worker.finish = finish_with_early_data
+        cov.start = start
+
+    cov.start = start_then_merge
+
+
+def exit_worker(code):
+    """Ends the process: atexit handlers first (coverage's `COVERAGE_PROCESS_START` data, the
+    user's own), as a normal interpreter exit would, then `os._exit` (no module teardown)."""
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    except Exception:
+        pass
+    os._exit(code)
+
+
 def main(channel_in, channel_out_fd):
     global CHANNEL_FDS, WORKER_PID
     CHANNEL_FDS = (channel_in.fileno(), channel_out_fd)
@@ -1784,6 +1921,7 @@ def main(channel_in, channel_out_fd):
 
         fatal(outbox, "startup", "".join(traceback.format_exception(exc)), 3)
         os._exit(3)
+    keep_early_coverage(config)
     opt = config.option
     dist = bootstrap.get("dist", "load")
     opt.loadgroup = dist == "loadgroup"
@@ -1821,7 +1959,7 @@ def main(channel_in, channel_out_fd):
     outbox.flush()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(int(exitstatus) if isinstance(exitstatus, int) else 3)
+    exit_worker(int(exitstatus) if isinstance(exitstatus, int) else 3)
 
 
 if os.environ.get("XDIST_WORKER_PROFILE"):

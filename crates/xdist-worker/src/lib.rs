@@ -11,7 +11,7 @@ pub mod bootstrap;
 pub mod local;
 pub mod remote;
 
-pub use local::{spawn_local, LocalSpawn, SpawnError, WorkerHandle};
+pub use local::{spawn_local, LocalSpawn, OutputPiece, SpawnError, WorkerHandle};
 pub use remote::{spawn_worker, WorkerSpawn};
 
 use xdist_core::frame::FrameError;
@@ -79,7 +79,8 @@ pub enum WorkerMsg {
     ChannelClosed(u32),
     /// The channel carried something that is not our protocol.
     ChannelFault(u32, ChannelFault),
-    Output(u32, Stream, Vec<u8>),
+    /// A line of output, or a piece of a long one (the piece does not end with `\n`).
+    Output(u32, Stream, OutputPiece),
     /// The stream reached its end (the process and any children holding it are gone).
     OutputClosed(u32, Stream),
     Exited(u32, ExitKind),

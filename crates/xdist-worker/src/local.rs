@@ -430,6 +430,52 @@ fn send_batch(key: u32, batch: &mut Vec<WorkerEvent>, tx: &Sender<WorkerMsg>) ->
         .is_ok()
 }
 
+/// The longest piece of output handed over at once: a line longer than this (one 200 MB
+/// `print`) arrives in pieces, so nobody holds it whole.
+const OUTPUT_PIECE: usize = 64 * 1024;
+/// Output bytes read from workers but not yet handled by the controller, all workers
+/// together; a reader waits while this many are in flight, so a worker printing faster than
+/// the terminal takes it is held back (as a plain `pytest -s` is) instead of queued in memory.
+const OUTPUT_IN_FLIGHT: usize = 4 * 1024 * 1024;
+static OUTPUT_BYTES: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Bytes of a worker's output; their share of [`OUTPUT_IN_FLIGHT`] is given back on drop.
+#[derive(Debug)]
+pub struct OutputPiece(Vec<u8>);
+
+impl OutputPiece {
+    fn new(bytes: Vec<u8>) -> OutputPiece {
+        let (count, cv) = &OUTPUT_BYTES;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 && *n + bytes.len() > OUTPUT_IN_FLIGHT {
+            n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += bytes.len();
+        OutputPiece(bytes)
+    }
+
+    /// Whether this piece ends its line.
+    pub fn ends_line(&self) -> bool {
+        self.0.ends_with(b"\n")
+    }
+}
+
+impl std::ops::Deref for OutputPiece {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for OutputPiece {
+    fn drop(&mut self) {
+        let (count, cv) = &OUTPUT_BYTES;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(self.0.len());
+        cv.notify_all();
+    }
+}
+
 pub(crate) fn spawn_lines<R: Read + Send + 'static>(
     key: u32,
     stream: Stream,
@@ -439,25 +485,51 @@ pub(crate) fn spawn_lines<R: Read + Send + 'static>(
     thread::Builder::new()
         .name(format!("xdist-out-{key}"))
         .spawn(move || {
-            let mut reader = BufReader::new(r);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => {
-                        let _ = tx.send(WorkerMsg::OutputClosed(key, stream));
-                        return;
-                    }
-                    Ok(_) => {
-                        if tx
-                            .send(WorkerMsg::Output(key, stream, line.clone()))
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
+            let mut reader = BufReader::with_capacity(OUTPUT_PIECE, r);
+            while let Some(piece) = next_piece(&mut reader) {
+                if tx
+                    .send(WorkerMsg::Output(key, stream, OutputPiece::new(piece)))
+                    .is_err()
+                {
+                    return;
                 }
             }
+            let _ = tx.send(WorkerMsg::OutputClosed(key, stream));
         })
         .ok();
+}
+
+/// The next line (with its `\n`), or the next [`OUTPUT_PIECE`] bytes of a longer one;
+/// None at the end of the stream.
+fn next_piece<R: Read>(reader: &mut BufReader<R>) -> Option<Vec<u8>> {
+    let mut piece = Vec::new();
+    while piece.len() < OUTPUT_PIECE {
+        let buf = match reader.fill_buf() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok([]) | Err(_) => break,
+            Ok(buf) => buf,
+        };
+        let room = OUTPUT_PIECE - piece.len();
+        let (mut take, mut done) = match buf.iter().take(room).position(|&b| b == b'\n') {
+            Some(pos) => (pos + 1, true),
+            None => (buf.len().min(room), false),
+        };
+        if !done && take == room && take < buf.len() {
+            // A full piece: end it on a character boundary (UTF-8 continuation bytes are
+            // 0b10xxxxxx), so that no character is split in two.
+            let boundary = (take.saturating_sub(3)..=take)
+                .rev()
+                .find(|&t| buf[t] & 0xC0 != 0x80);
+            if let Some(t) = boundary.filter(|&t| t > 0 || !piece.is_empty()) {
+                take = t;
+            }
+            done = true;
+        }
+        piece.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if done {
+            break;
+        }
+    }
+    (!piece.is_empty()).then_some(piece)
 }
