@@ -22,7 +22,7 @@ use xdist_core::spec::XSpec;
 use xdist_plugin_api::host::PluginHost;
 use xdist_plugin_api::{ConfigView, GatewayView, NodeView, ReportView};
 use xdist_sched::{Action, Collection, NodeKey, SchedConfig, Scheduling};
-use xdist_worker::{spawn_worker, ExitKind, Stream, WorkerHandle, WorkerMsg, WorkerSpawn};
+use xdist_worker::{ExitKind, Stream, WorkerHandle, WorkerMsg, WorkerSpawn};
 
 use crate::args::RunOptions;
 use crate::controller_session::ControllerSession;
@@ -79,6 +79,8 @@ pub struct RunSetup {
     pub args_key: Option<String>,
     /// `--hang-timeout` / ini `hang_timeout`: a test running longer has its worker killed.
     pub hang_timeout: Option<Duration>,
+    /// How local workers start (`--start`).
+    pub start: crate::args::StartMode,
 }
 
 impl RunSetup {
@@ -208,6 +210,8 @@ pub struct Controller<'r> {
     restart_for_controller: bool,
     /// A worker's `ready` named reasons for a controller session.
     controller_reasons_seen: bool,
+    /// The fork server, in fork mode (`--start fork`).
+    zygote: crate::zygote::Zygote,
 }
 
 impl<'r> Controller<'r> {
@@ -234,6 +238,7 @@ impl<'r> Controller<'r> {
                 false,
             ),
         };
+        let zygote = crate::zygote::Zygote::new(setup.start);
         Ok(Controller {
             setup,
             host,
@@ -286,6 +291,7 @@ impl<'r> Controller<'r> {
             session_exit: None,
             restart_for_controller: false,
             controller_reasons_seen: false,
+            zygote,
             failed_ids: Vec::new(),
             failed_seen: HashSet::new(),
         })
@@ -439,7 +445,7 @@ impl<'r> Controller<'r> {
                 ),
             ])
             .collect();
-        let handle = spawn_worker(
+        let handle = self.zygote.start_worker(
             WorkerSpawn {
                 key,
                 spec,

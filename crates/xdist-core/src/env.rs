@@ -32,3 +32,7 @@ pub const XDIST_CHANNEL_FDS: &str = "XDIST_CHANNEL_FDS";
 pub const XDIST_WORKER_PROFILE: &str = "XDIST_WORKER_PROFILE";
 /// Hides the live status line on a terminal when set to any non-empty value.
 pub const XDIST_NO_STATUS: &str = "XDIST_NO_STATUS";
+/// Fork server side: the controller's local socket forked workers connect back to.
+pub const XDIST_ZYGOTE: &str = "XDIST_ZYGOTE";
+/// Fork server side: the secret a forked worker's hello carries.
+pub const XDIST_ZYGOTE_SECRET: &str = "XDIST_ZYGOTE_SECRET";

@@ -246,6 +246,8 @@ def dump_stacks():
 
 
 STACK_DUMP_FILE = None
+# The fork server of this run when this process is one (see `Zygote`), else None.
+ZYGOTE = None
 
 
 def _node_id_class():
@@ -773,6 +775,8 @@ class WorkerPlugin(XdistOptions):
         return "_".join(sorted(names)) if names else None
 
     def pytest_runtestloop(self, session):
+        if ZYGOTE is not None and ZYGOTE.is_zygote:
+            ZYGOTE.serve(self)  # returns in a forked child, as its worker
         self.heap.run_starts()
         config = session.config
         if session.testsfailed and not config.option.continue_on_collection_errors:
@@ -1617,6 +1621,10 @@ def main(channel_in, channel_out_fd):
         fatal(outbox, "protocol", "worker speaks protocol {} but the controller sent {}".format(
             PROTOCOL_VERSION, bootstrap.get("protocol")))
         os._exit(3)
+    global ZYGOTE
+    ZYGOTE = Zygote.from_environ(channel_in, channel_out_fd)
+    if ZYGOTE is not None:
+        outbox.channel = ZYGOTE.recording
     workerinput = bootstrap["workerinput"] = WorkerInput(from_wire(bootstrap["workerinput"]))
     os.environ["PYTEST_XDIST_WORKER"] = workerinput["workerid"]
     os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(workerinput["workercount"])
@@ -1637,11 +1645,11 @@ def main(channel_in, channel_out_fd):
         from _pytest.config import _prepareconfig
     except ImportError as exc:
         fatal(outbox, "no_pytest", "{}: {}".format(type(exc).__name__, exc))
-        os._exit(4)
+        exit_worker(4)
     major = int(pytest.__version__.split(".")[0])
     if major < 7:
         fatal(outbox, "old_pytest", "pytest {} is too old".format(pytest.__version__))
-        os._exit(4)
+        exit_worker(4)
 
     # Python stacks of every thread on SIGUSR1: the controller asks before killing a hung worker.
     import faulthandler
@@ -1651,10 +1659,14 @@ def main(channel_in, channel_out_fd):
     global STACK_DUMP_FILE
     STACK_DUMP_FILE = os.fdopen(os.dup(2), "w")
     faulthandler.register(signal.SIGUSR1, file=STACK_DUMP_FILE, all_threads=True)
-    outbox.start_flusher()
     queue = WorkQueue(channel)
-    reader = threading.Thread(target=queue.read_commands, name="xdist-channel", daemon=True)
-    reader.start()
+    if ZYGOTE is None:
+        outbox.start_flusher()
+        reader = threading.Thread(target=queue.read_commands, name="xdist-channel", daemon=True)
+        reader.start()
+    else:
+        # No thread may run at fork time: each child starts its own (see `Zygote`).
+        queue.channel = ZYGOTE.recording
 
     worker = WorkerPlugin(bootstrap, outbox, queue)
     plugins = [worker, worker.fixtures_plugin(), make_finish_reporter(pytest, worker)]
@@ -1664,15 +1676,15 @@ def main(channel_in, channel_out_fd):
         config = _prepareconfig(args, plugins=plugins)
     except pytest.UsageError as exc:
         fatal(outbox, "usage", "ERROR: " + "\n".join(str(a) for a in exc.args), 4)
-        os._exit(4)
+        exit_worker(4)
     except SystemExit as exc:
         fatal(outbox, "usage", "pytest exited during startup", exc.code if isinstance(exc.code, int) else 4)
-        os._exit(4)
+        exit_worker(4)
     except Exception as exc:
         import traceback
 
         fatal(outbox, "startup", "".join(traceback.format_exception(exc)), 3)
-        os._exit(3)
+        exit_worker(3)
     opt = config.option
     dist = bootstrap.get("dist", "load")
     opt.loadgroup = dist == "loadgroup"
@@ -1694,7 +1706,7 @@ def main(channel_in, channel_out_fd):
         fatal(outbox, "usage", "ERROR: " + "\n".join(str(a) for a in exc.args), 4)
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(4)
+        exit_worker(4)
     except Exception:
         import traceback
 
@@ -1704,7 +1716,7 @@ def main(channel_in, channel_out_fd):
     outbox.flush()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(int(exitstatus) if isinstance(exitstatus, int) else 3)
+    exit_worker(int(exitstatus) if isinstance(exitstatus, int) else 3)
 
 
 if os.environ.get("XDIST_WORKER_PROFILE"):
