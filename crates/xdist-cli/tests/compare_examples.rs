@@ -123,10 +123,11 @@ fn run_serial(python: &Path, suite_dir: &Path) -> RunOutput {
     run_with_timeout(&mut cmd, timeout())
 }
 
-fn run_distributed(python: &Path, suite: &str, suite_dir: &Path) -> RunOutput {
+fn run_distributed(python: &Path, suite: &str, suite_dir: &Path, mode: &str) -> RunOutput {
     let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), python);
     let mut cmd = base_command(&argv[0], suite_dir);
     cmd.args(&argv[1..])
+        .args(start_args(mode))
         .args(["-v", "-p", "no:cacheprovider"])
         .args(extra_dist_args(suite))
         .arg(suite_dir);
@@ -137,11 +138,23 @@ fn has_line_containing(text: &str, needle: &str) -> bool {
     text.lines().any(|l| l.contains(needle))
 }
 
-/// Compare one suite under one interpreter; returns the problems found.
+/// Compare one suite under one interpreter, in each start mode; returns the problems found.
 fn compare_with(suite: &str, python: &Path) -> Vec<String> {
     let suite_dir = examples_dir().join(suite);
     let serial = run_serial(python, &suite_dir);
-    let label = format!("[{suite} with {}]", python.display());
+    (START_MODES.iter())
+        .flat_map(|mode| compare_mode(suite, python, &suite_dir, &serial, mode))
+        .collect()
+}
+
+fn compare_mode(
+    suite: &str,
+    python: &Path,
+    suite_dir: &Path,
+    serial: &RunOutput,
+    mode: &str,
+) -> Vec<String> {
+    let label = format!("[{suite} with {}, --start {mode}]", python.display());
     let mut problems = Vec::new();
 
     // --- serial sanity: the suite does what examples/README.md says
@@ -167,7 +180,7 @@ fn compare_with(suite: &str, python: &Path) -> Vec<String> {
     let serial_set = outcome_multiset(&serial_lines);
 
     // --- distributed run
-    let dist = run_distributed(python, suite, &suite_dir);
+    let dist = run_distributed(python, suite, suite_dir, mode);
     let mut dp = Vec::new();
     if dist.timed_out {
         dp.push("timed out".to_string());
