@@ -193,6 +193,14 @@ class Zygote:
             os.nice(int(request["nice"]))
         key = request["key"]
         chan = self._connect(key, "channel")
+        # On the fds a spawned worker's channel has (3 read, 4 write), freed above, before
+        # any other descriptor can take them.
+        fd = chan.detach()
+        for target in (3, 4):
+            if fd != target:
+                os.dup2(fd, target, inheritable=False)
+        if fd not in (3, 4):
+            os.close(fd)
         out = self._connect(key, "stdout")
         err = self._connect(key, "stderr")
         config = plugin.config if plugin is not None else None
@@ -206,14 +214,14 @@ class Zygote:
         os.dup2(err.fileno(), 2)
         out.close()
         err.close()
-        if capman is not None:
-            capman.start_global_capturing()
+        # The real stderr, before capturing takes fd 2 over (as `main` does).
         global STACK_DUMP_FILE
         STACK_DUMP_FILE = os.fdopen(os.dup(2), "w")
         faulthandler.enable(file=STACK_DUMP_FILE, all_threads=True)
         faulthandler.register(signal.SIGUSR1, file=STACK_DUMP_FILE, all_threads=True)
-        channel = Channel(chan.makefile("rb"), chan.fileno())
-        self.sock = chan  # keeps the socket open
+        if capman is not None:
+            capman.start_global_capturing()
+        channel = Channel(os.fdopen(3, "rb"), 4)
         payload = channel.recv()
         if payload is None:
             os._exit(3)
