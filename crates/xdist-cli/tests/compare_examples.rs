@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use common::*;
 
-/// Suites checked elsewhere.
-const NOT_COMPARED: &[&str] = &["crashes"];
+/// Suites checked elsewhere (`nondeterministic`: its node ids differ per process, see
+/// `nondeterministic_ids_need_one_collection`).
+const NOT_COMPARED: &[&str] = &["crashes", "nondeterministic"];
 
 /// What serial pytest 9.2 must print for each suite (summary without the
 /// time) and its exit code: guards against a wrong venv or an edited suite.
@@ -659,5 +660,36 @@ fn very_verbose_lines_show_where_a_test_was_defined() {
         has_line_containing(&x.stdout, "PASSED test_loc.py::test_gen <- <string>"),
         "{}",
         x.describe(4000)
+    );
+}
+
+/// Parametrize ids from `datetime.now()`, `random` and set order: serial pytest passes and so
+/// does fork mode (one collection); spawned workers each collect other ids and stop with
+/// pytest-xdist's collection diff.
+#[test]
+fn nondeterministic_ids_need_one_collection() {
+    if distributed_cmd_overridden() {
+        return;
+    }
+    let suite_dir = examples_dir().join("nondeterministic");
+    let python = test_python();
+    let serial = run_serial(&python, &suite_dir);
+    let serial_summary = parse_summary(&serial.stdout).map(|s| s.counts);
+    assert_eq!(serial.code, Some(0), "{}", serial.describe(4000));
+    let fork = run_distributed(&python, "nondeterministic", &suite_dir, "fork");
+    assert_eq!(fork.code, Some(0), "{}", fork.describe(6000));
+    assert_eq!(
+        parse_summary(&fork.stdout).map(|s| s.counts),
+        serial_summary,
+        "{}",
+        fork.describe(6000)
+    );
+    assert_eq!(parse_workers_items(&fork.stdout), Some((2, 13)));
+    let spawn = run_distributed(&python, "nondeterministic", &suite_dir, "spawn");
+    assert_ne!(spawn.code, Some(0), "{}", spawn.describe(6000));
+    assert!(
+        has_line_containing(&spawn.stdout, "Different tests were collected between"),
+        "{}",
+        spawn.describe(6000)
     );
 }
