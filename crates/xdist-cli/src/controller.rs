@@ -238,7 +238,12 @@ impl<'r> Controller<'r> {
                 false,
             ),
         };
-        let zygote = crate::zygote::Zygote::new(setup.start);
+        // A plugin's scheduler may want every worker asked for: no sizing then.
+        let dist = match plugin_scheduler {
+            true => xdist_sched::DistMode::Each,
+            false => setup.opts.dist,
+        };
+        let zygote = crate::zygote::Zygote::new(setup.start, dist);
         Ok(Controller {
             setup,
             host,
@@ -498,8 +503,13 @@ impl<'r> Controller<'r> {
         if let Some(err) = self.fatal.take() {
             return Err(err);
         }
-        for i in 0..self.setup.workers() {
+        let mut i = 0;
+        while i < self.setup.workers() {
             self.spawn_worker(i, true)?;
+            if i == 0 {
+                self.size_to_collection();
+            }
+            i += 1;
         }
         // Read them only once all are forked (see `WorkerHandle::start`).
         for n in &mut self.nodes {
@@ -591,6 +601,21 @@ impl<'r> Controller<'r> {
             needs_controller_session: false,
             controller_session_used: self.controller_reasons_seen,
         })
+    }
+
+    /// Fork mode: the collection is known before the second worker starts; never start more
+    /// workers than the scheduler has units for (`-n 8 test_one.py::test_x` starts one).
+    fn size_to_collection(&mut self) {
+        let Some(n) = self.zygote.workercount() else {
+            return;
+        };
+        self.setup.specs.truncate(n);
+        for node in &mut self.nodes {
+            node.workerinput.insert("workercount".into(), json!(n));
+        }
+        // No node was added yet: the scheduler starts over with the smaller count.
+        self.sched_config.num_nodes = n;
+        self.sched = xdist_sched::make_scheduler(self.setup.opts.dist, self.sched_config.clone());
     }
 
     /// pytest-cov: combine the workers' coverage and report it, as its `DistMaster` would.
@@ -933,6 +958,10 @@ impl<'r> Controller<'r> {
                 self.nodes[i].ready = true;
                 if !self.session_started {
                     self.session_started = true;
+                    let mut header = header;
+                    if let Some(reason) = &self.zygote.fallback {
+                        header.push(format!("xdist: spawning workers: {reason}"));
+                    }
                     self.options = options;
                     let options = self.options.clone();
                     self.emit(RunEvent::SessionStart {

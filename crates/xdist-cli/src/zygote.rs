@@ -3,7 +3,9 @@
 
 use std::sync::mpsc::Sender;
 
+use serde_json::json;
 use xdist_core::spec::Gateway;
+use xdist_sched::DistMode;
 use xdist_worker::{
     spawn_worker, ForkServer, SpawnError, WorkerHandle, WorkerMsg, WorkerSpawn, ZygoteSpawn,
 };
@@ -22,26 +24,45 @@ pub struct Zygote {
     state: State,
     /// Why a run that asked for fork mode spawns its workers.
     pub fallback: Option<String>,
+    /// The worker count once sized to the collection (see [`Zygote::workers_needed`]).
+    workercount: Option<usize>,
+    dist: DistMode,
 }
 
 impl Zygote {
-    pub fn new(mode: StartMode) -> Zygote {
+    pub fn new(mode: StartMode, dist: DistMode) -> Zygote {
         let (state, fallback) = match mode {
-            StartMode::Spawn => (State::Off, None),
+            StartMode::Spawn => (State::Off, Some("requested (--start spawn)".to_string())),
             StartMode::Fork if !cfg!(target_os = "linux") => {
                 (State::Off, Some("fork mode needs Linux".to_string()))
             }
             StartMode::Fork => (State::Untried, None),
         };
-        Zygote { state, fallback }
+        Zygote {
+            state,
+            fallback,
+            workercount: None,
+            dist,
+        }
     }
 
-    /// Tests the fork server collected, once it runs.
-    pub fn items(&self) -> Option<usize> {
-        match &self.state {
-            State::Running(f) => Some(f.items),
-            _ => None,
-        }
+    /// Fork mode sized the run to the collection: this many workers, fewer than asked for.
+    pub fn workercount(&self) -> Option<usize> {
+        self.workercount
+    }
+
+    /// How many workers `self.dist` can keep busy with what the fork server collected,
+    /// when fewer than `workers`.
+    fn workers_needed(&self, server: &ForkServer, workers: usize) -> Option<usize> {
+        let u = server.units;
+        let units = match self.dist {
+            DistMode::Each | DistMode::No => return None,
+            DistMode::LoadFile => u.files,
+            DistMode::LoadScope => u.scopes,
+            DistMode::Load | DistMode::LoadGroup | DistMode::WorkSteal => u.items,
+        };
+        let n = units.max(1);
+        (n < workers).then_some(n)
     }
 
     /// Starts the worker `s` describes: forked when it can be, else spawned.
@@ -65,7 +86,12 @@ impl Zygote {
                 bootstrap: &s.bootstrap,
             };
             self.state = match ForkServer::start(z, tx) {
-                Ok(server) => State::Running(server),
+                Ok(server) => {
+                    let asked = s.bootstrap.workerinput.get("workercount");
+                    let asked = asked.and_then(|v| v.as_u64()).unwrap_or(1) as usize;
+                    self.workercount = self.workers_needed(&server, asked);
+                    State::Running(server)
+                }
                 Err(reason) => {
                     self.fallback = Some(reason.0);
                     State::Off
@@ -74,7 +100,14 @@ impl Zygote {
         }
         match &self.state {
             State::Running(server) if unforkable(&s).is_none() => {
-                server.fork(s.key, &s.bootstrap, &s.env, s.spec.nice)
+                let (mut bootstrap, mut env) = (s.bootstrap, s.env);
+                if let Some(n) = self.workercount {
+                    bootstrap.workerinput.insert("workercount".into(), json!(n));
+                    let name = xdist_core::env::PYTEST_XDIST_WORKER_COUNT;
+                    env.retain(|(k, _)| k != name);
+                    env.push((name.into(), n.to_string().into()));
+                }
+                server.fork(s.key, &bootstrap, &env, s.spec.nice)
             }
             _ => spawn_worker(s, tx),
         }

@@ -263,3 +263,18 @@ fn help_into_a_closed_pipe_does_not_panic() {
         assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn start_bogus() {
+    let s = suite("start");
+    let out = xdist(&s.0, &["-n", "2", "--python", &py(), "--start", "vfork"]);
+    assert_one_error_line(&out, &["'vfork'", "--start", "fork, spawn"]);
+}
+
+#[test]
+fn ini_xdist_start_bogus() {
+    let s = suite("ini-start");
+    std::fs::write(s.0.join("pytest.ini"), "[pytest]\nxdist_start = clone\n").unwrap();
+    let out = xdist(&s.0, &["-n", "2", "--python", &py()]);
+    assert_one_error_line(&out, &["'clone'", "ini xdist_start", "fork, spawn"]);
+}

@@ -87,7 +87,7 @@ impl Suite {
             .arg("--python")
             .arg(test_python())
             .args(["-p", "no:cacheprovider"])
-            .args(common::start_args(&START.with(|m| m.get())))
+            .args(common::start_args(START.with(|m| m.get())))
             .args(args)
             .arg(&self.dir);
         Running::spawn(cmd, self.marker())

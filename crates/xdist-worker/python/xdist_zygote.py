@@ -85,11 +85,17 @@ class Zygote:
         if reason:
             self.send({"t": "nofork", "reason": reason})
             os._exit(0)
-        items = len(plugin.items) if plugin is not None else 0
+        ids = [item.nodeid for item in plugin.items] if plugin is not None else []
+        # What the schedulers can split the collection into: no more workers are needed.
+        units = {
+            "items": len(ids),
+            "files": len({nodeid.split("::", 1)[0] for nodeid in ids}),
+            "scopes": len({nodeid.rsplit("::", 1)[0] for nodeid in ids}),
+        }
         # The children share the collected heap copy-on-write: keep the collector off it.
         gc.collect()
         gc.freeze()
-        self.send({"t": "forkready", "items": items})
+        self.send(dict(units, t="forkready"))
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         signal.signal(signal.SIGCHLD, lambda *a: None)

@@ -142,8 +142,16 @@ pub struct ForkServer {
     to_zygote: Mutex<Option<std::io::PipeWriter>>,
     shared: Arc<Shared>,
     dir: PathBuf,
-    /// Tests the zygote collected (after deselection).
+    /// What the zygote collected (after deselection).
+    pub units: Units,
+}
+
+/// How far the zygote's collection can be split: tests, files, `loadscope` scopes.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub struct Units {
     pub items: usize,
+    pub files: usize,
+    pub scopes: usize,
 }
 
 /// Why there is no fork server: the caller spawns workers instead.
@@ -214,7 +222,7 @@ impl ForkServer {
                 thread::spawn(move || read_lines(key, stream, out, tx, false));
             }
         }
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<Units, String>>();
         let reader_shared = shared.clone();
         thread::Builder::new()
             .name("xdist-zygote".into())
@@ -235,11 +243,11 @@ impl ForkServer {
             to_zygote: Mutex::new(Some(to_child)),
             shared,
             dir,
-            items: 0,
+            units: Units::default(),
         };
         match ready_rx.recv() {
-            Ok(Ok(items)) => {
-                server.items = items;
+            Ok(Ok(units)) => {
+                server.units = units;
                 Ok(server)
             }
             Ok(Err(reason)) => Err(NoFork(reason)),
@@ -315,7 +323,7 @@ fn read_zygote(
     from: std::io::PipeReader,
     mut child: std::process::Child,
     shared: Arc<Shared>,
-    ready: Sender<Result<usize, String>>,
+    ready: Sender<Result<Units, String>>,
 ) {
     let mut reader = std::io::BufReader::new(from);
     let mut buf = Vec::new();
@@ -326,7 +334,7 @@ fn read_zygote(
         let key = msg["key"].as_u64().unwrap_or(u64::MAX) as u32;
         match msg["t"].as_str() {
             Some("forkready") => {
-                let _ = ready.send(Ok(msg["items"].as_u64().unwrap_or(0) as usize));
+                let _ = ready.send(Ok(serde::Deserialize::deserialize(&msg).unwrap_or_default()));
             }
             Some("nofork") => {
                 let _ = ready.send(Err(msg["reason"].as_str().unwrap_or("").to_string()));

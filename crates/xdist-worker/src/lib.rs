@@ -12,7 +12,7 @@ pub mod fork;
 pub mod local;
 pub mod remote;
 
-pub use fork::{ForkServer, NoFork, ZygoteSpawn};
+pub use fork::{ForkServer, NoFork, Units, ZygoteSpawn};
 pub use local::{spawn_local, LocalSpawn, SpawnError, WorkerHandle};
 pub use remote::{spawn_worker, WorkerSpawn};
 
