@@ -84,7 +84,7 @@ pub struct RawArgs {
     /// How local workers start: `fork` (one process imports and collects, workers are forked
     /// from it; replacements in milliseconds) or `spawn` (each worker is a new interpreter
     /// that collects again, as pytest-xdist's). Fork falls back to spawn where it is unsafe
-    /// (the header says why). Also ini `xdist_start`. Default: spawn.
+    /// (the header says why). Also ini `xdist_start`. Default: fork (on Linux).
     #[arg(long = "start", value_name = "fork|spawn")]
     pub start: Option<String>,
     /// Loop on failing tests: rerun them whenever a file under `looponfailroots` (ini;

@@ -222,7 +222,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
             .get_str("xdist_start")
             .map(|v| args::parse_start("ini xdist_start", v))
             .transpose()?
-            .unwrap_or(args::StartMode::Spawn),
+            .unwrap_or(args::StartMode::Fork),
     };
     signals::install();
     let session = Session {
