@@ -310,9 +310,12 @@ impl Drop for ForkServer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        // SAFETY: kill(2) on the zygote we started.
+        // SAFETY: kill(2) and waitpid(2) on the zygote we started. Reaped here (or by its
+        // reader thread, then this returns ECHILD at once): its CPU time, and its children's,
+        // count in ours.
         unsafe {
             libc::kill(self.pid as i32, libc::SIGKILL);
+            libc::waitpid(self.pid as i32, std::ptr::null_mut(), 0);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
