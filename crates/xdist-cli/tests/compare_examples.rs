@@ -533,6 +533,12 @@ fn a_node_reported_twice_by_collection_counts_twice() {
 /// no conftest needs it, the cache forgets.
 #[test]
 fn the_cache_remembers_a_needed_controller_session() {
+    for mode in START_MODES {
+        cache_remembers_a_needed_controller_session(mode);
+    }
+}
+
+fn cache_remembers_a_needed_controller_session(mode: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_tree(&examples_dir().join("controller_hooks"), dir.path());
     let log = dir.path().join("configures.log");
@@ -541,21 +547,32 @@ fn the_cache_remembers_a_needed_controller_session() {
         let _ = std::fs::remove_file(&log);
         let mut cmd = base_command(&argv[0], dir.path());
         cmd.args(&argv[1..])
+            .args(start_args(mode))
             .env("CONTROLLER_HOOKS_CONFIGURES", &log);
         let x = run_with_timeout(&mut cmd, timeout());
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let count = |who: &str| text.lines().filter(|l| *l == who).count();
         (x, count("worker"), count("controller"))
     };
+    // `pytest_configure` runs in each spawned worker, once in the fork server.
+    let per_attempt = if mode == "fork" { 1 } else { 2 };
     let marker = dir.path().join(".pytest_cache/v/xdist/controller_session");
     let (x, workers, controllers) = run();
     assert_eq!(x.code, Some(1), "{}", x.describe(4000));
     // The first attempt's workers are stopped once one of them is ready.
-    assert!(workers > 2 && controllers == 1, "{workers} {controllers}");
+    assert!(
+        workers > per_attempt && controllers == 1,
+        "{mode}: {workers} {controllers}"
+    );
     assert!(marker.is_file());
     let (x, workers, controllers) = run();
     assert_eq!(x.code, Some(1), "{}", x.describe(4000));
-    assert_eq!((workers, controllers), (2, 1), "{}", x.describe(4000));
+    assert_eq!(
+        (workers, controllers),
+        (per_attempt, 1),
+        "{}",
+        x.describe(4000)
+    );
     // Without controller-side hooks the session is still started once, then forgotten.
     std::fs::write(dir.path().join("conftest.py"), "").unwrap();
     std::fs::write(
