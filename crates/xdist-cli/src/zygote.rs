@@ -84,6 +84,7 @@ impl Zygote {
                 cwd: &s.cwd,
                 env: &s.env,
                 bootstrap: &s.bootstrap,
+                interrupted: || crate::signals::count() > 0,
             };
             self.state = match ForkServer::start(z, tx) {
                 Ok(server) => {

@@ -46,6 +46,8 @@ pub struct ZygoteSpawn<'a> {
     pub cwd: &'a Path,
     pub env: &'a [(OsString, OsString)],
     pub bootstrap: &'a Bootstrap,
+    /// Polled while the zygote collects: true stops waiting for it (Ctrl-C).
+    pub interrupted: fn() -> bool,
 }
 
 /// The controller's side of a forked worker before and after it connects.
@@ -245,13 +247,21 @@ impl ForkServer {
             dir,
             units: Units::default(),
         };
-        match ready_rx.recv() {
-            Ok(Ok(units)) => {
-                server.units = units;
-                Ok(server)
+        loop {
+            match ready_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(units)) => {
+                    server.units = units;
+                    return Ok(server);
+                }
+                Ok(Err(reason)) => return Err(NoFork(reason)),
+                Err(mpsc::RecvTimeoutError::Timeout) if (z.interrupted)() => {
+                    return Err(NoFork("interrupted while the fork server collected".into()))
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(NoFork("the fork server exited while collecting".into()))
+                }
             }
-            Ok(Err(reason)) => Err(NoFork(reason)),
-            Err(_) => Err(NoFork("the fork server exited while collecting".into())),
         }
     }
 
