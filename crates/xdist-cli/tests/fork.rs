@@ -136,3 +136,33 @@ fn ini_asks_for_spawning() {
         out.describe(6000)
     );
 }
+
+/// A fork that fails (`EAGAIN` here, injected) spawns that worker instead: nothing is lost.
+#[test]
+fn a_failed_fork_spawns_the_worker_instead() {
+    let dir = suite(TWO_FILES);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xdist"));
+    cmd.current_dir(dir.path())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("XDIST_FAIL_FORK", "2")
+        .env_remove("PYTEST_ADDOPTS")
+        .arg("--python")
+        .arg(test_python())
+        .args(["-p", "no:cacheprovider", "-n", "2", "--start", "fork", "-v", "-s"]);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.describe(6000));
+    assert_eq!(
+        parse_summary(&out.stdout).map(|s| s.line.contains("7 passed")),
+        Some(true)
+    );
+    let on_gw1 = parse_dist_v(&out.stdout)
+        .iter()
+        .filter(|l| l.worker.as_deref() == Some("gw1"))
+        .count();
+    assert!(on_gw1 > 0, "{}", out.describe(6000));
+    assert!(
+        out.stdout.contains("[gw1] xdist: the fork server could not fork ("),
+        "{}",
+        out.describe(6000)
+    );
+}

@@ -36,3 +36,5 @@ pub const XDIST_NO_STATUS: &str = "XDIST_NO_STATUS";
 pub const XDIST_ZYGOTE: &str = "XDIST_ZYGOTE";
 /// Fork server side: the secret a forked worker's hello carries.
 pub const XDIST_ZYGOTE_SECRET: &str = "XDIST_ZYGOTE_SECRET";
+/// Fault injection (tests): the fork server's N-th fork request fails with `EAGAIN`.
+pub const XDIST_FAIL_FORK: &str = "XDIST_FAIL_FORK";

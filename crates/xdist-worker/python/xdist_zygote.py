@@ -146,8 +146,13 @@ class Zygote:
         import errno
 
         delay = 0.01
+        self.forks = getattr(self, "forks", 0) + 1
+        # Fault injection for the tests: this fork request fails as if out of processes.
+        fail = os.environ.get("XDIST_FAIL_FORK") == str(self.forks)
         for attempt in range(8):
             try:
+                if fail:
+                    raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
                 return os.fork()
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.ENOMEM) or attempt == 7:

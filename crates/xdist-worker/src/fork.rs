@@ -31,7 +31,8 @@ use xdist_core::frame::{read_frame, write_frame};
 use xdist_core::protocol::Bootstrap;
 
 use crate::local::{
-    read_channel, read_lines, start_process, write_first_frames, Killer, LocalProcess, SharedWriter,
+    read_channel, read_lines, spawn_local, start_process, write_first_frames, Killer, LocalProcess,
+    LocalSpawn, SharedWriter,
 };
 use crate::{ExitKind, SpawnError, Stream as OutStream, WorkerHandle, WorkerMsg};
 
@@ -56,7 +57,7 @@ pub(crate) struct ForkLink {
     pid: Option<u32>,
     /// A signal asked for before the pid was known.
     pending_signal: Option<i32>,
-    stream: Option<Stream>,
+    stream: Option<Box<dyn Write + Send>>,
     /// Commands written before the child connected.
     pending: Vec<u8>,
 }
@@ -116,12 +117,16 @@ impl Write for LateWriter {
 
 struct Child {
     bootstrap: Vec<u8>,
+    /// What spawning it instead takes (when the fork fails).
+    spawn: Option<LocalSpawn>,
     link: Arc<Mutex<ForkLink>>,
     exited: bool,
 }
 
 struct Shared {
     secret: String,
+    python: PathBuf,
+    cwd: PathBuf,
     children: Mutex<HashMap<u32, Child>>,
     tx: Sender<WorkerMsg>,
 }
@@ -199,6 +204,8 @@ impl ForkServer {
         write_first_frames(&mut to_child, None, z.bootstrap);
         let shared = Arc::new(Shared {
             secret,
+            python: z.python.to_path_buf(),
+            cwd: z.cwd.to_path_buf(),
             children: Mutex::new(HashMap::new()),
             tx: tx.clone(),
         });
@@ -283,6 +290,15 @@ impl ForkServer {
                 key,
                 Child {
                     bootstrap: boot,
+                    spawn: Some(LocalSpawn {
+                        key,
+                        python: self.shared.python.clone(),
+                        cwd: self.shared.cwd.clone(),
+                        env: env.to_vec(),
+                        bootstrap: bootstrap.clone(),
+                        code: None,
+                        nice,
+                    }),
                     link: link.clone(),
                     exited: false,
                 },
@@ -368,12 +384,7 @@ fn read_zygote(
                 };
                 shared.exited(key, kind);
             }
-            Some("fork_failed") => {
-                let error = msg["error"].as_str().unwrap_or("fork failed");
-                let line = format!("xdist: fork server could not fork: {error}\n");
-                let _ = (shared.tx).send(WorkerMsg::Output(key, OutStream::Stderr, line.into()));
-                shared.exited(key, ExitKind::Code(-1));
-            }
+            Some("fork_failed") => spawn_instead(&shared, key, msg["error"].as_str()),
             _ => {}
         }
     }
@@ -386,6 +397,52 @@ fn read_zygote(
         .collect();
     for key in keys {
         shared.exited(key, ExitKind::Signal(libc::SIGKILL));
+    }
+}
+
+/// The zygote could not fork (`EAGAIN`, `ENOMEM`): the worker is spawned instead, on the
+/// same key and link, so no test is lost.
+fn spawn_instead(shared: &Shared, key: u32, error: Option<&str>) {
+    let found = (shared.children.lock().unwrap_or_else(|e| e.into_inner()))
+        .get_mut(&key)
+        .and_then(|c| c.spawn.take().map(|s| (s, c.link.clone())));
+    let Some((spawn, link)) = found else {
+        return;
+    };
+    let line = format!(
+        "xdist: the fork server could not fork ({}); spawning this worker\n",
+        error.unwrap_or("fork failed")
+    );
+    let _ = (shared.tx).send(WorkerMsg::Output(key, OutStream::Stderr, line.into()));
+    match spawn_local(spawn, &shared.tx) {
+        Ok(mut handle) => {
+            let mut l = link.lock().unwrap_or_else(|e| e.into_inner());
+            // Commands already written go to the spawned worker, after its first frames.
+            let pending = std::mem::take(&mut l.pending);
+            let writer = handle
+                .writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(mut w) = writer {
+                let _ = w.write_all(&pending);
+                l.stream = Some(w);
+            }
+            drop(l);
+            ForkLink::set_pid(&link, handle.pid);
+            // Its own waiter reports its exit: the zygote has nothing to say about it.
+            if let Some(c) =
+                (shared.children.lock().unwrap_or_else(|e| e.into_inner())).get_mut(&key)
+            {
+                c.exited = true;
+            }
+            handle.start();
+        }
+        Err(e) => {
+            let line = format!("xdist: {e}\n");
+            let _ = (shared.tx).send(WorkerMsg::Output(key, OutStream::Stderr, line.into()));
+            shared.exited(key, ExitKind::Code(-1));
+        }
     }
 }
 
@@ -433,7 +490,7 @@ fn serve_connection(mut conn: Stream, shared: &Shared) {
                 {
                     return;
                 }
-                l.stream = Some(writer);
+                l.stream = Some(Box::new(writer));
             }
             if let Some(pid) = hello.pid {
                 ForkLink::set_pid(&link, pid);
