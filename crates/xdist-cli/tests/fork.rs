@@ -176,3 +176,23 @@ fn a_failed_fork_spawns_the_worker_instead() {
         out.describe(6000)
     );
 }
+
+/// Nothing the fork server leaves behind warns in a worker: suites run with
+/// `filterwarnings = error` (pluggy's, markupsafe's, itsdangerous's) pass as serially.
+#[test]
+fn no_warning_from_the_fork_under_filterwarnings_error() {
+    let dir = suite(TWO_FILES);
+    std::fs::write(
+        dir.path().join("pytest.ini"),
+        "[pytest]\nfilterwarnings = error\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["-n", "2", "--start", "fork"]);
+    assert_eq!(out.code, Some(0), "{}", out.describe(6000));
+    assert_eq!(
+        parse_summary(&out.stdout).map(|s| s.line.contains("7 passed")),
+        Some(true),
+        "{}",
+        out.describe(6000)
+    );
+}

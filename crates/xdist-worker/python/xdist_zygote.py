@@ -226,8 +226,13 @@ class Zygote:
         out.close()
         err.close()
         # The real stderr, before capturing takes fd 2 over (as `main` does).
+        # Onto the zygote's file object's fd: a new object would leave the old one to the
+        # garbage collector, whose ResourceWarning a test run with `-W error` reports.
         global STACK_DUMP_FILE
-        STACK_DUMP_FILE = os.fdopen(os.dup(2), "w")
+        if STACK_DUMP_FILE is None:
+            STACK_DUMP_FILE = os.fdopen(os.dup(2), "w")
+        else:
+            os.dup2(2, STACK_DUMP_FILE.fileno(), inheritable=False)
         faulthandler.enable(file=STACK_DUMP_FILE, all_threads=True)
         faulthandler.register(signal.SIGUSR1, file=STACK_DUMP_FILE, all_threads=True)
         if capman is not None:
