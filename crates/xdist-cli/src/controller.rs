@@ -398,6 +398,7 @@ impl<'r> Controller<'r> {
             workerinput,
             workerinfo: Map::new(),
         };
+        let ours = view.workerinput.clone();
         let r = self.host.configure_node(&mut view);
         self.plugin_result(r);
         let mut workerinput = view.workerinput;
@@ -405,6 +406,12 @@ impl<'r> Controller<'r> {
             workerinput = session
                 .configure_node(&gw, &spec.raw, &workerinput)
                 .map_err(|e| CliError::Internal(format!("failed to configure {gw}: {e}")))?;
+        }
+        if workerinput != ours {
+            // Plugins may read what they added in `pytest_configure`, which a fork server
+            // would run once for all workers.
+            self.zygote
+                .no_fork("plugins add to each worker's workerinput (pytest_configure_node)");
         }
         let r = self.host.getremotemodule();
         let code = self.plugin_result(r).flatten();

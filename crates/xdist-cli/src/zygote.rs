@@ -46,6 +46,14 @@ impl Zygote {
         }
     }
 
+    /// The run's workers are spawned, for `reason` (before the first one started).
+    pub fn no_fork(&mut self, reason: &str) {
+        if matches!(self.state, State::Untried) {
+            self.state = State::Off;
+            self.fallback = Some(reason.to_string());
+        }
+    }
+
     /// Fork mode sized the run to the collection: this many workers, fewer than asked for.
     pub fn workercount(&self) -> Option<usize> {
         self.workercount
@@ -72,10 +80,7 @@ impl Zygote {
         tx: &Sender<WorkerMsg>,
     ) -> Result<WorkerHandle, SpawnError> {
         if let Some(reason) = unforkable(&s) {
-            if matches!(self.state, State::Untried) {
-                self.state = State::Off;
-                self.fallback = Some(reason.to_string());
-            }
+            self.no_fork(reason);
         }
         if matches!(self.state, State::Untried) {
             let z = ZygoteSpawn {

@@ -554,8 +554,10 @@ fn cache_remembers_a_needed_controller_session(mode: &str) {
         let count = |who: &str| text.lines().filter(|l| *l == who).count();
         (x, count("worker"), count("controller"))
     };
-    // `pytest_configure` runs in each spawned worker, once in the fork server.
-    let per_attempt = if mode == "fork" { 1 } else { 2 };
+    // `pytest_configure` runs in each worker: its `pytest_configure_node` gives each worker
+    // its own `workerinput`, so fork mode spawns them too once the session is known (a first
+    // attempt without it forks: its fork server configures once).
+    let per_attempt = 2;
     let marker = dir.path().join(".pytest_cache/v/xdist/controller_session");
     let (x, workers, controllers) = run();
     assert_eq!(x.code, Some(1), "{}", x.describe(4000));
