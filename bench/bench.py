@@ -54,7 +54,7 @@ HANDOFF_BUDGET_S = 0.2
 PINS = {"pytest": "9.2.0", "pytest-xdist": "3.8.0"}
 WORKERS = 2
 MODES = ["load", "worksteal", "loadfile", "loadscope"]
-ALL_SUITES = ["trivial", "sleepy", "startup", "skewed", "fixtures"]
+ALL_SUITES = ["trivial", "sleepy", "startup", "skewed", "fixtures", "heavy", "crash"]
 
 
 def log(msg: str) -> None:
@@ -229,6 +229,59 @@ def quick_suite(root: Path, name: str) -> dict:
     raise ValueError(name)
 
 
+# Suites of this script's own (same in --quick): every test start is recorded in the file
+# $BENCH_MARKS names ("start <worker> <time>", "crash <time>").
+MARKS_CONFTEST = """import os, time
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _bench_mark():
+    path = os.environ.get("BENCH_MARKS")
+    if path:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "master")
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, "start {} {!r}\\n".format(worker, time.time()).encode())
+        os.close(fd)
+    yield
+"""
+BURN = ("def burn(seconds):\n    end = time.process_time() + seconds\n    x = 0\n"
+        "    while time.process_time() < end:\n        x += 1\n    return x\n")
+
+
+def own_suite(root: Path, name: str) -> dict:
+    d = root / name
+    if d.exists():
+        shutil.rmtree(d)
+    _ini(d)
+    if name == "heavy":  # the conftest imports a module that burns 2 s; 200 x 10 ms
+        (d / "heavy_module.py").write_text("import time\n\n" + BURN + "\nburn(2.0)\n")
+        (d / "conftest.py").write_text(MARKS_CONFTEST + "\nimport heavy_module  # noqa\n")
+        for f in range(10):
+            lines = ["import time", "", BURN]
+            for i in range(20):
+                lines += [f"def test_heavy_{i:02d}():", "    burn(0.010)", ""]
+            (d / f"test_heavy_{f:02d}.py").write_text("\n".join(lines) + "\n")
+        return {"tests": 200, "expect": {"passed": 200}}
+    if name == "crash":  # 20 quick tests, the 10th kills its worker
+        (d / "conftest.py").write_text(MARKS_CONFTEST)
+        lines = ["import os, time", ""]
+        for i in range(20):
+            lines += [f"def test_c{i:02d}():"]
+            if i == 9:
+                lines += ["    fd = os.open(os.environ['BENCH_MARKS'], os.O_WRONLY | os.O_APPEND)",
+                          "    os.write(fd, 'crash {!r}\\n'.format(time.time()).encode())",
+                          "    os._exit(1)"]
+            else:
+                lines += ["    pass"]
+            lines += [""]
+        (d / "test_crash.py").write_text("\n".join(lines) + "\n")
+        return {"tests": 20, "expect": {"failed": 1, "passed": 19}, "rc": 1}
+    raise ValueError(name)
+
+
+OWN_SUITES = ("heavy", "crash")
+
 # expected shapes of the full suites (checked against what the generator produced)
 FULL_SHAPES = {"trivial": 5000, "sleepy": 400, "startup": 1, "skewed": 200, "fixtures": 500}
 
@@ -236,18 +289,19 @@ FULL_SHAPES = {"trivial": 5000, "sleepy": 400, "startup": 1, "skewed": 200, "fix
 def generate(names: list[str], quick: bool) -> tuple[Path, dict]:
     root = SUITES_DIR / ("quick" if quick else "full")
     root.mkdir(parents=True, exist_ok=True)
-    manifest = {}
+    manifest = {n: own_suite(root, n) for n in names if n in OWN_SUITES}
+    names = [n for n in names if n not in OWN_SUITES]
     if quick:
         for n in names:
             manifest[n] = quick_suite(root, n)
-    else:
+    elif names:
         gen = load_generator()
         for n in names:
             m = getattr(gen, f"gen_{n}")(root)
             if m["tests"] != FULL_SHAPES[n] or m["expect"] != {"passed": FULL_SHAPES[n]}:
                 sys.exit(f"generator's {n} suite has an unexpected shape: {m}")
             manifest[n] = m
-    log(f"generated {', '.join(names)} under {root}")
+    log(f"generated {', '.join(manifest)} under {root}")
     return root, manifest
 
 
@@ -260,6 +314,10 @@ class Run:
     ok: bool
     why: str = ""
     rss_mb: float | None = None
+    cpu_s: float | None = None          # user + sys of the whole process tree
+    pss_mb: float | None = None         # peak of the summed PSS of the controller's descendants
+    first_test_s: float | None = None   # start -> first test start
+    crash_gap_ms: float | None = None   # a worker's crash -> the next test start
 
 
 SUMMARY_RE = re.compile(r"^=*\s*(?P<body>\d+ \w.*?) in [\d.]+s(?: \([^)]*\))?\s*=*\s*$")
@@ -295,9 +353,70 @@ def poll_hwm(pid: int, out: list, stop: threading.Event) -> None:
         stop.wait(0.005)
 
 
-def run_cmd(cmd: list[str], cwd: Path, expect: dict[str, int], timeout: float) -> Run:
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (from /proc/*/stat parent links)."""
+    children: dict[int, list[int]] = {}
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open(f"/proc/{e}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(e))
+    found, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.append(c)
+            todo.append(c)
+    return found
+
+
+def pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def poll_pss(pid: int, out: list, stop: threading.Event) -> None:
+    """Peak of the summed PSS of `pid`'s descendants (its workers, a fork server)."""
+    while not stop.is_set():
+        total = sum(pss_kb(c) for c in descendants(pid))
+        out[0] = max(out[0] or 0, total)
+        stop.wait(0.05)
+
+
+def read_marks(path: str, t0: float) -> tuple[float | None, float | None]:
+    """(first test start, crash -> next test start in ms) from a $BENCH_MARKS file."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return None, None
+    starts = [float(line.split()[2]) for line in lines if line.startswith("start ")]
+    crashes = [float(line.split()[1]) for line in lines if line.startswith("crash ")]
+    first = min(starts) - t0 if starts else None
+    gap = None
+    if crashes:
+        after = [t for t in starts if t > crashes[0]]
+        gap = (min(after) - crashes[0]) * 1000 if after else None
+    return first, gap
+
+
+def run_cmd(cmd: list[str], cwd: Path, expect: dict[str, int], timeout: float,
+            pss: bool = False, rc_expected: int = 0) -> Run:
     env = bench_env()
+    marks = tempfile.NamedTemporaryFile(prefix="bench-marks-", delete=False)
+    marks.close()
+    os.unlink(marks.name)
+    env["BENCH_MARKS"] = marks.name
     with tempfile.TemporaryFile(mode="w+b") as out:
+        wall0 = time.time()
         t0 = time.perf_counter()
         try:
             p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -308,6 +427,10 @@ def run_cmd(cmd: list[str], cwd: Path, expect: dict[str, int], timeout: float) -
         stop = threading.Event()
         th = threading.Thread(target=poll_hwm, args=(p.pid, hwm, stop), daemon=True)
         th.start()
+        pss_peak = [None]
+        if pss:
+            tp = threading.Thread(target=poll_pss, args=(p.pid, pss_peak, stop), daemon=True)
+            tp.start()
         # Popen.wait(timeout=...) polls with sleeps of up to 50 ms, which would quantize
         # the wall times; wait() blocks in waitpid, and a timer enforces the timeout.
         timed_out = threading.Event()
@@ -321,8 +444,10 @@ def run_cmd(cmd: list[str], cwd: Path, expect: dict[str, int], timeout: float) -
 
         timer = threading.Timer(timeout, kill)
         timer.start()
-        rc = p.wait()
+        # wait4: the rusage of the whole tree (every process reaped below it counts).
+        _, status, usage = os.wait4(p.pid, 0)
         dt = time.perf_counter() - t0
+        rc = p.returncode = os.waitstatus_to_exitcode(status)
         timer.cancel()
         stop.set()
         th.join()
@@ -332,12 +457,19 @@ def run_cmd(cmd: list[str], cwd: Path, expect: dict[str, int], timeout: float) -
         text = out.read().decode("utf-8", "replace")
     rss = hwm[0] / 1024 if hwm[0] else None
     counts = parse_counts(text)
-    if rc != 0:
+    first, gap = read_marks(marks.name, wall0)
+    try:
+        os.unlink(marks.name)
+    except OSError:
+        pass
+    extra = dict(cpu_s=usage.ru_utime + usage.ru_stime, first_test_s=first, crash_gap_ms=gap,
+                 pss_mb=pss_peak[0] / 1024 if pss_peak[0] else None)
+    if rc != rc_expected:
         tail = " | ".join(text.strip().splitlines()[-3:])[:300]
-        return Run(dt, False, f"exit {rc}: {tail}", rss)
+        return Run(dt, False, f"exit {rc}: {tail}", rss, **extra)
     if counts != expect:
-        return Run(dt, False, f"counts {counts}, expected {expect}", rss)
-    return Run(dt, True, "", rss)
+        return Run(dt, False, f"counts {counts}, expected {expect}", rss, **extra)
+    return Run(dt, True, "", rss, **extra)
 
 
 # --------------------------------------------------------------------------
@@ -352,6 +484,8 @@ class Row:
     cmd: list[str]
     expect: dict
     phase: str = ""   # "" | "first" | "second" (skewed: empty cache / with history)
+    pss: bool = False  # sample the workers' PSS (costs CPU: only where it is reported)
+    rc: int = 0
     runs: list[Run] = field(default_factory=list)
 
     def good(self) -> list[Run]:
@@ -360,8 +494,9 @@ class Row:
     def valid(self) -> bool:
         return bool(self.runs) and all(r.ok for r in self.runs)
 
-    def median(self) -> float | None:
-        return statistics.median(r.seconds for r in self.runs) if self.valid() else None
+    def median(self, attr: str = "seconds") -> float | None:
+        vals = [getattr(r, attr) for r in self.runs if getattr(r, attr) is not None]
+        return statistics.median(vals) if self.valid() and vals else None
 
 
 def suite_rows(name: str, manifest: dict, xdist: Path | None,
@@ -372,6 +507,18 @@ def suite_rows(name: str, manifest: dict, xdist: Path | None,
     n = str(WORKERS)
     exp = manifest["expect"]
     rows = [Row("serial", "pytest", "serial", None, [pytest], exp)]
+    if name in ("heavy", "crash"):
+        counts = ["2", "8"] if name == "heavy" else ["1"]
+        rc = manifest.get("rc", 0)
+        rows = [] if name == "crash" else rows
+        for k in counts:
+            rows.append(Row(f"px-load-{k}", f"pytest -n {k}", "pytest-xdist", "load",
+                            [pytest, "-n", k], exp, rc=rc))
+            for start in ("fork", "spawn"):
+                rows.append(Row(f"xd-load-{k}-{start}", f"xdist -n {k} --start {start}", "xdist",
+                                "load", [xd, "--python", py, "-n", k, "--start", start], exp,
+                                rc=rc))
+        return rows
     if name in ("trivial", "skewed", "fixtures"):
         rows.insert(0, Row("collect", "pytest --collect-only -q", "collect", None,
                            [pytest, "--collect-only", "-q"], {"collected": manifest["tests"]}))
@@ -388,6 +535,7 @@ def suite_rows(name: str, manifest: dict, xdist: Path | None,
             else:
                 rows.append(Row(f"xd-{m}", f"xdist -n {n} --dist {m}", "xdist", m, xcmd, exp))
     else:
+        pss = name == "trivial"
         rows.append(Row("px-load", f"pytest -n {n}", "pytest-xdist", "load",
                         [pytest, "-n", n], exp))
         rows.append(Row("xd-load", f"xdist -n {n}", "xdist", "load",
@@ -396,6 +544,11 @@ def suite_rows(name: str, manifest: dict, xdist: Path | None,
             rows.append(Row("handoff", f"pytest -n {n} (XDIST_NATIVE=1: hand-off to the wheel's xdist)",
                             "xdist", "load",
                             ["env", "XDIST_NATIVE=1", str(handoff_pytest), "-n", n], exp))
+                        [pytest, "-n", n], exp, pss=pss))
+        rows.append(Row("xd-load", f"xdist -n {n} (fork)", "xdist", "load",
+                        [xd, "--python", py, "-n", n], exp, pss=pss))
+        rows.append(Row("xd-load-spawn", f"xdist -n {n} --start spawn", "xdist", "load",
+                        [xd, "--python", py, "-n", n, "--start", "spawn"], exp, pss=pss))
     return rows
 
 
@@ -413,7 +566,7 @@ def bench_suite(name: str, sdir: Path, manifest: dict, xdist: Path | None, runs:
         for row in rows:
             if row.phase == "first":
                 shutil.rmtree(cache, ignore_errors=True)
-            r = run_cmd(row.cmd, sdir, row.expect, timeout)
+            r = run_cmd(row.cmd, sdir, row.expect, timeout, row.pss, row.rc)
             row.runs.append(r)
             rss = f" rss={r.rss_mb:.1f}MB" if r.rss_mb else ""
             log(f"{name} run {i + 1}/{runs}: {row.label}: {r.seconds:.2f}s{rss}"
@@ -451,13 +604,18 @@ def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
     out.append("- Every run is checked for exit code 0 and the exact outcome counts; "
                "**INVALID** marks a command with any run that failed the check.")
     out.append("")
+    out.append("- CPU s: user + sys of the whole process tree (`wait4`); first test: start to "
+               "the first test's start (suites with the marks conftest); worker PSS: peak of the "
+               "summed PSS of the controller's descendants; crash gap: a worker's crash to the "
+               "next test start (on its replacement at `-n 1`).")
+    out.append("")
     out.append("| suite | command | median s | [min-max] | vs serial | vs pytest-xdist | "
-               "peak RSS MB | status |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---|")
+               "peak RSS MB | CPU s | first test s | worker PSS MB | crash gap ms | status |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     notes = []
     for suite, rows in results.items():
         by = {r.key: r for r in rows}
-        serial = by["serial"].median()
+        serial = by["serial"].median() if "serial" in by else None
         for r in rows:
             med = r.median()
             times = [x.seconds for x in r.runs]
@@ -465,7 +623,7 @@ def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
             vs_serial = fmt_ratio(med, serial) if r.kind in ("xdist", "pytest-xdist") else "-"
             vs_px = "-"
             if r.kind == "xdist":
-                px = by.get(f"px-{r.mode}")
+                px = by.get(f"px-{r.mode}") or by.get(r.key.replace("xd-", "px-").rsplit("-", 1)[0])
                 vs_px = fmt_ratio(med, px.median() if px else None)
             rss = [x.rss_mb for x in r.runs if x.rss_mb]
             rss_s = f"{max(rss):.1f}" if rss and r.kind != "collect" else "-"
@@ -476,8 +634,13 @@ def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
             else:
                 bad = next(x for x in r.runs if not x.ok)
                 status = f"**INVALID** ({bad.why[:120]})".replace("|", "/")
+            cpu, first = r.median("cpu_s"), r.median("first_test_s")
+            pss = r.median("pss_mb")
+            gap = r.median("crash_gap_ms")
             out.append(f"| {suite} | `{r.label}` | {fmt_s(med)} | {rng} | {vs_serial} | "
-                       f"{vs_px} | {rss_s} | {status} |")
+                       f"{vs_px} | {rss_s} | {fmt_s(cpu)} | {fmt_s(first)} | "
+                       f"{'-' if pss is None else f'{pss:.0f}'} | "
+                       f"{'-' if gap is None else f'{gap:.0f}'} | {status} |")
         # derived figures
         m = manifests[suite]
         if suite == "trivial":
@@ -490,6 +653,24 @@ def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
                              f"xdist / L = {fmt_ratio(xd, lim)} (target <= 1.15x); "
                              f"xdist / pytest-xdist = {fmt_ratio(xd, by['px-load'].median())} "
                              "(target <= 0.5x).")
+        if suite == "trivial" and "xd-load-spawn" in by:
+            cpu_s = by["serial"].median("cpu_s")
+            notes.append(
+                f"- **trivial, fork vs spawn**: total CPU / serial: fork "
+                f"{fmt_ratio(by['xd-load'].median('cpu_s'), cpu_s)}, spawn "
+                f"{fmt_ratio(by['xd-load-spawn'].median('cpu_s'), cpu_s)} (target fork <= 1.15x); "
+                f"worker PSS fork / spawn = "
+                f"{fmt_ratio(by['xd-load'].median('pss_mb'), by['xd-load-spawn'].median('pss_mb'))}"
+                " (target <= 0.6x).")
+        if suite == "heavy":
+            cpu_s = by["serial"].median("cpu_s")
+            parts = []
+            for start in ("fork", "spawn"):
+                w2, w8 = by[f"xd-load-2-{start}"].median(), by[f"xd-load-8-{start}"].median()
+                parts.append(f"{start}: -n 8 / -n 2 wall {fmt_ratio(w8, w2)}, CPU -n 8 / serial "
+                             f"{fmt_ratio(by[f'xd-load-8-{start}'].median('cpu_s'), cpu_s)}")
+            notes.append("- **heavy**: " + "; ".join(parts)
+                         + " (targets for fork: wall <= 1.3x, CPU <= 1.2x).")
         if suite == "startup":
             xd = by["xd-load"].median()
             notes.append(f"- **startup**: xdist / serial = {fmt_ratio(xd, serial)} (target <= 1.2x), "

@@ -20,6 +20,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_CODE_PATH = REPO / "crates/xdist-worker/python/xdist_worker.py"
+# Prepended to the worker code, as `bootstrap.rs`'s WORKER_CODE does.
+ZYGOTE_CODE_PATH = REPO / "crates/xdist-worker/python/xdist_zygote.py"
 BOOTSTRAP_RS = REPO / "crates/xdist-worker/src/bootstrap.rs"
 
 CHILD_READ_FD = 3
@@ -49,7 +51,7 @@ def bootstrap_program():
 
 
 def worker_code():
-    return WORKER_CODE_PATH.read_text()
+    return ZYGOTE_CODE_PATH.read_text() + WORKER_CODE_PATH.read_text()
 
 
 def make_bootstrap(suite, basetemp, dist="load", args=None, workerid="gw0", workercount=2,

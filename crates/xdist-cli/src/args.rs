@@ -85,6 +85,12 @@ pub struct RawArgs {
     /// report the test as failed; the worker is replaced. Also ini `hang_timeout`.
     #[arg(long = "hang-timeout", value_name = "SECONDS")]
     pub hang_timeout: Option<String>,
+    /// How local workers start: `fork` (one process imports and collects, workers are forked
+    /// from it; replacements in milliseconds) or `spawn` (each worker is a new interpreter
+    /// that collects again, as pytest-xdist's). Fork falls back to spawn where it is unsafe
+    /// (the header says why). Also ini `xdist_start`. Default: fork (on Linux).
+    #[arg(long = "start", value_name = "fork|spawn")]
+    pub start: Option<String>,
     /// Loop on failing tests: rerun them whenever a file under `looponfailroots` (ini;
     /// default: rootdir) changes, then the whole suite once they pass. Ctrl-C ends it.
     #[arg(short = 'f', long = "looponfail")]
@@ -148,6 +154,7 @@ const OWN_VALUE_LONG: &[&str] = &[
     "--plugin",
     "--plugin-opt",
     "--hang-timeout",
+    "--start",
     "--px",
     "--rsyncdir",
     "--rsyncignore",
@@ -269,6 +276,8 @@ pub struct RunOptions {
     pub plugins: Vec<PathBuf>,
     pub plugin_opts: Vec<String>,
     pub hang_timeout: Option<f64>,
+    /// `--start` (None: ini `xdist_start`, else the default).
+    pub start: Option<StartMode>,
     pub looponfail: bool,
     /// pytest's arguments, in order.
     pub pytest_args: Vec<String>,
@@ -440,12 +449,37 @@ pub fn validate(
             .or(raw_addopts.hang_timeout)
             .map(|v| parse_seconds("--hang-timeout", &v))
             .transpose()?,
+        start: raw_cli
+            .start
+            .or(raw_addopts.start)
+            .map(|v| parse_start("--start", &v))
+            .transpose()?,
         looponfail: raw_cli.looponfail || raw_addopts.looponfail,
         plugins: raw_cli.plugin,
         plugin_opts: raw_cli.plugin_opt,
         pytest_args,
         pytest,
     })
+}
+
+/// How local workers start (`--start`, ini `xdist_start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// Forked from one process that collected (`xdist-worker::fork`).
+    Fork,
+    /// Each a new interpreter.
+    Spawn,
+}
+
+/// `fork` or `spawn`, for `flag` (the option or ini key named in the error).
+pub fn parse_start(flag: &str, v: &str) -> Result<StartMode, CliError> {
+    match v.trim() {
+        "fork" => Ok(StartMode::Fork),
+        "spawn" => Ok(StartMode::Spawn),
+        _ => Err(CliError::Usage(format!(
+            "invalid value '{v}' for {flag}: choose from fork, spawn"
+        ))),
+    }
 }
 
 /// `--shard K/N|auto` and `--shard-by`; `env` looks up the CI provider's variables.

@@ -22,7 +22,7 @@ use xdist_core::spec::XSpec;
 use xdist_plugin_api::host::PluginHost;
 use xdist_plugin_api::{ConfigView, GatewayView, NodeView, ReportView};
 use xdist_sched::{Action, Collection, NodeKey, SchedConfig, Scheduling};
-use xdist_worker::{spawn_worker, ExitKind, Stream, WorkerHandle, WorkerMsg, WorkerSpawn};
+use xdist_worker::{ExitKind, Stream, WorkerHandle, WorkerMsg, WorkerSpawn};
 
 use crate::args::RunOptions;
 use crate::controller_session::ControllerSession;
@@ -82,6 +82,8 @@ pub struct RunSetup {
     pub args_key: Option<String>,
     /// `--hang-timeout` / ini `hang_timeout`: a test running longer has its worker killed.
     pub hang_timeout: Option<Duration>,
+    /// How local workers start (`--start`).
+    pub start: crate::args::StartMode,
 }
 
 impl RunSetup {
@@ -227,6 +229,8 @@ pub struct Controller<'r> {
     controller_reasons_seen: bool,
     /// Nodes whose event channel ended while their process lived on.
     lost_channels: Vec<usize>,
+    /// The fork server, in fork mode (`--start fork`).
+    zygote: crate::zygote::Zygote,
 }
 
 impl<'r> Controller<'r> {
@@ -253,6 +257,12 @@ impl<'r> Controller<'r> {
                 false,
             ),
         };
+        // A plugin's scheduler may want every worker asked for: no sizing then.
+        let dist = match plugin_scheduler {
+            true => xdist_sched::DistMode::Each,
+            false => setup.opts.dist,
+        };
+        let zygote = crate::zygote::Zygote::new(setup.start, dist);
         Ok(Controller {
             setup,
             host,
@@ -306,6 +316,7 @@ impl<'r> Controller<'r> {
             restart_for_controller: false,
             controller_reasons_seen: false,
             lost_channels: Vec::new(),
+            zygote,
             failed_ids: Vec::new(),
             failed_seen: HashSet::new(),
         })
@@ -407,6 +418,7 @@ impl<'r> Controller<'r> {
             workerinput,
             workerinfo: Map::new(),
         };
+        let ours = view.workerinput.clone();
         let r = self.host.configure_node(&mut view);
         self.plugin_result(r);
         let mut workerinput = view.workerinput;
@@ -414,6 +426,12 @@ impl<'r> Controller<'r> {
             workerinput = session
                 .configure_node(&gw, &spec.raw, &workerinput)
                 .map_err(|e| CliError::Internal(format!("failed to configure {gw}: {e}")))?;
+        }
+        if workerinput != ours {
+            // Plugins may read what they added in `pytest_configure`, which a fork server
+            // would run once for all workers.
+            self.zygote
+                .no_fork("plugins add to each worker's workerinput (pytest_configure_node)");
         }
         let r = self.host.getremotemodule();
         let code = self.plugin_result(r).flatten();
@@ -459,7 +477,7 @@ impl<'r> Controller<'r> {
                 ),
             ])
             .collect();
-        let handle = spawn_worker(
+        let handle = self.zygote.start_worker(
             WorkerSpawn {
                 key,
                 spec,
@@ -518,8 +536,13 @@ impl<'r> Controller<'r> {
         if let Some(err) = self.fatal.take() {
             return Err(err);
         }
-        for i in 0..self.setup.workers() {
+        let mut i = 0;
+        while i < self.setup.workers() {
             self.spawn_worker(i, true)?;
+            if i == 0 {
+                self.size_to_collection();
+            }
+            i += 1;
         }
         // Read them only once all are forked (see `WorkerHandle::start`).
         for n in &mut self.nodes {
@@ -613,6 +636,21 @@ impl<'r> Controller<'r> {
             needs_controller_session: false,
             controller_session_used: self.controller_reasons_seen,
         })
+    }
+
+    /// Fork mode: the collection is known before the second worker starts; never start more
+    /// workers than the scheduler has units for (`-n 8 test_one.py::test_x` starts one).
+    fn size_to_collection(&mut self) {
+        let Some(n) = self.zygote.workercount() else {
+            return;
+        };
+        self.setup.specs.truncate(n);
+        for node in &mut self.nodes {
+            node.workerinput.insert("workercount".into(), json!(n));
+        }
+        // No node was added yet: the scheduler starts over with the smaller count.
+        self.sched_config.num_nodes = n;
+        self.sched = xdist_sched::make_scheduler(self.setup.opts.dist, self.sched_config.clone());
     }
 
     /// pytest-cov: combine the workers' coverage and report it, as its `DistMaster` would.
@@ -1030,6 +1068,10 @@ impl<'r> Controller<'r> {
                 self.nodes[i].ready = true;
                 if !self.session_started {
                     self.session_started = true;
+                    let mut header = header;
+                    if let Some(reason) = &self.zygote.fallback {
+                        header.push(format!("xdist: spawning workers: {reason}"));
+                    }
                     self.options = options;
                     let options = self.options.clone();
                     self.emit(RunEvent::SessionStart {

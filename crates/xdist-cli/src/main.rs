@@ -47,6 +47,7 @@ mod summary;
 mod terminal;
 mod termwriter;
 mod text;
+mod zygote;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -257,6 +258,14 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
             .transpose()?,
     }
     .map(std::time::Duration::from_secs_f64);
+    let start = match opts.start {
+        Some(s) => s,
+        None => ini
+            .get_str("xdist_start")
+            .map(|v| args::parse_start("ini xdist_start", v))
+            .transpose()?
+            .unwrap_or(args::StartMode::Fork),
+    };
     signals::install();
     let session = Session {
         python,
@@ -269,6 +278,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
         color,
         width,
         hang_timeout,
+        start,
         host: &host,
         config_view,
         cache_dir,
@@ -310,6 +320,7 @@ struct Session<'h> {
     color: bool,
     width: usize,
     hang_timeout: Option<std::time::Duration>,
+    start: args::StartMode,
     host: &'h xdist_plugin_api::host::PluginHost,
     config_view: xdist_plugin_api::ConfigView,
     /// pytest's cache directory, unless the cache plugin is disabled.
@@ -399,6 +410,7 @@ impl Session<'_> {
             durations: None,
             args_key,
             hang_timeout: self.hang_timeout,
+            start: self.start,
             opts,
         };
         let mut out: Box<dyn std::io::Write> = Box::new(std::io::stdout());
@@ -490,19 +502,7 @@ fn tty_width() -> Option<usize> {
 }
 
 fn random_uid() -> String {
-    let mut bytes = [0u8; 16];
-    let ok = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .is_ok();
-    if !ok {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            ^ (std::process::id() as u128) << 64;
-        bytes = t.to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    xdist_core::random_hex()
 }
 
 #[allow(dead_code)]

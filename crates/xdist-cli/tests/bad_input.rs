@@ -358,3 +358,18 @@ fn merge_commands_with_bad_inputs() {
     assert_one_error_line(&out, &["garbage", "not a duration history"]);
     assert!(!s.0.join("out.xml").exists() && !s.0.join("out").exists());
 }
+
+#[test]
+fn start_bogus() {
+    let s = suite("start");
+    let out = xdist(&s.0, &["-n", "2", "--python", &py(), "--start", "vfork"]);
+    assert_one_error_line(&out, &["'vfork'", "--start", "fork, spawn"]);
+}
+
+#[test]
+fn ini_xdist_start_bogus() {
+    let s = suite("ini-start");
+    std::fs::write(s.0.join("pytest.ini"), "[pytest]\nxdist_start = clone\n").unwrap();
+    let out = xdist(&s.0, &["-n", "2", "--python", &py()]);
+    assert_one_error_line(&out, &["'clone'", "ini xdist_start", "fork, spawn"]);
+}

@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use common::*;
 
-/// Suites checked elsewhere.
-const NOT_COMPARED: &[&str] = &["crashes"];
+/// Suites checked elsewhere (`nondeterministic`: its node ids differ per process, see
+/// `nondeterministic_ids_need_one_collection`).
+const NOT_COMPARED: &[&str] = &["crashes", "nondeterministic"];
 
 /// What serial pytest 9.2 must print for each suite (summary without the
 /// time) and its exit code: guards against a wrong venv or an edited suite.
@@ -123,10 +124,11 @@ fn run_serial(python: &Path, suite_dir: &Path) -> RunOutput {
     run_with_timeout(&mut cmd, timeout())
 }
 
-fn run_distributed(python: &Path, suite: &str, suite_dir: &Path) -> RunOutput {
+fn run_distributed(python: &Path, suite: &str, suite_dir: &Path, mode: &str) -> RunOutput {
     let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), python);
     let mut cmd = base_command(&argv[0], suite_dir);
     cmd.args(&argv[1..])
+        .args(start_args(mode))
         .args(["-v", "-p", "no:cacheprovider"])
         .args(extra_dist_args(suite))
         .arg(suite_dir);
@@ -137,11 +139,23 @@ fn has_line_containing(text: &str, needle: &str) -> bool {
     text.lines().any(|l| l.contains(needle))
 }
 
-/// Compare one suite under one interpreter; returns the problems found.
+/// Compare one suite under one interpreter, in each start mode; returns the problems found.
 fn compare_with(suite: &str, python: &Path) -> Vec<String> {
     let suite_dir = examples_dir().join(suite);
     let serial = run_serial(python, &suite_dir);
-    let label = format!("[{suite} with {}]", python.display());
+    (START_MODES.iter())
+        .flat_map(|mode| compare_mode(suite, python, &suite_dir, &serial, mode))
+        .collect()
+}
+
+fn compare_mode(
+    suite: &str,
+    python: &Path,
+    suite_dir: &Path,
+    serial: &RunOutput,
+    mode: &str,
+) -> Vec<String> {
+    let label = format!("[{suite} with {}, --start {mode}]", python.display());
     let mut problems = Vec::new();
 
     // --- serial sanity: the suite does what examples/README.md says
@@ -167,7 +181,7 @@ fn compare_with(suite: &str, python: &Path) -> Vec<String> {
     let serial_set = outcome_multiset(&serial_lines);
 
     // --- distributed run
-    let dist = run_distributed(python, suite, &suite_dir);
+    let dist = run_distributed(python, suite, suite_dir, mode);
     let mut dp = Vec::new();
     if dist.timed_out {
         dp.push("timed out".to_string());
@@ -519,6 +533,12 @@ fn a_node_reported_twice_by_collection_counts_twice() {
 /// no conftest needs it, the cache forgets.
 #[test]
 fn the_cache_remembers_a_needed_controller_session() {
+    for mode in START_MODES {
+        cache_remembers_a_needed_controller_session(mode);
+    }
+}
+
+fn cache_remembers_a_needed_controller_session(mode: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_tree(&examples_dir().join("controller_hooks"), dir.path());
     let log = dir.path().join("configures.log");
@@ -527,21 +547,34 @@ fn the_cache_remembers_a_needed_controller_session() {
         let _ = std::fs::remove_file(&log);
         let mut cmd = base_command(&argv[0], dir.path());
         cmd.args(&argv[1..])
+            .args(start_args(mode))
             .env("CONTROLLER_HOOKS_CONFIGURES", &log);
         let x = run_with_timeout(&mut cmd, timeout());
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let count = |who: &str| text.lines().filter(|l| *l == who).count();
         (x, count("worker"), count("controller"))
     };
+    // `pytest_configure` runs in each worker: its `pytest_configure_node` gives each worker
+    // its own `workerinput`, so fork mode spawns them too once the session is known (a first
+    // attempt without it forks: its fork server configures once).
+    let per_attempt = 2;
     let marker = dir.path().join(".pytest_cache/v/xdist/controller_session");
     let (x, workers, controllers) = run();
     assert_eq!(x.code, Some(1), "{}", x.describe(4000));
     // The first attempt's workers are stopped once one of them is ready.
-    assert!(workers > 2 && controllers == 1, "{workers} {controllers}");
+    assert!(
+        workers > per_attempt && controllers == 1,
+        "{mode}: {workers} {controllers}"
+    );
     assert!(marker.is_file());
     let (x, workers, controllers) = run();
     assert_eq!(x.code, Some(1), "{}", x.describe(4000));
-    assert_eq!((workers, controllers), (2, 1), "{}", x.describe(4000));
+    assert_eq!(
+        (workers, controllers),
+        (per_attempt, 1),
+        "{}",
+        x.describe(4000)
+    );
     // Without controller-side hooks the session is still started once, then forgotten.
     std::fs::write(dir.path().join("conftest.py"), "").unwrap();
     std::fs::write(
@@ -646,5 +679,36 @@ fn very_verbose_lines_show_where_a_test_was_defined() {
         has_line_containing(&x.stdout, "PASSED test_loc.py::test_gen <- <string>"),
         "{}",
         x.describe(4000)
+    );
+}
+
+/// Parametrize ids from `datetime.now()`, `random` and set order: serial pytest passes and so
+/// does fork mode (one collection); spawned workers each collect other ids and stop with
+/// pytest-xdist's collection diff.
+#[test]
+fn nondeterministic_ids_need_one_collection() {
+    if distributed_cmd_overridden() {
+        return;
+    }
+    let suite_dir = examples_dir().join("nondeterministic");
+    let python = test_python();
+    let serial = run_serial(&python, &suite_dir);
+    let serial_summary = parse_summary(&serial.stdout).map(|s| s.counts);
+    assert_eq!(serial.code, Some(0), "{}", serial.describe(4000));
+    let fork = run_distributed(&python, "nondeterministic", &suite_dir, "fork");
+    assert_eq!(fork.code, Some(0), "{}", fork.describe(6000));
+    assert_eq!(
+        parse_summary(&fork.stdout).map(|s| s.counts),
+        serial_summary,
+        "{}",
+        fork.describe(6000)
+    );
+    assert_eq!(parse_workers_items(&fork.stdout), Some((2, 13)));
+    let spawn = run_distributed(&python, "nondeterministic", &suite_dir, "spawn");
+    assert_ne!(spawn.code, Some(0), "{}", spawn.describe(6000));
+    assert!(
+        has_line_containing(&spawn.stdout, "Different tests were collected between"),
+        "{}",
+        spawn.describe(6000)
     );
 }

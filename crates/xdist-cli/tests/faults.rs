@@ -27,6 +27,11 @@ use std::time::{Duration, Instant};
 use common::{match_nodeid, parse_dist_v, parse_summary, repo_root, tail, test_python};
 use wait_timeout::ChildExt;
 
+thread_local! {
+    /// `--start` of the runs this test thread makes (see `fork_mode`).
+    static START: std::cell::Cell<&'static str> = const { std::cell::Cell::new("spawn") };
+}
+
 /// A run that takes longer is a hang: it is killed and the test fails.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long processes may take to disappear after the controller exited.
@@ -82,6 +87,7 @@ impl Suite {
             .arg("--python")
             .arg(test_python())
             .args(["-p", "no:cacheprovider"])
+            .args(common::start_args(START.with(|m| m.get())))
             .args(args)
             .arg(&self.dir);
         Running::spawn(cmd, self.marker())
@@ -1371,5 +1377,57 @@ fn invariant_one_final_outcome_per_test() {
     }
     c.summary(&[("failed", 3), ("passed", 47)]);
     c.exit(1);
+    c.finish();
+}
+
+/// Every fault above again with forked workers (`--start fork`): the zygote included, no
+/// process may be left behind.
+mod fork_mode {
+    macro_rules! in_fork_mode {
+        ($($name:ident),* $(,)?) => {$(
+            #[test]
+            fn $name() {
+                super::START.with(|m| m.set("fork"));
+                super::$name();
+            }
+        )*};
+    }
+
+    in_fork_mode!(
+        crashes_dist_load,
+        crashes_dist_loadscope,
+        crashes_dist_loadfile,
+        crashes_dist_loadgroup,
+        crashes_dist_worksteal,
+        crashes_dist_each,
+        max_worker_restart_0_disables_restarting,
+        max_worker_restart_limit_reached,
+        worker_killed_from_outside_mid_test,
+        hanging_test_killed_with_its_stack,
+        // Not `conftest_crash_in_one_worker`: forked workers import conftests once, in the
+        // fork server, not one by one (README, "Fork mode").
+        garbage_on_the_protocol_channel,
+        ctrl_c_lets_running_tests_finish,
+        sigterm_acts_like_ctrl_c,
+        second_ctrl_c_kills_at_once,
+        keyboard_interrupt_inside_a_test,
+        worker_internal_error_exits_3,
+        worker_internal_error_in_collection_finish_exits_3,
+        invariant_one_final_outcome_per_test,
+        controller_killed_leaves_nothing_behind,
+    );
+}
+
+/// SIGKILL of the controller mid-run: its workers (and a fork server) die with it.
+#[test]
+fn controller_killed_leaves_nothing_behind() {
+    let suite = Suite::new("stuck");
+    let run = suite.start(&["-n", "2", "-v"]);
+    let started = suite.wait_runs(2, Duration::from_secs(15));
+    run.signal(libc::SIGKILL);
+    let out = run.wait(RUN_TIMEOUT);
+    let mut c = Check::new("SIGKILL of the controller", &out);
+    c.expect(started, "tests never started");
+    c.expect(out.code.is_none(), "the controller was not killed");
     c.finish();
 }

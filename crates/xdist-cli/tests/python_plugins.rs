@@ -46,11 +46,18 @@ fn pytest(dir: &Path, args: &[&str]) -> RunOutput {
     run_with_timeout(&mut cmd, Duration::from_secs(180))
 }
 
+thread_local! {
+    /// `--start` of the runs this test thread makes (see `spawn_mode`).
+    static START: std::cell::Cell<&'static str> = const { std::cell::Cell::new("fork") };
+}
+
 fn xdist(dir: &Path, args: &[&str]) -> RunOutput {
     let python = plugins_python();
     let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &python);
     let mut cmd = clean_command(&argv[0], dir);
-    cmd.args(&argv[1..]).args(args);
+    cmd.args(&argv[1..])
+        .args(start_args(START.with(|m| m.get())))
+        .args(args);
     run_with_timeout(&mut cmd, Duration::from_secs(180))
 }
 
@@ -681,4 +688,26 @@ fn worker_atexit_handlers_run() {
         totals.push(combined_total(dir.path()));
     }
     assert_eq!(totals[0], totals[1], "plain pytest vs xdist");
+}
+
+/// Every plugin above again with spawned workers (`--start spawn`).
+mod spawn_mode {
+    macro_rules! in_spawn_mode {
+        ($($name:ident),* $(,)?) => {$(
+            #[test]
+            fn $name() {
+                super::START.with(|m| m.set("spawn"));
+                super::$name();
+            }
+        )*};
+    }
+
+    in_spawn_mode!(
+        coverage_equals_plain_pytest_cov,
+        coverage_xml_report_rates_equal,
+        randomly_uses_one_seed_for_all_workers,
+        rerunfailures_timeout_asyncio_hypothesis_match_pytest,
+        html_and_json_reports_hold_what_plain_pytest_writes,
+        syrupy_reports_the_whole_runs_snapshots_as_plain_pytest,
+    );
 }

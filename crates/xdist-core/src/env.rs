@@ -72,3 +72,9 @@ pub const XDIST_NATIVE: &str = "XDIST_NATIVE";
 /// Set by the pytest plugin when it hands a run to xdist: the pytest command line it replaced
 /// (shown in the run's header by the plugin inside the workers).
 pub const XDIST_HANDED_OFF: &str = "XDIST_HANDED_OFF";
+/// Fork server side: the controller's local socket forked workers connect back to.
+pub const XDIST_ZYGOTE: &str = "XDIST_ZYGOTE";
+/// Fork server side: the secret a forked worker's hello carries.
+pub const XDIST_ZYGOTE_SECRET: &str = "XDIST_ZYGOTE_SECRET";
+/// Fault injection (tests): the fork server's N-th fork request fails with `EAGAIN`.
+pub const XDIST_FAIL_FORK: &str = "XDIST_FAIL_FORK";

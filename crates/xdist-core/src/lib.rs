@@ -17,3 +17,21 @@ pub mod protocol;
 pub mod pystr;
 pub mod python;
 pub mod spec;
+
+/// 32 random hex digits (`/dev/urandom`; the clock and pid where it cannot be read): run ids
+/// and per-run secrets.
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok();
+    if !ok {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ (std::process::id() as u128) << 64;
+        bytes = t.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -413,6 +413,9 @@ def leave_forked_copy(status):
 
 CHANNEL_FDS = ()
 
+# The fork server of this run when this process is one (see `Zygote`), else None.
+ZYGOTE = None
+
 
 def _node_id_class():
     """pytest >= 9.2's structured node id class (`_locationline` takes it), else None;
@@ -952,6 +955,8 @@ class WorkerPlugin(XdistOptions):
         return "_".join(sorted(names)) if names else None
 
     def pytest_runtestloop(self, session):
+        if ZYGOTE is not None and ZYGOTE.is_zygote:
+            ZYGOTE.serve(self)  # returns in a forked child, as its worker
         self.heap.run_starts()
         config = session.config
         if session.testsfailed and not config.option.continue_on_collection_errors:
@@ -1839,8 +1844,13 @@ def keep_early_coverage(config):
 
 def exit_worker(code):
     """Ends the process: atexit handlers first (coverage's `COVERAGE_PROCESS_START` data, the
-    user's own), as a normal interpreter exit would, then `os._exit` (no module teardown)."""
+    user's own), as a normal interpreter exit would, then `os._exit` (no module teardown).
+    A zygote that failed before forking still forks children that report what it reported
+    (the controller hears every worker say it)."""
     import atexit
+
+    if ZYGOTE is not None and ZYGOTE.is_zygote:
+        ZYGOTE.serve(replay_exit=code)
 
     try:
         atexit._run_exitfuncs()
@@ -1864,6 +1874,10 @@ def main(channel_in, channel_out_fd):
         fatal(outbox, "protocol", "worker speaks protocol {} but the controller sent {}".format(
             PROTOCOL_VERSION, bootstrap.get("protocol")))
         os._exit(3)
+    global ZYGOTE
+    ZYGOTE = Zygote.from_environ(channel_in, channel_out_fd)
+    if ZYGOTE is not None:
+        outbox.channel = ZYGOTE.recording
     workerinput = bootstrap["workerinput"] = WorkerInput(from_wire(bootstrap["workerinput"]))
     os.environ["PYTEST_XDIST_WORKER"] = workerinput["workerid"]
     os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(workerinput["workercount"])
@@ -1884,11 +1898,11 @@ def main(channel_in, channel_out_fd):
         from _pytest.config import _prepareconfig
     except ImportError as exc:
         fatal(outbox, "no_pytest", "{}: {}".format(type(exc).__name__, exc))
-        os._exit(4)
+        exit_worker(4)
     major = int(pytest.__version__.split(".")[0])
     if major < 7:
         fatal(outbox, "old_pytest", "pytest {} is too old".format(pytest.__version__))
-        os._exit(4)
+        exit_worker(4)
 
     # Python stacks of every thread on SIGUSR1: the controller asks before killing a hung worker.
     import faulthandler
@@ -1898,10 +1912,14 @@ def main(channel_in, channel_out_fd):
     global STACK_DUMP_FILE
     STACK_DUMP_FILE = os.fdopen(os.dup(2), "w")
     faulthandler.register(signal.SIGUSR1, file=STACK_DUMP_FILE, all_threads=True)
-    outbox.start_flusher()
     queue = WorkQueue(channel)
-    reader = threading.Thread(target=queue.read_commands, name="xdist-channel", daemon=True)
-    reader.start()
+    if ZYGOTE is None:
+        outbox.start_flusher()
+        reader = threading.Thread(target=queue.read_commands, name="xdist-channel", daemon=True)
+        reader.start()
+    else:
+        # No thread may run at fork time: each child starts its own (see `Zygote`).
+        queue.channel = ZYGOTE.recording
 
     worker = WorkerPlugin(bootstrap, outbox, queue)
     worker.stack_thread = getattr(reader, "native_id", None)
@@ -1912,15 +1930,15 @@ def main(channel_in, channel_out_fd):
         config = _prepareconfig(args, plugins=plugins)
     except pytest.UsageError as exc:
         fatal(outbox, "usage", "ERROR: " + "\n".join(str(a) for a in exc.args), 4)
-        os._exit(4)
+        exit_worker(4)
     except SystemExit as exc:
         fatal(outbox, "usage", "pytest exited during startup", exc.code if isinstance(exc.code, int) else 4)
-        os._exit(4)
+        exit_worker(4)
     except Exception as exc:
         import traceback
 
         fatal(outbox, "startup", "".join(traceback.format_exception(exc)), 3)
-        os._exit(3)
+        exit_worker(3)
     keep_early_coverage(config)
     opt = config.option
     dist = bootstrap.get("dist", "load")
@@ -1943,7 +1961,7 @@ def main(channel_in, channel_out_fd):
         fatal(outbox, "usage", "ERROR: " + "\n".join(str(a) for a in exc.args), 4)
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(4)
+        exit_worker(4)
     except Exception:
         import traceback
 

@@ -1,8 +1,12 @@
 //! The Python code a worker runs: a bootstrap short enough for `python -c`, which reads the
 //! real worker code from the channel as its first frame.
 
-/// Embedded worker code (`python/xdist_worker.py`).
-pub const WORKER_CODE: &str = include_str!("../python/xdist_worker.py");
+/// Embedded worker code: the fork server's part (`python/xdist_zygote.py`, definitions only,
+/// idle unless the controller starts a fork server), then `python/xdist_worker.py`.
+pub const WORKER_CODE: &str = concat!(
+    include_str!("../python/xdist_zygote.py"),
+    include_str!("../python/xdist_worker.py")
+);
 
 /// The `-c` program. It takes the channel file descriptors from `XDIST_CHANNEL_FDS`
 /// (`read,write`; default `0,1` for stream transports such as SSH, where it moves the channel

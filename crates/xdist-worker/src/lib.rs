@@ -8,9 +8,11 @@
 //! controller loop is the only consumer.
 
 pub mod bootstrap;
+pub mod fork;
 pub mod local;
 pub mod remote;
 
+pub use fork::{ForkServer, NoFork, Units, ZygoteSpawn};
 pub use local::{spawn_local, LocalSpawn, OutputPiece, SpawnError, WorkerHandle};
 pub use remote::{spawn_worker, WorkerSpawn};
 

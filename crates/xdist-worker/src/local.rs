@@ -56,6 +56,8 @@ pub(crate) enum Killer {
     Pid(u32),
     /// A socket connection: closing it ends the worker's channel.
     Socket(std::net::TcpStream),
+    /// A child of the fork server (its pid arrives later).
+    Forked(Arc<Mutex<crate::fork::ForkLink>>),
 }
 
 /// The command side of a channel, shared with the thread that sends the first two frames.
@@ -111,6 +113,7 @@ impl WorkerHandle {
             Killer::Pid(pid) => unsafe {
                 libc::kill(*pid as i32, sig);
             },
+            Killer::Forked(link) => crate::fork::ForkLink::signal(link, sig),
             Killer::Socket(s) => {
                 if sig != libc::SIGUSR1 {
                     let _ = s.shutdown(std::net::Shutdown::Both);
@@ -142,20 +145,32 @@ impl WorkerHandle {
     }
 }
 
-/// Starts a worker; [`WorkerHandle::start`] starts the threads that feed its messages into `tx`.
-pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHandle, SpawnError> {
+/// A started local Python process running [`BOOTSTRAP`], with its channel's pipe ends.
+pub(crate) struct LocalProcess {
+    pub child: std::process::Child,
+    pub to_child: std::io::PipeWriter,
+    pub from_child: std::io::PipeReader,
+}
+
+/// Starts `python -u -c BOOTSTRAP` with the channel on fds 3/4, in its own process group,
+/// dying with the controller.
+pub(crate) fn start_process(
+    python: &std::path::Path,
+    cwd: &std::path::Path,
+    env: &[(OsString, OsString)],
+    nice: Option<i32>,
+) -> Result<LocalProcess, SpawnError> {
     let (to_child_r, to_child_w) = std::io::pipe().map_err(SpawnError::Pipe)?;
     let (from_child_r, from_child_w) = std::io::pipe().map_err(SpawnError::Pipe)?;
     let child_read: OwnedFd = to_child_r.into();
     let child_write: OwnedFd = from_child_w.into();
     let (cr, cw) = (child_read.as_raw_fd(), child_write.as_raw_fd());
-    let nice = spec.nice;
 
-    let mut cmd = Command::new(&spec.python);
+    let mut cmd = Command::new(python);
     cmd.arg("-u")
         .arg("-c")
         .arg(BOOTSTRAP)
-        .current_dir(&spec.cwd)
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -163,7 +178,7 @@ pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHan
             xdist_core::env::XDIST_CHANNEL_FDS,
             format!("{CHILD_READ_FD},{CHILD_WRITE_FD}"),
         );
-    for (k, v) in &spec.env {
+    for (k, v) in env {
         cmd.env(k, v);
     }
     // SAFETY: only async-signal-safe calls (dup2, setpgid, prctl) between fork and exec.
@@ -200,11 +215,25 @@ pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHan
         });
     }
     let child = cmd.spawn().map_err(|source| SpawnError::Start {
-        python: spec.python.display().to_string(),
+        python: python.display().to_string(),
         source,
     })?;
     drop(child_read);
     drop(child_write);
+    Ok(LocalProcess {
+        child,
+        to_child: to_child_w,
+        from_child: from_child_r,
+    })
+}
+
+/// Starts a worker; [`WorkerHandle::start`] starts the threads that feed its messages into `tx`.
+pub fn spawn_local(spec: LocalSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHandle, SpawnError> {
+    let LocalProcess {
+        child,
+        to_child: to_child_w,
+        from_child: from_child_r,
+    } = start_process(&spec.python, &spec.cwd, &spec.env, spec.nice)?;
     let key = spec.key;
     let pid = child.id();
 
@@ -444,7 +473,7 @@ static OUTPUT_BYTES: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
 pub struct OutputPiece(Vec<u8>);
 
 impl OutputPiece {
-    fn new(bytes: Vec<u8>) -> OutputPiece {
+    pub(crate) fn new(bytes: Vec<u8>) -> OutputPiece {
         let (count, cv) = &OUTPUT_BYTES;
         let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
         while *n > 0 && *n + bytes.len() > OUTPUT_IN_FLIGHT {
@@ -484,19 +513,31 @@ pub(crate) fn spawn_lines<R: Read + Send + 'static>(
 ) {
     thread::Builder::new()
         .name(format!("xdist-out-{key}"))
-        .spawn(move || {
-            let mut reader = BufReader::with_capacity(OUTPUT_PIECE, r);
-            while let Some(piece) = next_piece(&mut reader) {
-                if tx
-                    .send(WorkerMsg::Output(key, stream, OutputPiece::new(piece)))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            let _ = tx.send(WorkerMsg::OutputClosed(key, stream));
-        })
+        .spawn(move || read_lines(key, stream, r, tx, true))
         .ok();
+}
+
+/// Forwards `r`'s output as `key`'s, a line or an [`OUTPUT_PIECE`] at a time; at its end,
+/// says so when `report_close`.
+pub(crate) fn read_lines<R: Read>(
+    key: u32,
+    stream: Stream,
+    r: R,
+    tx: Sender<WorkerMsg>,
+    report_close: bool,
+) {
+    let mut reader = BufReader::with_capacity(OUTPUT_PIECE, r);
+    while let Some(piece) = next_piece(&mut reader) {
+        if tx
+            .send(WorkerMsg::Output(key, stream, OutputPiece::new(piece)))
+            .is_err()
+        {
+            return;
+        }
+    }
+    if report_close {
+        let _ = tx.send(WorkerMsg::OutputClosed(key, stream));
+    }
 }
 
 /// The next line (with its `\n`), or the next [`OUTPUT_PIECE`] bytes of a longer one;

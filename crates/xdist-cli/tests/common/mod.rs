@@ -102,6 +102,17 @@ pub fn distributed_cmd(xdist_bin: &str, python: &Path) -> Vec<String> {
     }
 }
 
+/// How xdist's local workers start: every comparison runs in both modes.
+pub const START_MODES: &[&str] = &["spawn", "fork"];
+
+/// `--start MODE` for the xdist binary; nothing when `XDIST_TEST_DISTRIBUTED_CMD` replaces it.
+pub fn start_args(mode: &str) -> Vec<String> {
+    if distributed_cmd_overridden() {
+        return Vec::new();
+    }
+    vec!["--start".to_string(), mode.to_string()]
+}
+
 /// True when `XDIST_TEST_DISTRIBUTED_CMD` overrides the xdist binary.
 pub fn distributed_cmd_overridden() -> bool {
     std::env::var("XDIST_TEST_DISTRIBUTED_CMD").is_ok_and(|c| !c.trim().is_empty())
