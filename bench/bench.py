@@ -537,18 +537,15 @@ def suite_rows(name: str, manifest: dict, xdist: Path | None,
     else:
         pss = name == "trivial"
         rows.append(Row("px-load", f"pytest -n {n}", "pytest-xdist", "load",
-                        [pytest, "-n", n], exp))
-        rows.append(Row("xd-load", f"xdist -n {n}", "xdist", "load",
-                        [xd, "--python", py, "-n", n], exp))
-        if handoff_pytest:
-            rows.append(Row("handoff", f"pytest -n {n} (XDIST_NATIVE=1: hand-off to the wheel's xdist)",
-                            "xdist", "load",
-                            ["env", "XDIST_NATIVE=1", str(handoff_pytest), "-n", n], exp))
                         [pytest, "-n", n], exp, pss=pss))
         rows.append(Row("xd-load", f"xdist -n {n} (fork)", "xdist", "load",
                         [xd, "--python", py, "-n", n], exp, pss=pss))
         rows.append(Row("xd-load-spawn", f"xdist -n {n} --start spawn", "xdist", "load",
                         [xd, "--python", py, "-n", n, "--start", "spawn"], exp, pss=pss))
+        if handoff_pytest:
+            rows.append(Row("handoff", f"pytest -n {n} (XDIST_NATIVE=1: hand-off to the wheel's xdist)",
+                            "xdist", "load",
+                            ["env", "XDIST_NATIVE=1", str(handoff_pytest), "-n", n], exp))
     return rows
 
 
