@@ -387,6 +387,8 @@ def _after_fork_in_child():
     later), nothing it emits is sent, and `leave_forked_copy` ends the copy if it comes back
     into pytest's test loop."""
     global FORKED_COPY
+    if ZYGOTE is not None and getattr(ZYGOTE, "forking", False):
+        return
     FORKED_COPY = True
     fds = [int(fd) for fd in CHANNEL_FDS]
     try:
@@ -1913,6 +1915,7 @@ def main(channel_in, channel_out_fd):
     STACK_DUMP_FILE = os.fdopen(os.dup(2), "w")
     faulthandler.register(signal.SIGUSR1, file=STACK_DUMP_FILE, all_threads=True)
     queue = WorkQueue(channel)
+    reader = None
     if ZYGOTE is None:
         outbox.start_flusher()
         reader = threading.Thread(target=queue.read_commands, name="xdist-channel", daemon=True)

@@ -153,7 +153,13 @@ class Zygote:
             try:
                 if fail:
                     raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
-                return os.fork()
+                # The worker's fork hook (a test's fork is a copy to end) must not take
+                # the zygote's own children for such copies.
+                self.forking = True
+                try:
+                    return os.fork()
+                finally:
+                    self.forking = False
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.ENOMEM) or attempt == 7:
                     self.send({"t": "fork_failed", "key": request["key"], "error": str(exc)})
@@ -252,9 +258,13 @@ class Zygote:
                 target=plugin.queue.read_commands, name="xdist-channel", daemon=True
             )
             reader.start()
+            # Stacks are dumped by signalling this child's own channel thread.
+            plugin.stack_thread = reader.native_id
         for event in events:
             if event.get("t") == "ready":
                 event["info"] = dict(event["info"], pid=os.getpid())
+                if plugin is not None:
+                    event["stack_thread"] = plugin.stack_thread
         channel.send_events(events)
         if replay_exit is not None:
             os._exit(replay_exit)
