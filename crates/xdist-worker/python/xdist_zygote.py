@@ -243,6 +243,12 @@ class Zygote:
         faulthandler.register(signal.SIGUSR1, file=STACK_DUMP_FILE, all_threads=True)
         if capman is not None:
             capman.start_global_capturing()
+        # This child is the worker now: its own pid sends, fds 3/4 are its channel (the
+        # fork hook points those at /dev/null in a test's fork of this child).
+        global WORKER_PID, CHANNEL_FDS, FORKED_COPY
+        WORKER_PID = os.getpid()
+        CHANNEL_FDS = (3, 4)
+        FORKED_COPY = False
         channel = Channel(os.fdopen(3, "rb"), 4)
         payload = channel.recv()
         if payload is None:
