@@ -167,7 +167,12 @@ fn p_xdist_with_autoload_disabled() {
 fn the_last_numprocesses_wins() {
     let python = test_python();
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("test_ok.py"), "def test_ok():\n    pass\n").unwrap();
+    // Two tests: fork mode starts no more workers than there are tests.
+    std::fs::write(
+        tmp.path().join("test_ok.py"),
+        "def test_ok():\n    pass\n\ndef test_ok_too():\n    pass\n",
+    )
+    .unwrap();
     // (ini addopts, PYTEST_ADDOPTS, command line, workers started)
     type Case<'a> = (&'a str, Option<&'a str>, &'a [&'a str], Option<u64>);
     let cases: &[Case] = &[
