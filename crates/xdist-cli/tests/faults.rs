@@ -8,8 +8,9 @@
 //! the value of `XDIST_FAULTS_MARKER` in their environment. After the controller exits, no
 //! process whose command line, environment or working directory holds that path may remain.
 //!
-//! Most suites' conftest appends each test's node id to `runs.log` when the test starts,
-//! so a test can check that every test (crashing or not) ran exactly once.
+//! A suite without a conftest of its own gets `tests/faults/record_runs.py` as one: it
+//! appends each test's node id to `runs.log` when the test starts, so a test can check that
+//! every test (crashing or not) ran exactly once.
 //!
 //! Each test asserts outcomes (`-v` lines), output lines, the summary and the exit code,
 //! and runs in a few seconds; a run that hangs is killed after `RUN_TIMEOUT` and fails.
@@ -54,6 +55,12 @@ impl Suite {
             SEQ.fetch_add(1, Ordering::SeqCst)
         ));
         copy_dir(&src, &dir);
+        // The suites without a conftest of their own share the one that logs each test's run.
+        let conftest = dir.join("conftest.py");
+        if !conftest.exists() {
+            std::fs::copy(repo_root().join("tests/faults/record_runs.py"), &conftest)
+                .expect("copy tests/faults/record_runs.py");
+        }
         Suite { dir }
     }
 
