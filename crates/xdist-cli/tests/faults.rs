@@ -475,6 +475,14 @@ fn count_runs(runs: &[String], id: &str) -> usize {
     runs.iter().filter(|r| *r == id).count()
 }
 
+/// `id` started exactly once (a crash's test is not run again).
+fn expect_ran_once(c: &mut Check, suite: &Suite, id: &str) {
+    c.expect(
+        count_runs(&suite.runs(), id) == 1,
+        format!("{id} ran again"),
+    );
+}
+
 // ---------------------------------------------------------------------------
 // crash3: 50 tests, 3 of which kill their worker
 // ---------------------------------------------------------------------------
@@ -748,7 +756,7 @@ fn worker_killed_from_outside_mid_test() {
         out.elapsed < Duration::from_secs(15),
         "the victim's 30 s sleep was waited out",
     );
-    c.expect(count_runs(&suite.runs(), id) == 1, "test_victim ran again");
+    expect_ran_once(&mut c, &suite, id);
     c.finish();
 }
 
@@ -781,7 +789,7 @@ fn hanging_test_killed_with_its_stack() {
         out.elapsed < Duration::from_secs(9),
         format!("took {:.1?}: the hang was not cut at ~2 s", out.elapsed),
     );
-    c.expect(count_runs(&suite.runs(), id) == 1, "test_hang ran again");
+    expect_ran_once(&mut c, &suite, id);
     c.finish();
 }
 
@@ -841,10 +849,7 @@ fn hang_timeout_blames_the_hung_test_only() {
     );
     c.exit(1);
     for id in &ids {
-        c.expect(
-            count_runs(&suite.runs(), id) == 1,
-            format!("{id} ran again"),
-        );
+        expect_ran_once(&mut c, &suite, id);
     }
     c.finish();
 }
@@ -991,10 +996,7 @@ fn garbage_on_the_protocol_channel() {
                 format!("no `{msg}` line after `{head}`"),
             );
         }
-        c.expect(
-            count_runs(&suite.runs(), id) == 1,
-            format!("{id} ran again"),
-        );
+        expect_ran_once(&mut c, &suite, id);
     }
     c.summary(&[("failed", 4), ("passed", 6)]);
     c.exit(1);
