@@ -103,7 +103,7 @@ fn each_provider_runs_every_test_exactly_once_over_4_jobs() {
     }
 }
 
-/// The skewed bench suite (bench/bench.py, /work/shared/suites/gen_suites.py): 190 quick
+/// The skewed bench suite (the shape bench/bench.py generates): 190 quick
 /// tests and 10 long ones last; the history holds each test's designed seconds.
 fn skewed_suite(dir: &Path) -> BTreeMap<String, f64> {
     std::fs::write(

@@ -8,8 +8,9 @@
 //! the value of `XDIST_FAULTS_MARKER` in their environment. After the controller exits, no
 //! process whose command line, environment or working directory holds that path may remain.
 //!
-//! Most suites' conftest appends each test's node id to `runs.log` when the test starts,
-//! so a test can check that every test (crashing or not) ran exactly once.
+//! A suite without a conftest of its own gets `tests/faults/record_runs.py` as one: it
+//! appends each test's node id to `runs.log` when the test starts, so a test can check that
+//! every test (crashing or not) ran exactly once.
 //!
 //! Each test asserts outcomes (`-v` lines), output lines, the summary and the exit code,
 //! and runs in a few seconds; a run that hangs is killed after `RUN_TIMEOUT` and fails.
@@ -59,6 +60,12 @@ impl Suite {
             SEQ.fetch_add(1, Ordering::SeqCst)
         ));
         copy_dir(&src, &dir);
+        // The suites without a conftest of their own share the one that logs each test's run.
+        let conftest = dir.join("conftest.py");
+        if !conftest.exists() {
+            std::fs::copy(repo_root().join("tests/faults/record_runs.py"), &conftest)
+                .expect("copy tests/faults/record_runs.py");
+        }
         Suite { dir }
     }
 
@@ -474,6 +481,14 @@ fn count_runs(runs: &[String], id: &str) -> usize {
     runs.iter().filter(|r| *r == id).count()
 }
 
+/// `id` started exactly once (a crash's test is not run again).
+fn expect_ran_once(c: &mut Check, suite: &Suite, id: &str) {
+    c.expect(
+        count_runs(&suite.runs(), id) == 1,
+        format!("{id} ran again"),
+    );
+}
+
 // ---------------------------------------------------------------------------
 // crash3: 50 tests, 3 of which kill their worker
 // ---------------------------------------------------------------------------
@@ -747,7 +762,7 @@ fn worker_killed_from_outside_mid_test() {
         out.elapsed < Duration::from_secs(15),
         "the victim's 30 s sleep was waited out",
     );
-    c.expect(count_runs(&suite.runs(), id) == 1, "test_victim ran again");
+    expect_ran_once(&mut c, &suite, id);
     c.finish();
 }
 
@@ -780,7 +795,7 @@ fn hanging_test_killed_with_its_stack() {
         out.elapsed < Duration::from_secs(9),
         format!("took {:.1?}: the hang was not cut at ~2 s", out.elapsed),
     );
-    c.expect(count_runs(&suite.runs(), id) == 1, "test_hang ran again");
+    expect_ran_once(&mut c, &suite, id);
     c.finish();
 }
 
@@ -840,10 +855,7 @@ fn hang_timeout_blames_the_hung_test_only() {
     );
     c.exit(1);
     for id in &ids {
-        c.expect(
-            count_runs(&suite.runs(), id) == 1,
-            format!("{id} ran again"),
-        );
+        expect_ran_once(&mut c, &suite, id);
     }
     c.finish();
 }
@@ -990,10 +1002,7 @@ fn garbage_on_the_protocol_channel() {
                 format!("no `{msg}` line after `{head}`"),
             );
         }
-        c.expect(
-            count_runs(&suite.runs(), id) == 1,
-            format!("{id} ran again"),
-        );
+        expect_ran_once(&mut c, &suite, id);
     }
     c.summary(&[("failed", 4), ("passed", 6)]);
     c.exit(1);

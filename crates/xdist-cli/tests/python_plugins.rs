@@ -114,9 +114,9 @@ fn cov_lines(out: &RunOutput) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn coverage_equals_plain_pytest_cov() {
-    let dir = covpkg();
+/// Runs `--cov=covpkg` plus `extra` under pytest and xdist in `dir` and checks they agree:
+/// exit code, coverage table, missing lines and summary counts. Returns pytest's table.
+fn cov_like_pytest(dir: &Path, extra: &[&str]) -> Vec<String> {
     let base = [
         "-p",
         "no:randomly",
@@ -124,6 +124,34 @@ fn coverage_equals_plain_pytest_cov() {
         "no:cacheprovider",
         "--cov=covpkg",
     ];
+    let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+    let p = pytest(dir, &args);
+    let x = xdist(dir, &args);
+    assert_eq!(
+        p.code,
+        x.code,
+        "{extra:?}\n{}\n{}",
+        p.describe(4000),
+        x.describe(4000)
+    );
+    let (pt, xt) = (cov_table(&p), cov_table(&x));
+    assert_eq!(pt, xt, "{extra:?}\n{}", x.describe(4000));
+    assert_eq!(
+        cov_lines(&p),
+        cov_lines(&x),
+        "{extra:?}\n{}",
+        x.describe(4000)
+    );
+    assert_eq!(
+        parse_summary(&p.stdout).map(|s| s.counts),
+        parse_summary(&x.stdout).map(|s| s.counts)
+    );
+    pt
+}
+
+#[test]
+fn coverage_equals_plain_pytest_cov() {
+    let dir = covpkg();
     for extra in [
         &["--cov-report=term-missing"][..],
         &["--cov-branch", "--cov-report=term", "--cov-fail-under=90"][..],
@@ -132,29 +160,8 @@ fn coverage_equals_plain_pytest_cov() {
             "--cov-fail-under=50",
         ][..],
     ] {
-        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        let p = pytest(dir.path(), &args);
-        let x = xdist(dir.path(), &args);
-        assert_eq!(
-            p.code,
-            x.code,
-            "{extra:?}\n{}\n{}",
-            p.describe(4000),
-            x.describe(4000)
-        );
-        let (pt, xt) = (cov_table(&p), cov_table(&x));
-        assert!(pt.iter().any(|l| l.starts_with("covpkg/calc.py")) || extra[0].contains("skip"));
-        assert_eq!(pt, xt, "{extra:?}\n{}", x.describe(4000));
-        assert_eq!(
-            cov_lines(&p),
-            cov_lines(&x),
-            "{extra:?}\n{}",
-            x.describe(4000)
-        );
-        assert_eq!(
-            parse_summary(&p.stdout).map(|s| s.counts),
-            parse_summary(&x.stdout).map(|s| s.counts)
-        );
+        let table = cov_like_pytest(dir.path(), extra);
+        assert!(table.iter().any(|l| l.starts_with("covpkg/calc.py")) || extra[0].contains("skip"));
     }
     // The data is combined into one file, as pytest-cov leaves it; no worker files remain.
     let leftovers: Vec<String> = std::fs::read_dir(dir.path())
@@ -596,28 +603,11 @@ fn covpkg_imported_by_conftest() -> tempfile::TempDir {
 #[test]
 fn coverage_counts_conftest_import_time_like_plain_pytest_cov() {
     let dir = covpkg_imported_by_conftest();
-    let base = [
-        "-p",
-        "no:randomly",
-        "-p",
-        "no:cacheprovider",
-        "--cov=covpkg",
-    ];
     for extra in [
         &["--cov-report=term-missing"][..],
         &["--cov-branch", "--cov-report=term", "--cov-fail-under=75"][..],
     ] {
-        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        let p = pytest(dir.path(), &args);
-        let x = xdist(dir.path(), &args);
-        assert_eq!(p.code, x.code, "{extra:?}\n{}", x.describe(4000));
-        assert_eq!(
-            cov_table(&p),
-            cov_table(&x),
-            "{extra:?}\n{}",
-            x.describe(4000)
-        );
-        assert_eq!(cov_lines(&p), cov_lines(&x), "{extra:?}");
+        cov_like_pytest(dir.path(), extra);
     }
 }
 

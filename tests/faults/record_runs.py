@@ -1,5 +1,6 @@
-"""Every test appends its node id to runs.log before running, so the Rust test can
-check that each test (crashing or not) ran exactly once."""
+"""The conftest of every fault suite that has none of its own (faults.rs copies it in): each
+test appends its node id to runs.log before running, so the Rust test can check that each
+test (crashing or not) ran exactly once."""
 import os
 
 import pytest
