@@ -23,7 +23,7 @@ use std::sync::mpsc::{self, Receiver};
 use serde_json::{json, Map, Value};
 use xdist_worker::bootstrap::WORKER_CODE;
 
-use crate::summary::{step_command, SummaryInput, RESULT_PREFIX};
+use crate::pystep::summary::{step_command, SummaryInput, RESULT_PREFIX};
 
 pub struct ControllerSession {
     child: Child,

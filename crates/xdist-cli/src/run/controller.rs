@@ -24,10 +24,10 @@ use xdist_plugin_api::{ConfigView, GatewayView, NodeView, ReportView};
 use xdist_sched::{Action, Collection, NodeKey, SchedConfig, Scheduling};
 use xdist_worker::{ExitKind, Stream, WorkerHandle, WorkerMsg, WorkerSpawn};
 
-use crate::args::RunOptions;
-use crate::controller_session::ControllerSession;
-use crate::durations;
+use crate::cli::args::RunOptions;
 use crate::error::CliError;
+use crate::pystep::controller_session::ControllerSession;
+use crate::run::durations;
 
 /// How long a worker's channel may stay open after its process exited (a forked grandchild
 /// can hold it) before the worker counts as down anyway.
@@ -83,7 +83,7 @@ pub struct RunSetup {
     /// `--hang-timeout` / ini `hang_timeout`: a test running longer has its worker killed.
     pub hang_timeout: Option<Duration>,
     /// How local workers start (`--start`).
-    pub start: crate::args::StartMode,
+    pub start: crate::cli::args::StartMode,
 }
 
 impl RunSetup {
@@ -230,7 +230,7 @@ pub struct Controller<'r> {
     /// Nodes whose event channel ended while their process lived on.
     lost_channels: Vec<usize>,
     /// The fork server, in fork mode (`--start fork`).
-    zygote: crate::zygote::Zygote,
+    zygote: crate::run::zygote::Zygote,
 }
 
 impl<'r> Controller<'r> {
@@ -249,7 +249,7 @@ impl<'r> Controller<'r> {
         };
         let (sched, plugin_scheduler) = match host
             .make_scheduler(&config_view, &config)
-            .map_err(crate::plugins::hook_error)?
+            .map_err(crate::cli::plugins::hook_error)?
         {
             Some(s) => (s, true),
             None => (
@@ -262,7 +262,7 @@ impl<'r> Controller<'r> {
             true => xdist_sched::DistMode::Each,
             false => setup.opts.dist,
         };
-        let zygote = crate::zygote::Zygote::new(setup.start, dist);
+        let zygote = crate::run::zygote::Zygote::new(setup.start, dist);
         Ok(Controller {
             setup,
             host,
@@ -344,7 +344,7 @@ impl<'r> Controller<'r> {
             Ok(v) => Some(v),
             Err(e) => {
                 if self.fatal.is_none() {
-                    self.fatal = Some(crate::plugins::hook_error(e));
+                    self.fatal = Some(crate::cli::plugins::hook_error(e));
                 }
                 None
             }
@@ -354,7 +354,7 @@ impl<'r> Controller<'r> {
     fn check_plugin_scheduler(&mut self) {
         if let Some(e) = self.host.take_error() {
             if self.fatal.is_none() {
-                self.fatal = Some(crate::plugins::hook_error(e));
+                self.fatal = Some(crate::cli::plugins::hook_error(e));
             }
         }
     }
@@ -403,9 +403,9 @@ impl<'r> Controller<'r> {
         workerinput.insert("workercount".into(), json!(self.setup.workers()));
         workerinput.insert("testrunuid".into(), json!(self.setup.testrunuid));
         workerinput.insert("mainargv".into(), json!(self.setup.mainargv));
-        crate::cov::add_workerinput(&mut workerinput, &self.setup.cwd);
+        crate::pystep::cov::add_workerinput(&mut workerinput, &self.setup.cwd);
         let (args, uid) = (&self.setup.opts.pytest_args, &self.setup.testrunuid);
-        crate::randomly::add_workerinput(&mut workerinput, args, &self.setup.cwd, uid);
+        crate::pystep::randomly::add_workerinput(&mut workerinput, args, &self.setup.cwd, uid);
         let gateway = GatewayView {
             id: gw.clone(),
             spec: spec.raw.clone(),
@@ -655,8 +655,8 @@ impl<'r> Controller<'r> {
 
     /// pytest-cov: combine the workers' coverage and report it, as its `DistMaster` would.
     fn finish_coverage(&mut self) {
-        let nodes: Vec<crate::cov::CovNode> = (self.nodes.iter().enumerate())
-            .map(|(i, n)| crate::cov::CovNode {
+        let nodes: Vec<crate::pystep::cov::CovNode> = (self.nodes.iter().enumerate())
+            .map(|(i, n)| crate::pystep::cov::CovNode {
                 id: &n.id,
                 workerinfo: &n.workerinfo,
                 workeroutput: self.worker_outputs.get(&i),
@@ -666,7 +666,8 @@ impl<'r> Controller<'r> {
         let (python, cwd) = (&self.setup.python, &self.setup.cwd);
         let run_time = self.started.elapsed();
         let width = self.setup.width;
-        let Some(cov) = crate::cov::finish(python, cwd, width, &nodes, failed, run_time) else {
+        let Some(cov) = crate::pystep::cov::finish(python, cwd, width, &nodes, failed, run_time)
+        else {
             return;
         };
         self.emit(RunEvent::Coverage {
@@ -716,7 +717,7 @@ impl<'r> Controller<'r> {
                 }))
             })
             .collect();
-        let input = crate::summary::SummaryInput {
+        let input = crate::pystep::summary::SummaryInput {
             args: &self.setup.opts.pytest_args,
             mirror,
             summary,
@@ -740,7 +741,9 @@ impl<'r> Controller<'r> {
             }),
             (None, Some(r)) => r,
             // No worker was left to run it (stopped, crashed, or too much to send).
-            (None, None) => crate::summary::run(&self.setup.python, &self.setup.cwd, &input),
+            (None, None) => {
+                crate::pystep::summary::run(&self.setup.python, &self.setup.cwd, &input)
+            }
         };
         match result {
             Ok(text) => {
@@ -863,7 +866,7 @@ impl<'r> Controller<'r> {
     }
 
     fn check_interrupts(&mut self) {
-        let n = crate::signals::count();
+        let n = crate::run::signals::count();
         if n == 0 {
             return;
         }
@@ -1266,7 +1269,7 @@ impl<'r> Controller<'r> {
             self.setup.opts.shard,
             self.collection.is_none() && ids.is_empty() && not_in_shard > 0,
         ) {
-            eprintln!("{}", crate::shard::empty_shard_line(s, not_in_shard));
+            eprintln!("{}", crate::run::shard::empty_shard_line(s, not_in_shard));
         }
         let deselected = deselected + not_in_shard;
         self.nodes[i].collected = true;
@@ -1544,12 +1547,12 @@ impl<'r> Controller<'r> {
             return (ids, groups, 0);
         };
         let durations = match shard.by {
-            crate::args::ShardBy::Duration => self
+            crate::cli::args::ShardBy::Duration => self
                 .history_path()
                 .and_then(|p| durations::estimates(&p, &ids)),
-            crate::args::ShardBy::Hash => None,
+            crate::cli::args::ShardBy::Hash => None,
         };
-        let selected = crate::shard::select(&ids, shard, durations.as_deref());
+        let selected = crate::run::shard::select(&ids, shard, durations.as_deref());
         if self.shard_map.is_none() {
             let mut rev = vec![usize::MAX; ids.len()];
             for (s, &w) in selected.iter().enumerate() {
@@ -1879,7 +1882,7 @@ impl<'r> Controller<'r> {
         } else {
             ("failed", "F", "FAILED", "red")
         };
-        let short = crate::text::short_line(
+        let short = crate::report::text::short_line(
             word,
             &[markup],
             nodeid,
