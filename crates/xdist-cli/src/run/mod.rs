@@ -10,4 +10,5 @@ pub mod looponfail;
 pub mod rsync;
 pub mod shard;
 pub mod signals;
+pub mod state;
 pub mod zygote;
