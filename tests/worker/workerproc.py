@@ -1,4 +1,4 @@
-"""Drive the Python worker (`crates/xdist-worker/python/xdist_worker.py`) on its own, the way
+"""Drive the Python worker (`crates/xdist-worker/python/`, its parts concatenated) on its own, the way
 the Rust controller does (`crates/xdist-worker/src/local.rs`), with no Rust involved.
 
 A worker is `python -u -c <BOOTSTRAP>` with the channel on file descriptors 3 (commands in)
@@ -6,8 +6,9 @@ and 4 (events out), named by `XDIST_CHANNEL_FDS=3,4`. Frame 0 is the worker code
 bootstrap JSON; after that both sides exchange JSON arrays. Every frame is a 4-byte
 big-endian length and the payload.
 
-The bootstrap program and the worker code are read from the repository on every run, so these
-tests always exercise what the `xdist` binary embeds.
+The bootstrap program and the worker code (the parts `bootstrap.rs`'s WORKER_PARTS names, in
+that order) are read from the repository on every run, so these tests always exercise what the
+`xdist` binary embeds.
 """
 
 import json
@@ -19,9 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-WORKER_CODE_PATH = REPO / "crates/xdist-worker/python/xdist_worker.py"
-# Prepended to the worker code, as `bootstrap.rs`'s WORKER_CODE does.
-ZYGOTE_CODE_PATH = REPO / "crates/xdist-worker/python/xdist_zygote.py"
+WORKER_CODE_DIR = REPO / "crates/xdist-worker/python"
 BOOTSTRAP_RS = REPO / "crates/xdist-worker/src/bootstrap.rs"
 
 CHILD_READ_FD = 3
@@ -50,8 +49,16 @@ def bootstrap_program():
     return match.group(1)
 
 
+def worker_parts():
+    """The worker code's parts, in the order `bootstrap.rs`'s WORKER_PARTS concatenates them."""
+    text = BOOTSTRAP_RS.read_text()
+    match = re.search(r"WORKER_PARTS: \[&str; \d+\] = \[(.*?)\];", text, re.S)
+    assert match, "WORKER_PARTS not found in {}".format(BOOTSTRAP_RS)
+    return re.findall(r'"([^"]+)"', match.group(1))
+
+
 def worker_code():
-    return ZYGOTE_CODE_PATH.read_text() + WORKER_CODE_PATH.read_text()
+    return "".join((WORKER_CODE_DIR / name).read_text() for name in worker_parts())
 
 
 def make_bootstrap(suite, basetemp, dist="load", args=None, workerid="gw0", workercount=2,
