@@ -53,8 +53,17 @@ mod tests {
         let parts: String = (WORKER_PARTS.iter())
             .map(|name| std::fs::read_to_string(dir.join(name)).expect("a worker part"))
             .collect();
-        assert!(parts == WORKER_CODE, "WORKER_CODE is not WORKER_PARTS concatenated");
-        let found = std::fs::read_dir(&dir).expect("python/").count();
-        assert_eq!(found, WORKER_PARTS.len(), "a file in python/ that is no part");
+        assert!(
+            parts == WORKER_CODE,
+            "WORKER_CODE is not WORKER_PARTS concatenated"
+        );
+        let found = (std::fs::read_dir(&dir).expect("python/").flatten())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "py"))
+            .count();
+        assert_eq!(
+            found,
+            WORKER_PARTS.len(),
+            "a .py file in python/ that is no part"
+        );
     }
 }
