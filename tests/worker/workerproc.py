@@ -290,6 +290,66 @@ class WorkerProc:
         self._stderr.close()
 
 
+# As `main` drives the session, without the bootstrap frames: the queue is filled up front.
+SESSION_PROGRAM = """
+import os, sys
+sys.path.insert(0, {dir!r})
+import pytest
+from _pytest.config import _prepareconfig
+import xdist_channel, xdist_session
+from xdist_report import make_finish_reporter
+
+r, _ = os.pipe()
+channel = xdist_channel.open_channel(os.fdopen(r, "rb"), int(sys.argv[1]))
+outbox, queue = xdist_channel.Outbox(channel), xdist_channel.WorkQueue(channel)
+queue.handle({{"t": "run", "indices": [0, 1]}})
+queue.handle({{"t": "shutdown"}})
+workerinput = xdist_session.WorkerInput(workerid="gw0", workercount=1, testrunuid="u")
+boot = {{"workerinput": workerinput, "color": False, "width": 80, "want_header": False}}
+worker = xdist_session.WorkerPlugin(boot, outbox, queue)
+plugins = [worker, worker.fixtures_plugin(), make_finish_reporter(pytest, worker)]
+config = _prepareconfig(["-p", "no:xdist"] + sys.argv[2:], plugins=plugins)
+config.workerinput, config.workeroutput = workerinput, {{}}
+config.hook.pytest_cmdline_main(config=config)
+outbox.flush()
+"""
+
+def child_env():
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env.update(COLUMNS="80", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def session_events(python, suite, args):
+    """The events of `WorkerPlugin` (`xdist_session.py`, imported on its own) in a real pytest
+    session of `args` in `suite`, tests 0 and 1 queued, then `shutdown`."""
+    ev_r, ev_w = os.pipe()
+    proc = subprocess.Popen(
+        [str(python), "-c", SESSION_PROGRAM.format(dir=str(WORKER_CODE_DIR)), str(ev_w)] + list(args),
+        cwd=str(suite), env=child_env(), pass_fds=(ev_w,), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    os.close(ev_w)
+    with os.fdopen(ev_r, "rb") as events_in:
+        data = events_in.read()  # until the child exits
+    output = proc.communicate(timeout=60)[0].decode(errors="replace")
+    assert proc.returncode == 0, output
+    events = []
+    while data:
+        size = int.from_bytes(data[:4], "big")
+        events.extend(json.loads(data[4:4 + size]))
+        data = data[4 + size:]
+    return events
+
+
+def plain_pytest(python, suite, args):
+    """What plain pytest prints for `args` in `suite`, 80 columns, no colour."""
+    return subprocess.run(
+        [str(python), "-m", "pytest"] + list(args), cwd=str(suite), env=child_env(),
+        capture_output=True, text=True, timeout=60,
+    ).stdout
+
+
 def _dup_high(fd, low=10):
     import fcntl
 
