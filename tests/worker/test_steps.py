@@ -45,7 +45,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus):
 def failed_report():
     rep = TestReport(nodeid="test_a.py::test_x", location=("test_a.py", 0, "test_x"),
                      keywords={}, outcome="failed", longrepr="boom", when="call")
-    return json.dumps({"w": "gw1", "r": dict(_report_to_json(rep), **{"$report_type": "TestReport"})})
+    data = dict(_report_to_json(rep), **{"$report_type": "TestReport"})
+    return json.dumps({"w": "gw1", "r": data})
 
 
 def step(python, cwd, lines):

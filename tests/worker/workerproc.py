@@ -1,5 +1,5 @@
-"""Drive the Python worker (`crates/xdist-worker/python/`, its parts concatenated) on its own, the way
-the Rust controller does (`crates/xdist-worker/src/local.rs`), with no Rust involved.
+"""Drive the Python worker (`crates/xdist-worker/python/`, its parts concatenated) on its own,
+the way the Rust controller does (`crates/xdist-worker/src/local.rs`), with no Rust involved.
 
 A worker is `python -u -c <BOOTSTRAP>` with the channel on file descriptors 3 (commands in)
 and 4 (events out), named by `XDIST_CHANNEL_FDS=3,4`. Frame 0 is the worker code, frame 1 the
@@ -325,7 +325,8 @@ def session_events(python, suite, args):
     session of `args` in `suite`, tests 0 and 1 queued, then `shutdown`."""
     ev_r, ev_w = os.pipe()
     proc = subprocess.Popen(
-        [str(python), "-c", SESSION_PROGRAM.format(dir=str(WORKER_CODE_DIR)), str(ev_w)] + list(args),
+        [str(python), "-c", SESSION_PROGRAM.format(dir=str(WORKER_CODE_DIR)), str(ev_w)]
+        + list(args),
         cwd=str(suite), env=child_env(), pass_fds=(ev_w,), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -11,7 +11,9 @@ import json
 
 if __name__ != "__xdist_worker__":
     # Imported on its own (the unit tests): the names the embedded program shares.
-    from xdist_channel import EVENT_BUDGET, _cut_texts, _json_clean, _jsonable, _rough_size, wire_dict
+    from xdist_channel import (
+        EVENT_BUDGET, _cut_texts, _json_clean, _jsonable, _rough_size, wire_dict,
+    )
 
 
 def _node_id_class():
