@@ -98,85 +98,96 @@ impl WorkStealingScheduling {
 
     /// Hand every queued unit to the idle nodes.
     fn distribute(&mut self, idle: &[usize], out: &mut Vec<Action>) {
-        let k = idle.len();
-        let mut per: Vec<Vec<usize>> = vec![Vec::new(); k];
+        let mut per: Vec<Vec<usize>> = vec![Vec::new(); idle.len()];
         if self.tests.timed {
-            // The queue is in duration-aware locality order (longest files first, modules
-            // together). Split it into contiguous runs of about equal estimated time, so
-            // each node keeps its modules' fixtures; dealing units one by one to the least
-            // loaded node would interleave modules and set their fixtures up again and again.
-            let mut order: Vec<u32> = Vec::new();
-            while let Some(u) = self.pop_unit() {
-                order.push(u);
-            }
-            let ests: Vec<u64> = order
-                .iter()
-                .map(|&u| self.units.units[u as usize].est)
-                .collect();
-            let total: u64 = ests.iter().sum();
-            let mut load = vec![0u64; k];
-            // A file longer than one node's share is split whatever we do (its fixtures are
-            // set up on every node that gets a part): deal its units, longest first, to the
-            // least loaded node, so that no long test at a split point unbalances the nodes.
-            let share = total / k as u64;
-            let mut start = 0;
-            while start < order.len() {
-                let file = self.file_of(order[start]);
-                let end = start
-                    + order[start..]
-                        .iter()
-                        .take_while(|&&u| self.file_of(u) == file)
-                        .count();
-                if k < 2 || ests[start..end].iter().sum::<u64>() <= share {
-                    break;
-                }
-                for p in start..end {
-                    let j = (0..k).min_by_key(|&j| (load[j], j)).unwrap_or(0);
-                    load[j] += ests[p];
-                    self.give(idle[j], order[p], &mut per[j]);
-                }
-                start = end;
-            }
-            let mut remaining: u64 = ests[start..].iter().sum();
-            let mut it = order[start..]
-                .iter()
-                .copied()
-                .zip(ests[start..].iter().copied())
-                .peekable();
-            for (j, &slot) in idle.iter().enumerate() {
-                // What brings this node to an equal part of what is left, counting what the
-                // long files already gave it and the nodes after it.
-                let pool = remaining + load[j..].iter().sum::<u64>();
-                let target = (pool / (k - j) as u64).saturating_sub(load[j]);
-                let mut got: u64 = 0;
-                while let Some(&(u, e)) = it.peek() {
-                    // Stop where the run is closest to the target; the last node takes the rest.
-                    if j + 1 < k && !per[j].is_empty() && got + e / 2 > target {
-                        break;
-                    }
-                    got += e;
-                    it.next();
-                    self.give(slot, u, &mut per[j]);
-                }
-                remaining = remaining.saturating_sub(got);
-            }
+            self.deal_by_time(idle, &mut per);
         } else {
-            // pytest-xdist: node i of k gets len(pending) // (k - i) tests (whole units).
-            for (j, &slot) in idle.iter().enumerate() {
-                let num_send = self.queued_tests / (k - j);
-                let mut taken = 0;
-                while taken < num_send {
-                    let Some(u) = self.pop_unit() else {
-                        break;
-                    };
-                    let before = per[j].len();
-                    self.give(slot, u, &mut per[j]);
-                    taken += per[j].len() - before;
-                }
-            }
+            self.deal_by_count(idle, &mut per);
         }
         for (j, indices) in per.into_iter().enumerate() {
             self.emit_run(idle[j], indices, out);
+        }
+    }
+
+    /// With durations: contiguous runs of about equal estimated time.
+    fn deal_by_time(&mut self, idle: &[usize], per: &mut [Vec<usize>]) {
+        let k = idle.len();
+        // The queue is in duration-aware locality order (longest files first, modules
+        // together). Split it into contiguous runs of about equal estimated time, so
+        // each node keeps its modules' fixtures; dealing units one by one to the least
+        // loaded node would interleave modules and set their fixtures up again and again.
+        let mut order: Vec<u32> = Vec::new();
+        while let Some(u) = self.pop_unit() {
+            order.push(u);
+        }
+        let ests: Vec<u64> = order
+            .iter()
+            .map(|&u| self.units.units[u as usize].est)
+            .collect();
+        let total: u64 = ests.iter().sum();
+        let mut load = vec![0u64; k];
+        // A file longer than one node's share is split whatever we do (its fixtures are
+        // set up on every node that gets a part): deal its units, longest first, to the
+        // least loaded node, so that no long test at a split point unbalances the nodes.
+        let share = total / k as u64;
+        let mut start = 0;
+        while start < order.len() {
+            let file = self.file_of(order[start]);
+            let end = start
+                + order[start..]
+                    .iter()
+                    .take_while(|&&u| self.file_of(u) == file)
+                    .count();
+            if k < 2 || ests[start..end].iter().sum::<u64>() <= share {
+                break;
+            }
+            for p in start..end {
+                let j = (0..k).min_by_key(|&j| (load[j], j)).unwrap_or(0);
+                load[j] += ests[p];
+                self.give(idle[j], order[p], &mut per[j]);
+            }
+            start = end;
+        }
+        let mut remaining: u64 = ests[start..].iter().sum();
+        let mut it = order[start..]
+            .iter()
+            .copied()
+            .zip(ests[start..].iter().copied())
+            .peekable();
+        for (j, &slot) in idle.iter().enumerate() {
+            // What brings this node to an equal part of what is left, counting what the
+            // long files already gave it and the nodes after it.
+            let pool = remaining + load[j..].iter().sum::<u64>();
+            let target = (pool / (k - j) as u64).saturating_sub(load[j]);
+            let mut got: u64 = 0;
+            while let Some(&(u, e)) = it.peek() {
+                // Stop where the run is closest to the target; the last node takes the rest.
+                if j + 1 < k && !per[j].is_empty() && got + e / 2 > target {
+                    break;
+                }
+                got += e;
+                it.next();
+                self.give(slot, u, &mut per[j]);
+            }
+            remaining = remaining.saturating_sub(got);
+        }
+    }
+
+    /// Without durations, as pytest-xdist.
+    fn deal_by_count(&mut self, idle: &[usize], per: &mut [Vec<usize>]) {
+        let k = idle.len();
+        // pytest-xdist: node i of k gets len(pending) // (k - i) tests (whole units).
+        for (j, &slot) in idle.iter().enumerate() {
+            let num_send = self.queued_tests / (k - j);
+            let mut taken = 0;
+            while taken < num_send {
+                let Some(u) = self.pop_unit() else {
+                    break;
+                };
+                let before = per[j].len();
+                self.give(slot, u, &mut per[j]);
+                taken += per[j].len() - before;
+            }
         }
     }
 
