@@ -1,3 +1,4 @@
+// Over 700 lines on purpose: one test binary per area (each file in tests/ is linked and started on its own), its cases sharing the helpers here.
 //! For every example suite in `examples/` (except `crashes`, see crashes.rs):
 //! run it with plain pytest and with `xdist -n 2`, and check that both give
 //! the same per-test outcomes, the same summary counts and the same exit code,

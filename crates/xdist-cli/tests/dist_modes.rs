@@ -1,3 +1,4 @@
+// Over 700 lines on purpose: one test binary per area (each file in tests/ is linked and started on its own), its cases sharing the helpers here.
 //! End-to-end tests of every `--dist` mode: the real `xdist` binary on real suites generated
 //! into temp dirs. Every generated test appends one JSON line (`PYTEST_XDIST_WORKER`, node id,
 //! `os.getpid()`, a per-process sequence number, a timestamp and its `xdist_group`) to the file
