@@ -34,7 +34,8 @@ pub struct RawArgs {
     /// How many crashed workers may be replaced (default: 4 x workers; 0 disables).
     #[arg(long = "max-worker-restart", value_name = "N")]
     pub max_worker_restart: Option<String>,
-    /// Distribution mode: each, load, loadscope, loadfile, loadgroup, worksteal, no.
+    /// Distribution mode: load (default), each, loadscope, loadfile, loadgroup, worksteal;
+    /// `no` means load (xdist always distributes, as pytest-xdist's `-n N` does).
     #[arg(long, value_name = "MODE")]
     pub dist: Option<String>,
     /// Shortcut for `--dist=load`.
@@ -413,7 +414,7 @@ pub fn validate(
         .transpose()?;
     let dist_name = raw_cli.dist.or(raw_addopts.dist);
     let mut dist = match dist_name.as_deref() {
-        None => DistMode::No,
+        None => DistMode::Load,
         Some(name) => DistMode::parse(name).ok_or_else(|| {
             CliError::Usage(format!(
                 "invalid value '{name}' for --dist: choose from each, load, loadscope, loadfile, loadgroup, worksteal, no"
@@ -421,10 +422,6 @@ pub fn validate(
         })?,
     };
     if raw_cli.distload || raw_addopts.distload {
-        dist = DistMode::Load;
-    }
-    if dist == DistMode::No {
-        // `-n N` turns `no` into `load` (pytest-xdist); xdist always distributes.
         dist = DistMode::Load;
     }
     let loadscope_reorder = !(raw_cli.no_loadscope_reorder

@@ -504,6 +504,3 @@ fn tty_width() -> Option<usize> {
 fn random_uid() -> String {
     xdist_core::random_hex()
 }
-
-#[allow(dead_code)]
-fn _paths(_: PathBuf) {}
