@@ -472,7 +472,7 @@ fn decide_color(opts: &RunOptions) -> bool {
     if std::env::var_os(envnames::FORCE_COLOR).is_some_and(|v| !v.is_empty()) {
         return true;
     }
-    std::io::stdout().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb")
+    termwriter::stdout_is_smart_terminal()
 }
 
 /// pytest's `get_terminal_width`: COLUMNS, else the terminal, else 80; below 40 means 80.

@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::rc::Rc;
 use std::time::Instant;
@@ -26,8 +26,7 @@ use crate::termwriter::{display_width, strip_ansi};
 /// cursor, the run is not quiet, and `XDIST_NO_STATUS` is unset.
 pub fn wanted(quiet: bool) -> bool {
     !quiet
-        && io::stdout().is_terminal()
-        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        && crate::termwriter::stdout_is_smart_terminal()
         && std::env::var_os(xdist_core::env::XDIST_NO_STATUS).is_none_or(|v| v.is_empty())
 }
 

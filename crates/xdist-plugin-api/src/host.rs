@@ -40,7 +40,7 @@ use crate::types::{
 };
 
 /// Environment variable with extra plugin paths, separated like `PATH`.
-pub const XDIST_PLUGINS_ENV: &str = "XDIST_PLUGINS";
+pub const XDIST_PLUGINS_ENV: &str = xdist_core::env::XDIST_PLUGINS;
 
 /// `workerinput` keys owned by xdist: `configure_node` may add keys, but these are restored.
 pub const RESERVED_WORKERINPUT_KEYS: [&str; 4] =
@@ -191,7 +191,8 @@ impl Discovery {
 
     /// `$XDG_DATA_HOME/xdist/plugins`, else `$HOME/.local/share/xdist/plugins`.
     pub fn user_dir() -> Option<PathBuf> {
-        Self::user_dir_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+        use xdist_core::env::{HOME, XDG_DATA_HOME};
+        Self::user_dir_from(std::env::var_os(XDG_DATA_HOME), std::env::var_os(HOME))
     }
 
     /// [`Discovery::user_dir`] for given `XDG_DATA_HOME` and `HOME` values (a relative or
