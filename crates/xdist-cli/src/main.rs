@@ -108,7 +108,8 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
         .map(|s| xdist_core::ini::split_addopts(&s).map_err(CliError::Usage))
         .transpose()?
         .unwrap_or_default();
-    let mut located_args = env_addopts.clone();
+    // Config discovery sees pytest's arguments only (xdist's option values are no paths).
+    let (_, mut located_args) = args::split_args(&env_addopts);
     located_args.extend(pytest_args.iter().cloned());
     let ini = xdist_core::ini::locate(&located_args, &cwd)?;
     let mut addopts = ini.get_args("addopts")?;
