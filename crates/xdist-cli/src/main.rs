@@ -198,8 +198,8 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
             .map(|shard| plain::PlainShard {
                 shard,
                 history: cache_dir
-                    .as_ref()
-                    .map(|d| d.join("v").join("xdist").join("durations")),
+                    .as_deref()
+                    .map(|d| durations::History::load(&durations::history_path(d))),
             });
         return plain::run_plain_pytest(&python, &opts.pytest_args, &cwd, shard);
     }

@@ -308,7 +308,7 @@ fn history_file(p: &Path) -> PathBuf {
     } else {
         p.join(".pytest_cache")
     };
-    cache.join("v").join("xdist").join("durations")
+    crate::durations::history_path(&cache)
 }
 
 fn read_history(path: &Path) -> Result<BTreeMap<String, f64>, CliError> {

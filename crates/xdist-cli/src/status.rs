@@ -14,7 +14,6 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
-use std::path::Path;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -59,24 +58,23 @@ impl StatusHandle {
     pub fn event(&self, event: &RunEvent<'_>) {
         let mut s = self.shared.borrow_mut();
         match event {
-            RunEvent::SessionStart { options, .. } => {
-                if options.verbose < 0 {
-                    s.active = false;
-                }
-                s.model.cache_dir = options.cache_dir.clone().filter(|d| !d.is_empty());
+            // `-q` hides the status line.
+            RunEvent::SessionStart { options, .. } if options.verbose < 0 => {
+                s.active = false;
             }
-            RunEvent::CollectionComplete { workers, ids, .. } => {
-                let history = s.model.cache_dir.as_deref().and_then(|d| {
-                    let path = Path::new(d).join("v").join("xdist").join("durations");
-                    crate::durations::estimates(&path, ids)
-                });
+            RunEvent::CollectionComplete {
+                workers,
+                ids,
+                estimates,
+                ..
+            } => {
                 let m = &mut s.model;
                 m.total = ids.len();
                 m.workers = *workers;
                 m.since = Some(Instant::now());
-                if let Some(est) = history {
+                if let Some(est) = estimates {
                     m.remaining = est.iter().sum();
-                    m.estimates = ids.iter().cloned().zip(est).collect();
+                    m.estimates = ids.iter().cloned().zip(est.iter().copied()).collect();
                 }
             }
             RunEvent::TestStarted { worker, nodeid } => {
@@ -135,7 +133,6 @@ impl WorkerKey {
 /// What the status line says.
 #[derive(Default)]
 struct Model {
-    cache_dir: Option<String>,
     total: usize,
     completed: usize,
     workers: usize,
@@ -383,6 +380,7 @@ mod tests {
             lines: &[],
             scheduler: "load",
             ids,
+            estimates: None,
         });
     }
 
