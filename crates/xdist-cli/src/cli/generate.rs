@@ -1,13 +1,13 @@
 //! `xdist --version`, `xdist --help` and the hidden `xdist --generate man|bash|zsh|fish` (what
 //! `make install` and the Debian packages ship). Help, man page and completions all come from
-//! the same clap definitions ([`crate::args::RawArgs`]), so they cannot disagree.
+//! the same clap definitions ([`crate::cli::args::RawArgs`]), so they cannot disagree.
 
 use std::io::Write;
 
 use clap::{Arg, ArgAction, Command, CommandFactory};
 use xdist_plugin_api::abi::{ABI_MAJOR, ABI_REVISION};
 
-use crate::args::RawArgs;
+use crate::cli::args::RawArgs;
 use crate::error::CliError;
 
 /// `0.1.0 (plugin ABI 1.0)`: the binary's semantic version and the plugin ABI it hosts.
@@ -48,10 +48,10 @@ pub fn command() -> Command {
         )
         .disable_help_subcommand(true)
         .subcommands([
-            subcommand::<crate::merge::MergeJunitArgs>("merge-junit"),
-            subcommand::<crate::merge::MergeDurationsArgs>("merge-durations"),
-            subcommand::<crate::plugins::PluginsArgs>("plugins"),
-            subcommand::<crate::serve::ServeArgs>("serve"),
+            subcommand::<crate::cli::merge::MergeJunitArgs>("merge-junit"),
+            subcommand::<crate::cli::merge::MergeDurationsArgs>("merge-durations"),
+            subcommand::<crate::cli::plugins::PluginsArgs>("plugins"),
+            subcommand::<crate::cli::serve::ServeArgs>("serve"),
         ])
 }
 

@@ -19,13 +19,13 @@ use std::time::Instant;
 
 use xdist_core::events::RunEvent;
 
-use crate::termwriter::{display_width, strip_ansi};
+use crate::report::termwriter::{display_width, strip_ansi};
 
 /// Whether a run should show the status area: stdout is a terminal that can move its
 /// cursor, the run is not quiet, and `XDIST_NO_STATUS` is unset.
 pub fn wanted(quiet: bool) -> bool {
     !quiet
-        && crate::termwriter::stdout_is_smart_terminal()
+        && crate::report::termwriter::stdout_is_smart_terminal()
         && std::env::var_os(xdist_core::env::XDIST_NO_STATUS).is_none_or(|v| v.is_empty())
 }
 
