@@ -92,7 +92,8 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
         .map(|s| xdist_core::ini::split_addopts(&s).map_err(CliError::Usage))
         .transpose()?
         .unwrap_or_default();
-    let mut located_args = env_addopts.clone();
+    // Config discovery sees pytest's arguments only (xdist's option values are no paths).
+    let (_, mut located_args) = args::split_args(&env_addopts);
     located_args.extend(pytest_args.iter().cloned());
     let ini = xdist_core::ini::locate(&located_args, &cwd)?;
     let mut addopts = ini.get_args("addopts")?;
@@ -181,8 +182,8 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
             .map(|shard| plain::PlainShard {
                 shard,
                 history: cache_dir
-                    .as_ref()
-                    .map(|d| d.join("v").join("xdist").join("durations")),
+                    .as_deref()
+                    .map(|d| durations::History::load(&durations::history_path(d))),
             });
         return plain::run_plain_pytest(&python, &opts.pytest_args, &cwd, shard);
     }
@@ -456,7 +457,7 @@ fn decide_color(opts: &RunOptions) -> bool {
     if std::env::var_os(envnames::FORCE_COLOR).is_some_and(|v| !v.is_empty()) {
         return true;
     }
-    std::io::stdout().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb")
+    report::termwriter::stdout_is_smart_terminal()
 }
 
 /// pytest's `get_terminal_width`: COLUMNS, else the terminal, else 80; below 40 means 80.
@@ -488,6 +489,3 @@ fn tty_width() -> Option<usize> {
 fn random_uid() -> String {
     xdist_core::random_hex()
 }
-
-#[allow(dead_code)]
-fn _paths(_: PathBuf) {}

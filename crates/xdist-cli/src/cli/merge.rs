@@ -14,7 +14,9 @@ use crate::error::CliError;
 #[derive(Debug, Parser)]
 #[command(
     name = "xdist merge-junit",
-    about = "Merge JUnit XML files (e.g. one per --shard job) into one: counts summed, test cases unioned."
+    about = "Merge JUnit XML files (e.g. one per --shard job) into one: counts summed, test cases unioned.",
+    long_about = "Writes one JUnit XML file from several (e.g. one per --shard job): the counts \
+                  are the sums, the test cases the union (a test found in two inputs is kept once)."
 )]
 pub struct MergeJunitArgs {
     /// The merged file to write.
@@ -43,31 +45,6 @@ pub struct MergeDurationsArgs {
     /// The jobs' histories (files, cache directories or project directories).
     #[arg(value_name = "IN", required = true, value_hint = clap::ValueHint::AnyPath)]
     inputs: Vec<PathBuf>,
-}
-
-/// Parses a subcommand's arguments: help is displayed, errors are one usage line.
-fn parse<T: Parser>(name: &str, argv: &[String]) -> Result<T, CliError> {
-    T::try_parse_from(std::iter::once(name.to_string()).chain(argv.iter().cloned())).map_err(|e| {
-        match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                CliError::Display(e.to_string())
-            }
-            _ => {
-                // clap's message up to its usage block, on one line.
-                let text = e.to_string();
-                let lines: Vec<&str> = text
-                    .lines()
-                    .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
-                    .map(str::trim)
-                    .collect();
-                let msg = lines.join(" ");
-                CliError::Usage(format!(
-                    "{} (see {name} --help)",
-                    msg.trim_start_matches("error: ")
-                ))
-            }
-        }
-    })
 }
 
 fn read(path: &Path) -> Result<String, CliError> {
@@ -259,7 +236,7 @@ fn escape(s: &str) -> String {
 
 /// `xdist merge-junit OUT IN...`.
 pub fn merge_junit(argv: &[String]) -> Result<i32, CliError> {
-    let args: MergeJunitArgs = parse("xdist merge-junit", argv)?;
+    let args: MergeJunitArgs = crate::args::parse_subcommand("xdist merge-junit", argv)?;
     let mut total = Counts::default();
     let mut first = Suite::default();
     let mut seen = HashSet::new();
@@ -338,7 +315,7 @@ fn history_file(p: &Path) -> PathBuf {
     } else {
         p.join(".pytest_cache")
     };
-    cache.join("v").join("xdist").join("durations")
+    crate::durations::history_path(&cache)
 }
 
 fn read_history(path: &Path) -> Result<BTreeMap<String, f64>, CliError> {
@@ -352,7 +329,7 @@ fn read_history(path: &Path) -> Result<BTreeMap<String, f64>, CliError> {
 
 /// `xdist merge-durations OUT IN...`.
 pub fn merge_durations(argv: &[String]) -> Result<i32, CliError> {
-    let args: MergeDurationsArgs = parse("xdist merge-durations", argv)?;
+    let args: MergeDurationsArgs = crate::args::parse_subcommand("xdist merge-durations", argv)?;
     let out = history_file(&args.out);
     let base = if out.exists() {
         read_history(&out)?

@@ -31,9 +31,13 @@ const MAX_HELLO: usize = 64 * 1024;
 #[derive(Debug, Parser)]
 #[command(
     name = "xdist serve",
-    about = "Serve socket workers for `xdist --tx socket=HOST:PORT` (needs a shared token)."
+    about = "Serve socket workers for `xdist --tx socket=HOST:PORT` (needs a shared token).",
+    long_about = "Serves socket workers for `xdist --tx socket=HOST:PORT`: each accepted \
+                  connection whose hello carries the shared token ($XDIST_TOKEN or --token-file) \
+                  becomes one worker process. Listens on loopback unless --listen says \
+                  otherwise; SIGINT/SIGTERM stop it."
 )]
-struct ServeArgs {
+pub struct ServeArgs {
     /// Address to listen on (loopback by default; anything else is reachable by others).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     listen: String,
@@ -47,22 +51,7 @@ struct ServeArgs {
 
 /// `xdist serve [--listen ADDR] [--token-file FILE] [--python PY]`.
 pub fn command(argv: &[String]) -> Result<i32, CliError> {
-    let args = ServeArgs::try_parse_from(
-        std::iter::once("xdist serve".to_string()).chain(argv.iter().cloned()),
-    )
-    .map_err(|e| match e.kind() {
-        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-            CliError::Display(e.to_string())
-        }
-        _ => CliError::Usage(
-            e.to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ")
-                .to_string(),
-        ),
-    })?;
+    let args: ServeArgs = crate::args::parse_subcommand("xdist serve", argv)?;
     let token = match &args.token_file {
         Some(f) => std::fs::read_to_string(f)
             .map_err(|e| CliError::Usage(format!("cannot read --token-file {}: {e}", f.display())))?

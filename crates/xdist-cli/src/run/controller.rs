@@ -184,6 +184,9 @@ pub struct Controller<'r> {
     /// Tests reported failed because their worker died.
     crashed_tests: HashSet<usize>,
     sched_config: SchedConfig,
+    /// The duration history (read once, on first use) and its estimates for the collection.
+    history: Option<durations::History>,
+    estimates: Option<Arc<Vec<f64>>>,
     failed_ids: Vec<String>,
     failed_seen: HashSet<String>,
     /// Whole-protocol duration of each test run here, for the duration history.
@@ -281,6 +284,8 @@ impl<'r> Controller<'r> {
             done_tests: HashSet::new(),
             crashed_tests: HashSet::new(),
             sched_config: config,
+            history: None,
+            estimates: None,
             run_durations: HashMap::new(),
             shard_map: None,
             shard_rev: Vec::new(),
@@ -753,7 +758,16 @@ impl<'r> Controller<'r> {
             .cache_dir
             .as_deref()
             .filter(|d| !d.is_empty())?;
-        Some(PathBuf::from(dir).join("v").join("xdist").join("durations"))
+        Some(durations::history_path(Path::new(dir)))
+    }
+
+    /// The duration history, read on first use (the workers report pytest's `cache_dir`).
+    fn history(&mut self) -> Option<&durations::History> {
+        let path = self.history_path()?;
+        Some(
+            self.history
+                .get_or_insert_with(|| durations::History::load(&path)),
+        )
     }
 
     fn save_durations(&mut self) {
@@ -1238,13 +1252,12 @@ impl<'r> Controller<'r> {
         let accept = match &self.collection {
             None => {
                 let collection = Arc::new(Collection { ids, groups });
+                let estimates = self.history().and_then(|h| h.estimates(&collection.ids));
+                self.estimates = estimates.map(Arc::new);
                 if !self.setup.opts.no_durations && !self.plugin_scheduler {
-                    if let Some(d) = self
-                        .history_path()
-                        .and_then(|p| durations::estimates(&p, &collection.ids))
-                    {
+                    if let Some(d) = self.estimates.clone() {
                         // No node was added yet: start over with a duration-aware scheduler.
-                        self.sched_config.durations = Some(Arc::new(d));
+                        self.sched_config.durations = Some(d);
                         self.sched = xdist_sched::make_scheduler(
                             self.setup.opts.dist,
                             self.sched_config.clone(),
@@ -1312,6 +1325,7 @@ impl<'r> Controller<'r> {
         }
         self.collection_complete = true;
         let name = self.sched.name();
+        let estimates = self.estimates.clone();
         self.emit(RunEvent::CollectionComplete {
             workers: self.setup.workers(),
             items: collection.len(),
@@ -1319,6 +1333,7 @@ impl<'r> Controller<'r> {
             lines: &lines,
             scheduler: name,
             ids: &collection.ids,
+            estimates: estimates.as_deref().map(Vec::as_slice),
         });
         if self.ledger.collect_errors > 0 && !self.options.continue_on_collection_errors {
             let n = self.ledger.collect_errors;
@@ -1505,9 +1520,7 @@ impl<'r> Controller<'r> {
             return (ids, groups, 0);
         };
         let durations = match shard.by {
-            crate::cli::args::ShardBy::Duration => self
-                .history_path()
-                .and_then(|p| durations::estimates(&p, &ids)),
+            crate::cli::args::ShardBy::Duration => self.history().and_then(|h| h.estimates(&ids)),
             crate::cli::args::ShardBy::Hash => None,
         };
         let selected = crate::run::shard::select(&ids, shard, durations.as_deref());

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::error::PluginOrigin;
 
 /// Environment variable with extra plugin paths, separated like `PATH`.
-pub const XDIST_PLUGINS_ENV: &str = "XDIST_PLUGINS";
+pub const XDIST_PLUGINS_ENV: &str = xdist_core::env::XDIST_PLUGINS;
 
 /// One plugin library to load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,8 @@ impl Discovery {
 
     /// `$XDG_DATA_HOME/xdist/plugins`, else `$HOME/.local/share/xdist/plugins`.
     pub fn user_dir() -> Option<PathBuf> {
-        Self::user_dir_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+        use xdist_core::env::{HOME, XDG_DATA_HOME};
+        Self::user_dir_from(std::env::var_os(XDG_DATA_HOME), std::env::var_os(HOME))
     }
 
     /// [`Discovery::user_dir`] for given `XDG_DATA_HOME` and `HOME` values (a relative or
