@@ -143,23 +143,32 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
         cache_dir,
     };
     if opts.looponfail {
-        let mut roots = ini.get_paths("looponfailroots")?;
-        if roots.is_empty() {
-            roots.push(ini.rootdir.clone());
-        }
-        let base = opts.pytest_args.clone();
-        return looponfail::run_loop(&base, &roots, color, width, |args| {
-            let mut o = opts.clone();
-            o.pytest_args = args.to_vec();
-            let outcome = session.run_once(o, None)?;
-            Ok(looponfail::LoopRun {
-                exit: outcome.exit,
-                failed: outcome.failed,
-                collection_failed: outcome.collection_failed,
-            })
-        });
+        return run_looponfail(&session, opts, &ini);
     }
     session.run_once(opts, Some(args_key)).map(|o| o.exit)
+}
+
+/// `--looponfail`: runs again whenever a file under the roots changes.
+fn run_looponfail(
+    session: &Session,
+    opts: RunOptions,
+    ini: &PytestConfigFile,
+) -> Result<i32, CliError> {
+    let mut roots = ini.get_paths("looponfailroots")?;
+    if roots.is_empty() {
+        roots.push(ini.rootdir.clone());
+    }
+    let base = opts.pytest_args.clone();
+    looponfail::run_loop(&base, &roots, session.color, session.width, |args| {
+        let mut o = opts.clone();
+        o.pytest_args = args.to_vec();
+        let outcome = session.run_once(o, None)?;
+        Ok(looponfail::LoopRun {
+            exit: outcome.exit,
+            failed: outcome.failed,
+            collection_failed: outcome.collection_failed,
+        })
+    })
 }
 
 /// `xdist plugins|serve|merge-junit|merge-durations ...`, or None for a run.
