@@ -262,11 +262,11 @@ impl CacheReporter {
 impl Reporter for CacheReporter {
     fn event(&mut self, event: &RunEvent<'_>) {
         match event {
-            RunEvent::SessionStart { options, header } => {
+            RunEvent::SessionStart { options, .. } => {
                 if let Some(dir) = options.cache_dir.as_deref().filter(|d| !d.is_empty()) {
                     self.start(dir);
                     // pytest-randomly's controller stores its seed for `--randomly-seed=last`.
-                    if let Some(seed) = crate::pystep::randomly::seed_from_header(header) {
+                    if let Some(seed) = options.randomly_seed {
                         self.set("randomly_seed", &seed.to_string());
                     }
                 }
