@@ -194,7 +194,7 @@ pub fn parse_spec(option: &'static str, s: &str) -> Result<XSpec, SpecError> {
             }
             "exec" => {
                 let command = need("a command that starts Python")?;
-                let argv = crate::ini::split_addopts(&command)
+                let argv = crate::pystr::split_addopts(&command)
                     .map_err(|e| err(option, s, format!("bad exec command: {e}")))?;
                 if argv.is_empty() {
                     return Err(err(option, s, "'exec' needs a command that starts Python"));

@@ -38,13 +38,13 @@ pub fn add_workerinput(
 
 /// The seed pytest-randomly would use for these arguments.
 fn resolve(pytest_args: &[String], cwd: &Path) -> u64 {
-    let ini = xdist_core::ini::locate(pytest_args, cwd).ok();
+    let ini = xdist_config::ini::locate(pytest_args, cwd).ok();
     let mut args: Vec<String> = ini
         .as_ref()
         .and_then(|i| i.get_args("addopts").ok())
         .unwrap_or_default();
     if let Ok(env) = std::env::var(xdist_core::env::PYTEST_ADDOPTS) {
-        args.extend(xdist_core::ini::split_addopts(&env).unwrap_or_default());
+        args.extend(xdist_core::pystr::split_addopts(&env).unwrap_or_default());
     }
     args.extend(pytest_args.iter().cloned());
     match seed_option(&args).as_deref() {

@@ -8,9 +8,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::report::events::{Reporter, RunEvent};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
-use xdist_core::events::{Reporter, RunEvent};
 use xdist_core::protocol::Report;
 
 /// pytest's `CACHEDIR_FILES`.

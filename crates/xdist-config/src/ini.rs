@@ -1,3 +1,4 @@
+//! (Over 700 lines: one port of pytest's `findpaths.py` and `iniconfig`, kept whole to read side by side with them; a third of it is tests.)
 //! pytest's configuration-file discovery (rootdir and inifile), as pytest 9 does it, and the
 //! values xdist needs from the file: `addopts`, `looponfailroots`, `rsyncdirs`, `rsyncignore`.
 //!
@@ -10,7 +11,7 @@
 //!
 //! `PYTEST_ADDOPTS` takes part in discovery in pytest (it is prepended to the arguments before
 //! the file is located, so `-c`/`--rootdir`/`-o` in it count); the ini's own `addopts` do not.
-//! [`locate`] takes the arguments as given: callers prepend [`split_addopts`] of
+//! [`locate`] takes the arguments as given: callers prepend [`xdist_core::pystr::split_addopts`] of
 //! `PYTEST_ADDOPTS` themselves when they want pytest's behaviour exactly.
 
 use std::collections::BTreeMap;
@@ -18,6 +19,8 @@ use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
 
 use thiserror::Error;
+use xdist_core::pystr::py_repr;
+use xdist_core::pystr::split_addopts;
 
 /// Names pytest discovers, in precedence order (`CONFIG_LOADERS_BY_NAME`).
 pub const CONFIG_NAMES: [&str; 7] = [
@@ -705,7 +708,7 @@ fn parse_ini(path: &str, text: &str) -> Result<IniSections, IniError> {
         }
     };
     let mut current: Option<usize> = None;
-    for (lineno, raw) in crate::pystr::splitlines(text).into_iter().enumerate() {
+    for (lineno, raw) in xdist_core::pystr::splitlines(text).into_iter().enumerate() {
         let stripped_start = raw.trim_start_matches(py_isspace);
         if stripped_start.is_empty() || stripped_start.starts_with(['#', ';']) {
             continue;
@@ -953,103 +956,6 @@ fn py_float(f: f64) -> String {
         s
     } else {
         format!("{s}.0")
-    }
-}
-
-/// Python's `repr()` of a string.
-pub(crate) fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python's `shlex.split(s)` (POSIX mode, no comments), as pytest splits `addopts` and
-/// `PYTEST_ADDOPTS`. Errors are Python's: `No closing quotation`, `No escaped character`.
-pub fn split_addopts(s: &str) -> Result<Vec<String>, String> {
-    #[derive(PartialEq)]
-    enum St {
-        Space,
-        Word,
-        Quote(char),
-        Escape(Option<char>),
-    }
-    let mut out = Vec::new();
-    let mut token = String::new();
-    let mut quoted = false;
-    let mut st = St::Space;
-    let is_ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
-    for c in s.chars() {
-        match st {
-            St::Space | St::Word => {
-                if is_ws(c) {
-                    if st == St::Word && (!token.is_empty() || quoted) {
-                        out.push(std::mem::take(&mut token));
-                    }
-                    quoted = false;
-                    st = St::Space;
-                } else if c == '\\' {
-                    st = St::Escape(None);
-                } else if c == '\'' || c == '"' {
-                    st = St::Quote(c);
-                } else {
-                    token.push(c);
-                    st = St::Word;
-                }
-            }
-            St::Quote(q) => {
-                quoted = true;
-                if c == q {
-                    st = St::Word;
-                } else if c == '\\' && q == '"' {
-                    st = St::Escape(Some(q));
-                } else {
-                    token.push(c);
-                }
-            }
-            St::Escape(inside) => {
-                if let Some(q) = inside {
-                    if c != '\\' && c != q {
-                        token.push('\\');
-                    }
-                }
-                token.push(c);
-                st = match inside {
-                    Some(q) => St::Quote(q),
-                    None => St::Word,
-                };
-            }
-        }
-    }
-    match st {
-        St::Quote(_) => Err("No closing quotation".to_string()),
-        St::Escape(_) => Err("No escaped character".to_string()),
-        St::Word => {
-            out.push(token);
-            Ok(out)
-        }
-        St::Space => Ok(out),
     }
 }
 
@@ -1503,15 +1409,7 @@ mod tests {
     }
 
     #[test]
-    fn addopts_splitting() {
-        let split = |x: &str| split_addopts(x).unwrap();
-        assert_eq!(split("-x  -k 'a and b'"), s(&["-x", "-k", "a and b"]));
-        assert_eq!(split(r#"-k "a \"b\" \$c""#), s(&["-k", r#"a "b" \$c"#]));
-        assert_eq!(split("#x a\\ b ''"), s(&["#x", "a b", ""]));
-        assert_eq!(split("  \n "), Vec::<String>::new());
-        assert_eq!(split("a\"b\"'c'd"), s(&["abcd"]));
-        assert_eq!(split_addopts("'a").unwrap_err(), "No closing quotation");
-        assert_eq!(split_addopts("a\\").unwrap_err(), "No escaped character");
+    fn addopts_continuation_lines() {
         // Continuation lines in an ini value are joined with newlines, then split.
         let (_t, root) = tmp();
         write(
@@ -1582,6 +1480,5 @@ mod tests {
         assert_eq!(py_float(0.1), "0.1");
         assert_eq!(py_float(1e16), "1e+16");
         assert_eq!(py_float(1.5e-5), "1.5e-05");
-        assert_eq!(py_repr("it's"), "\"it's\"");
     }
 }
