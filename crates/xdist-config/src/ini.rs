@@ -121,9 +121,9 @@ pub struct SetupArgs {
     pub positional: Vec<String>,
 }
 
-/// Long options (pytest 9.2 core and pytest-xdist, plus xdist's own) that take one value.
-const LONG_WITH_VALUE: &[&str] = &[
-    // pytest core
+/// pytest 9.2 core's long options that take one value: what its parser knows when it locates
+/// the config file (plugins' options are not registered yet, so their values count as paths).
+pub const PYTEST_LONG_WITH_VALUE: &[&str] = &[
     "--maxfail",
     "--pythonwarnings",
     "--max-warnings",
@@ -169,7 +169,11 @@ const LONG_WITH_VALUE: &[&str] = &[
     "--log-file-date-format",
     "--log-auto-indent",
     "--log-disable",
-    // pytest-xdist
+];
+
+/// pytest-xdist's long options that take one value (they may reach [`setup_args`] from a
+/// command line meant for pytest-xdist).
+const PYTEST_XDIST_LONG_WITH_VALUE: &[&str] = &[
     "--numprocesses",
     "--maxprocesses",
     "--max-worker-restart",
@@ -181,15 +185,14 @@ const LONG_WITH_VALUE: &[&str] = &[
     "--testrunuid",
     "--maxschedchunk",
     "--ramp",
-    // xdist's own options never get here: callers pass pytest's part of the command line.
 ];
 
 /// Long options with an optional value (argparse `nargs="?"`): they take the next argument
 /// when it does not look like an option (so `pytest --debug tests/` logs to `tests/`).
 const LONG_OPTIONAL_VALUE: &[&str] = &["--debug", "--cache-show"];
 
-/// Short options that take a value.
-const SHORT_WITH_VALUE: &[char] = &['k', 'm', 'W', 'c', 'p', 'o', 'r', 'n'];
+/// pytest core's short options that take a value (pytest-xdist adds `-n`).
+pub const PYTEST_SHORT_WITH_VALUE: &[char] = &['k', 'm', 'W', 'c', 'p', 'o', 'r'];
 
 /// Short flags that take no value (may be clustered: `-vvx`).
 const SHORT_FLAGS: &[char] = &['x', 'V', 'h', 'v', 'q', 'l', 's', 'd', 'f'];
@@ -221,7 +224,9 @@ pub fn setup_args(args: &[String]) -> SetupArgs {
                 Some((n, v)) => (format!("--{n}"), Some(v.to_string())),
                 None => (arg.clone(), None),
             };
-            if LONG_WITH_VALUE.contains(&name.as_str()) {
+            if PYTEST_LONG_WITH_VALUE.contains(&name.as_str())
+                || PYTEST_XDIST_LONG_WITH_VALUE.contains(&name.as_str())
+            {
                 let value = match inline {
                     Some(v) => Some(v),
                     None if i < args.len() => {
@@ -248,7 +253,7 @@ pub fn setup_args(args: &[String]) -> SetupArgs {
             if SHORT_FLAGS.contains(&c) {
                 continue;
             }
-            if SHORT_WITH_VALUE.contains(&c) {
+            if PYTEST_SHORT_WITH_VALUE.contains(&c) || c == 'n' {
                 let rest = &body[pos + c.len_utf8()..];
                 let rest = if pos == 0 {
                     rest.strip_prefix('=').unwrap_or(rest)
