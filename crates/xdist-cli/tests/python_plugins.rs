@@ -251,6 +251,12 @@ fn randomly_uses_one_seed_for_all_workers() {
         let last = xdist(dir.path(), &["-p", "randomly", "--randomly-seed=last"]);
         assert_eq!(seed_lines(&last), lines, "{}", last.describe(3000));
     }
+    // Without the plugin no seed is stored (pytest's own cache has none either).
+    let cached = dir.path().join(".pytest_cache/v/randomly_seed");
+    std::fs::remove_file(&cached).expect("randomly_seed in the cache");
+    let x = xdist(dir.path(), &["-p", "no:randomly"]);
+    assert_eq!(x.code, Some(0), "{}", x.describe(4000));
+    assert!(!cached.exists(), "{}", x.describe(2000));
 }
 
 const PLUGIN_SUITE: &[(&str, &str)] = &[

@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::Parser;
+use xdist_config::ini::{PYTEST_LONG_WITH_VALUE, PYTEST_SHORT_WITH_VALUE};
 use xdist_core::spec::XSpec;
 use xdist_sched::DistMode;
 
@@ -105,42 +106,20 @@ pub struct RawArgs {
     pub plugin_opt: Vec<String>,
 }
 
-/// pytest options that take a separate value: their value is never taken for one of ours.
-const PYTEST_VALUE_OPTIONS: &[&str] = &[
-    "-k",
-    "-m",
-    "-p",
-    "-c",
-    "-o",
-    "-W",
-    "-r",
-    "--rootdir",
-    "--basetemp",
-    "--confcutdir",
-    "--ignore",
-    "--ignore-glob",
-    "--deselect",
-    "--junitxml",
-    "--junit-xml",
-    "--junitprefix",
-    "--junit-prefix",
-    "--report-log",
-    "--durations-min",
-    "--lfnf",
-    "--last-failed-no-failures",
-    "--tb",
-    "--maxfail",
-    "--durations",
-    "--color",
-    "--capture",
-    "--import-mode",
-    "--log-level",
-    "--override-ini",
-    "--config-file",
-    "--cov",
-    "--cov-report",
-    "--timeout",
-];
+/// Plugins' options that take a separate value, besides pytest's own
+/// ([`PYTEST_LONG_WITH_VALUE`], [`PYTEST_SHORT_WITH_VALUE`]).
+const PLUGIN_VALUE_OPTIONS: &[&str] = &["--report-log", "--cov", "--cov-report", "--timeout"];
+
+/// Whether `a` is a pytest (or plugin) option whose separate value is never one of ours.
+fn is_pytest_value_option(a: &str) -> bool {
+    let mut short = a.strip_prefix('-').into_iter().flat_map(str::chars);
+    PYTEST_LONG_WITH_VALUE.contains(&a)
+        || PLUGIN_VALUE_OPTIONS.contains(&a)
+        || a.len() == 2
+            && short
+                .next()
+                .is_some_and(|c| PYTEST_SHORT_WITH_VALUE.contains(&c))
+}
 
 /// xdist's own option names as the splitter needs them, read from [`RawArgs`]' definitions
 /// (the one place a flag is named; `--help`, the man page and the completions render the same).
@@ -211,7 +190,7 @@ pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
             pytest.extend(argv[i..].iter().cloned());
             break;
         }
-        if PYTEST_VALUE_OPTIONS.contains(&a.as_str()) {
+        if is_pytest_value_option(a) {
             pytest.push(a.clone());
             if let Some(v) = argv.get(i + 1) {
                 pytest.push(v.clone());
@@ -669,7 +648,7 @@ fn scan_pytest_flags(args: &[String]) -> PytestFlags {
                             f.quiet = true;
                         }
                     }
-                } else if PYTEST_VALUE_OPTIONS.contains(&a) {
+                } else if is_pytest_value_option(a) {
                     i += 1;
                 }
             }
@@ -764,6 +743,22 @@ mod tests {
             }
         }
         assert!(n >= 35, "only {n} spellings");
+    }
+
+    #[test]
+    fn a_pytest_options_value_is_never_taken_for_ours() {
+        let shorts = PYTEST_SHORT_WITH_VALUE.iter().map(|c| format!("-{c}"));
+        let names: Vec<String> = PYTEST_LONG_WITH_VALUE
+            .iter()
+            .map(|n| n.to_string())
+            .chain(shorts)
+            .chain(PLUGIN_VALUE_OPTIONS.iter().map(|n| n.to_string()))
+            .collect();
+        for name in names {
+            let (own, pytest) = split_args(&s(&[&name, "-f", "-n", "2"]));
+            assert_eq!(own, s(&["-n", "2"]), "{name}");
+            assert_eq!(pytest, s(&[&name, "-f"]), "{name}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use xdist_core::events::{Reporter, RunEvent, RunSummary};
+use crate::report::events::{Reporter, RunEvent, RunSummary};
 use xdist_core::protocol::{Report, ReportOptions, WarningRecord};
 
 use crate::pystep::cov::CovOutcome;

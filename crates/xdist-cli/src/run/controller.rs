@@ -12,8 +12,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::report::events::{Reporter, RunEvent, RunSummary};
 use serde_json::{json, Map, Value};
-use xdist_core::events::{Reporter, RunEvent, RunSummary};
 use xdist_core::exit::ExitCode;
 use xdist_core::protocol::{
     Bootstrap, Command, Report, ReportOptions, WorkerEvent, PROTOCOL_VERSION,
@@ -346,23 +346,22 @@ impl<'r> Controller<'r> {
         }
     }
 
-    /// `TestStarted` (no duration) or `TestFinished` for test `index` on node `i`.
-    fn emit_test_event(&mut self, i: usize, index: usize, duration: Option<f64>) {
+    /// `TestStarted` or (`finished`) `TestFinished` for test `index` on node `i`.
+    fn emit_test_event(&mut self, i: usize, index: usize, finished: bool) {
         let Some(collection) = self.collection.clone() else {
             return;
         };
         let (Some(nodeid), id) = (collection.ids.get(index), self.nodes[i].id.clone()) else {
             return;
         };
-        self.emit(match duration {
-            None => RunEvent::TestStarted {
+        self.emit(match finished {
+            false => RunEvent::TestStarted {
                 worker: &id,
                 nodeid,
             },
-            Some(duration) => RunEvent::TestFinished {
+            true => RunEvent::TestFinished {
                 worker: &id,
                 nodeid,
-                duration,
             },
         });
     }
@@ -606,10 +605,8 @@ impl<'r> Controller<'r> {
         let summary = RunSummary {
             exit,
             duration: self.started.elapsed(),
-            collected: self.collection.as_ref().map_or(0, |c| c.len()),
             shouldfail: self.stop.shouldfail.clone(),
             interrupted: self.stop.interrupted.clone(),
-            xdist_message: self.stop.xdist_message.clone(),
         };
         if self.session_started {
             self.emit(RunEvent::RunFinished(&summary));
@@ -1110,13 +1107,9 @@ impl<'r> Controller<'r> {
             } => self.on_collection(i, ids, groups, deselected, lines),
             WorkerEvent::Logstart { i: index, loc } => {
                 self.nodes[i].started = Some((index, Instant::now()));
-                self.emit_test_event(i, index, None);
+                self.emit_test_event(i, index, false);
                 if let Some(loc) = loc {
-                    let id = self.nodes[i].id.clone();
-                    self.emit(RunEvent::TestStart {
-                        worker: &id,
-                        loc: &loc,
-                    });
+                    self.emit(RunEvent::TestStart { loc: &loc });
                 }
             }
             WorkerEvent::Report(r) => self.on_report(i, r),
@@ -1125,7 +1118,7 @@ impl<'r> Controller<'r> {
                 self.nodes[i].started = None;
                 self.done_tests.insert(index);
                 self.run_durations.insert(index, d);
-                self.emit_test_event(i, index, Some(d));
+                self.emit_test_event(i, index, true);
                 if self.nodes[i].scheduled {
                     self.sched
                         .mark_test_complete(NodeKey(key), index, d, &mut self.actions);
@@ -1728,7 +1721,6 @@ impl<'r> Controller<'r> {
         // --max-worker-restart.
         if let Some(msg) = self.restarts.on_crash(&id, !session_end) {
             self.emit(RunEvent::XdistMessage { message: &msg });
-            self.stop.xdist_message = Some(msg);
             self.stop_all();
         } else if !session_end && (!self.shutting_down || self.sched.has_pending()) {
             self.emit(RunEvent::ReplacingWorker { worker: &id });

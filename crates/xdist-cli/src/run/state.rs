@@ -71,8 +71,6 @@ pub struct Stop {
     /// `-x`/`--maxfail` or a worker's `session.shouldfail`/`shouldstop`.
     pub shouldfail: Option<String>,
     pub interrupted: Option<String>,
-    /// The restart limit's message (shown in the summary).
-    pub xdist_message: Option<String>,
     pub internal_error: bool,
     /// Ctrl-C/SIGTERM seen: when the grace period for running tests ends.
     interrupt_deadline: Option<Instant>,
