@@ -1,8 +1,8 @@
 //! `xdist`: run a pytest suite across many CPUs.
 //!
-//! Flow: [`args`] splits and validates the command line; the pytest config file supplies
-//! xdist options from `addopts`; [`controller::Controller`] starts the workers and owns the
-//! run; [`terminal::TerminalReporter`] prints what a pytest user expects.
+//! Flow: [`cli::args`] splits and validates the command line; the pytest config file supplies
+//! xdist options from `addopts`; [`run::controller::Controller`] starts the workers and owns the
+//! run; [`report::terminal::TerminalReporter`] prints what a pytest user expects.
 
 /// `println!` that never panics: output to a closed pipe (`xdist --help | head`) is dropped.
 macro_rules! outln {
@@ -22,32 +22,16 @@ macro_rules! out {
     }};
 }
 
-mod args;
-mod basetemp;
-mod cache;
-mod controller;
-mod controller_session;
-mod cov;
-mod durations;
+mod cli;
 mod error;
-mod generate;
-mod junit;
-mod looponfail;
-mod merge;
-mod plain;
-mod plugins;
-mod randomly;
-mod reportlog;
-mod rsync;
-mod serve;
-mod shard;
-mod signals;
-mod status;
-mod summary;
-mod terminal;
-mod termwriter;
-mod text;
-mod zygote;
+mod pystep;
+mod report;
+mod run;
+
+use cli::{args, generate, merge, plain, plugins, serve};
+use pystep::controller_session;
+use report::{cache, junit, reportlog, status};
+use run::{basetemp, controller, durations, looponfail, rsync, signals};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -56,11 +40,11 @@ use xdist_core::cpus::{auto_workers, AutoKind};
 use xdist_core::env as envnames;
 use xdist_core::spec::{Gateway, XSpec};
 
-use crate::args::{NumProcesses, RunOptions};
-use crate::controller::{Controller, RunSetup};
+use crate::cli::args::{NumProcesses, RunOptions};
 use crate::error::CliError;
-use crate::terminal::TerminalReporter;
-use crate::termwriter::TermWriter;
+use crate::report::terminal::TerminalReporter;
+use crate::report::termwriter::TermWriter;
+use crate::run::controller::{Controller, RunSetup};
 
 fn main() {
     // Before any thread exists: every process xdist starts inherits it (no pytest hand-off

@@ -24,10 +24,13 @@ use xdist_plugin_api::{ConfigView, GatewayView, NodeView, ReportView};
 use xdist_sched::{Action, Collection, NodeKey, SchedConfig, Scheduling};
 use xdist_worker::{ExitKind, Stream, WorkerHandle, WorkerMsg, WorkerSpawn};
 
-use crate::args::RunOptions;
-use crate::controller_session::ControllerSession;
-use crate::durations;
+use crate::cli::args::RunOptions;
 use crate::error::CliError;
+use crate::pystep::controller_session::ControllerSession;
+use crate::run::durations;
+use crate::run::state::{
+    blame, crash_moment, Blame, Effect, EndFacts, HangClock, HangStep, Ledger, RestartBudget, Stop,
+};
 
 /// How long a worker's channel may stay open after its process exited (a forked grandchild
 /// can hold it) before the worker counts as down anyway.
@@ -37,10 +40,6 @@ const CHANNEL_GRACE: Duration = Duration::from_secs(1);
 const CHANNEL_LOST_WAIT: Duration = Duration::from_secs(2);
 /// Lines of a worker's stderr kept for crash reports.
 const STDERR_TAIL: usize = 200;
-/// After the first Ctrl-C, running tests get this long to finish.
-const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
-/// Time given to a hung worker to dump its Python stacks before it is killed.
-const STACK_DUMP_WAIT: Duration = Duration::from_millis(500);
 /// How often `RunEvent::Tick` is sent while a reporter wants ticks (a live status area).
 const TICK: Duration = Duration::from_millis(150);
 /// Largest `summarize` command sent to a worker (frames stop at 64 MiB).
@@ -83,7 +82,7 @@ pub struct RunSetup {
     /// `--hang-timeout` / ini `hang_timeout`: a test running longer has its worker killed.
     pub hang_timeout: Option<Duration>,
     /// How local workers start (`--start`).
-    pub start: crate::args::StartMode,
+    pub start: crate::cli::args::StartMode,
 }
 
 impl RunSetup {
@@ -119,10 +118,7 @@ struct Node {
     down_handled: bool,
     /// The test running now and since when (from `logstart`).
     started: Option<(usize, Instant)>,
-    /// When we asked a hung worker for its stacks (SIGUSR1).
-    stacks_requested: Option<Instant>,
-    /// The test that exceeded --hang-timeout: the worker is killed while it still runs.
-    hung: Option<usize>,
+    hang: HangClock,
     /// Killed for breaking the protocol: what it sent.
     fault: Option<String>,
     /// Its tests are done and it waits to run the summary step (`linger`).
@@ -169,7 +165,6 @@ pub struct Controller<'r> {
     options: ReportOptions,
     session_started: bool,
     collection_complete: bool,
-    collect_errors: usize,
     /// Collection reports shown so far, by `nodeid\0outcome`: how many times (one node id
     /// can report twice, e.g. a module and its doctests skipped by one `importorskip`), and
     /// how many each worker sent. Every worker collects the same, so a report is shown
@@ -178,19 +173,11 @@ pub struct Controller<'r> {
     worker_collect_reports: HashMap<(usize, String), usize>,
     seen_early_warnings: HashSet<(String, Option<String>)>,
     deselected: usize,
-    failures: u64,
-    /// Tests reported failed because their worker died (not counted for `--maxfail`), and
-    /// crashes no test could be blamed for: either way the run fails.
-    crashes: u64,
+    ledger: Ledger,
     shutting_down: bool,
-    shouldfail: Option<String>,
-    interrupted: Option<String>,
-    xdist_message: Option<String>,
-    internal_error: bool,
+    stop: Stop,
     fatal: Option<CliError>,
-    crashed_workers: usize,
-    /// Ctrl-C/SIGTERM seen: when the grace period for running tests ends.
-    interrupt_deadline: Option<Instant>,
+    restarts: RestartBudget,
     started: Instant,
     actions: Vec<Action>,
     done_tests: HashSet<usize>,
@@ -230,7 +217,7 @@ pub struct Controller<'r> {
     /// Nodes whose event channel ended while their process lived on.
     lost_channels: Vec<usize>,
     /// The fork server, in fork mode (`--start fork`).
-    zygote: crate::zygote::Zygote,
+    zygote: crate::run::zygote::Zygote,
 }
 
 impl<'r> Controller<'r> {
@@ -241,6 +228,7 @@ impl<'r> Controller<'r> {
         reporters: Vec<&'r mut dyn Reporter>,
     ) -> Result<Self, CliError> {
         let (tx, rx) = mpsc::channel();
+        let restarts = RestartBudget::new(setup.max_restarts);
         let config = SchedConfig {
             num_nodes: setup.workers(),
             max_sched_chunk: setup.opts.maxschedchunk,
@@ -249,7 +237,7 @@ impl<'r> Controller<'r> {
         };
         let (sched, plugin_scheduler) = match host
             .make_scheduler(&config_view, &config)
-            .map_err(crate::plugins::hook_error)?
+            .map_err(crate::cli::plugins::hook_error)?
         {
             Some(s) => (s, true),
             None => (
@@ -262,7 +250,7 @@ impl<'r> Controller<'r> {
             true => xdist_sched::DistMode::Each,
             false => setup.opts.dist,
         };
-        let zygote = crate::zygote::Zygote::new(setup.start, dist);
+        let zygote = crate::run::zygote::Zygote::new(setup.start, dist);
         Ok(Controller {
             setup,
             host,
@@ -279,21 +267,15 @@ impl<'r> Controller<'r> {
             options: ReportOptions::default(),
             session_started: false,
             collection_complete: false,
-            collect_errors: 0,
             seen_collect_reports: HashMap::new(),
             worker_collect_reports: HashMap::new(),
             seen_early_warnings: HashSet::new(),
             deselected: 0,
-            failures: 0,
-            crashes: 0,
+            ledger: Ledger::default(),
             shutting_down: false,
-            shouldfail: None,
-            interrupted: None,
-            xdist_message: None,
-            internal_error: false,
+            stop: Stop::default(),
             fatal: None,
-            crashed_workers: 0,
-            interrupt_deadline: None,
+            restarts,
             started: Instant::now(),
             actions: Vec::new(),
             done_tests: HashSet::new(),
@@ -344,7 +326,7 @@ impl<'r> Controller<'r> {
             Ok(v) => Some(v),
             Err(e) => {
                 if self.fatal.is_none() {
-                    self.fatal = Some(crate::plugins::hook_error(e));
+                    self.fatal = Some(crate::cli::plugins::hook_error(e));
                 }
                 None
             }
@@ -354,7 +336,7 @@ impl<'r> Controller<'r> {
     fn check_plugin_scheduler(&mut self) {
         if let Some(e) = self.host.take_error() {
             if self.fatal.is_none() {
-                self.fatal = Some(crate::plugins::hook_error(e));
+                self.fatal = Some(crate::cli::plugins::hook_error(e));
             }
         }
     }
@@ -403,9 +385,9 @@ impl<'r> Controller<'r> {
         workerinput.insert("workercount".into(), json!(self.setup.workers()));
         workerinput.insert("testrunuid".into(), json!(self.setup.testrunuid));
         workerinput.insert("mainargv".into(), json!(self.setup.mainargv));
-        crate::cov::add_workerinput(&mut workerinput, &self.setup.cwd);
+        crate::pystep::cov::add_workerinput(&mut workerinput, &self.setup.cwd);
         let (args, uid) = (&self.setup.opts.pytest_args, &self.setup.testrunuid);
-        crate::randomly::add_workerinput(&mut workerinput, args, &self.setup.cwd, uid);
+        crate::pystep::randomly::add_workerinput(&mut workerinput, args, &self.setup.cwd, uid);
         let gateway = GatewayView {
             id: gw.clone(),
             spec: spec.raw.clone(),
@@ -510,8 +492,7 @@ impl<'r> Controller<'r> {
             stdout_done: false,
             down_handled: false,
             started: None,
-            stacks_requested: None,
-            hung: None,
+            hang: HangClock::default(),
             unconfigure_error: None,
             fault: None,
             lingering: false,
@@ -621,9 +602,9 @@ impl<'r> Controller<'r> {
             exit,
             duration: self.started.elapsed(),
             collected: self.collection.as_ref().map_or(0, |c| c.len()),
-            shouldfail: self.shouldfail.clone(),
-            interrupted: self.interrupted.clone(),
-            xdist_message: self.xdist_message.clone(),
+            shouldfail: self.stop.shouldfail.clone(),
+            interrupted: self.stop.interrupted.clone(),
+            xdist_message: self.stop.xdist_message.clone(),
         };
         if self.session_started {
             self.emit(RunEvent::RunFinished(&summary));
@@ -632,7 +613,7 @@ impl<'r> Controller<'r> {
         Ok(RunOutcome {
             exit: exit.code(),
             failed: std::mem::take(&mut self.failed_ids),
-            collection_failed: self.collect_errors > 0,
+            collection_failed: self.ledger.collect_errors > 0,
             needs_controller_session: false,
             controller_session_used: self.controller_reasons_seen,
         })
@@ -655,18 +636,19 @@ impl<'r> Controller<'r> {
 
     /// pytest-cov: combine the workers' coverage and report it, as its `DistMaster` would.
     fn finish_coverage(&mut self) {
-        let nodes: Vec<crate::cov::CovNode> = (self.nodes.iter().enumerate())
-            .map(|(i, n)| crate::cov::CovNode {
+        let nodes: Vec<crate::pystep::cov::CovNode> = (self.nodes.iter().enumerate())
+            .map(|(i, n)| crate::pystep::cov::CovNode {
                 id: &n.id,
                 workerinfo: &n.workerinfo,
                 workeroutput: self.worker_outputs.get(&i),
             })
             .collect();
-        let failed = self.failures + self.crashes;
+        let failed = self.ledger.failures + self.ledger.crashes;
         let (python, cwd) = (&self.setup.python, &self.setup.cwd);
         let run_time = self.started.elapsed();
         let width = self.setup.width;
-        let Some(cov) = crate::cov::finish(python, cwd, width, &nodes, failed, run_time) else {
+        let Some(cov) = crate::pystep::cov::finish(python, cwd, width, &nodes, failed, run_time)
+        else {
             return;
         };
         self.emit(RunEvent::Coverage {
@@ -675,7 +657,7 @@ impl<'r> Controller<'r> {
             required: cov.required.as_ref().map(|(m, f)| (m.as_str(), *f)),
         });
         if cov.failed {
-            self.failures += 1; // pytest-cov fails the session (`session.testsfailed += 1`)
+            self.ledger.failures += 1; // pytest-cov fails the session (`session.testsfailed += 1`)
         }
     }
 
@@ -716,7 +698,7 @@ impl<'r> Controller<'r> {
                 }))
             })
             .collect();
-        let input = crate::summary::SummaryInput {
+        let input = crate::pystep::summary::SummaryInput {
             args: &self.setup.opts.pytest_args,
             mirror,
             summary,
@@ -740,7 +722,9 @@ impl<'r> Controller<'r> {
             }),
             (None, Some(r)) => r,
             // No worker was left to run it (stopped, crashed, or too much to send).
-            (None, None) => crate::summary::run(&self.setup.python, &self.setup.cwd, &input),
+            (None, None) => {
+                crate::pystep::summary::run(&self.setup.python, &self.setup.cwd, &input)
+            }
         };
         match result {
             Ok(text) => {
@@ -751,7 +735,7 @@ impl<'r> Controller<'r> {
             Err(err) => {
                 // pytest itself dies of it (a traceback, no summary line); we keep the
                 // summary line and show the traceback where the hooks' text would be.
-                self.internal_error = true;
+                self.stop.internal_error = true;
                 let text: String = format!("failed to run plugins' end-of-run hooks:\n{err}")
                     .trim_end()
                     .lines()
@@ -776,7 +760,7 @@ impl<'r> Controller<'r> {
         let (Some(path), Some(collection)) = (self.history_path(), self.collection.clone()) else {
             return;
         };
-        if self.collection_complete && self.collect_errors == 0 {
+        if self.collection_complete && self.ledger.collect_errors == 0 {
             if let (Some(dir), Some(key)) =
                 (self.options.cache_dir.as_deref(), &self.setup.args_key)
             {
@@ -800,7 +784,7 @@ impl<'r> Controller<'r> {
         let Some(collection) = &self.collection else {
             return 0;
         };
-        if !self.collection_complete || self.interrupted.is_some() || self.shouldfail.is_some() {
+        if !self.collection_complete || self.stop.stopped_on_purpose() {
             return 0;
         }
         let ended = self.done_tests.union(&self.crashed_tests).count();
@@ -843,39 +827,30 @@ impl<'r> Controller<'r> {
             // The controller session's, after its `pytest_sessionfinish` hooks.
             return exit;
         }
-        if self.interrupted.is_some() {
-            ExitCode::Interrupted
-        } else if self.internal_error {
-            ExitCode::InternalError
-        } else if self.every_unconfigure_failed().is_some()
-            || self.failures > 0
-            || self.crashes > 0
-            || self.not_run() > 0
-            || self.collect_errors > 0
-            || self.shouldfail.is_some()
-        {
-            ExitCode::TestsFailed
-        } else if self.collection.as_ref().is_none_or(|c| c.is_empty()) && !self.empty_shard() {
-            ExitCode::NoTestsCollected
-        } else {
-            ExitCode::Ok
+        let end = EndFacts {
+            unconfigure_failed: self.every_unconfigure_failed().is_some(),
+            not_run: self.not_run(),
+            nothing_collected: self.collection.as_ref().is_none_or(|c| c.is_empty())
+                && !self.empty_shard(),
+        };
+        self.stop.reason(&self.ledger, end).exit()
+    }
+
+    /// Carries out what the run state decided.
+    fn perform(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::StopAll => self.stop_all(),
+                Effect::KillAll => self.kill_all(),
+            }
         }
     }
 
     fn check_interrupts(&mut self) {
-        let n = crate::signals::count();
-        if n == 0 {
-            return;
-        }
-        if self.interrupt_deadline.is_none() {
-            self.interrupt_deadline = Some(Instant::now() + INTERRUPT_GRACE);
-            self.interrupted = Some("KeyboardInterrupt".into());
-            self.stop_all();
-        }
-        let expired = self.interrupt_deadline.is_some_and(|d| Instant::now() >= d);
-        if n >= 2 || expired {
-            self.kill_all();
-        }
+        let effects = self
+            .stop
+            .on_signals(crate::run::signals::count(), Instant::now());
+        self.perform(effects);
     }
 
     /// `--hang-timeout`: ask a hung worker for its stacks, then kill it; reported as a crash.
@@ -888,11 +863,8 @@ impl<'r> Controller<'r> {
             if n.exited.is_some() {
                 continue;
             }
-            let running = n.started.map(|(idx, _)| idx);
-            match (n.started, n.stacks_requested) {
-                (Some((idx, since)), None) if since.elapsed() >= timeout => {
-                    n.stacks_requested = Some(Instant::now());
-                    n.hung = Some(idx);
+            match n.hang.step(n.started, timeout, Instant::now()) {
+                HangStep::DumpStacks => {
                     // Only the thread waiting on the channel is signalled: a signal the
                     // test's thread took would cut its sleep or C call short.
                     let signalled = match n.stack_thread {
@@ -906,16 +878,8 @@ impl<'r> Controller<'r> {
                         n.handle.send(&[Command::DumpStacks]);
                     }
                 }
-                (_, Some(asked)) if asked.elapsed() >= STACK_DUMP_WAIT => {
-                    if running.is_some() && running == n.hung {
-                        n.handle.signal(libc::SIGKILL);
-                    } else if n.hung.is_some() {
-                        // It ended in the meantime: slow, not hung; the kill was its alone.
-                        n.hung = None;
-                        n.stacks_requested = None;
-                    }
-                }
-                _ => {}
+                HangStep::Kill => n.handle.signal(libc::SIGKILL),
+                HangStep::Nothing => {}
             }
         }
     }
@@ -1108,7 +1072,7 @@ impl<'r> Controller<'r> {
                 if *sent > *shown {
                     *shown = *sent;
                     if r.outcome == "failed" {
-                        self.collect_errors += 1;
+                        self.ledger.collect_errors += 1;
                         self.note_failed(&nodeid);
                     }
                     if let (true, Some(ser)) = (self.wants_summary_reports(), &r.ser) {
@@ -1176,7 +1140,7 @@ impl<'r> Controller<'r> {
                 }
             }
             WorkerEvent::InternalError { text } => {
-                self.internal_error = true;
+                self.stop.internal_error = true;
                 self.emit(RunEvent::InternalError { text: &text });
             }
             WorkerEvent::UnconfigureError { text } => self.nodes[i].unconfigure_error = Some(text),
@@ -1209,8 +1173,8 @@ impl<'r> Controller<'r> {
                 let view = self.node_view(i);
                 let r = self.host.testnodedown(&view, None);
                 self.plugin_result(r);
-                if exitstatus == ExitCode::Interrupted.code() && self.interrupted.is_none() {
-                    self.interrupted = Some(format!(
+                if exitstatus == ExitCode::Interrupted.code() && self.stop.interrupted.is_none() {
+                    self.stop.interrupted = Some(format!(
                         "<WorkerController {}> received keyboard-interrupt",
                         self.nodes[i].id
                     ));
@@ -1218,13 +1182,13 @@ impl<'r> Controller<'r> {
                 }
                 for v in [shouldfail, shouldstop] {
                     if let Value::String(s) = v {
-                        if self.shouldfail.is_none() && !s.is_empty() {
-                            self.shouldfail = Some(s);
+                        if self.stop.shouldfail.is_none() && !s.is_empty() {
+                            self.stop.shouldfail = Some(s);
                         }
                     }
                 }
                 if exitstatus == ExitCode::InternalError.code() {
-                    self.internal_error = true;
+                    self.stop.internal_error = true;
                 }
             }
         }
@@ -1266,7 +1230,7 @@ impl<'r> Controller<'r> {
             self.setup.opts.shard,
             self.collection.is_none() && ids.is_empty() && not_in_shard > 0,
         ) {
-            eprintln!("{}", crate::shard::empty_shard_line(s, not_in_shard));
+            eprintln!("{}", crate::run::shard::empty_shard_line(s, not_in_shard));
         }
         let deselected = deselected + not_in_shard;
         self.nodes[i].collected = true;
@@ -1305,7 +1269,7 @@ impl<'r> Controller<'r> {
                     &node_id,
                     &ids,
                 );
-                self.collect_errors += 1;
+                self.ledger.collect_errors += 1;
                 let body = format!("{}\n", diff.trim_end());
                 let report = Report {
                     when: "collect".into(),
@@ -1356,9 +1320,9 @@ impl<'r> Controller<'r> {
             scheduler: name,
             ids: &collection.ids,
         });
-        if self.collect_errors > 0 && !self.options.continue_on_collection_errors {
-            let n = self.collect_errors;
-            self.interrupted = Some(format!(
+        if self.ledger.collect_errors > 0 && !self.options.continue_on_collection_errors {
+            let n = self.ledger.collect_errors;
+            self.stop.interrupted = Some(format!(
                 "Interrupted: {n} error{} during collection",
                 if n == 1 { "" } else { "s" }
             ));
@@ -1384,7 +1348,7 @@ impl<'r> Controller<'r> {
             }
         }
         if r.outcome == "failed" && r.xfail.is_none() {
-            self.failures += 1;
+            self.ledger.failures += 1;
             self.note_failed(&nodeid);
         }
         if self.wants_summary_reports() {
@@ -1399,11 +1363,8 @@ impl<'r> Controller<'r> {
             nodeid: &nodeid,
             report: &r,
         });
-        let maxfail = self.options.maxfail;
-        if maxfail > 0 && self.failures >= maxfail && self.shouldfail.is_none() {
-            self.shouldfail = Some(format!("stopping after {} failures", self.failures));
-            self.stop_all();
-        }
+        let effects = self.stop.on_failure(&self.ledger, self.options.maxfail);
+        self.perform(effects);
     }
 
     fn note_failed(&mut self, nodeid: &str) {
@@ -1544,12 +1505,12 @@ impl<'r> Controller<'r> {
             return (ids, groups, 0);
         };
         let durations = match shard.by {
-            crate::args::ShardBy::Duration => self
+            crate::cli::args::ShardBy::Duration => self
                 .history_path()
                 .and_then(|p| durations::estimates(&p, &ids)),
-            crate::args::ShardBy::Hash => None,
+            crate::cli::args::ShardBy::Hash => None,
         };
-        let selected = crate::shard::select(&ids, shard, durations.as_deref());
+        let selected = crate::run::shard::select(&ids, shard, durations.as_deref());
         if self.shard_map.is_none() {
             let mut rev = vec![usize::MAX; ids.len()];
             for (s, &w) in selected.iter().enumerate() {
@@ -1669,7 +1630,7 @@ impl<'r> Controller<'r> {
 
     fn on_crash(&mut self, i: usize, kind: ExitKind) {
         let id = self.nodes[i].id.clone();
-        if self.interrupt_deadline.is_some() {
+        if self.stop.interrupting() {
             // Killed on the user's request: nothing crashed, nothing is replaced.
             if self.nodes[i].scheduled {
                 self.nodes[i].scheduled = false;
@@ -1706,63 +1667,55 @@ impl<'r> Controller<'r> {
         } else {
             started.or(self.nodes[i].running)
         };
-        let mut blamed = false;
-        if let (Some(idx), Some(collection)) = (crash_index, self.collection.clone()) {
-            if self.nodes[i].hung != Some(idx) {
-                self.nodes[i].hung = None;
+        let collection = self.collection.clone();
+        let node = &self.nodes[i];
+        let verdict = match collection {
+            Some(_) => blame(crash_index, node.outcome_of, |t| {
+                self.done_tests.contains(&t)
+            }),
+            None => Blame::Nobody,
+        };
+        if let Some(idx) = crash_index.filter(|_| collection.is_some()) {
+            if self.nodes[i].hang.hung != Some(idx) {
+                self.nodes[i].hang.hung = None;
             }
-            let nodeid = || collection.ids.get(idx).cloned().unwrap_or_default();
-            if self.nodes[i].outcome_of == Some(idx) && !self.done_tests.contains(&idx) {
+        }
+        let nodeid = |idx: usize| collection.as_ref()?.ids.get(idx).cloned();
+        match verdict {
+            Blame::Teardown(idx) => {
                 // It died after the test's outcome was shown (in its teardown): one
                 // outcome per test, so the crash is reported on its own.
                 self.crashed_tests.insert(idx);
-                let hang = match (self.nodes[i].hung, self.setup.hang_timeout) {
+                let hang = match (self.nodes[i].hang.hung, self.setup.hang_timeout) {
                     (Some(_), Some(t)) => {
                         format!(", exceeding --hang-timeout of {}s", t.as_secs_f64())
                     }
                     _ => String::new(),
                 };
-                let when = format!("in the teardown of '{}', after its outcome{hang}", nodeid());
+                let id = nodeid(idx).unwrap_or_default();
+                let when = format!("in the teardown of '{id}', after its outcome{hang}");
                 self.report_session_crash(i, &when, kind);
-                blamed = true;
-            } else if !self.done_tests.contains(&idx) {
-                self.crashed_tests.insert(idx);
-                self.report_crash(i, &nodeid(), kind);
-                blamed = true;
             }
+            Blame::Test(idx) => {
+                self.crashed_tests.insert(idx);
+                self.report_crash(i, &nodeid(idx).unwrap_or_default(), kind);
+            }
+            Blame::Nobody => {}
         }
+        let blamed = verdict != Blame::Nobody;
         // All its tests ran and it was told to end: it died in the session's end
         // (`pytest_sessionfinish`, session fixtures' last teardown), not in a test.
         let session_end = !blamed && !gave_back && self.nodes[i].shutdown_sent;
         if !blamed {
             // No test to report it on: say it here (and in the summary).
-            let when = if session_end {
-                "after its last test, while ending its session"
-            } else if self.nodes[i].ready {
-                "while no test was running"
-            } else {
-                "before its pytest session started"
-            };
+            let when = crash_moment(session_end, self.nodes[i].ready);
             self.report_session_crash(i, when, kind);
         }
         // One that had nothing left to run needs no replacement: it does not count for
         // --max-worker-restart.
-        self.crashed_workers += usize::from(!session_end);
-        let limit_reached = match self.setup.max_restarts {
-            Some(max) => self.crashed_workers > max,
-            None => false,
-        };
-        if limit_reached {
-            let msg = if self.setup.max_restarts == Some(0) {
-                format!("worker {id} crashed and worker restarting disabled")
-            } else {
-                format!(
-                    "maximum crashed workers reached: {}",
-                    self.setup.max_restarts.unwrap_or(0)
-                )
-            };
+        if let Some(msg) = self.restarts.on_crash(&id, !session_end) {
             self.emit(RunEvent::XdistMessage { message: &msg });
-            self.xdist_message = Some(msg);
+            self.stop.xdist_message = Some(msg);
             self.stop_all();
         } else if !session_end && (!self.shutting_down || self.sched.has_pending()) {
             self.emit(RunEvent::ReplacingWorker { worker: &id });
@@ -1779,7 +1732,7 @@ impl<'r> Controller<'r> {
     /// the one it announced) rather than ending as its session said; a kill of ours on the
     /// user's request or a fatal error does not count.
     fn ended_abnormally(&self, i: usize, kind: ExitKind) -> bool {
-        if self.interrupt_deadline.is_some() || self.fatal.is_some() {
+        if self.stop.interrupting() || self.fatal.is_some() {
             return false;
         }
         match kind {
@@ -1787,7 +1740,7 @@ impl<'r> Controller<'r> {
             // The worker's own INTERNALERROR path exits 3 and was reported as such.
             ExitKind::Code(c) => {
                 Some(c) != self.nodes[i].finished_status
-                    && !(c == ExitCode::InternalError.code() && self.internal_error)
+                    && !(c == ExitCode::InternalError.code() && self.stop.internal_error)
             }
             ExitKind::Disconnected => false,
         }
@@ -1799,7 +1752,7 @@ impl<'r> Controller<'r> {
         let id = self.nodes[i].id.clone();
         let tail = &self.nodes[i].stderr_tail;
         // A hung worker's tail is its stacks: all of them.
-        let keep = if self.nodes[i].hung.is_some() {
+        let keep = if self.nodes[i].hang.hung.is_some() {
             STDERR_TAIL
         } else {
             10
@@ -1822,7 +1775,7 @@ impl<'r> Controller<'r> {
             cause.unwrap_or_else(|| kind.to_string())
         );
         self.emit(RunEvent::XdistMessage { message: &msg });
-        self.crashes += 1;
+        self.ledger.crashes += 1;
     }
 
     fn report_crash(&mut self, i: usize, nodeid: &str, kind: ExitKind) {
@@ -1854,7 +1807,7 @@ impl<'r> Controller<'r> {
             body.push_str(&line);
             body.push('\n');
         }
-        if self.nodes[i].hung.is_some() {
+        if self.nodes[i].hang.hung.is_some() {
             let secs = self.setup.hang_timeout.map_or(0.0, |t| t.as_secs_f64());
             body.push_str(&format!(
                 "{}\ntest exceeded --hang-timeout of {secs}s; worker killed ({kind}); Python stacks:\n",
@@ -1879,7 +1832,7 @@ impl<'r> Controller<'r> {
         } else {
             ("failed", "F", "FAILED", "red")
         };
-        let short = crate::text::short_line(
+        let short = crate::report::text::short_line(
             word,
             &[markup],
             nodeid,
@@ -1910,7 +1863,7 @@ impl<'r> Controller<'r> {
             ..Report::default()
         };
         if !rerun {
-            self.crashes += 1;
+            self.ledger.crashes += 1;
             self.note_failed(nodeid);
         }
         self.emit(RunEvent::TestReport {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::error::CliError;
-use crate::termwriter::TermWriter;
+use crate::report::termwriter::TermWriter;
 
 /// Quiet time after the last event before a rerun starts.
 const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -49,7 +49,7 @@ pub fn run_loop(
             Err(CliError::Usage(_)) if !failing.is_empty() => run(base_args)?,
             Err(e) => return Err(e),
         };
-        if crate::signals::count() > 0 || outcome.exit == 2 && !outcome.collection_failed {
+        if crate::run::signals::count() > 0 || outcome.exit == 2 && !outcome.collection_failed {
             return Ok(2);
         }
         let was_failing = !failing.is_empty();
@@ -59,7 +59,7 @@ pub fn run_loop(
         } else {
             outcome
         };
-        if crate::signals::count() > 0 {
+        if crate::run::signals::count() > 0 {
             return Ok(2);
         }
         failing = outcome.failed;
@@ -200,7 +200,7 @@ impl ChangeWatcher {
         let mut changed: Vec<PathBuf> = Vec::new();
         let mut last: Option<Instant> = None;
         loop {
-            if crate::signals::count() > 0 {
+            if crate::run::signals::count() > 0 {
                 return Ok(None);
             }
             match self.rx.recv_timeout(Duration::from_millis(50)) {

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use xdist_core::env as envnames;
 
-use crate::args::{Shard, ShardBy};
+use crate::cli::args::{Shard, ShardBy};
 use crate::error::CliError;
 
 /// Runs pytest as `python -m pytest` would, plus pytest-xdist's options, marker and fixtures
@@ -169,10 +169,10 @@ pub fn run_plain_pytest(
             ShardBy::Duration => shard
                 .history
                 .as_deref()
-                .and_then(|p| crate::durations::estimates(p, &ids)),
+                .and_then(|p| crate::run::durations::estimates(p, &ids)),
             ShardBy::Hash => None,
         };
-        let keep = crate::shard::select(&ids, shard.shard, durations.as_deref());
+        let keep = crate::run::shard::select(&ids, shard.shard, durations.as_deref());
         if keep.is_empty() && !ids.is_empty() {
             empty_shard = Some(ids.len());
         }
@@ -188,7 +188,7 @@ pub fn run_plain_pytest(
     match empty_shard {
         // pytest's "no tests collected" (5): for an empty shard that is a pass.
         Some(n) if code == xdist_core::exit::ExitCode::NoTestsCollected.code() => {
-            eprintln!("{}", crate::shard::empty_shard_line(shard.shard, n));
+            eprintln!("{}", crate::run::shard::empty_shard_line(shard.shard, n));
             Ok(0)
         }
         _ => Ok(code),

@@ -92,10 +92,10 @@ pub fn command(argv: &[String]) -> Result<i32, CliError> {
     listener
         .set_nonblocking(true)
         .map_err(|e| CliError::Internal(e.to_string()))?;
-    crate::signals::install();
+    crate::run::signals::install();
     let children: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new(Vec::new()));
     let token = Arc::new(token);
-    while crate::signals::count() == 0 {
+    while crate::run::signals::count() == 0 {
         match listener.accept() {
             Ok((conn, peer)) => {
                 let (token, children, python) = (token.clone(), children.clone(), python.clone());

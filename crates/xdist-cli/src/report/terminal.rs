@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 use xdist_core::events::{Reporter, RunEvent, RunSummary};
 use xdist_core::protocol::{Report, ReportOptions, WarningRecord};
 
-use crate::cov::CovOutcome;
-use crate::status::StatusHandle;
-use crate::termwriter::TermWriter;
+use crate::pystep::cov::CovOutcome;
+use crate::report::status::StatusHandle;
+use crate::report::termwriter::TermWriter;
 
 /// pytest's `KNOWN_TYPES`: the order of the summary line.
 const KNOWN_TYPES: &[&str] = &[
@@ -130,7 +130,8 @@ impl TerminalReporter {
     fn status_line(&mut self, line: &str, markup: &[&str], last: bool) {
         match self.status_len.take() {
             Some(len) if self.state == LineState::Dirty => {
-                let pad = " ".repeat(len.saturating_sub(crate::termwriter::display_width(line)));
+                let pad =
+                    " ".repeat(len.saturating_sub(crate::report::termwriter::display_width(line)));
                 self.tw.write(&format!("\r{line}{pad}"), markup);
             }
             _ => {
@@ -140,7 +141,7 @@ impl TerminalReporter {
         }
         if self.isatty && !last {
             self.state = LineState::Dirty;
-            self.status_len = Some(crate::termwriter::display_width(line));
+            self.status_len = Some(crate::report::termwriter::display_width(line));
         } else {
             self.tw.line("", &[]);
             self.state = LineState::Clean;
@@ -587,7 +588,7 @@ impl TerminalReporter {
                 let mut msg = format!(
                     "({} durations < {}s hidden.",
                     dlist.len() - n,
-                    crate::text::format_g(min)
+                    crate::report::text::format_g(min)
                 );
                 if self.opts.durations_min.is_none() {
                     msg.push_str("  Use -vv to show these durations.");

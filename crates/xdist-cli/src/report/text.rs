@@ -1,6 +1,6 @@
 //! Small text helpers shared by reporters.
 
-use crate::termwriter::display_width;
+use crate::report::termwriter::display_width;
 
 /// pytest's `_format_trimmed`: fit `" - {msg}"` into `available` cells, ellipsizing.
 pub fn format_trimmed(msg: &str, available: usize) -> Option<String> {

@@ -246,7 +246,7 @@ pub struct Shard {
     pub total: usize,
     pub by: ShardBy,
     /// `--shard auto`: the CI provider K and N came from.
-    pub provider: Option<&'static crate::shard::Provider>,
+    pub provider: Option<&'static crate::run::shard::Provider>,
 }
 
 impl Shard {
@@ -501,7 +501,7 @@ fn parse_shard(
         return Ok(None);
     };
     if v.trim() == "auto" {
-        let (index, total, provider) = crate::shard::from_env(env).map_err(CliError::Usage)?;
+        let (index, total, provider) = crate::run::shard::from_env(env).map_err(CliError::Usage)?;
         return Ok(Some(Shard {
             index,
             total,

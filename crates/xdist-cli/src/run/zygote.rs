@@ -10,7 +10,7 @@ use xdist_worker::{
     spawn_worker, ForkServer, SpawnError, WorkerHandle, WorkerMsg, WorkerSpawn, ZygoteSpawn,
 };
 
-use crate::args::StartMode;
+use crate::cli::args::StartMode;
 
 enum State {
     /// Fork mode, no worker started yet.
@@ -89,7 +89,7 @@ impl Zygote {
                 cwd: &s.cwd,
                 env: &s.env,
                 bootstrap: &s.bootstrap,
-                interrupted: || crate::signals::count() > 0,
+                interrupted: || crate::run::signals::count() > 0,
             };
             self.state = match ForkServer::start(z, tx) {
                 Ok(server) => {

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use xdist_core::events::RunEvent;
 
-use crate::termwriter::{display_width, strip_ansi};
+use crate::report::termwriter::{display_width, strip_ansi};
 
 /// Whether a run should show the status area: stdout is a terminal that can move its
 /// cursor, the run is not quiet, and `XDIST_NO_STATUS` is unset.
@@ -69,7 +69,7 @@ impl StatusHandle {
             RunEvent::CollectionComplete { workers, ids, .. } => {
                 let history = s.model.cache_dir.as_deref().and_then(|d| {
                     let path = Path::new(d).join("v").join("xdist").join("durations");
-                    crate::durations::estimates(&path, ids)
+                    crate::run::durations::estimates(&path, ids)
                 });
                 let m = &mut s.model;
                 m.total = ids.len();

@@ -366,7 +366,7 @@ pub fn merge_durations(argv: &[String]) -> Result<i32, CliError> {
     // `record` rewrites the whole file from what it reads plus these: start from nothing.
     let tmp = out.with_extension("merge");
     let _ = std::fs::remove_file(&tmp);
-    crate::durations::record(&tmp, entries)
+    crate::run::durations::record(&tmp, entries)
         .and_then(|_| std::fs::rename(&tmp, &out))
         .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", out.display())))?;
     outln!(

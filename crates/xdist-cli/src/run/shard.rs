@@ -12,7 +12,7 @@
 
 use xdist_core::env as envnames;
 
-use crate::args::{Shard, ShardBy};
+use crate::cli::args::{Shard, ShardBy};
 
 /// A CI system that runs parallel jobs and tells each which it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

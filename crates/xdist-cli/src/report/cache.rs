@@ -266,7 +266,7 @@ impl Reporter for CacheReporter {
                 if let Some(dir) = options.cache_dir.as_deref().filter(|d| !d.is_empty()) {
                     self.start(dir);
                     // pytest-randomly's controller stores its seed for `--randomly-seed=last`.
-                    if let Some(seed) = crate::randomly::seed_from_header(header) {
+                    if let Some(seed) = crate::pystep::randomly::seed_from_header(header) {
                         self.set("randomly_seed", &seed.to_string());
                     }
                 }

@@ -6,7 +6,7 @@ use xdist_core::ini::PytestConfigFile;
 use xdist_plugin_api::host::{disabled_from_args, Discovery, LoadOptions, PluginError, PluginHost};
 use xdist_plugin_api::ConfigView;
 
-use crate::args::RunOptions;
+use crate::cli::args::RunOptions;
 use crate::error::CliError;
 
 /// A plugin error becomes the run's error, with the plugin's exit code (4 load, 3 hook).
@@ -50,9 +50,9 @@ pub fn load(opts: &RunOptions, ini: &PytestConfigFile) -> Result<PluginHost, Cli
 pub fn config_view(opts: &RunOptions, ini: &PytestConfigFile) -> ConfigView {
     let mut options = serde_json::Map::new();
     let num = match opts.numprocesses {
-        crate::args::NumProcesses::Count(n) => json!(n),
-        crate::args::NumProcesses::Auto => json!("auto"),
-        crate::args::NumProcesses::Logical => json!("logical"),
+        crate::cli::args::NumProcesses::Count(n) => json!(n),
+        crate::cli::args::NumProcesses::Auto => json!("auto"),
+        crate::cli::args::NumProcesses::Logical => json!("logical"),
     };
     options.insert("numprocesses".into(), num);
     options.insert("dist".into(), json!(opts.dist.as_str()));

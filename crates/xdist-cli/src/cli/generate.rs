@@ -1,13 +1,13 @@
 //! `xdist --version`, `xdist --help` and the hidden `xdist --generate man|bash|zsh|fish` (what
 //! `make install` and the Debian packages ship). Help, man page and completions all come from
-//! the same clap definitions ([`crate::args::RawArgs`]), so they cannot disagree.
+//! the same clap definitions ([`crate::cli::args::RawArgs`]), so they cannot disagree.
 
 use std::io::Write;
 
 use clap::{Arg, ArgAction, Command, CommandFactory};
 use xdist_plugin_api::abi::{ABI_MAJOR, ABI_REVISION};
 
-use crate::args::RawArgs;
+use crate::cli::args::RawArgs;
 use crate::error::CliError;
 
 /// `0.1.0 (plugin ABI 1.0)`: the binary's semantic version and the plugin ABI it hosts.
@@ -48,12 +48,12 @@ pub fn command() -> Command {
         )
         .disable_help_subcommand(true)
         .subcommand(
-            crate::merge::MergeJunitArgs::command()
+            crate::cli::merge::MergeJunitArgs::command()
                 .name("merge-junit")
                 .bin_name("xdist merge-junit"),
         )
         .subcommand(
-            crate::merge::MergeDurationsArgs::command()
+            crate::cli::merge::MergeDurationsArgs::command()
                 .name("merge-durations")
                 .bin_name("xdist merge-durations"),
         )

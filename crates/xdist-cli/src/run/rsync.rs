@@ -152,7 +152,7 @@ pub fn sync_all(
         for root in roots {
             let source = root.display().to_string();
             host.rsyncstart(&source, &gateways)
-                .map_err(crate::plugins::hook_error)?;
+                .map_err(crate::cli::plugins::hook_error)?;
             rsync_one(spec, root, ignores, cwd).map_err(|e| {
                 CliError::Usage(format!(
                     "rsync of {source} to {} ({}) failed: {e}",
@@ -160,7 +160,7 @@ pub fn sync_all(
                 ))
             })?;
             host.rsyncfinish(&source, &gateways)
-                .map_err(crate::plugins::hook_error)?;
+                .map_err(crate::cli::plugins::hook_error)?;
         }
     }
     Ok(())
