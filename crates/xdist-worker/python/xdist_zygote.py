@@ -100,6 +100,12 @@ class Zygote:
         import select
         import signal
 
+        # What a child needs (`_become_worker`, `_connect`), imported once here: an import
+        # after the fork would be paid, and its pages written, in every child.
+        import ctypes  # noqa: F401
+        import faulthandler  # noqa: F401
+        import socket  # noqa: F401
+
         self.is_zygote = False  # an exit from here on is this process's own
         reason = self.blocker() if replay_exit is None else None
         if reason:
