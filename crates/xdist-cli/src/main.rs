@@ -37,8 +37,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use xdist_config::cpus::{auto_workers, AutoKind};
-use xdist_core::env as envnames;
 use xdist_config::ini::PytestConfigFile;
+use xdist_core::env as envnames;
 use xdist_core::spec::{Gateway, XSpec};
 use xdist_plugin_api::host::PluginHost;
 use xdist_plugin_api::ConfigView;
