@@ -359,20 +359,10 @@ pub fn validate(
     pytest_args: Vec<String>,
 ) -> Result<RunOptions, CliError> {
     let num = raw_cli.numprocesses.or(raw_addopts.numprocesses);
-    let tx_raw = if raw_cli.tx.is_empty() {
-        raw_addopts.tx
-    } else {
-        raw_cli.tx
-    };
-    let px_raw = if raw_cli.px.is_empty() {
-        raw_addopts.px
-    } else {
-        raw_cli.px
-    };
-    let proxies =
-        xdist_core::spec::parse_px(&px_raw).map_err(|e| CliError::Usage(e.to_string()))?;
-    let tx = xdist_core::spec::parse_tx(&tx_raw, &proxies)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let tx = worker_specs(
+        or_addopts(raw_cli.tx, raw_addopts.tx),
+        or_addopts(raw_cli.px, raw_addopts.px),
+    )?;
     // `-n` stands for N x popen and discards any --tx (pytest-xdist).
     let tx = if num.is_some() { Vec::new() } else { tx };
     let shard = parse_shard(
@@ -382,29 +372,13 @@ pub fn validate(
     )?;
     let mut pytest_args = pytest_args;
     if shard.is_some_and(|s| s.is_bazel()) {
-        // Bazel reads the test's JUnit report from XML_OUTPUT_FILE.
-        let xml = std::env::var(xdist_core::env::XML_OUTPUT_FILE).unwrap_or_default();
-        if !xml.is_empty() && scan_pytest_flags(&pytest_args).junitxml.is_none() {
-            pytest_args.push(format!("--junitxml={xml}"));
-        }
+        add_bazel_junitxml(&mut pytest_args);
     }
     let mut rsyncdirs = raw_addopts.rsyncdir;
     rsyncdirs.extend(raw_cli.rsyncdir);
     let mut rsyncignore = raw_addopts.rsyncignore;
     rsyncignore.extend(raw_cli.rsyncignore);
-    let numprocesses = match num.as_deref().map(str::trim) {
-        None | Some("auto") => NumProcesses::Auto,
-        Some("logical") => NumProcesses::Logical,
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n >= 0 => NumProcesses::Count(n as usize),
-            Ok(_) => NumProcesses::Count(0),
-            Err(_) => {
-                return Err(CliError::Usage(format!(
-                "invalid value '{v}' for -n/--numprocesses: expected a number, 'auto' or 'logical'"
-            )))
-            }
-        },
-    };
+    let numprocesses = parse_numprocesses(num.as_deref())?;
     let maxprocesses = raw_cli
         .maxprocesses
         .or(raw_addopts.maxprocesses)
@@ -420,15 +394,7 @@ pub fn validate(
         .or(raw_addopts.maxschedchunk)
         .map(|v| parse_count("--maxschedchunk", &v))
         .transpose()?;
-    let dist_name = raw_cli.dist.or(raw_addopts.dist);
-    let mut dist = match dist_name.as_deref() {
-        None => DistMode::Load,
-        Some(name) => DistMode::parse(name).ok_or_else(|| {
-            CliError::Usage(format!(
-                "invalid value '{name}' for --dist: choose from each, load, loadscope, loadfile, loadgroup, worksteal, no"
-            ))
-        })?,
-    };
+    let mut dist = parse_dist(raw_cli.dist.or(raw_addopts.dist).as_deref())?;
     if raw_cli.distload || raw_addopts.distload {
         dist = DistMode::Load;
     }
@@ -465,6 +431,58 @@ pub fn validate(
         pytest_args,
         pytest,
     })
+}
+
+/// A list option given on the command line replaces the one in `addopts`.
+fn or_addopts(cli: Vec<String>, addopts: Vec<String>) -> Vec<String> {
+    if cli.is_empty() {
+        addopts
+    } else {
+        cli
+    }
+}
+
+/// `--tx` specs, with `via=` naming `--px` proxies.
+fn worker_specs(tx: Vec<String>, px: Vec<String>) -> Result<Vec<XSpec>, CliError> {
+    let proxies = xdist_core::spec::parse_px(&px).map_err(|e| CliError::Usage(e.to_string()))?;
+    xdist_core::spec::parse_tx(&tx, &proxies).map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// Bazel reads the test's JUnit report from XML_OUTPUT_FILE.
+fn add_bazel_junitxml(pytest_args: &mut Vec<String>) {
+    let xml = std::env::var(xdist_core::env::XML_OUTPUT_FILE).unwrap_or_default();
+    if !xml.is_empty() && scan_pytest_flags(pytest_args).junitxml.is_none() {
+        pytest_args.push(format!("--junitxml={xml}"));
+    }
+}
+
+/// `-n N|auto|logical` (none given: auto); a negative count is 0, as pytest-xdist.
+fn parse_numprocesses(value: Option<&str>) -> Result<NumProcesses, CliError> {
+    Ok(match value.map(str::trim) {
+        None | Some("auto") => NumProcesses::Auto,
+        Some("logical") => NumProcesses::Logical,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => NumProcesses::Count(n as usize),
+            Ok(_) => NumProcesses::Count(0),
+            Err(_) => {
+                return Err(CliError::Usage(format!(
+                "invalid value '{v}' for -n/--numprocesses: expected a number, 'auto' or 'logical'"
+            )))
+            }
+        },
+    })
+}
+
+/// `--dist NAME` (none given: load).
+fn parse_dist(name: Option<&str>) -> Result<DistMode, CliError> {
+    match name {
+        None => Ok(DistMode::Load),
+        Some(name) => DistMode::parse(name).ok_or_else(|| {
+            CliError::Usage(format!(
+                "invalid value '{name}' for --dist: choose from each, load, loadscope, loadfile, loadgroup, worksteal, no"
+            ))
+        }),
+    }
 }
 
 /// How local workers start (`--start`, ini `xdist_start`).
