@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use interprocess::local_socket::{prelude::*, GenericFilePath, ListenerOptions, Stream};
+use interprocess::local_socket::{prelude::*, GenericFilePath, Listener, ListenerOptions, Stream};
 use interprocess::TryClone;
 use serde_json::{json, Value};
 use xdist_core::frame::{read_frame, write_frame};
@@ -177,23 +177,9 @@ impl ForkServer {
     /// spawned instead (the zygote is gone by then).
     pub fn start(z: ZygoteSpawn<'_>, tx: &Sender<WorkerMsg>) -> Result<ForkServer, NoFork> {
         let secret = xdist_core::random_hex();
-        let dir =
-            std::env::temp_dir().join(format!("xdist-{}-{}", std::process::id(), &secret[..12]));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| NoFork(format!("cannot create {}: {e}", dir.display())))?;
-        let sock = dir.join("s");
-        let listener = sock
-            .as_path()
-            .to_fs_name::<GenericFilePath>()
-            .and_then(|name| ListenerOptions::new().name(name).create_sync())
-            .map_err(|e| {
-                let _ = std::fs::remove_dir_all(&dir);
-                NoFork(format!("cannot listen on {}: {e}", sock.display()))
-            })?;
+        let (dir, sock, listener) = private_socket(&secret)?;
         let mut env = z.env.to_vec();
-        env.push((xdist_core::env::XDIST_ZYGOTE.into(), sock.clone().into()));
+        env.push((xdist_core::env::XDIST_ZYGOTE.into(), sock.into()));
         env.push((
             xdist_core::env::XDIST_ZYGOTE_SECRET.into(),
             secret.clone().into(),
@@ -216,28 +202,7 @@ impl ForkServer {
             tx: tx.clone(),
             collection: Mutex::default(),
         });
-        let key = z.key;
-        for (out, stream) in [
-            (
-                child
-                    .stdout
-                    .take()
-                    .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-                OutStream::Stdout,
-            ),
-            (
-                child
-                    .stderr
-                    .take()
-                    .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
-                OutStream::Stderr,
-            ),
-        ] {
-            if let Some(out) = out {
-                let tx = tx.clone();
-                thread::spawn(move || read_lines(key, stream, out, tx, false));
-            }
-        }
+        forward_output(&mut child, z.key, tx);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<Units, String>>();
         let reader_shared = shared.clone();
         thread::Builder::new()
@@ -254,21 +219,30 @@ impl ForkServer {
                 }
             })
             .map_err(|e| NoFork(e.to_string()))?;
-        let mut server = ForkServer {
+        let server = ForkServer {
             pid,
             to_zygote: Mutex::new(Some(to_child)),
             shared,
             dir,
             units: Units::default(),
         };
+        server.collected(&ready_rx, &z.interrupted)
+    }
+
+    /// Waits for the zygote's collection (or why it cannot fork, or Ctrl-C).
+    fn collected(
+        mut self,
+        ready: &mpsc::Receiver<Result<Units, String>>,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<ForkServer, NoFork> {
         loop {
-            match ready_rx.recv_timeout(Duration::from_millis(100)) {
+            match ready.recv_timeout(Duration::from_millis(100)) {
                 Ok(Ok(units)) => {
-                    server.units = units;
-                    return Ok(server);
+                    self.units = units;
+                    return Ok(self);
                 }
                 Ok(Err(reason)) => return Err(NoFork(reason)),
-                Err(mpsc::RecvTimeoutError::Timeout) if (z.interrupted)() => {
+                Err(mpsc::RecvTimeoutError::Timeout) if interrupted() => {
                     return Err(NoFork("interrupted while the fork server collected".into()))
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -351,6 +325,45 @@ impl Drop for ForkServer {
             libc::waitpid(self.pid as i32, std::ptr::null_mut(), 0);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private directory (0700) with the run's local socket, where forked children connect back.
+fn private_socket(secret: &str) -> Result<(PathBuf, PathBuf, Listener), NoFork> {
+    let dir = std::env::temp_dir().join(format!("xdist-{}-{}", std::process::id(), &secret[..12]));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| NoFork(format!("cannot create {}: {e}", dir.display())))?;
+    let sock = dir.join("s");
+    let listener = sock
+        .as_path()
+        .to_fs_name::<GenericFilePath>()
+        .and_then(|name| ListenerOptions::new().name(name).create_sync())
+        .map_err(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            NoFork(format!("cannot listen on {}: {e}", sock.display()))
+        })?;
+    Ok((dir, sock, listener))
+}
+
+/// The zygote's stdout and stderr reach the controller as its first worker's output.
+fn forward_output(child: &mut std::process::Child, key: u32, tx: &Sender<WorkerMsg>) {
+    let outputs: [(Option<Box<dyn std::io::Read + Send>>, OutStream); 2] = [
+        (
+            child.stdout.take().map(|o| Box::new(o) as _),
+            OutStream::Stdout,
+        ),
+        (
+            child.stderr.take().map(|e| Box::new(e) as _),
+            OutStream::Stderr,
+        ),
+    ];
+    for (out, stream) in outputs {
+        if let Some(out) = out {
+            let tx = tx.clone();
+            thread::spawn(move || read_lines(key, stream, out, tx, false));
+        }
     }
 }
 
