@@ -228,7 +228,6 @@ class Zygote:
 
     def _become_worker(self, request, plugin, replay_exit):
         import ctypes
-        import faulthandler
         import signal
 
         try:
@@ -242,7 +241,45 @@ class Zygote:
         os.environ.update(request.get("env") or {})
         if request.get("nice"):
             os.nice(int(request["nice"]))
-        key = request["key"]
+        self._take_streams(request["key"], plugin)
+        # This child is the worker now: its own pid sends, fds 3/4 are its channel (the
+        # fork hook points those at /dev/null in a test's fork of this child).
+        global WORKER_PID, CHANNEL_FDS, FORKED_COPY
+        WORKER_PID = os.getpid()
+        CHANNEL_FDS = (3, 4)
+        FORKED_COPY = False
+        channel = Channel(os.fdopen(3, "rb"), 4)
+        payload = channel.recv()
+        if payload is None:
+            os._exit(3)
+        bootstrap = json.loads(payload)
+        events, self.replayed = self.replayed, []
+        if plugin is not None:
+            plugin.outbox.channel = plugin.queue.channel = channel
+            self._take_identity(plugin, bootstrap)
+            plugin.outbox.start_flusher()
+            reader = threading.Thread(
+                target=plugin.queue.read_commands, name="xdist-channel", daemon=True
+            )
+            reader.start()
+            # Stacks are dumped by signalling this child's own channel thread.
+            plugin.stack_thread = reader.native_id
+        for event in events:
+            if event.get("t") == "ready":
+                event["info"] = dict(event["info"], pid=os.getpid())
+                if plugin is not None:
+                    event["stack_thread"] = plugin.stack_thread
+        # Always one first frame (maybe `[]`): the controller adds the collection after it.
+        channel.send_events(events)
+        if replay_exit is not None:
+            os._exit(replay_exit)
+
+    def _take_streams(self, key, plugin):
+        """The channel on fds 3/4, stdout and stderr on the controller's sockets, capture,
+        faulthandler and the stack-dump file: what a spawned worker starts with."""
+        import faulthandler
+        import signal
+
         chan = self._connect(key, "channel")
         # On the fds a spawned worker's channel has (3 read, 4 write), freed above, before
         # any other descriptor can take them.
@@ -277,37 +314,6 @@ class Zygote:
         faulthandler.register(signal.SIGUSR1, file=STACK_DUMP_FILE, all_threads=True)
         if capman is not None:
             capman.start_global_capturing()
-        # This child is the worker now: its own pid sends, fds 3/4 are its channel (the
-        # fork hook points those at /dev/null in a test's fork of this child).
-        global WORKER_PID, CHANNEL_FDS, FORKED_COPY
-        WORKER_PID = os.getpid()
-        CHANNEL_FDS = (3, 4)
-        FORKED_COPY = False
-        channel = Channel(os.fdopen(3, "rb"), 4)
-        payload = channel.recv()
-        if payload is None:
-            os._exit(3)
-        bootstrap = json.loads(payload)
-        events, self.replayed = self.replayed, []
-        if plugin is not None:
-            plugin.outbox.channel = plugin.queue.channel = channel
-            self._take_identity(plugin, bootstrap)
-            plugin.outbox.start_flusher()
-            reader = threading.Thread(
-                target=plugin.queue.read_commands, name="xdist-channel", daemon=True
-            )
-            reader.start()
-            # Stacks are dumped by signalling this child's own channel thread.
-            plugin.stack_thread = reader.native_id
-        for event in events:
-            if event.get("t") == "ready":
-                event["info"] = dict(event["info"], pid=os.getpid())
-                if plugin is not None:
-                    event["stack_thread"] = plugin.stack_thread
-        # Always one first frame (maybe `[]`): the controller adds the collection after it.
-        channel.send_events(events)
-        if replay_exit is not None:
-            os._exit(replay_exit)
 
     @staticmethod
     def _take_identity(plugin, bootstrap):
