@@ -1,3 +1,4 @@
+// Over 700 lines on purpose: one test binary per area (each file in tests/ is linked and started on its own), its cases sharing the helpers here.
 //! Popular pytest plugins through xdist, each compared with plain pytest, with the pinned
 //! versions of `dev/requirements-plugins.txt` (the `.venv-plugins` venv, made by
 //! `dev/venv.sh`; `XDIST_TEST_PYTHON_PLUGINS` overrides it):
@@ -295,6 +296,20 @@ fn randomly_uses_one_seed_for_all_workers() {
     assert!(!cached.exists(), "{}", x.describe(2000));
 }
 
+/// The lines of the `=== title ===` section that `keep` keeps, sorted.
+fn section_lines(text: &str, title: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.contains(title))
+        .skip(1)
+        .take_while(|l| !l.starts_with('='))
+        .filter(|l| keep(l))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// `-rA` short-summary lines: (word, nodeid), without messages.
 fn outcomes(out: &RunOutput) -> BTreeMap<String, String> {
     let re = Regex::new(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS|RERUN) (\S+)").unwrap();
@@ -362,7 +377,14 @@ fn rerunfailures_timeout_asyncio_hypothesis_match_pytest() {
         parse_summary(&p.stdout).map(|s| s.counts),
         parse_summary(&x.stdout).map(|s| s.counts)
     );
+}
 
+/// rerunfailures' `-rR` section and hypothesis's statistics: terminal-summary output that
+/// needs every worker's reports.
+#[test]
+fn rerun_and_hypothesis_sections_match_pytest() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_suite("plugin_suite"), dir.path());
     // rerunfailures' own `-rR` section (its `pytest_terminal_summary`, which needs every
     // worker's reports) lists the same attempts.
     let args = ["-p", "no:randomly", "-rR"];
@@ -370,17 +392,7 @@ fn rerunfailures_timeout_asyncio_hypothesis_match_pytest() {
         pytest_with(dir.path(), &[], &args),
         xdist_with(dir.path(), &[], &args),
     );
-    let section = |text: &str| {
-        let mut lines: Vec<String> = text
-            .lines()
-            .skip_while(|l| !l.contains(" rerun test summary info "))
-            .skip(1)
-            .take_while(|l| !l.starts_with('='))
-            .map(str::to_string)
-            .collect();
-        lines.sort();
-        lines
-    };
+    let section = |text: &str| section_lines(text, " rerun test summary info ", |_| true);
     assert!(section(&p.stdout).len() >= 3, "{}", p.describe(4000));
     assert_eq!(
         section(&p.stdout),
@@ -393,16 +405,9 @@ fn rerunfailures_timeout_asyncio_hypothesis_match_pytest() {
     let args = ["-p", "no:randomly", "--hypothesis-show-statistics"];
     let (p, x) = (pytest(dir.path(), &args), xdist(dir.path(), &args));
     let tested = |text: &str| {
-        let mut ids: Vec<String> = text
-            .lines()
-            .skip_while(|l| !l.contains(" Hypothesis Statistics "))
-            .skip(1)
-            .take_while(|l| !l.starts_with('='))
-            .filter(|l| l.contains("::") && l.ends_with(':'))
-            .map(str::to_string)
-            .collect();
-        ids.sort();
-        ids
+        section_lines(text, " Hypothesis Statistics ", |l| {
+            l.contains("::") && l.ends_with(':')
+        })
     };
     assert!(!tested(&p.stdout).is_empty(), "{}", p.describe(4000));
     assert_eq!(tested(&p.stdout), tested(&x.stdout), "{}", x.describe(6000));
@@ -709,6 +714,7 @@ mod spawn_mode {
         coverage_xml_report_rates_equal,
         randomly_uses_one_seed_for_all_workers,
         rerunfailures_timeout_asyncio_hypothesis_match_pytest,
+        rerun_and_hypothesis_sections_match_pytest,
         html_and_json_reports_hold_what_plain_pytest_writes,
         syrupy_reports_the_whole_runs_snapshots_as_plain_pytest,
         django_test_database_per_worker_and_anyio_match_pytest,
