@@ -303,78 +303,12 @@ fn determine_setup(
     invocation_dir: &Path,
 ) -> Result<PytestConfigFile, IniError> {
     let dirs = get_dirs_from_args(args, invocation_dir);
-    let mut ignored = Vec::new();
-    let mut rootdir: Option<PathBuf> = None;
-    let inipath: Option<PathBuf>;
-    let mut values = BTreeMap::new();
-
-    if let Some(inifile) = inifile.filter(|s| !s.is_empty()) {
-        let p = absolutepath(invocation_dir, inifile);
-        if !p.exists() {
-            return Err(IniError::Usage(format!(
-                "Config file '{}' not found. Check your '-c/--config-file' option.",
-                p.display()
-            )));
-        }
-        if p.is_dir() {
-            return Err(IniError::Usage(format!(
-                "Config file '{}' is a directory. Check your '-c/--config-file' option.",
-                p.display()
-            )));
-        }
-        match loader_for(&p, true) {
-            Some(loader) => values = load(loader, &p)?.unwrap_or_default(),
-            None if p.is_file() => {
-                return Err(IniError::Usage(format!(
-                    "Config file '{}' has an unsupported format. Supported extensions are: \
-                     .cfg, .ini, .toml.",
-                    p.display()
-                )))
-            }
-            None => {}
-        }
-        if rootdir_cmd_arg.is_none() {
-            if p.is_file() {
-                rootdir = p.parent().map(Path::to_path_buf);
-            } else {
-                let r = get_common_ancestor(invocation_dir, &dirs);
-                rootdir = Some(if is_fs_root(&r) {
-                    invocation_dir.to_path_buf()
-                } else {
-                    r
-                });
-            }
-        }
-        inipath = Some(p);
-    } else {
-        let ancestor = get_common_ancestor(invocation_dir, &dirs);
-        let found = locate_config(invocation_dir, std::slice::from_ref(&ancestor))?;
-        rootdir = found.rootdir;
-        let mut found_inipath = found.inipath;
-        values = found.values;
-        ignored = found.ignored;
-        if rootdir.is_none() && rootdir_cmd_arg.is_none() {
-            rootdir = ancestors(&ancestor)
-                .find(|d| d.join("setup.py").is_file())
-                .map(Path::to_path_buf);
-            if rootdir.is_none() {
-                if dirs.as_slice() != std::slice::from_ref(&ancestor) {
-                    let f = locate_config(invocation_dir, &dirs)?;
-                    rootdir = f.rootdir;
-                    found_inipath = f.inipath;
-                    values = f.values;
-                }
-                if rootdir.is_none() {
-                    let r = get_common_ancestor(
-                        invocation_dir,
-                        &[invocation_dir.to_path_buf(), ancestor.clone()],
-                    );
-                    rootdir = Some(if is_fs_root(&r) { ancestor.clone() } else { r });
-                }
-            }
-        }
-        inipath = found_inipath;
-    }
+    let rootdir_given = rootdir_cmd_arg.is_some();
+    let found = match inifile.filter(|s| !s.is_empty()) {
+        Some(inifile) => given_config_file(inifile, invocation_dir, &dirs, rootdir_given)?,
+        None => discovered_config(invocation_dir, &dirs, rootdir_given)?,
+    };
+    let mut rootdir = found.rootdir;
     if let Some(arg) = rootdir_cmd_arg.filter(|s| !s.is_empty()) {
         let r = absolutepath(invocation_dir, expandvars(arg));
         if !r.is_dir() {
@@ -386,12 +320,97 @@ fn determine_setup(
         rootdir = Some(r);
     }
     Ok(PytestConfigFile {
-        path: inipath,
+        path: found.inipath,
         rootdir: rootdir.unwrap_or_else(|| invocation_dir.to_path_buf()),
         invocation_dir: invocation_dir.to_path_buf(),
-        ignored_config_files: ignored,
-        values,
+        ignored_config_files: found.ignored,
+        values: found.values,
     })
+}
+
+/// `-c FILE`: that file's values; the rootdir is its directory unless `--rootdir` is given.
+fn given_config_file(
+    inifile: &str,
+    invocation_dir: &Path,
+    dirs: &[PathBuf],
+    rootdir_given: bool,
+) -> Result<Located, IniError> {
+    let p = absolutepath(invocation_dir, inifile);
+    if !p.exists() {
+        return Err(IniError::Usage(format!(
+            "Config file '{}' not found. Check your '-c/--config-file' option.",
+            p.display()
+        )));
+    }
+    if p.is_dir() {
+        return Err(IniError::Usage(format!(
+            "Config file '{}' is a directory. Check your '-c/--config-file' option.",
+            p.display()
+        )));
+    }
+    let mut values = BTreeMap::new();
+    match loader_for(&p, true) {
+        Some(loader) => values = load(loader, &p)?.unwrap_or_default(),
+        None if p.is_file() => {
+            return Err(IniError::Usage(format!(
+                "Config file '{}' has an unsupported format. Supported extensions are: \
+                 .cfg, .ini, .toml.",
+                p.display()
+            )))
+        }
+        None => {}
+    }
+    let rootdir = match rootdir_given {
+        true => None,
+        false if p.is_file() => p.parent().map(Path::to_path_buf),
+        false => {
+            let r = get_common_ancestor(invocation_dir, dirs);
+            Some(if is_fs_root(&r) {
+                invocation_dir.to_path_buf()
+            } else {
+                r
+            })
+        }
+    };
+    Ok(Located {
+        rootdir,
+        inipath: Some(p),
+        values,
+        ignored: Vec::new(),
+    })
+}
+
+/// No `-c`: pytest's search from the args' common ancestor, then `setup.py`, then each arg.
+fn discovered_config(
+    invocation_dir: &Path,
+    dirs: &[PathBuf],
+    rootdir_given: bool,
+) -> Result<Located, IniError> {
+    let ancestor = get_common_ancestor(invocation_dir, dirs);
+    let mut found = locate_config(invocation_dir, std::slice::from_ref(&ancestor))?;
+    if found.rootdir.is_some() || rootdir_given {
+        return Ok(found);
+    }
+    found.rootdir = ancestors(&ancestor)
+        .find(|d| d.join("setup.py").is_file())
+        .map(Path::to_path_buf);
+    if found.rootdir.is_some() {
+        return Ok(found);
+    }
+    if dirs != std::slice::from_ref(&ancestor) {
+        let f = locate_config(invocation_dir, dirs)?;
+        found.rootdir = f.rootdir;
+        found.inipath = f.inipath;
+        found.values = f.values;
+    }
+    if found.rootdir.is_none() {
+        let r = get_common_ancestor(
+            invocation_dir,
+            &[invocation_dir.to_path_buf(), ancestor.clone()],
+        );
+        found.rootdir = Some(if is_fs_root(&r) { ancestor } else { r });
+    }
+    Ok(found)
 }
 
 struct Located {
