@@ -346,16 +346,12 @@ pub fn merge_durations(argv: &[String]) -> Result<i32, CliError> {
             }
         }
     }
-    let entries = merged.iter().map(|(k, v)| (k.as_str(), *v));
-    // `record` rewrites the whole file from what it reads plus these: start from nothing.
-    let tmp = out.with_extension("merge");
-    let _ = std::fs::remove_file(&tmp);
-    crate::run::durations::record(&tmp, entries)
-        .and_then(|_| std::fs::rename(&tmp, &out))
+    let count = merged.len();
+    crate::run::durations::History::from(merged)
+        .save(&out)
         .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", out.display())))?;
     outln!(
-        "xdist merge-durations: {} tests ({measured} measured by the inputs) -> {}",
-        merged.len(),
+        "xdist merge-durations: {count} tests ({measured} measured by the inputs) -> {}",
         out.display()
     );
     Ok(0)

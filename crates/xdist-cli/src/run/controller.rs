@@ -785,8 +785,12 @@ impl<'r> Controller<'r> {
             .run_durations
             .iter()
             .filter_map(|(&i, &d)| collection.ids.get(i).map(|id| (id.as_str(), d)));
+        let history = self
+            .history
+            .get_or_insert_with(|| durations::History::load(&path));
+        history.record(measured);
         // The history is a cache: failing to write it must not fail the run.
-        let _ = durations::record(&path, measured);
+        let _ = history.save(&path);
     }
 
     /// Collected tests that never ended (neither finished nor crashed), unless the run was

@@ -50,35 +50,40 @@ impl History {
     }
 }
 
-/// Merges this run's measurements into the history file (creating pytest's cache layout).
-pub fn record<'a>(
-    path: &Path,
-    measured: impl Iterator<Item = (&'a str, f64)>,
-) -> std::io::Result<()> {
-    let mut known: BTreeMap<String, f64> = fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    for (id, d) in measured {
-        known.insert(id.to_string(), (d * 1e6).round() / 1e6);
+impl From<BTreeMap<String, f64>> for History {
+    fn from(known: BTreeMap<String, f64>) -> History {
+        History { known }
     }
-    if let Some(dir) = path.parent() {
-        let cache_root = dir.parent().and_then(Path::parent);
-        if let Some(root) = cache_root {
-            if !root.exists() {
-                fs::create_dir_all(root)?;
-                fs::write(
-                    root.join(".gitignore"),
-                    "# Created by pytest automatically.\n*\n",
-                )?;
-            }
+}
+
+impl History {
+    /// Adds this run's measurements (seconds, kept to the microsecond).
+    pub fn record<'a>(&mut self, measured: impl Iterator<Item = (&'a str, f64)>) {
+        for (id, d) in measured {
+            self.known.insert(id.to_string(), (d * 1e6).round() / 1e6);
         }
-        fs::create_dir_all(dir)?;
     }
-    let text = serde_json::to_string_pretty(&known).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, text)?;
-    fs::rename(tmp, path)
+
+    /// Writes the history file whole (creating pytest's cache layout), replacing it atomically.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            let cache_root = dir.parent().and_then(Path::parent);
+            if let Some(root) = cache_root {
+                if !root.exists() {
+                    fs::create_dir_all(root)?;
+                    fs::write(
+                        root.join(".gitignore"),
+                        "# Created by pytest automatically.\n*\n",
+                    )?;
+                }
+            }
+            fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(&self.known).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("tmp");
+        fs::write(&tmp, text)?;
+        fs::rename(tmp, path)
+    }
 }
 
 #[cfg(test)]
@@ -90,7 +95,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let path = history_path(&dir.join(".pytest_cache"));
-        record(&path, [("a", 1.0), ("b", 3.0), ("c", 2.0)].into_iter()).unwrap();
+        let mut history = History::load(&path);
+        history.record([("a", 1.0), ("b", 3.0), ("c", 2.0)].into_iter());
+        history.save(&path).unwrap();
         let ids: Vec<String> = ["a", "new", "b", "c"]
             .iter()
             .map(|s| s.to_string())
