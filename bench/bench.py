@@ -582,7 +582,8 @@ def fmt_ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
 
 
-def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
+def report_header(meta: dict) -> list[str]:
+    """The table's preamble (what was run, how) and its header row."""
     out = []
     out.append(f"### Benchmark: xdist vs pytest vs pytest-xdist (`-n {WORKERS}`)")
     out.append("")
@@ -609,100 +610,114 @@ def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
     out.append("| suite | command | median s | [min-max] | vs serial | vs pytest-xdist | "
                "peak RSS MB | CPU s | first test s | worker PSS MB | crash gap ms | status |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    return out
+
+
+def table_row(suite: str, r: Row, by: dict[str, Row], serial: float | None) -> str:
+    """One command's row: its times, ratios, memory, CPU and status."""
+    med = r.median()
+    times = [x.seconds for x in r.runs]
+    rng = f"[{min(times):.2f}-{max(times):.2f}]" if times else "-"
+    vs_serial = fmt_ratio(med, serial) if r.kind in ("xdist", "pytest-xdist") else "-"
+    vs_px = "-"
+    if r.kind == "xdist":
+        px = by.get(f"px-{r.mode}") or by.get(r.key.replace("xd-", "px-").rsplit("-", 1)[0])
+        vs_px = fmt_ratio(med, px.median() if px else None)
+    rss = [x.rss_mb for x in r.runs if x.rss_mb]
+    rss_s = f"{max(rss):.1f}" if rss and r.kind != "collect" else "-"
+    if r.valid():
+        status = "ok"
+    elif not r.runs:
+        status = "not run"
+    else:
+        bad = next(x for x in r.runs if not x.ok)
+        status = f"**INVALID** ({bad.why[:120]})".replace("|", "/")
+    cpu, first = r.median("cpu_s"), r.median("first_test_s")
+    pss = r.median("pss_mb")
+    gap = r.median("crash_gap_ms")
+    return (f"| {suite} | `{r.label}` | {fmt_s(med)} | {rng} | {vs_serial} | "
+            f"{vs_px} | {rss_s} | {fmt_s(cpu)} | {fmt_s(first)} | "
+            f"{'-' if pss is None else f'{pss:.0f}'} | "
+            f"{'-' if gap is None else f'{gap:.0f}'} | {status} |")
+
+
+def suite_notes(suite: str, by: dict[str, Row], m: dict, serial: float | None, meta: dict) -> list[str]:
+    """The figures derived from a suite's rows, against the targets the issues set."""
+    notes = []
+    if suite == "trivial":
+        tc, ts = by["collect"].median(), serial
+        if tc is not None and ts is not None:
+            lim = tc + (ts - tc) / WORKERS
+            xd = by["xd-load"].median()
+            notes.append(f"- **trivial**: T_collect = {tc:.2f}s, T_serial = {ts:.2f}s, limit "
+                         f"L = T_collect + (T_serial - T_collect)/{WORKERS} = {lim:.2f}s; "
+                         f"xdist (fork) / L = {fmt_ratio(xd, lim)} (target <= 1.05x); "
+                         f"xdist / pytest-xdist = {fmt_ratio(xd, by['px-load'].median())} "
+                         "(target <= 0.5x).")
+    if suite == "trivial" and "xd-load-spawn" in by:
+        cpu_s = by["serial"].median("cpu_s")
+        notes.append(
+            f"- **trivial, fork vs spawn**: total CPU / serial: fork "
+            f"{fmt_ratio(by['xd-load'].median('cpu_s'), cpu_s)}, spawn "
+            f"{fmt_ratio(by['xd-load-spawn'].median('cpu_s'), cpu_s)} (target fork <= 1.15x); "
+            f"worker PSS fork / spawn = "
+            f"{fmt_ratio(by['xd-load'].median('pss_mb'), by['xd-load-spawn'].median('pss_mb'))}"
+            " (target <= 0.6x).")
+    if suite == "heavy":
+        cpu_s = by["serial"].median("cpu_s")
+        parts = []
+        for start in ("fork", "spawn"):
+            w2, w8 = by[f"xd-load-2-{start}"].median(), by[f"xd-load-8-{start}"].median()
+            parts.append(f"{start}: -n 8 / -n 2 wall {fmt_ratio(w8, w2)}, CPU -n 8 / serial "
+                         f"{fmt_ratio(by[f'xd-load-8-{start}'].median('cpu_s'), cpu_s)}")
+        notes.append("- **heavy**: " + "; ".join(parts)
+                     + " (targets for fork: wall <= 1.3x, CPU <= 1.2x).")
+    if suite == "startup":
+        xd = by["xd-load"].median()
+        notes.append(f"- **startup**: xdist / serial = {fmt_ratio(xd, serial)} (target <= 1.2x), "
+                     f"xdist / pytest-xdist = {fmt_ratio(xd, by['px-load'].median())} "
+                     "(target <= 0.6x).")
+    if suite == "skewed":
+        lb = m["makespan_lower_bound_2_workers_s"]
+        tc = by["collect"].median()
+        parts = []
+        for mode in MODES:
+            f1, f2 = by[f"xd-{mode}-first"].median(), by[f"xd-{mode}"].median()
+            px = by[f"px-{mode}"].median()
+            parts.append(f"{mode}: 1st {fmt_ratio(f1, lb)}, 2nd {fmt_ratio(f2, lb)} "
+                         f"(pytest-xdist {fmt_ratio(px, lb)})")
+        extra = ""
+        if tc is not None:
+            f2 = by["xd-load"].median()
+            extra = (f" With startup (T_collect = {tc:.2f}s): LB + T_collect = {lb + tc:.2f}s, "
+                     f"xdist load 2nd run / (LB + T_collect) = {fmt_ratio(f2, lb + tc)} "
+                     "(target <= 1.10x).")
+        notes.append(f"- **skewed**: lower bound LB = max(total test time / {WORKERS}, longest "
+                     f"test) = max({m['total_cpu_work_s']}/{WORKERS}, {m['longest_s']}) = "
+                     f"{lb:.2f}s (CPU time the tests burn). Ratio to LB: " + "; ".join(parts)
+                     + "." + extra)
+    if suite == "fixtures":
+        parts = [f"{mode}: {fmt_ratio(by[f'xd-{mode}'].median(), by[f'px-{mode}'].median())}"
+                 for mode in MODES]
+        notes.append("- **fixtures**: xdist / pytest-xdist per mode: " + ", ".join(parts)
+                     + " (target for loadfile/loadscope <= 1.00x).")
+    if "handoff" in by:
+        ho, xd = by["handoff"].median(), by["xd-load"].median()
+        cost = "-" if ho is None or xd is None else f"{ho - xd:+.2f}s"
+        notes.append(f"- **{suite}** hand-off: `pytest -n {WORKERS}` with XDIST_NATIVE=1 minus "
+                     f"`xdist -n {WORKERS}` = {cost} (target <= {HANDOFF_BUDGET_S}s; "
+                     f"{meta['wheel']}).")
+    return notes
+
+
+def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
+    out = report_header(meta)
     notes = []
     for suite, rows in results.items():
         by = {r.key: r for r in rows}
         serial = by["serial"].median() if "serial" in by else None
-        for r in rows:
-            med = r.median()
-            times = [x.seconds for x in r.runs]
-            rng = f"[{min(times):.2f}-{max(times):.2f}]" if times else "-"
-            vs_serial = fmt_ratio(med, serial) if r.kind in ("xdist", "pytest-xdist") else "-"
-            vs_px = "-"
-            if r.kind == "xdist":
-                px = by.get(f"px-{r.mode}") or by.get(r.key.replace("xd-", "px-").rsplit("-", 1)[0])
-                vs_px = fmt_ratio(med, px.median() if px else None)
-            rss = [x.rss_mb for x in r.runs if x.rss_mb]
-            rss_s = f"{max(rss):.1f}" if rss and r.kind != "collect" else "-"
-            if r.valid():
-                status = "ok"
-            elif not r.runs:
-                status = "not run"
-            else:
-                bad = next(x for x in r.runs if not x.ok)
-                status = f"**INVALID** ({bad.why[:120]})".replace("|", "/")
-            cpu, first = r.median("cpu_s"), r.median("first_test_s")
-            pss = r.median("pss_mb")
-            gap = r.median("crash_gap_ms")
-            out.append(f"| {suite} | `{r.label}` | {fmt_s(med)} | {rng} | {vs_serial} | "
-                       f"{vs_px} | {rss_s} | {fmt_s(cpu)} | {fmt_s(first)} | "
-                       f"{'-' if pss is None else f'{pss:.0f}'} | "
-                       f"{'-' if gap is None else f'{gap:.0f}'} | {status} |")
-        # derived figures
-        m = manifests[suite]
-        if suite == "trivial":
-            tc, ts = by["collect"].median(), serial
-            if tc is not None and ts is not None:
-                lim = tc + (ts - tc) / WORKERS
-                xd = by["xd-load"].median()
-                notes.append(f"- **trivial**: T_collect = {tc:.2f}s, T_serial = {ts:.2f}s, limit "
-                             f"L = T_collect + (T_serial - T_collect)/{WORKERS} = {lim:.2f}s; "
-                             f"xdist (fork) / L = {fmt_ratio(xd, lim)} (target <= 1.05x); "
-                             f"xdist / pytest-xdist = {fmt_ratio(xd, by['px-load'].median())} "
-                             "(target <= 0.5x).")
-        if suite == "trivial" and "xd-load-spawn" in by:
-            cpu_s = by["serial"].median("cpu_s")
-            notes.append(
-                f"- **trivial, fork vs spawn**: total CPU / serial: fork "
-                f"{fmt_ratio(by['xd-load'].median('cpu_s'), cpu_s)}, spawn "
-                f"{fmt_ratio(by['xd-load-spawn'].median('cpu_s'), cpu_s)} (target fork <= 1.15x); "
-                f"worker PSS fork / spawn = "
-                f"{fmt_ratio(by['xd-load'].median('pss_mb'), by['xd-load-spawn'].median('pss_mb'))}"
-                " (target <= 0.6x).")
-        if suite == "heavy":
-            cpu_s = by["serial"].median("cpu_s")
-            parts = []
-            for start in ("fork", "spawn"):
-                w2, w8 = by[f"xd-load-2-{start}"].median(), by[f"xd-load-8-{start}"].median()
-                parts.append(f"{start}: -n 8 / -n 2 wall {fmt_ratio(w8, w2)}, CPU -n 8 / serial "
-                             f"{fmt_ratio(by[f'xd-load-8-{start}'].median('cpu_s'), cpu_s)}")
-            notes.append("- **heavy**: " + "; ".join(parts)
-                         + " (targets for fork: wall <= 1.3x, CPU <= 1.2x).")
-        if suite == "startup":
-            xd = by["xd-load"].median()
-            notes.append(f"- **startup**: xdist / serial = {fmt_ratio(xd, serial)} (target <= 1.2x), "
-                         f"xdist / pytest-xdist = {fmt_ratio(xd, by['px-load'].median())} "
-                         "(target <= 0.6x).")
-        if suite == "skewed":
-            lb = m["makespan_lower_bound_2_workers_s"]
-            tc = by["collect"].median()
-            parts = []
-            for mode in MODES:
-                f1, f2 = by[f"xd-{mode}-first"].median(), by[f"xd-{mode}"].median()
-                px = by[f"px-{mode}"].median()
-                parts.append(f"{mode}: 1st {fmt_ratio(f1, lb)}, 2nd {fmt_ratio(f2, lb)} "
-                             f"(pytest-xdist {fmt_ratio(px, lb)})")
-            extra = ""
-            if tc is not None:
-                f2 = by["xd-load"].median()
-                extra = (f" With startup (T_collect = {tc:.2f}s): LB + T_collect = {lb + tc:.2f}s, "
-                         f"xdist load 2nd run / (LB + T_collect) = {fmt_ratio(f2, lb + tc)} "
-                         "(target <= 1.10x).")
-            notes.append(f"- **skewed**: lower bound LB = max(total test time / {WORKERS}, longest "
-                         f"test) = max({m['total_cpu_work_s']}/{WORKERS}, {m['longest_s']}) = "
-                         f"{lb:.2f}s (CPU time the tests burn). Ratio to LB: " + "; ".join(parts)
-                         + "." + extra)
-        if suite == "fixtures":
-            parts = [f"{mode}: {fmt_ratio(by[f'xd-{mode}'].median(), by[f'px-{mode}'].median())}"
-                     for mode in MODES]
-            notes.append("- **fixtures**: xdist / pytest-xdist per mode: " + ", ".join(parts)
-                         + " (target for loadfile/loadscope <= 1.00x).")
-        if "handoff" in by:
-            ho, xd = by["handoff"].median(), by["xd-load"].median()
-            cost = "-" if ho is None or xd is None else f"{ho - xd:+.2f}s"
-            notes.append(f"- **{suite}** hand-off: `pytest -n {WORKERS}` with XDIST_NATIVE=1 minus "
-                         f"`xdist -n {WORKERS}` = {cost} (target <= {HANDOFF_BUDGET_S}s; "
-                         f"{meta['wheel']}).")
+        out.extend(table_row(suite, r, by, serial) for r in rows)
+        notes.extend(suite_notes(suite, by, manifests[suite], serial, meta))
     if notes:
         out.append("")
         out.extend(notes)
