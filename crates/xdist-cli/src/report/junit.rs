@@ -11,6 +11,8 @@ use std::time::SystemTime;
 use xdist_core::events::{Reporter, RunEvent, RunSummary};
 use xdist_core::protocol::{Report, ReportOptions};
 
+use crate::report::FileError;
+
 /// pytest's `MESSAGE_ATTR_BUDGET`.
 const MESSAGE_ATTR_BUDGET: usize = 500;
 
@@ -221,6 +223,8 @@ pub struct JunitReporter {
     open_reports: Vec<OpenReport>,
     cnt_double_fail_tests: usize,
     suite_start: SystemTime,
+    /// Why the file could not be written (see [`JunitReporter::finish`]).
+    error: Option<FileError>,
 }
 
 impl Default for JunitReporter {
@@ -285,6 +289,7 @@ impl JunitReporter {
             open_reports: Vec::new(),
             cnt_double_fail_tests: 0,
             suite_start: SystemTime::now(),
+            error: None,
         }
     }
 
@@ -598,7 +603,12 @@ impl JunitReporter {
         out
     }
 
-    fn write_file(&self, summary: &RunSummary) {
+    /// The file's fate once the run ended: an unwritable one fails the run.
+    pub fn finish(&mut self) -> Result<(), FileError> {
+        self.error.take().map_or(Ok(()), Err)
+    }
+
+    fn write_file(&mut self, summary: &RunSummary) {
         let Some(path) = &self.logfile else {
             return;
         };
@@ -606,11 +616,12 @@ impl JunitReporter {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        if let Err(e) = std::fs::write(path, self.document(summary)) {
-            eprintln!(
-                "xdist: error: could not write junit xml {}: {e}",
-                path.display()
-            );
+        if let Err(source) = std::fs::write(path, self.document(summary)) {
+            self.error = Some(FileError {
+                what: "junit xml",
+                path: path.to_path_buf(),
+                source,
+            });
         }
     }
 }

@@ -10,3 +10,13 @@ pub mod status;
 pub mod terminal;
 pub mod termwriter;
 pub mod text;
+
+/// A report file (`--junitxml`, `--report-log`) that could not be written: the run fails,
+/// as pytest's does (it exits 1).
+#[derive(Debug, thiserror::Error)]
+#[error("could not write {what} {}: {source}; give a path in a writable directory", path.display())]
+pub struct FileError {
+    pub what: &'static str,
+    pub path: std::path::PathBuf,
+    pub source: std::io::Error,
+}
