@@ -1,4 +1,5 @@
-"""Fixtures for testing the Python worker on its own (see workerproc.py).
+"""Fixtures for testing the Python worker on its own (see workerproc.py), whole (the parts
+concatenated, as embedded) or part by part (each module imported on its own).
 
 Interpreters: `XDIST_TEST_PYTHON` (default `<repo>/.venv/bin/python`, else the interpreter
 running these tests) for workers with plain pytest, and `XDIST_TEST_PYTHON_WITH_XDIST`
@@ -15,7 +16,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from workerproc import REPO, WorkerProc, make_bootstrap  # noqa: E402
+from workerproc import REPO, WORKER_CODE_DIR, WorkerProc, make_bootstrap  # noqa: E402
+
+# Each part of the worker is importable on its own (test_channel.py, test_standin.py...);
+# no __pycache__ is left in the crate.
+sys.dont_write_bytecode = True
+sys.path.insert(0, str(WORKER_CODE_DIR))
 
 
 def _python(var, default_rel):

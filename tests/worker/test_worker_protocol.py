@@ -762,21 +762,6 @@ def test_workeroutput_bytes_and_sets_travel_tagged(make_suite, spawn):
     assert "unsendable" not in out
 
 
-def test_wire_tags_decode_back():
-    """`from_wire` undoes `to_wire` (sets of tuples included: JSON makes tuples lists)."""
-    import json as _json
-
-    from workerproc import worker_code
-
-    space = {}
-    exec(compile(worker_code().split("\nif os.environ.get(\"XDIST_WORKER_PROFILE\")")[0],
-                 "xdist_worker", "exec"), space)
-    value = {"b": b"\x00z", "s": {("a", 1), "b"}, "l": [b"x", {"k": {1}}]}
-    wired = _json.loads(_json.dumps(space["to_wire"](value)))
-    assert space["from_wire"](wired) == {"b": b"\x00z", "s": {("a", 1), "b"},
-                                         "l": [b"x", {"k": {1}}]}
-
-
 UNCONFIGURE_RAISES = """
 import warnings
 

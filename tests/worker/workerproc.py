@@ -1,13 +1,14 @@
-"""Drive the Python worker (`crates/xdist-worker/python/xdist_worker.py`) on its own, the way
-the Rust controller does (`crates/xdist-worker/src/local.rs`), with no Rust involved.
+"""Drive the Python worker (`crates/xdist-worker/python/`, its parts concatenated) on its own,
+the way the Rust controller does (`crates/xdist-worker/src/local.rs`), with no Rust involved.
 
 A worker is `python -u -c <BOOTSTRAP>` with the channel on file descriptors 3 (commands in)
 and 4 (events out), named by `XDIST_CHANNEL_FDS=3,4`. Frame 0 is the worker code, frame 1 the
 bootstrap JSON; after that both sides exchange JSON arrays. Every frame is a 4-byte
 big-endian length and the payload.
 
-The bootstrap program and the worker code are read from the repository on every run, so these
-tests always exercise what the `xdist` binary embeds.
+The bootstrap program and the worker code (the parts `bootstrap.rs`'s WORKER_PARTS names, in
+that order) are read from the repository on every run, so these tests always exercise what the
+`xdist` binary embeds.
 """
 
 import json
@@ -19,9 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-WORKER_CODE_PATH = REPO / "crates/xdist-worker/python/xdist_worker.py"
-# Prepended to the worker code, as `bootstrap.rs`'s WORKER_CODE does.
-ZYGOTE_CODE_PATH = REPO / "crates/xdist-worker/python/xdist_zygote.py"
+WORKER_CODE_DIR = REPO / "crates/xdist-worker/python"
 BOOTSTRAP_RS = REPO / "crates/xdist-worker/src/bootstrap.rs"
 
 CHILD_READ_FD = 3
@@ -50,8 +49,16 @@ def bootstrap_program():
     return match.group(1)
 
 
+def worker_parts():
+    """The worker code's parts, in the order `bootstrap.rs`'s WORKER_PARTS concatenates them."""
+    text = BOOTSTRAP_RS.read_text()
+    match = re.search(r"WORKER_PARTS: \[&str; \d+\] = \[(.*?)\];", text, re.S)
+    assert match, "WORKER_PARTS not found in {}".format(BOOTSTRAP_RS)
+    return re.findall(r'"([^"]+)"', match.group(1))
+
+
 def worker_code():
-    return ZYGOTE_CODE_PATH.read_text() + WORKER_CODE_PATH.read_text()
+    return "".join((WORKER_CODE_DIR / name).read_text() for name in worker_parts())
 
 
 def make_bootstrap(suite, basetemp, dist="load", args=None, workerid="gw0", workercount=2,
@@ -281,6 +288,67 @@ class WorkerProc:
         self._to_child = self._from_child = None
         self._stdout.close()
         self._stderr.close()
+
+
+# As `main` drives the session, without the bootstrap frames: the queue is filled up front.
+SESSION_PROGRAM = """
+import os, sys
+sys.path.insert(0, {dir!r})
+import pytest
+from _pytest.config import _prepareconfig
+import xdist_channel, xdist_session
+from xdist_report import make_finish_reporter
+
+r, _ = os.pipe()
+channel = xdist_channel.open_channel(os.fdopen(r, "rb"), int(sys.argv[1]))
+outbox, queue = xdist_channel.Outbox(channel), xdist_channel.WorkQueue(channel)
+queue.handle({{"t": "run", "indices": [0, 1]}})
+queue.handle({{"t": "shutdown"}})
+workerinput = xdist_session.WorkerInput(workerid="gw0", workercount=1, testrunuid="u")
+boot = {{"workerinput": workerinput, "color": False, "width": 80, "want_header": False}}
+worker = xdist_session.WorkerPlugin(boot, outbox, queue)
+plugins = [worker, worker.fixtures_plugin(), make_finish_reporter(pytest, worker)]
+config = _prepareconfig(["-p", "no:xdist"] + sys.argv[2:], plugins=plugins)
+config.workerinput, config.workeroutput = workerinput, {{}}
+config.hook.pytest_cmdline_main(config=config)
+outbox.flush()
+"""
+
+def child_env():
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env.update(COLUMNS="80", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def session_events(python, suite, args):
+    """The events of `WorkerPlugin` (`xdist_session.py`, imported on its own) in a real pytest
+    session of `args` in `suite`, tests 0 and 1 queued, then `shutdown`."""
+    ev_r, ev_w = os.pipe()
+    proc = subprocess.Popen(
+        [str(python), "-c", SESSION_PROGRAM.format(dir=str(WORKER_CODE_DIR)), str(ev_w)]
+        + list(args),
+        cwd=str(suite), env=child_env(), pass_fds=(ev_w,), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    os.close(ev_w)
+    with os.fdopen(ev_r, "rb") as events_in:
+        data = events_in.read()  # until the child exits
+    output = proc.communicate(timeout=60)[0].decode(errors="replace")
+    assert proc.returncode == 0, output
+    events = []
+    while data:
+        size = int.from_bytes(data[:4], "big")
+        events.extend(json.loads(data[4:4 + size]))
+        data = data[4 + size:]
+    return events
+
+
+def plain_pytest(python, suite, args):
+    """What plain pytest prints for `args` in `suite`, 80 columns, no colour."""
+    return subprocess.run(
+        [str(python), "-m", "pytest"] + list(args), cwd=str(suite), env=child_env(),
+        capture_output=True, text=True, timeout=60,
+    ).stdout
 
 
 def _dup_high(fd, low=10):

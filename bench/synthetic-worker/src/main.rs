@@ -2,7 +2,7 @@
 //!
 //! Started like a real worker (`<python> -u -c <BOOTSTRAP>`, arguments ignored) with the
 //! channel on the descriptors `XDIST_CHANNEL_FDS` names (`3,4`). It speaks the protocol the
-//! way `crates/xdist-worker/python/xdist_worker.py` does, without pytest and without sleeping:
+//! way `crates/xdist-worker/python/xdist_session.py` does, without pytest and without sleeping:
 //! `ready`, then `collectionfinish` with `XDIST_SYNTH_TESTS` ids (default 100000), then for
 //! every index it is given one passing test (`logstart`, a `call` report, `done`), and
 //! `finished`. Like the real worker it runs a test only once it holds the next index (or

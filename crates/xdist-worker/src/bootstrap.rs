@@ -1,11 +1,29 @@
 //! The Python code a worker runs: a bootstrap short enough for `python -c`, which reads the
 //! real worker code from the channel as its first frame.
 
-/// Embedded worker code: the fork server's part (`python/xdist_zygote.py`, definitions only,
-/// idle unless the controller starts a fork server), then `python/xdist_worker.py`.
+/// The parts of the embedded worker program, in the order they are concatenated into one
+/// namespace: the fork server's part (definitions only, idle unless the controller starts a
+/// fork server), the channel, the pytest-xdist stand-in, the controller-side steps, report
+/// rendering, and the worker session, whose end starts the program. Each part is also
+/// importable on its own (its tests in `tests/worker`); see ARCHITECTURE.md.
+pub const WORKER_PARTS: [&str; 6] = [
+    "xdist_zygote.py",
+    "xdist_channel.py",
+    "xdist_standin.py",
+    "xdist_steps.py",
+    "xdist_report.py",
+    "xdist_session.py",
+];
+
+/// Embedded worker code: the [`WORKER_PARTS`] concatenated, sent as frame 0 to every worker
+/// (local, forked, ssh/exec/socket) and run by the controller-side steps.
 pub const WORKER_CODE: &str = concat!(
     include_str!("../python/xdist_zygote.py"),
-    include_str!("../python/xdist_worker.py")
+    include_str!("../python/xdist_channel.py"),
+    include_str!("../python/xdist_standin.py"),
+    include_str!("../python/xdist_steps.py"),
+    include_str!("../python/xdist_report.py"),
+    include_str!("../python/xdist_session.py"),
 );
 
 /// The `-c` program. It takes the channel file descriptors from `XDIST_CHANNEL_FDS`
@@ -23,3 +41,29 @@ f=os.fdopen(r,"rb")
 n=int.from_bytes(f.read(4),"big")
 exec(compile(f.read(n),"<xdist-worker>","exec"),{"__name__":"__xdist_worker__","CHANNEL_IN":f,"CHANNEL_OUT_FD":w})
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `concat!` cannot take the array: the two lists of parts must stay the same.
+    #[test]
+    fn worker_code_is_the_parts_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
+        let parts: String = (WORKER_PARTS.iter())
+            .map(|name| std::fs::read_to_string(dir.join(name)).expect("a worker part"))
+            .collect();
+        assert!(
+            parts == WORKER_CODE,
+            "WORKER_CODE is not WORKER_PARTS concatenated"
+        );
+        let found = (std::fs::read_dir(&dir).expect("python/").flatten())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "py"))
+            .count();
+        assert_eq!(
+            found,
+            WORKER_PARTS.len(),
+            "a .py file in python/ that is no part"
+        );
+    }
+}

@@ -11,7 +11,7 @@
 //! worker's `workerinput` ([`ControllerSession::configure_node`]), and ends the run
 //! ([`ControllerSession::finish`]: the reports, `pytest_testnodedown`,
 //! `pytest_sessionfinish`, `pytest_terminal_summary`). The Python side is
-//! `ControllerSession`/`serve_controller` in `xdist_worker.py`. Requests and replies are
+//! `ControllerSession`/`serve_controller` in `xdist_steps.py`. Requests and replies are
 //! one JSON line each; the session's other output passes through to the terminal.
 
 use std::io::{BufRead, BufReader, Write};

@@ -11,7 +11,7 @@
 //!   down; once it is the last one left the controller sends it `summarize` with the whole
 //!   run's reports, and it runs those hooks in its own session (no process to start);
 //! - when no worker is left for it (`-x`, Ctrl-C, a crash, too much to send), [`run`]
-//!   starts the worker code once more in summary mode (`summarize` in `xdist_worker.py`):
+//!   starts the worker code once more in summary mode (`summarize` in `xdist_steps.py`):
 //!   a pytest process configured like pytest-xdist's controller (the user's arguments,
 //!   plugins and initial conftests, no `workerinput`).
 //!
@@ -75,7 +75,7 @@ d=json.loads(sys.stdin.readline())
 exec(compile(d.pop("code"),"<xdist-worker>","exec"),{"__name__":"__xdist_worker__","SUMMARY_INPUT":d})
 "#;
 
-/// Must match `SUMMARY_RESULT_PREFIX` in `xdist_worker.py`.
+/// Must match `SUMMARY_RESULT_PREFIX` in `xdist_steps.py`.
 pub(crate) const RESULT_PREFIX: &str = "XDIST-SUMMARY-RESULT:";
 
 /// `python -c BOOTSTRAP` in `cwd`, stdin and stdout piped: the worker code in summary or

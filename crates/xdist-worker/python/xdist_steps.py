@@ -1,0 +1,403 @@
+"""xdist worker, part 3 of 5: the controller's Python side.
+
+The summary step (`pytest_terminal_summary` hooks the Rust controller cannot render itself),
+what a worker tells the controller about them (`summary_plugins`, `controller_reasons`...),
+and `ControllerSession`: started with `SUMMARY_INPUT` instead of a channel (see the end of
+`xdist_session.py`), this program is the summary step's process or the run-long controller
+session. Builds on `xdist_channel.py` (wire tags) and `xdist_standin.py`.
+"""
+
+import io
+import json
+import os
+import sys
+
+if __name__ != "__xdist_worker__":
+    # Imported on its own (the unit tests): the names the embedded program shares.
+    from xdist_channel import from_wire, wire_dict
+    from xdist_standin import StandinFinder, XdistOptions
+
+
+# Their implementations the controller does render: pytest's own (FAILURES, short summary,
+# --durations, ...) and pytest-cov's report (xdist-cli's cov.rs).
+NATIVE_SUMMARY_MODULES = ("_pytest", "pytest_cov")
+SUMMARY_RESULT_PREFIX = "XDIST-SUMMARY-RESULT:"
+
+
+def _module_root(plugin):
+    import types
+
+    if isinstance(plugin, types.ModuleType):
+        name = plugin.__name__
+    else:
+        name = type(plugin).__module__
+    return (name or "").split(".")[0]
+
+
+# Summary hooks that read only the reports carrying certain attributes (by the plugin's
+# module): hypothesis's reads its statistics and failing examples.
+SELECTIVE_SUMMARY_PLUGINS = {
+    "_hypothesis_pytestplugin": ("_hypothesis_stats", "_hypothesis_failing_examples"),
+}
+
+
+def summary_report_keys(config):
+    """The report attributes the selective summary hooks read (reports carrying one are
+    always sent), and whether every summary hook is selective (then only those reports
+    travel serialized)."""
+    keys, selective = set(), True
+    for impl in config.hook.pytest_terminal_summary.get_hookimpls():
+        root = _module_root(impl.plugin)
+        if root in NATIVE_SUMMARY_MODULES:
+            continue
+        if root in SELECTIVE_SUMMARY_PLUGINS:
+            keys.update(SELECTIVE_SUMMARY_PLUGINS[root])
+        else:
+            selective = False
+    return tuple(sorted(keys)), selective
+
+
+def summary_plugins(config):
+    """Names of the plugins and initial conftests with a `pytest_terminal_summary` that only
+    the summary step can run (pytest-rerunfailures' `-rR` section, hypothesis, a conftest's
+    own section...)."""
+    names = []
+    for impl in config.hook.pytest_terminal_summary.get_hookimpls():
+        if _module_root(impl.plugin) not in NATIVE_SUMMARY_MODULES:
+            names.append(str(impl.plugin_name))
+    return names
+
+
+def load_reports(config, reports, workerinfo):
+    """The run's reports from their `{"w": worker id, "r": serialized}` JSON texts, each with
+    the `node` pytest-xdist's controller gives it (its header line in `longreprtext`)."""
+    import types
+
+    nodes = {
+        wid: types.SimpleNamespace(gateway=types.SimpleNamespace(id=wid), workerinfo=info)
+        for wid, info in workerinfo.items()
+    }
+    loaded = []
+    for text in reports:
+        entry = json.loads(text)
+        data = entry["r"]
+        if isinstance(data.get("longrepr"), list):
+            data["longrepr"] = tuple(data["longrepr"])  # a skip's (path, line, reason)
+        rep = config.hook.pytest_report_from_serializable(config=config, data=data)
+        if rep is None:
+            continue
+        node = nodes.get(entry.get("w"))
+        if node is not None:
+            rep.node = node
+        loaded.append(rep)
+    return loaded
+
+
+def run_summary_hooks(config, reports, warnings, exitstatus, names, width, color):
+    """Calls the `pytest_terminal_summary` hooks of the plugins `names` with the terminal
+    reporter's stats rebuilt from `reports` (`load_reports`) and `warnings` (the whole
+    run's); returns what they wrote."""
+    from _pytest.config import create_terminal_writer
+    from _pytest.terminal import WarningReport
+
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None:
+        return ""
+    out = io.StringIO()
+    tw = create_terminal_writer(config, out)
+    tw.fullwidth = width
+    tw.hasmarkup = bool(color)
+    # As on pytest-xdist's controller: no file's progress line is open.
+    saved = tr._tw, tr.stats, tr.currentfspath
+    tr._tw, tr.stats, tr.currentfspath = tw, {}, None
+    try:
+        hook = config.hook
+        for rep in reports:
+            category = hook.pytest_report_teststatus(report=rep, config=config)[0]
+            tr.stats.setdefault(category, []).append(rep)
+        for text in warnings:
+            data = json.loads(text)
+            tr.stats.setdefault("warnings", []).append(WarningReport(
+                message=data["text"], nodeid=data["nodeid"],
+                fslocation=(data["filename"], data["lineno"]),
+            ))
+        pm = config.pluginmanager
+        wanted = set(names)
+        others = [plugin for plugin in pm.get_plugins() if pm.get_name(plugin) not in wanted]
+        summary = pm.subset_hook_caller("pytest_terminal_summary", remove_plugins=others)
+        summary(terminalreporter=tr, exitstatus=exitstatus, config=config)
+    finally:
+        tr._tw, tr.stats, tr.currentfspath = saved
+    return out.getvalue()
+
+
+# Plugins that act only where there is no `workerinput` (pytest-xdist's controller), by the
+# option that turns them on: (option dest, plugin).
+CONTROLLER_PLUGIN_OPTIONS = (
+    ("htmlpath", "pytest-html"),
+    ("json_report", "pytest-json-report"),
+)
+
+
+def controller_plugins(config):
+    """The controller-only plugins this run turns on: the summary step runs them (`mirror`)."""
+    return [
+        name for dest, name in CONTROLLER_PLUGIN_OPTIONS
+        if getattr(config.option, dest, None)
+    ]
+
+
+def _warning_message(data):
+    """A `warnings.WarningMessage` like the one a worker recorded. Its category is looked up
+    where importing is harmless (already imported, or builtins); else a stand-in class of
+    the same name."""
+    import warnings
+
+    module = sys.modules.get(data["category_module"])
+    category = getattr(module, data["category"], None) if module is not None else None
+    if not (isinstance(category, type) and issubclass(category, Warning)):
+        category = type(data["category"], (UserWarning,), {})
+    return warnings.WarningMessage(
+        category(data["message"]), category, data["filename"], data["lineno"]
+    )
+
+
+# Hooks only pytest-xdist's controller calls.
+CONTROLLER_HOOKS = (
+    "pytest_configure_node", "pytest_testnodeready", "pytest_testnodedown",
+    "pytest_xdist_setupnodes", "pytest_xdist_newgateway",
+    "pytest_xdist_node_collection_finished",
+)
+# Their controller hooks need no controller session: pytest-cov's and pytest-randomly's
+# `workerinput` come from xdist-cli (cov.rs, randomly.rs); pytest-metadata's
+# `pytest_testnodedown` only feeds pytest-html's environment table.
+HANDLED_CONTROLLER_MODULES = NATIVE_SUMMARY_MODULES + (
+    "pytest_randomly", "pytest_metadata", "__xdist_worker__",
+)
+# Plugins that register their controller hooks only where pytest-xdist is active
+# (`hasplugin("xdist")`, false in a worker) are found by these words in their module.
+# pytest-rerunfailures' need none: its workers keep their own failure counts, and its `-rR`
+# section comes from the summary step.
+CONTROLLER_HOOK_DEFS = ("def pytest_configure_node(", "def pytest_testnodedown(")
+SELF_SUFFICIENT_MODULES = HANDLED_CONTROLLER_MODULES + ("pytest_rerunfailures",)
+# Session hooks a conftest may run differently on the controller, and the words that tell
+# it apart from a worker.
+SESSION_HOOKS = ("pytest_configure", "pytest_sessionstart", "pytest_sessionfinish",
+                 "pytest_unconfigure")
+CONTROLLER_MARKERS = ("workerinput", "is_xdist_controller", "is_xdist_master",
+                      "get_xdist_worker_id", "PYTEST_XDIST_WORKER")
+
+
+def controller_reasons(config):
+    """Why this run needs a `ControllerSession` from its start: plugins implementing hooks
+    only pytest-xdist's controller calls (`pytest_configure_node`: pytest-xdist workers get
+    what they add to `workerinput`), and conftests whose session hooks check whether they
+    run on a worker (controller-side setup, environment for the workers, cleanup)."""
+    import types
+
+    reasons = []
+    pm = config.pluginmanager
+    for name in CONTROLLER_HOOKS:
+        for impl in getattr(config.hook, name).get_hookimpls():
+            if _module_root(impl.plugin) not in HANDLED_CONTROLLER_MODULES:
+                reasons.append("{}: {}".format(impl.plugin_name, name))
+    for plugin in pm.get_plugins():
+        if not isinstance(plugin, types.ModuleType):
+            continue
+        path = getattr(plugin, "__file__", None) or ""
+        if os.path.basename(path) != "conftest.py":
+            name = pm.get_name(plugin)
+            known = any(r.startswith("{}: ".format(name)) for r in reasons)
+            if path and not known and _module_root(plugin) not in SELF_SUFFICIENT_MODULES:
+                reason = _deferred_controller_hooks(name, path)
+                if reason:
+                    reasons.append(reason)
+            continue
+        if not any(hasattr(plugin, hook) for hook in SESSION_HOOKS):
+            continue
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        if any(marker in text for marker in CONTROLLER_MARKERS):
+            reasons.append("{}: controller-side session hooks".format(path))
+    return reasons
+
+
+def _deferred_controller_hooks(name, path):
+    """A reason when the plugin module at `path` defines controller hooks it did not register
+    here (syrupy registers `pytest_testnodedown` only where `hasplugin("xdist")`)."""
+    if not path.endswith(".py"):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    found = [d[4:-1] for d in CONTROLLER_HOOK_DEFS if d in text]
+    if not found:
+        return None
+    return "{}: {} (registered where pytest-xdist is active)".format(name, ", ".join(found))
+
+
+# Where controller-only plugins keep the time their session started (they time the run).
+PLUGIN_START_TIMES = {"pytest_html": "_suite_start_time", "pytest_jsonreport": "_start_time"}
+
+
+class ControllerSession:
+    """What pytest-xdist's controller is: a pytest session of the user's arguments, plugins
+    and initial conftests, without `workerinput`. Only plugins pytest does not own take part
+    (pytest's own reporting is the Rust controller's; pytest-cov's is cov.rs's), and they get
+    the calls pytest-xdist's controller makes: `pytest_sessionstart`, `pytest_configure_node`
+    for each worker, then each report's `pytest_runtest_logreport`/`pytest_collectreport`,
+    each warning's `pytest_warning_recorded`, `pytest_testnodedown` for each worker,
+    `pytest_sessionfinish` and `pytest_terminal_summary`.
+    """
+
+    def __init__(self, data):
+        if sys.path and sys.path[0] in ("", os.getcwd()):
+            del sys.path[0]
+        sys.meta_path.append(StandinFinder())
+        from _pytest.config import _prepareconfig
+        from _pytest.main import Session
+
+        # It plays pytest-xdist's controller: plugins see "xdist" (and register their
+        # controller hooks, `pytest_configure_node`...); the real pytest-xdist stays out.
+        args = ["-p", "no:xdist.looponfail"] + list(data["args"])
+        self.data = data
+        options = XdistOptions(data.get("numprocesses"), name="xdist")
+        self.config = _prepareconfig(args, plugins=[options])
+        self.config._do_configure()
+        pm = self.pm = self.config.pluginmanager
+        # pytest-randomly's seed for the workers comes from randomly.rs.
+        self.native = [plugin for plugin in pm.get_plugins()
+                       if _module_root(plugin) in NATIVE_SUMMARY_MODULES + ("pytest_randomly",)]
+        self.session = Session.from_config(self.config)
+        # Each worker's node, as `pytest_configure_node` got it: later hooks get the same.
+        self.nodes = {}
+
+    def call(self, name, **kwargs):
+        return self.pm.subset_hook_caller(name, remove_plugins=self.native)(**kwargs)
+
+    def start(self):
+        self.call("pytest_sessionstart", session=self.session)
+
+    def configure_node(self, workerid, spec, workerinput):
+        """`pytest_configure_node`: the worker's `workerinput` as the plugins leave it."""
+        import types
+
+        node = types.SimpleNamespace(
+            workerinput=dict(workerinput), config=self.config,
+            gateway=types.SimpleNamespace(id=workerid, spec=spec),
+        )
+        self.nodes[workerid] = node
+        self.call("pytest_configure_node", node=node)
+        return wire_dict(node.workerinput)
+
+    def finish(self, data, replay):
+        """The end of the run; returns what `pytest_terminal_summary` hooks wrote."""
+        import types
+
+        from _pytest.reports import CollectReport
+
+        config, session = self.config, self.session
+        exitstatus = data.get("exitstatus", 0)
+        reports = load_reports(config, data["reports"], data.get("workerinfo", {}))
+        if replay:
+            # They started with the run, not with this process.
+            for plugin in self.pm.get_plugins():
+                attr = PLUGIN_START_TIMES.get(_module_root(plugin))
+                started = data.get("started")
+                if started and attr and isinstance(getattr(plugin, attr, None), float):
+                    setattr(plugin, attr, started)
+            # pytest-xdist's controller counts the collection the workers sent.
+            session.testscollected = data.get("collected", 0)
+            for rep in reports:
+                if isinstance(rep, CollectReport):
+                    self.call("pytest_collectreport", report=rep)
+                else:
+                    self.call("pytest_runtest_logreport", report=rep)
+            recorded = self.pm.subset_hook_caller(
+                "pytest_warning_recorded", remove_plugins=self.native
+            )
+            for text in data.get("warnings", []):
+                warning = json.loads(text)
+                location = warning.get("location")
+                recorded.call_historic(kwargs=dict(
+                    warning_message=_warning_message(warning), when=warning["when"],
+                    nodeid=warning["nodeid"], location=tuple(location) if location else None,
+                ))
+            for down in data.get("nodes", []):
+                node = self.nodes.get(down["id"]) or types.SimpleNamespace(
+                    workerinput={}, config=config,
+                    gateway=types.SimpleNamespace(id=down["id"], spec=down.get("spec")),
+                )
+                node.workeroutput = from_wire(down.get("workeroutput") or {})
+                node.workerinfo = down.get("workerinfo") or {}
+                self.call("pytest_testnodedown", node=node, error=down.get("error"))
+            session.exitstatus = exitstatus
+            self.call("pytest_sessionfinish", session=session, exitstatus=exitstatus)
+        if not data.get("summary", True):
+            return ""
+        return run_summary_hooks(
+            config, reports, data.get("warnings", []), exitstatus, summary_plugins(config),
+            data.get("width", 80), data.get("color"),
+        )
+
+    def close(self):
+        self.config._ensure_unconfigure()
+
+
+def summarize(data):
+    """The summary step's slow path, when no worker is left to run it (see `linger`), or
+    when controller-only plugins need a controller (`mirror`): print the hooks' text after
+    SUMMARY_RESULT_PREFIX, as one JSON string. A `ControllerSession` started after the
+    tests."""
+    controller = ControllerSession(data)
+    try:
+        if data.get("mirror"):
+            controller.start()
+        text = controller.finish(data, replay=bool(data.get("mirror")))
+    finally:
+        controller.close()
+    sys.stdout.write("\n" + SUMMARY_RESULT_PREFIX + json.dumps(text) + "\n")
+    sys.stdout.flush()
+
+
+def serve_controller(data):
+    """A `ControllerSession` for the whole run, when plugins or conftests act on
+    pytest-xdist's controller (`controller_reasons`): started before the workers, it answers
+    the Rust controller's requests, one JSON line each way, its lines marked with
+    SUMMARY_RESULT_PREFIX (other output passes through to the terminal)."""
+
+    # pytest's capturing takes fds 0 and 1 over while the session runs: keep our own.
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+
+    def reply(message):
+        replies.write("\n" + SUMMARY_RESULT_PREFIX + json.dumps(message) + "\n")
+        replies.flush()
+
+    before = dict(os.environ)
+    controller = ControllerSession(data)
+    try:
+        controller.start()
+        # Workers inherit the controller's environment, as changed by its plugins.
+        env = {k: v for k, v in os.environ.items() if before.get(k) != v}
+        reply({"t": "started", "env": env})
+        for line in requests:
+            request = json.loads(line)
+            if request["t"] == "configure_node":
+                workerinput = controller.configure_node(
+                    request["id"], request.get("spec"), request["workerinput"]
+                )
+                reply({"t": "workerinput", "workerinput": workerinput})
+            elif request["t"] == "finish":
+                text = controller.finish(request, replay=True)
+                exitstatus = getattr(controller.session, "exitstatus", None)
+                reply({"t": "summary", "text": text,
+                       "exitstatus": int(exitstatus) if exitstatus is not None else None})
+                break
+    finally:
+        controller.close()

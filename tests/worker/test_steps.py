@@ -1,0 +1,87 @@
+"""`xdist_steps.py` on its own: the summary step and the controller session, each a real pytest
+session in a child process fed what xdist-cli sends (`summary.rs`, `controller_session.rs`)."""
+
+import json
+import subprocess
+
+from _pytest.reports import TestReport, _report_to_json
+
+from workerproc import WORKER_CODE_DIR
+
+PREFIX = "XDIST-SUMMARY-RESULT:"
+
+RUN = r"""
+import json, os, sys
+sys.path.insert(0, {dir!r})
+import xdist_steps
+# The first line byte by byte: the controller session reads the next ones from fd 0 itself.
+line = b""
+while not line.endswith(b"\n"):
+    line += os.read(0, 1)
+data = json.loads(line)
+getattr(xdist_steps, data.pop("step"))(data)
+"""
+
+CONFTEST = """
+import os
+
+
+def pytest_sessionstart(session):
+    os.environ["SET_BY_CONTROLLER"] = "yes"
+
+
+def pytest_configure_node(node):
+    node.workerinput["from_controller"] = node.gateway.id
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus):
+    terminalreporter.write_sep("=", "conftest section")
+    for rep in terminalreporter.stats.get("failed", []):
+        terminalreporter.write_line("{} on {}, exit {}".format(
+            rep.nodeid, rep.node.gateway.id, exitstatus))
+"""
+
+
+def failed_report():
+    rep = TestReport(nodeid="test_a.py::test_x", location=("test_a.py", 0, "test_x"),
+                     keywords={}, outcome="failed", longrepr="boom", when="call")
+    data = dict(_report_to_json(rep), **{"$report_type": "TestReport"})
+    return json.dumps({"w": "gw1", "r": data})
+
+
+def step(python, cwd, lines):
+    proc = subprocess.run(
+        [str(python), "-c", RUN.format(dir=str(WORKER_CODE_DIR))],
+        cwd=str(cwd), input="".join(json.dumps(x) + "\n" for x in lines),
+        capture_output=True, text=True, timeout=60,
+    )
+    replies = [json.loads(line[len(PREFIX):]) for line in proc.stdout.splitlines()
+               if line.startswith(PREFIX)]
+    assert replies, proc.stdout + proc.stderr
+    return replies
+
+
+def test_summary_step_runs_the_conftests_summary_hook(make_suite, worker_python):
+    suite = make_suite({"conftest.py": CONFTEST, "test_a.py": "def test_x(): assert 0\n"})
+    (text,) = step(worker_python, suite, [{
+        "step": "summarize", "args": ["-p", "no:cacheprovider"], "reports": [failed_report()],
+        "warnings": [], "exitstatus": 1, "width": 40, "color": False, "workerinfo": {"gw1": {}},
+    }])
+    assert text == "=" * 11 + " conftest section " + "=" * 11 + "\n" \
+        "test_a.py::test_x on gw1, exit 1\n", text
+
+
+def test_controller_session_configures_nodes_then_summarizes(make_suite, worker_python):
+    suite = make_suite({"conftest.py": CONFTEST, "test_a.py": "def test_x(): assert 0\n"})
+    started, workerinput, summary = step(worker_python, suite, [
+        {"step": "serve_controller", "args": ["-p", "no:cacheprovider"], "numprocesses": 2},
+        {"t": "configure_node", "id": "gw1", "spec": "popen",
+         "workerinput": {"workerid": "gw1", "blob": {"__xdist_bytes__": "AA=="}}},
+        {"t": "finish", "reports": [failed_report()], "exitstatus": 1, "width": 40,
+         "workerinfo": {"gw1": {}},
+         "nodes": [{"id": "gw1", "workeroutput": {}}]},
+    ])
+    assert started == {"t": "started", "env": {"SET_BY_CONTROLLER": "yes"}}
+    assert workerinput["workerinput"]["from_controller"] == "gw1"
+    assert summary["t"] == "summary" and summary["exitstatus"] == 1
+    assert "test_a.py::test_x on gw1, exit 1" in summary["text"]
