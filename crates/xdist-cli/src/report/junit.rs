@@ -685,6 +685,10 @@ impl Reporter for JunitReporter {
                 nodeid,
                 report,
             } => self.collect_report(worker, nodeid, report),
+            RunEvent::TestCrashed(c) => {
+                let report = crate::report::crash::test_report(c, None);
+                self.test_report(c.crash.worker, c.nodeid, &report);
+            }
             RunEvent::InternalError { text } => self.internal_error(text),
             RunEvent::RunFinished(summary) => self.write_file(summary),
             _ => {}

@@ -4,6 +4,7 @@
 //! drive the run.
 
 pub mod cache;
+pub mod crash;
 pub mod junit;
 pub mod reportlog;
 pub mod status;

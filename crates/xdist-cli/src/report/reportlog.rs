@@ -250,6 +250,10 @@ impl Reporter for ReportLogReporter {
                 Some(text) => self.line(text),
                 None => self.value(synthesize(nodeid, report, true)),
             },
+            RunEvent::TestCrashed(c) => {
+                let report = crate::report::crash::test_report(c, None);
+                self.value(synthesize(c.nodeid, &report, false));
+            }
             RunEvent::Warning(w) => {
                 if let Some(text) = &w.reportlog {
                     self.line(text);

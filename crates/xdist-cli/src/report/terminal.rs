@@ -8,6 +8,7 @@ use xdist_core::events::{Reporter, RunEvent, RunSummary};
 use xdist_core::protocol::{Report, ReportOptions, WarningRecord};
 
 use crate::pystep::cov::CovOutcome;
+use crate::report::crash;
 use crate::report::status::StatusHandle;
 use crate::report::termwriter::TermWriter;
 
@@ -1011,6 +1012,31 @@ impl TerminalReporter {
                         .line(&format!("replacing crashed worker {worker}"), &[]);
                 }
             }
+            RunEvent::TestCrashed(c) => {
+                let short = (self.tw.fullwidth, self.tw.hasmarkup);
+                let report = crash::test_report(c, Some(short));
+                self.test_report(c.crash.worker, c.nodeid, &report);
+            }
+            RunEvent::WorkerCrashed { crash, moment } => {
+                for line in crash::session_tail(crash) {
+                    let worker = crash.worker;
+                    let ends = true;
+                    self.terminal_event(&RunEvent::WorkerOutput { worker, line, ends });
+                }
+                let message = crash::session_line(crash, *moment);
+                self.terminal_event(&RunEvent::XdistMessage { message: &message });
+            }
+            RunEvent::UnconfigureError { worker, traceback } => {
+                eprint!("{}", crash::unconfigure_text(*worker, traceback));
+            }
+            RunEvent::EmptyShard {
+                index,
+                total,
+                collected,
+            } => eprintln!(
+                "{}",
+                crate::report::text::empty_shard_line(*index, *total, *collected)
+            ),
             RunEvent::XdistMessage { message } => {
                 if self.verbosity() >= 0 {
                     self.write_line("", &[]);

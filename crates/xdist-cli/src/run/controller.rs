@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
-use xdist_core::events::{Reporter, RunEvent, RunSummary};
+use xdist_core::events::{CrashMoment, Reporter, RunEvent, RunSummary, TestCrash, WorkerCrash};
 use xdist_core::exit::ExitCode;
 use xdist_core::protocol::{
     Bootstrap, Command, Report, ReportOptions, WorkerEvent, PROTOCOL_VERSION,
@@ -804,21 +804,25 @@ impl<'r> Controller<'r> {
         first
     }
 
-    /// After the summary, as pytest: the traceback (stderr) when every worker's
-    /// `pytest_unconfigure` raised, else one warning line per worker whose did.
-    fn report_unconfigure_errors(&self) {
-        if let Some(text) = self.every_unconfigure_failed() {
-            eprint!("{}", text);
+    /// After the summary, as pytest: the traceback when every worker's `pytest_unconfigure`
+    /// raised (it stands for the controller's), else each worker's whose did.
+    fn report_unconfigure_errors(&mut self) {
+        if let Some(text) = self.every_unconfigure_failed().map(str::to_string) {
+            let traceback = &text;
+            self.emit(RunEvent::UnconfigureError {
+                worker: None,
+                traceback,
+            });
             return;
         }
-        for n in &self.nodes {
-            if let Some(text) = &n.unconfigure_error {
-                let last = text.trim_end().lines().last().unwrap_or_default();
-                eprintln!(
-                    "xdist: warning: pytest_unconfigure raised in {} after its tests: {last}",
-                    n.id
-                );
-            }
+        let errors: Vec<(String, String)> = (self.nodes.iter())
+            .filter_map(|n| Some((n.id.clone(), n.unconfigure_error.clone()?)))
+            .collect();
+        for (id, traceback) in &errors {
+            self.emit(RunEvent::UnconfigureError {
+                worker: Some(id),
+                traceback,
+            });
         }
     }
 
@@ -1230,7 +1234,13 @@ impl<'r> Controller<'r> {
             self.setup.opts.shard,
             self.collection.is_none() && ids.is_empty() && not_in_shard > 0,
         ) {
-            eprintln!("{}", crate::run::shard::empty_shard_line(s, not_in_shard));
+            let (index, total) = (s.index, s.total);
+            let collected = not_in_shard;
+            self.emit(RunEvent::EmptyShard {
+                index,
+                total,
+                collected,
+            });
         }
         let deselected = deselected + not_in_shard;
         self.nodes[i].collected = true;
@@ -1592,7 +1602,7 @@ impl<'r> Controller<'r> {
         if self.nodes[i].finished {
             if self.ended_abnormally(i, kind) {
                 // Its reports are all in; the crash belongs to the end of its session.
-                self.report_session_crash(i, "after its session ended", kind);
+                self.report_session_crash(i, CrashMoment::AfterSession, kind);
             }
             if self.nodes[i].scheduled {
                 let key = NodeKey(self.nodes[i].key);
@@ -1686,15 +1696,9 @@ impl<'r> Controller<'r> {
                 // It died after the test's outcome was shown (in its teardown): one
                 // outcome per test, so the crash is reported on its own.
                 self.crashed_tests.insert(idx);
-                let hang = match (self.nodes[i].hang.hung, self.setup.hang_timeout) {
-                    (Some(_), Some(t)) => {
-                        format!(", exceeding --hang-timeout of {}s", t.as_secs_f64())
-                    }
-                    _ => String::new(),
-                };
-                let id = nodeid(idx).unwrap_or_default();
-                let when = format!("in the teardown of '{id}', after its outcome{hang}");
-                self.report_session_crash(i, &when, kind);
+                let nodeid = nodeid(idx).unwrap_or_default();
+                let moment = CrashMoment::Teardown { nodeid: &nodeid };
+                self.report_session_crash(i, moment, kind);
             }
             Blame::Test(idx) => {
                 self.crashed_tests.insert(idx);
@@ -1708,8 +1712,8 @@ impl<'r> Controller<'r> {
         let session_end = !blamed && !gave_back && self.nodes[i].shutdown_sent;
         if !blamed {
             // No test to report it on: say it here (and in the summary).
-            let when = crash_moment(session_end, self.nodes[i].ready);
-            self.report_session_crash(i, when, kind);
+            let moment = crash_moment(session_end, self.nodes[i].ready);
+            self.report_session_crash(i, moment, kind);
         }
         // One that had nothing left to run needs no replacement: it does not count for
         // --max-worker-restart.
@@ -1746,50 +1750,37 @@ impl<'r> Controller<'r> {
         }
     }
 
-    /// A crash no test is to blame for: the worker's last stderr lines, a line in the
-    /// output and the summary, and a failed run.
-    fn report_session_crash(&mut self, i: usize, when: &str, kind: ExitKind) {
-        let id = self.nodes[i].id.clone();
-        let tail = &self.nodes[i].stderr_tail;
-        // A hung worker's tail is its stacks: all of them.
-        let keep = if self.nodes[i].hang.hung.is_some() {
-            STDERR_TAIL
-        } else {
-            10
-        };
-        let tail: Vec<String> = tail
-            .iter()
-            .skip(tail.len().saturating_sub(keep))
-            .cloned()
-            .collect();
-        for line in &tail {
-            self.emit(RunEvent::WorkerOutput {
-                worker: &id,
-                line,
-                ends: true,
-            });
+    /// What is known of worker `i`'s death, for its report.
+    fn crash_facts(&self, i: usize, kind: ExitKind) -> CrashFacts {
+        let n = &self.nodes[i];
+        CrashFacts {
+            worker: n.id.clone(),
+            exit: kind.to_string(),
+            fault: n.fault.clone(),
+            hang_timeout: (n.hang.hung.and(self.setup.hang_timeout)).map(|t| t.as_secs_f64()),
+            stderr_tail: n.stderr_tail.iter().cloned().collect(),
         }
-        let cause = self.nodes[i].fault.clone();
-        let msg = format!(
-            "worker {id} crashed {when} ({})",
-            cause.unwrap_or_else(|| kind.to_string())
-        );
-        self.emit(RunEvent::XdistMessage { message: &msg });
+    }
+
+    /// A crash no test is to blame for: reported on its own, and the run fails.
+    fn report_session_crash(&mut self, i: usize, moment: CrashMoment<'_>, kind: ExitKind) {
+        let facts = self.crash_facts(i, kind);
+        let crash = &facts.view();
+        self.emit(RunEvent::WorkerCrashed { crash, moment });
         self.ledger.crashes += 1;
     }
 
+    /// The test worker `i` died running fails with the crash, unless a plugin's
+    /// `handlecrashitem` runs it again.
     fn report_crash(&mut self, i: usize, nodeid: &str, kind: ExitKind) {
         let id = self.nodes[i].id.clone();
-        let fspath = nodeid.split("::").next().unwrap_or(nodeid).to_string();
-        let headline = format!("worker '{id}' crashed while running '{nodeid}'");
-        // Plugins (`handlecrashitem`) may turn the crash into a rerun.
         let mut view = ReportView {
             nodeid: nodeid.to_string(),
             outcome: "failed".into(),
-            longrepr: headline.clone(),
+            longrepr: crate::report::crash::headline(&id, nodeid),
             when: "???".into(),
             duration: 0.0,
-            worker: id.clone(),
+            worker: id,
         };
         if let Some(collection) = self.collection.clone() {
             let r = self.host.handlecrashitem(
@@ -1801,76 +1792,18 @@ impl<'r> Controller<'r> {
             );
             self.plugin_result(r);
         }
-        let rerun = view.outcome == "rerun";
-        let mut body = String::new();
-        if let Some(line) = self.infoline(i) {
-            body.push_str(&line);
-            body.push('\n');
-        }
-        if self.nodes[i].hang.hung.is_some() {
-            let secs = self.setup.hang_timeout.map_or(0.0, |t| t.as_secs_f64());
-            body.push_str(&format!(
-                "{}\ntest exceeded --hang-timeout of {secs}s; worker killed ({kind}); Python stacks:\n",
-                view.longrepr
-            ));
-        } else {
-            body.push_str(&format!("{}\nworker exited with {kind}\n", view.longrepr));
-            if let Some(fault) = &self.nodes[i].fault {
-                body.push_str(&format!("{fault} (the worker is failed like a crash)\n"));
-            }
-        }
-        let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
-        if !tail.is_empty() {
-            body.push_str("last lines of the worker's stderr:\n");
-            for l in tail {
-                body.push_str(&l);
-                body.push('\n');
-            }
-        }
-        let (category, letter, word, markup) = if rerun {
-            ("rerun", "R", "RERUN", "yellow")
-        } else {
-            ("failed", "F", "FAILED", "red")
-        };
-        let short = crate::report::text::short_line(
-            word,
-            &[markup],
-            nodeid,
-            &match &self.nodes[i].fault {
-                Some(fault) => format!("{} ({fault})", view.longrepr),
-                None => format!("{} ({kind})", view.longrepr),
-            },
-            self.setup.width,
-            self.setup.color,
-        );
-        let mut m = Map::new();
-        m.insert(markup.into(), json!(true));
-        let report = Report {
-            index: None,
-            nodeid: Some(nodeid.to_string()),
-            when: "???".into(),
-            outcome: view.outcome.clone(),
-            category: category.into(),
-            letter: letter.into(),
-            word: word.into(),
-            markup: Some(m),
-            head: Some(fspath.clone()),
-            body: Some(body.clone()),
-            short: Some(short),
-            text: Some(body),
-            counts: true,
-            location: Some((fspath.clone(), None, fspath)),
-            ..Report::default()
-        };
-        if !rerun {
+        if view.outcome != "rerun" {
             self.ledger.crashes += 1;
             self.note_failed(nodeid);
         }
-        self.emit(RunEvent::TestReport {
-            worker: &id,
+        let (facts, infoline) = (self.crash_facts(i, kind), self.infoline(i));
+        self.emit(RunEvent::TestCrashed(&TestCrash {
+            crash: facts.view(),
             nodeid,
-            report: &report,
-        });
+            longrepr: &view.longrepr,
+            outcome: &view.outcome,
+            infoline: infoline.as_deref(),
+        }));
     }
 
     /// pytest-xdist's `[gw0] linux -- Python 3.11.7 /usr/bin/python3` line.
@@ -1890,6 +1823,27 @@ impl<'r> Controller<'r> {
             self.nodes[i].id,
             ver.join(".")
         ))
+    }
+}
+
+/// [`WorkerCrash`]'s facts, owned while the event borrows them.
+struct CrashFacts {
+    worker: String,
+    exit: String,
+    fault: Option<String>,
+    hang_timeout: Option<f64>,
+    stderr_tail: Vec<String>,
+}
+
+impl CrashFacts {
+    fn view(&self) -> WorkerCrash<'_> {
+        WorkerCrash {
+            worker: &self.worker,
+            exit: &self.exit,
+            fault: self.fault.as_deref(),
+            hang_timeout: self.hang_timeout,
+            stderr_tail: &self.stderr_tail,
+        }
     }
 }
 

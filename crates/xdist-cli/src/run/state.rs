@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use xdist_core::events::CrashMoment;
 use xdist_core::exit::ExitCode;
 
 /// After the first Ctrl-C, running tests get this long to finish.
@@ -240,14 +241,14 @@ pub fn blame(
     }
 }
 
-/// When a crash nobody is blamed for happened, for its message.
-pub fn crash_moment(session_end: bool, ready: bool) -> &'static str {
+/// When a crash nobody is blamed for happened.
+pub fn crash_moment(session_end: bool, ready: bool) -> CrashMoment<'static> {
     if session_end {
-        "after its last test, while ending its session"
+        CrashMoment::SessionEnd
     } else if ready {
-        "while no test was running"
+        CrashMoment::BetweenTests
     } else {
-        "before its pytest session started"
+        CrashMoment::BeforeSession
     }
 }
 
@@ -445,15 +446,9 @@ mod tests {
         // A finished test is never blamed, nor anyone when nothing ran.
         assert_eq!(blame(Some(4), Some(4), |i| i == 4), Blame::Nobody);
         assert_eq!(blame(None, Some(4), none_done), Blame::Nobody);
-        assert_eq!(
-            crash_moment(true, true),
-            "after its last test, while ending its session"
-        );
-        assert_eq!(crash_moment(false, true), "while no test was running");
+        assert_eq!(crash_moment(true, true), CrashMoment::SessionEnd);
+        assert_eq!(crash_moment(false, true), CrashMoment::BetweenTests);
         // A worker lost before `ready`.
-        assert_eq!(
-            crash_moment(false, false),
-            "before its pytest session started"
-        );
+        assert_eq!(crash_moment(false, false), CrashMoment::BeforeSession);
     }
 }
