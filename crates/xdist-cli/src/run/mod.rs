@@ -4,11 +4,18 @@
 //! `report` and runs `pystep` at the end; it renders no text itself.
 
 pub mod basetemp;
+mod collection;
 pub mod controller;
+mod crash;
 pub mod durations;
+mod finish;
 pub mod looponfail;
+mod node;
 pub mod rsync;
 pub mod shard;
 pub mod signals;
+mod spawn;
 pub mod state;
+mod supervise;
+mod worker_events;
 pub mod zygote;
