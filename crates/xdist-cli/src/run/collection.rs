@@ -7,10 +7,12 @@ use xdist_core::protocol::{Command, Report, WorkerEvent};
 use xdist_sched::{Collection, NodeKey};
 
 use crate::run::durations;
+use crate::run::state::{judge_collection, CollectVerdict};
 
 use super::controller::Controller;
 
 impl Controller<'_> {
+    /// Worker `i` collected: the first collection is the run's, every other must match it.
     pub(super) fn on_collection(
         &mut self,
         i: usize,
@@ -30,110 +32,112 @@ impl Controller<'_> {
             self.setup.opts.shard,
             self.collection.is_none() && ids.is_empty() && not_in_shard > 0,
         ) {
-            let (index, total) = (s.index, s.total);
-            let collected = not_in_shard;
+            let (index, total, collected) = (s.index, s.total, not_in_shard);
             self.emit(RunEvent::EmptyShard {
                 index,
                 total,
                 collected,
             });
         }
-        let deselected = deselected + not_in_shard;
-        self.nodes[i].collected = true;
-        let node_id = self.nodes[i].id.clone();
-        let accept = match &self.collection {
-            None => {
-                let collection = Arc::new(Collection { ids, groups });
-                if !self.setup.opts.no_durations && !self.plugin_scheduler {
-                    if let Some(d) = self
-                        .history_path()
-                        .and_then(|p| durations::estimates(&p, &collection.ids))
-                    {
-                        // No node was added yet: start over with a duration-aware scheduler.
-                        self.sched_config.durations = Some(Arc::new(d));
-                        self.sched = xdist_sched::make_scheduler(
-                            self.setup.opts.dist,
-                            self.sched_config.clone(),
-                        );
-                    }
-                }
-                self.collection = Some(collection);
-                self.first_collector = Some(node_id.clone());
-                self.deselected = deselected;
-                true
+        let first = self.collection.as_ref().map(|c| c.ids.as_slice());
+        match judge_collection(first, &ids, self.collection_complete) {
+            CollectVerdict::First => {
+                self.first_collection(i, ids, groups, deselected + not_in_shard)
             }
-            Some(first) if first.ids == ids => true,
-            Some(first) => {
-                if self.collection_complete {
-                    // A replacement that collected differently is never used.
-                    self.send(i, Command::Shutdown);
-                    return;
-                }
-                let diff = xdist_sched::collection_diff(
-                    self.first_collector.as_deref().unwrap_or("gw0"),
-                    &first.ids,
-                    &node_id,
-                    &ids,
-                );
-                self.ledger.collect_errors += 1;
-                let body = format!("{}\n", diff.trim_end());
-                let report = Report {
-                    when: "collect".into(),
-                    outcome: "failed".into(),
-                    category: "error".into(),
-                    letter: "E".into(),
-                    word: "ERROR".into(),
-                    head: Some(node_id.clone()),
-                    body: Some(body),
-                    short: Some(format!("ERROR {node_id}")),
-                    counts: true,
-                    ..Report::default()
-                };
-                self.emit(RunEvent::CollectReport {
-                    worker: &node_id,
-                    nodeid: &node_id,
-                    report: &report,
-                });
-                self.stop_all();
-                return;
-            }
-        };
-        if !accept {
-            return;
+            CollectVerdict::Same => {}
+            // A replacement that collected differently is never used.
+            CollectVerdict::Late => return self.send(i, Command::Shutdown),
+            CollectVerdict::Differs => return self.collection_differs(i, &ids),
         }
+        self.schedule_node(i, &lines);
+    }
+
+    /// The run's collection, from its first worker to collect.
+    fn first_collection(
+        &mut self,
+        i: usize,
+        ids: Vec<String>,
+        groups: Vec<Option<String>>,
+        deselected: usize,
+    ) {
+        let collection = Arc::new(Collection { ids, groups });
+        if !self.setup.opts.no_durations && !self.plugin_scheduler {
+            if let Some(d) = self
+                .history_path()
+                .and_then(|p| durations::estimates(&p, &collection.ids))
+            {
+                // No node was added yet: start over with a duration-aware scheduler.
+                self.sched_config.durations = Some(Arc::new(d));
+                self.sched =
+                    xdist_sched::make_scheduler(self.setup.opts.dist, self.sched_config.clone());
+            }
+        }
+        self.collection = Some(collection);
+        self.first_collector = Some(self.nodes[i].id.clone());
+        self.deselected = deselected;
+    }
+
+    /// Worker `i` collected other tests than the first: a collection error, and the run stops.
+    fn collection_differs(&mut self, i: usize, ids: &[String]) {
+        let Some(first) = self.collection.clone() else {
+            return;
+        };
+        let node_id = self.nodes[i].id.clone();
+        let first_id = self.first_collector.as_deref().unwrap_or("gw0");
+        let diff = xdist_sched::collection_diff(first_id, &first.ids, &node_id, ids);
+        self.ledger.collect_errors += 1;
+        let report = Report {
+            when: "collect".into(),
+            outcome: "failed".into(),
+            category: "error".into(),
+            letter: "E".into(),
+            word: "ERROR".into(),
+            head: Some(node_id.clone()),
+            body: Some(format!("{}\n", diff.trim_end())),
+            short: Some(format!("ERROR {node_id}")),
+            counts: true,
+            ..Report::default()
+        };
+        self.emit(RunEvent::CollectReport {
+            worker: &node_id,
+            nodeid: &node_id,
+            report: &report,
+        });
+        self.stop_all();
+    }
+
+    /// Worker `i`'s collection was accepted: it joins the scheduler, and once every worker
+    /// collected the tests start (or collection errors stop the run).
+    fn schedule_node(&mut self, i: usize, lines: &[String]) {
         let Some(collection) = self.collection.clone() else {
             return;
         };
-        let spec = self.setup.specs[self.nodes[i].spec].raw.clone();
-        self.sched.add_node(NodeKey(self.nodes[i].key), &spec);
-        self.sched
-            .add_node_collection(NodeKey(self.nodes[i].key), collection.clone());
+        let (key, spec) = (
+            NodeKey(self.nodes[i].key),
+            &self.setup.specs[self.nodes[i].spec],
+        );
+        self.sched.add_node(key, &spec.raw);
+        self.sched.add_node_collection(key, collection.clone());
         self.nodes[i].scheduled = true;
-        if self.collection_complete {
-            self.sched.schedule(&mut self.actions);
-            return;
-        }
-        if !self.sched.collection_is_completed() {
-            return;
-        }
-        self.collection_complete = true;
-        let name = self.sched.name();
-        self.emit(RunEvent::CollectionComplete {
-            workers: self.setup.workers(),
-            items: collection.len(),
-            deselected: self.deselected,
-            lines: &lines,
-            scheduler: name,
-            ids: &collection.ids,
-        });
-        if self.ledger.collect_errors > 0 && !self.options.continue_on_collection_errors {
-            let n = self.ledger.collect_errors;
-            self.stop.interrupted = Some(format!(
-                "Interrupted: {n} error{} during collection",
-                if n == 1 { "" } else { "s" }
-            ));
-            self.stop_all();
-            return;
+        if !self.collection_complete {
+            if !self.sched.collection_is_completed() {
+                return;
+            }
+            self.collection_complete = true;
+            let name = self.sched.name();
+            self.emit(RunEvent::CollectionComplete {
+                workers: self.setup.workers(),
+                items: collection.len(),
+                deselected: self.deselected,
+                lines,
+                scheduler: name,
+                ids: &collection.ids,
+            });
+            let go_on = self.options.continue_on_collection_errors;
+            let effects = self.stop.on_collection_complete(&self.ledger, go_on);
+            if !effects.is_empty() {
+                return self.perform(effects);
+            }
         }
         self.sched.schedule(&mut self.actions);
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
-use xdist_core::events::{Reporter, RunEvent, RunSummary};
+use xdist_core::events::{Reporter, RunEvent};
 use xdist_core::exit::ExitCode;
 use xdist_core::protocol::ReportOptions;
 use xdist_core::spec::XSpec;
@@ -25,7 +25,7 @@ use crate::cli::args::RunOptions;
 use crate::error::CliError;
 use crate::pystep::controller_session::ControllerSession;
 use crate::run::node::{Node, STDERR_TAIL};
-use crate::run::state::{Ledger, RestartBudget, Stop};
+use crate::run::state::{CollectReports, Ledger, RestartBudget, Stop};
 
 /// How often `RunEvent::Tick` is sent while a reporter wants ticks (a live status area).
 pub(super) const TICK: Duration = Duration::from_millis(150);
@@ -93,12 +93,7 @@ pub struct Controller<'r> {
     pub(super) options: ReportOptions,
     pub(super) session_started: bool,
     pub(super) collection_complete: bool,
-    /// Collection reports shown so far, by `nodeid\0outcome`: how many times (one node id
-    /// can report twice, e.g. a module and its doctests skipped by one `importorskip`), and
-    /// how many each worker sent. Every worker collects the same, so a report is shown
-    /// when a worker sends it more often than any worker before.
-    pub(super) seen_collect_reports: HashMap<String, usize>,
-    pub(super) worker_collect_reports: HashMap<(usize, String), usize>,
+    pub(super) collect_reports: CollectReports,
     pub(super) seen_early_warnings: HashSet<(String, Option<String>)>,
     pub(super) deselected: usize,
     pub(super) ledger: Ledger,
@@ -148,6 +143,30 @@ pub struct Controller<'r> {
     pub(super) zygote: crate::run::zygote::Zygote,
 }
 
+/// The run's scheduler (a plugin's `make_scheduler`, else the `--dist` mode's), its
+/// configuration, and whether it came from a plugin.
+fn scheduler(
+    setup: &RunSetup,
+    host: &PluginHost,
+    config_view: &ConfigView,
+) -> Result<(SchedConfig, Box<dyn Scheduling>, bool), CliError> {
+    let config = SchedConfig {
+        num_nodes: setup.workers(),
+        max_sched_chunk: setup.opts.maxschedchunk,
+        loadscope_reorder: setup.opts.loadscope_reorder,
+        durations: setup.durations.clone(),
+    };
+    let plugin =
+        (host.make_scheduler(config_view, &config)).map_err(crate::cli::plugins::hook_error)?;
+    Ok(match plugin {
+        Some(s) => (config, s, true),
+        None => {
+            let sched = xdist_sched::make_scheduler(setup.opts.dist, config.clone());
+            (config, sched, false)
+        }
+    })
+}
+
 impl<'r> Controller<'r> {
     pub fn new(
         setup: RunSetup,
@@ -157,22 +176,7 @@ impl<'r> Controller<'r> {
     ) -> Result<Self, CliError> {
         let (tx, rx) = mpsc::channel();
         let restarts = RestartBudget::new(setup.max_restarts);
-        let config = SchedConfig {
-            num_nodes: setup.workers(),
-            max_sched_chunk: setup.opts.maxschedchunk,
-            loadscope_reorder: setup.opts.loadscope_reorder,
-            durations: setup.durations.clone(),
-        };
-        let (sched, plugin_scheduler) = match host
-            .make_scheduler(&config_view, &config)
-            .map_err(crate::cli::plugins::hook_error)?
-        {
-            Some(s) => (s, true),
-            None => (
-                xdist_sched::make_scheduler(setup.opts.dist, config.clone()),
-                false,
-            ),
-        };
+        let (config, sched, plugin_scheduler) = scheduler(&setup, host, &config_view)?;
         // A plugin's scheduler may want every worker asked for: no sizing then.
         let dist = match plugin_scheduler {
             true => xdist_sched::DistMode::Each,
@@ -195,8 +199,7 @@ impl<'r> Controller<'r> {
             options: ReportOptions::default(),
             session_started: false,
             collection_complete: false,
-            seen_collect_reports: HashMap::new(),
-            worker_collect_reports: HashMap::new(),
+            collect_reports: CollectReports::default(),
             seen_early_warnings: HashSet::new(),
             deselected: 0,
             ledger: Ledger::default(),
@@ -301,6 +304,36 @@ impl<'r> Controller<'r> {
 
     /// Runs the whole session; returns the exit code and the failing node ids.
     pub fn run_outcome(mut self) -> Result<RunOutcome, CliError> {
+        self.start_workers()?;
+        let ticks = self.reporters.iter().any(|r| r.wants_ticks());
+        let mut last_tick = Instant::now();
+        loop {
+            if ticks && last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                self.emit(RunEvent::Tick);
+            }
+            if self.exited_nodes == self.nodes.len() && self.nodes.iter().all(Node::is_down) {
+                break;
+            }
+            match self.rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.check_clocks();
+            if self.fatal.is_some() {
+                self.kill_all();
+                break;
+            }
+            if self.restart_for_controller {
+                break;
+            }
+        }
+        self.finish_run()
+    }
+
+    /// The plugins' `setupnodes`, then the first workers.
+    fn start_workers(&mut self) -> Result<(), CliError> {
         let specs: Vec<String> = self.setup.specs.iter().map(|s| s.raw.clone()).collect();
         let r = self.host.setupnodes(&self.config_view, &specs);
         self.plugin_result(r);
@@ -319,94 +352,23 @@ impl<'r> Controller<'r> {
         for n in &mut self.nodes {
             n.handle.start();
         }
-        let ticks = self.reporters.iter().any(|r| r.wants_ticks());
-        let mut last_tick = Instant::now();
-        loop {
-            if ticks && last_tick.elapsed() >= TICK {
-                last_tick = Instant::now();
-                self.emit(RunEvent::Tick);
-            }
-            if self.exited_nodes == self.nodes.len() && self.nodes.iter().all(Node::is_down) {
-                break;
-            }
-            match self.rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(msg) => self.handle(msg),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            self.maybe_summarize();
-            self.check_interrupts();
-            self.check_hangs();
-            self.check_lost_channels();
-            if self.exited_nodes > 0 {
-                for i in 0..self.nodes.len() {
-                    if self.nodes[i].exited.is_some() && !self.nodes[i].down_handled {
-                        self.maybe_node_down(i);
-                    }
+        Ok(())
+    }
+
+    /// What time decides, after each message or 100 ms without one: the summary step,
+    /// Ctrl-C, hangs, lost channels, and workers whose streams never ended.
+    fn check_clocks(&mut self) {
+        self.maybe_summarize();
+        self.check_interrupts();
+        self.check_hangs();
+        self.check_lost_channels();
+        if self.exited_nodes > 0 {
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].exited.is_some() && !self.nodes[i].down_handled {
+                    self.maybe_node_down(i);
                 }
             }
-            if self.fatal.is_some() {
-                self.kill_all();
-                break;
-            }
-            if self.restart_for_controller {
-                break;
-            }
         }
-        if self.restart_for_controller {
-            return Ok(RunOutcome {
-                exit: 0,
-                failed: Vec::new(),
-                collection_failed: false,
-                needs_controller_session: true,
-                controller_session_used: false,
-            });
-        }
-        if let Some(err) = self.fatal.take() {
-            return Err(err);
-        }
-        self.save_durations();
-        let not_run = self.not_run();
-        if not_run > 0 {
-            let s = if not_run == 1 { " was" } else { "s were" };
-            self.emit(RunEvent::XdistMessage {
-                message: &format!("{not_run} test{s} not run"),
-            });
-        }
-        self.finish_coverage();
-        self.finish_plugin_summaries();
-        let exit_for_hooks = self.exit_code();
-        let r = self.host.sessionfinish(exit_for_hooks.code());
-        if let Some(sections) = self.plugin_result(r) {
-            for (plugin, text) in sections {
-                self.emit(RunEvent::XdistMessage {
-                    message: &format!("{plugin}: {}", text.trim_end()),
-                });
-            }
-        }
-        if let Some(err) = self.fatal.take() {
-            return Err(err);
-        }
-        let exit = self.exit_code();
-        let summary = RunSummary {
-            exit,
-            duration: self.started.elapsed(),
-            collected: self.collection.as_ref().map_or(0, |c| c.len()),
-            shouldfail: self.stop.shouldfail.clone(),
-            interrupted: self.stop.interrupted.clone(),
-            xdist_message: self.stop.xdist_message.clone(),
-        };
-        if self.session_started {
-            self.emit(RunEvent::RunFinished(&summary));
-        }
-        self.report_unconfigure_errors();
-        Ok(RunOutcome {
-            exit: exit.code(),
-            failed: std::mem::take(&mut self.failed_ids),
-            collection_failed: self.ledger.collect_errors > 0,
-            needs_controller_session: false,
-            controller_session_used: self.controller_reasons_seen,
-        })
     }
 
     /// Fork mode: the collection is known before the second worker starts; never start more
@@ -443,7 +405,7 @@ impl<'r> Controller<'r> {
             WorkerMsg::ChannelClosed(key) => {
                 let i = self.node_index(key);
                 self.nodes[i].channel_done = true;
-                if self.nodes[i].exited.is_none() && !self.nodes[i].finished {
+                if self.nodes[i].exited.is_none() && !self.nodes[i].is_finished() {
                     self.nodes[i].channel_lost = Some(Instant::now());
                     self.lost_channels.push(i);
                 }

@@ -7,7 +7,7 @@ use xdist_sched::NodeKey;
 use xdist_worker::ExitKind;
 
 use crate::error::CliError;
-use crate::run::state::{blame, crash_moment, Blame};
+use crate::run::state::{blame, crash_moment, Blame, Down, Lost};
 
 use super::controller::Controller;
 use super::node::CHANNEL_GRACE;
@@ -34,6 +34,8 @@ impl CrashFacts {
 }
 
 impl Controller<'_> {
+    /// Worker `i`'s process exited: once its streams ended (or after [`CHANNEL_GRACE`]) it
+    /// is down, and whether that was a crash is decided here.
     pub(super) fn maybe_node_down(&mut self, i: usize) {
         let Some((kind, at)) = self.nodes[i].exited else {
             return;
@@ -45,47 +47,54 @@ impl Controller<'_> {
             return;
         }
         self.nodes[i].down_handled = true;
-        if self.nodes[i].finished {
-            if self.ended_abnormally(i, kind) {
-                // Its reports are all in; the crash belongs to the end of its session.
-                self.report_session_crash(i, CrashMoment::AfterSession, kind);
-            }
-            if self.nodes[i].scheduled {
-                let key = NodeKey(self.nodes[i].key);
-                self.nodes[i].scheduled = false;
-                let _ = self.sched.remove_node(key, &mut self.actions);
-                self.dispatch_actions();
-            }
-            return;
+        let others_alive =
+            (self.nodes.iter().enumerate()).any(|(j, n)| j != i && n.exited.is_none());
+        let n = &self.nodes[i];
+        let lost = Lost {
+            finished: n.is_finished(),
+            ready: n.is_ready(),
+            session_started: self.session_started,
+            others_alive,
+            fatal_pending: self.fatal.is_some(),
+        };
+        match lost.verdict() {
+            Down::Finished => self.finished_node_down(i, kind),
+            Down::Fatal => self.worker_never_started(i, kind),
+            Down::AlreadyFatal => {}
+            Down::Crash => self.on_crash(i, kind),
         }
-        let others_alive = self
-            .nodes
-            .iter()
-            .enumerate()
-            .any(|(j, n)| j != i && n.exited.is_none());
-        if self.fatal.is_some() || (!self.nodes[i].ready && !self.session_started && !others_alive)
-        {
-            // Died before its session started, and no other worker can run anything:
-            // say why once. (With other workers alive it is a crash: replaced, counted.)
-            if self.fatal.is_none() {
-                let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
-                self.fatal = Some(CliError::Internal(format!(
-                    "worker {} exited before its pytest session started ({kind}){}",
-                    self.nodes[i].id,
-                    if tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", tail.join("\n"))
-                    }
-                )));
-            }
-            return;
-        }
-        self.on_crash(i, kind);
     }
 
+    /// A worker that sent `finished` is gone: it leaves the scheduler.
+    fn finished_node_down(&mut self, i: usize, kind: ExitKind) {
+        if self.ended_abnormally(i, kind) {
+            // Its reports are all in; the crash belongs to the end of its session.
+            self.report_session_crash(i, CrashMoment::AfterSession, kind);
+        }
+        if self.nodes[i].scheduled {
+            let key = NodeKey(self.nodes[i].key);
+            self.nodes[i].scheduled = false;
+            let _ = self.sched.remove_node(key, &mut self.actions);
+            self.dispatch_actions();
+        }
+    }
+
+    /// Died before its session started, and no other worker can run anything: say why once.
+    fn worker_never_started(&mut self, i: usize, kind: ExitKind) {
+        let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
+        let tail = match tail.is_empty() {
+            true => String::new(),
+            false => format!(": {}", tail.join("\n")),
+        };
+        self.fatal = Some(CliError::Internal(format!(
+            "worker {} exited before its pytest session started ({kind}){tail}",
+            self.nodes[i].id,
+        )));
+    }
+
+    /// Worker `i` died before it finished: the test it ran is blamed, it is replaced, or
+    /// the restart limit stops the run.
     pub(super) fn on_crash(&mut self, i: usize, kind: ExitKind) {
-        let id = self.nodes[i].id.clone();
         if self.stop.interrupting() {
             // Killed on the user's request: nothing crashed, nothing is replaced.
             if self.nodes[i].scheduled {
@@ -96,6 +105,7 @@ impl Controller<'_> {
             }
             return;
         }
+        let id = self.nodes[i].id.clone();
         let error = "Not properly terminated".to_string();
         self.emit(RunEvent::NodeDown {
             worker: &id,
@@ -104,65 +114,79 @@ impl Controller<'_> {
         let view = self.node_view(i);
         let r = self.host.testnodedown(&view, Some(&error));
         self.plugin_result(r);
-        // The worker flushes its events when a test starts: `started` is the test that was
-        // running when it died, or None if it died between tests.
-        let started = self.nodes[i].started.map(|(idx, _)| idx);
-        let mut gave_back = false;
-        let crash_index = if self.nodes[i].scheduled {
-            self.nodes[i].scheduled = false;
-            let key = NodeKey(self.nodes[i].key);
-            let first = self.sched.remove_node(key, &mut self.actions);
-            match (first, started) {
-                // Its first pending test never started: it goes back to the queue.
-                (Some(f), None) if self.sched.mark_test_pending(f, &mut self.actions).is_ok() => {
-                    gave_back = true;
-                    None
-                }
-                _ => first,
-            }
-        } else {
-            started.or(self.nodes[i].running)
-        };
-        let collection = self.collection.clone();
-        let node = &self.nodes[i];
-        let verdict = match collection {
-            Some(_) => blame(crash_index, node.outcome_of, |t| {
-                self.done_tests.contains(&t)
-            }),
-            None => Blame::Nobody,
-        };
-        if let Some(idx) = crash_index.filter(|_| collection.is_some()) {
-            if self.nodes[i].hang.hung != Some(idx) {
-                self.nodes[i].hang.hung = None;
-            }
-        }
-        let nodeid = |idx: usize| collection.as_ref()?.ids.get(idx).cloned();
-        match verdict {
-            Blame::Teardown(idx) => {
-                // It died after the test's outcome was shown (in its teardown): one
-                // outcome per test, so the crash is reported on its own.
-                self.crashed_tests.insert(idx);
-                let nodeid = nodeid(idx).unwrap_or_default();
-                let moment = CrashMoment::Teardown { nodeid: &nodeid };
-                self.report_session_crash(i, moment, kind);
-            }
-            Blame::Test(idx) => {
-                self.crashed_tests.insert(idx);
-                self.report_crash(i, &nodeid(idx).unwrap_or_default(), kind);
-            }
-            Blame::Nobody => {}
-        }
-        let blamed = verdict != Blame::Nobody;
+        let (crash_index, gave_back) = self.take_back_work(i);
+        let blamed = self.report_blame(i, crash_index, kind);
         // All its tests ran and it was told to end: it died in the session's end
         // (`pytest_sessionfinish`, session fixtures' last teardown), not in a test.
         let session_end = !blamed && !gave_back && self.nodes[i].shutdown_sent;
         if !blamed {
             // No test to report it on: say it here (and in the summary).
-            let moment = crash_moment(session_end, self.nodes[i].ready);
+            let moment = crash_moment(session_end, self.nodes[i].is_ready());
             self.report_session_crash(i, moment, kind);
         }
-        // One that had nothing left to run needs no replacement: it does not count for
-        // --max-worker-restart.
+        self.replace_after_crash(i, session_end);
+        self.dispatch_actions();
+        self.check_finished();
+    }
+
+    /// Takes the crashed worker `i` out of the scheduler: the test to charge the crash to,
+    /// and whether its next test went back to the queue instead (it never started).
+    fn take_back_work(&mut self, i: usize) -> (Option<usize>, bool) {
+        // The worker flushes its events when a test starts: `started` is the test that was
+        // running when it died, or None if it died between tests.
+        let started = self.nodes[i].started.map(|(idx, _)| idx);
+        if !self.nodes[i].scheduled {
+            return (started.or(self.nodes[i].running), false);
+        }
+        self.nodes[i].scheduled = false;
+        let key = NodeKey(self.nodes[i].key);
+        let first = self.sched.remove_node(key, &mut self.actions);
+        match (first, started) {
+            // Its first pending test never started: it goes back to the queue.
+            (Some(f), None) if self.sched.mark_test_pending(f, &mut self.actions).is_ok() => {
+                (None, true)
+            }
+            _ => (first, false),
+        }
+    }
+
+    /// Reports the crash on the test it is charged to, if any; whether one was blamed.
+    fn report_blame(&mut self, i: usize, crash_index: Option<usize>, kind: ExitKind) -> bool {
+        let Some(collection) = self.collection.clone() else {
+            return false;
+        };
+        let node = &self.nodes[i];
+        let verdict = blame(crash_index, node.outcome_of, |t| {
+            self.done_tests.contains(&t)
+        });
+        if let Some(idx) = crash_index {
+            if self.nodes[i].hang.hung != Some(idx) {
+                self.nodes[i].hang.hung = None;
+            }
+        }
+        let nodeid = |idx: usize| collection.ids.get(idx).cloned().unwrap_or_default();
+        match verdict {
+            Blame::Teardown(idx) => {
+                // It died after the test's outcome was shown (in its teardown): one
+                // outcome per test, so the crash is reported on its own.
+                self.crashed_tests.insert(idx);
+                let nodeid = nodeid(idx);
+                let moment = CrashMoment::Teardown { nodeid: &nodeid };
+                self.report_session_crash(i, moment, kind);
+            }
+            Blame::Test(idx) => {
+                self.crashed_tests.insert(idx);
+                self.report_crash(i, &nodeid(idx), kind);
+            }
+            Blame::Nobody => {}
+        }
+        verdict != Blame::Nobody
+    }
+
+    /// A replacement for crashed worker `i`, unless it had nothing left to run (then it
+    /// does not count for `--max-worker-restart`) or the limit is passed.
+    fn replace_after_crash(&mut self, i: usize, session_end: bool) {
+        let id = self.nodes[i].id.clone();
         if let Some(msg) = self.restarts.on_crash(&id, !session_end) {
             self.emit(RunEvent::XdistMessage { message: &msg });
             self.stop.xdist_message = Some(msg);
@@ -174,8 +198,6 @@ impl Controller<'_> {
                 self.fatal = Some(e);
             }
         }
-        self.dispatch_actions();
-        self.check_finished();
     }
 
     /// Whether a worker that sent `finished` died (a signal, or an exit status other than
@@ -189,7 +211,7 @@ impl Controller<'_> {
             ExitKind::Signal(_) => true,
             // The worker's own INTERNALERROR path exits 3 and was reported as such.
             ExitKind::Code(c) => {
-                Some(c) != self.nodes[i].finished_status
+                Some(c) != self.nodes[i].finished_status()
                     && !(c == ExitCode::InternalError.code() && self.stop.internal_error)
             }
             ExitKind::Disconnected => false,

@@ -5,14 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
-use xdist_core::events::RunEvent;
+use xdist_core::events::{RunEvent, RunSummary};
 use xdist_core::exit::ExitCode;
 use xdist_core::protocol::Command;
 
+use crate::error::CliError;
 use crate::run::durations;
 use crate::run::state::EndFacts;
 
-use super::controller::Controller;
+use super::controller::{Controller, RunOutcome};
 
 /// Largest `summarize` command sent to a worker (frames stop at 64 MiB).
 pub(super) const SUMMARIZE_MAX_BYTES: usize = 32 << 20;
@@ -23,6 +24,64 @@ pub(super) fn summary_report(worker: &str, ser: &str) -> String {
 }
 
 impl Controller<'_> {
+    /// After the loop: the end-of-run steps in pytest's order, then the summary.
+    pub(super) fn finish_run(mut self) -> Result<RunOutcome, CliError> {
+        if self.restart_for_controller {
+            return Ok(RunOutcome {
+                exit: 0,
+                failed: Vec::new(),
+                collection_failed: false,
+                needs_controller_session: true,
+                controller_session_used: false,
+            });
+        }
+        if let Some(err) = self.fatal.take() {
+            return Err(err);
+        }
+        self.save_durations();
+        let not_run = self.not_run();
+        if not_run > 0 {
+            let s = if not_run == 1 { " was" } else { "s were" };
+            self.emit(RunEvent::XdistMessage {
+                message: &format!("{not_run} test{s} not run"),
+            });
+        }
+        self.finish_coverage();
+        self.finish_plugin_summaries();
+        let exit_for_hooks = self.exit_code();
+        let r = self.host.sessionfinish(exit_for_hooks.code());
+        if let Some(sections) = self.plugin_result(r) {
+            for (plugin, text) in sections {
+                self.emit(RunEvent::XdistMessage {
+                    message: &format!("{plugin}: {}", text.trim_end()),
+                });
+            }
+        }
+        if let Some(err) = self.fatal.take() {
+            return Err(err);
+        }
+        let exit = self.exit_code();
+        let summary = RunSummary {
+            exit,
+            duration: self.started.elapsed(),
+            collected: self.collection.as_ref().map_or(0, |c| c.len()),
+            shouldfail: self.stop.shouldfail.clone(),
+            interrupted: self.stop.interrupted.clone(),
+            xdist_message: self.stop.xdist_message.clone(),
+        };
+        if self.session_started {
+            self.emit(RunEvent::RunFinished(&summary));
+        }
+        self.report_unconfigure_errors();
+        Ok(RunOutcome {
+            exit: exit.code(),
+            failed: std::mem::take(&mut self.failed_ids),
+            collection_failed: self.ledger.collect_errors > 0,
+            needs_controller_session: false,
+            controller_session_used: self.controller_reasons_seen,
+        })
+    }
+
     /// pytest-cov: combine the workers' coverage and report it, as its `DistMaster` would.
     pub(super) fn finish_coverage(&mut self) {
         let nodes: Vec<crate::pystep::cov::CovNode> = (self.nodes.iter().enumerate())
@@ -184,7 +243,7 @@ impl Controller<'_> {
     /// controller too, and it ignores what its workers raise there. With no Python controller
     /// here, an error every worker raised stands for the controller's: its traceback.
     pub(super) fn every_unconfigure_failed(&self) -> Option<&str> {
-        let mut finished = self.nodes.iter().filter(|n| n.finished).peekable();
+        let mut finished = self.nodes.iter().filter(|n| n.is_finished()).peekable();
         finished.peek()?;
         let mut first = None;
         for n in finished {
@@ -238,7 +297,7 @@ impl Controller<'_> {
             && !self.options.no_summary
             && self.controller_plugins.is_empty()
             && self.controller_session.is_none();
-        if wanted && self.summary_node.is_none() && self.nodes[i].ready {
+        if wanted && self.summary_node.is_none() && self.nodes[i].is_ready() {
             self.summary_node = Some(i);
             Command::Linger
         } else {

@@ -1,16 +1,15 @@
 //! Starting a worker: its `workerinput`, bootstrap and environment, and the plugins' say.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 use xdist_core::protocol::{Bootstrap, PROTOCOL_VERSION};
 use xdist_plugin_api::{GatewayView, NodeView};
 
+use xdist_core::spec::XSpec;
 use xdist_worker::WorkerSpawn;
 
 use crate::error::CliError;
-use crate::run::state::HangClock;
 
 use super::controller::Controller;
 use super::node::Node;
@@ -28,6 +27,33 @@ impl Controller<'_> {
             }
         };
         let key = self.nodes.len() as u32;
+        let workerinput = self.workerinput(&gw, &spec)?;
+        let r = self.host.getremotemodule();
+        let code = self.plugin_result(r).flatten();
+        let bootstrap = self.bootstrap(&gw, &spec, workerinput.clone());
+        let worker = WorkerSpawn {
+            key,
+            env: self.worker_env(&gw),
+            spec,
+            python: self.setup.python.clone(),
+            cwd: self.setup.cwd.clone(),
+            bootstrap,
+            code,
+            token: self.setup.token.clone(),
+        };
+        let handle = self.zygote.start_worker(worker, &self.tx)?;
+        self.nodes
+            .push(Node::new(key, gw, spec_index, handle, workerinput));
+        if !first {
+            if let Some(n) = self.nodes.last_mut() {
+                n.handle.start();
+            }
+        }
+        Ok(())
+    }
+
+    /// Worker `gw`'s `workerinput`: ours, then what plugins and the controller session add.
+    fn workerinput(&mut self, gw: &str, spec: &XSpec) -> Result<Map<String, Value>, CliError> {
         let mut workerinput = Map::new();
         workerinput.insert("workerid".into(), json!(gw));
         workerinput.insert("workercount".into(), json!(self.setup.workers()));
@@ -37,13 +63,13 @@ impl Controller<'_> {
         let (args, uid) = (&self.setup.opts.pytest_args, &self.setup.testrunuid);
         crate::pystep::randomly::add_workerinput(&mut workerinput, args, &self.setup.cwd, uid);
         let gateway = GatewayView {
-            id: gw.clone(),
+            id: gw.to_string(),
             spec: spec.raw.clone(),
         };
         let r = self.host.newgateway(&gateway);
         self.plugin_result(r);
         let mut view = NodeView {
-            workerid: gw.clone(),
+            workerid: gw.to_string(),
             spec: spec.raw.clone(),
             workerinput,
             workerinfo: Map::new(),
@@ -54,7 +80,7 @@ impl Controller<'_> {
         let mut workerinput = view.workerinput;
         if let Some(session) = &mut self.controller_session {
             workerinput = session
-                .configure_node(&gw, &spec.raw, &workerinput)
+                .configure_node(gw, &spec.raw, &workerinput)
                 .map_err(|e| CliError::Internal(format!("failed to configure {gw}: {e}")))?;
         }
         if workerinput != ours {
@@ -63,11 +89,13 @@ impl Controller<'_> {
             self.zygote
                 .no_fork("plugins add to each worker's workerinput (pytest_configure_node)");
         }
-        let r = self.host.getremotemodule();
-        let code = self.plugin_result(r).flatten();
-        let bootstrap = Bootstrap {
+        Ok(workerinput)
+    }
+
+    fn bootstrap(&self, gw: &str, spec: &XSpec, workerinput: Map<String, Value>) -> Bootstrap {
+        Bootstrap {
             protocol: PROTOCOL_VERSION,
-            workerinput: workerinput.clone(),
+            workerinput,
             args: match (&self.setup.remote_args, spec.needs_rsync()) {
                 (Some(args), true) => args.clone(),
                 _ => self.setup.opts.pytest_args.clone(),
@@ -87,73 +115,26 @@ impl Controller<'_> {
             sys_path: Vec::new(),
             remote: spec.needs_rsync(),
             controller_session: self.controller_session.is_some(),
-        };
+        }
+    }
+
+    /// The controller session's environment, then pytest-xdist's variables.
+    fn worker_env(&self, gw: &str) -> Vec<(OsString, OsString)> {
         let session_env = (self.controller_session.iter())
             .flat_map(|s| s.env.iter())
             .map(|(k, v)| (OsString::from(k), OsString::from(v)));
-        let env: Vec<(OsString, OsString)> = session_env
-            .chain([
-                (
-                    xdist_core::env::PYTEST_XDIST_WORKER.into(),
-                    gw.clone().into(),
-                ),
-                (
-                    xdist_core::env::PYTEST_XDIST_WORKER_COUNT.into(),
-                    self.setup.workers().to_string().into(),
-                ),
-                (
-                    xdist_core::env::PYTEST_XDIST_TESTRUNUID.into(),
-                    self.setup.testrunuid.clone().into(),
-                ),
-            ])
-            .collect();
-        let handle = self.zygote.start_worker(
-            WorkerSpawn {
-                key,
-                spec,
-                python: self.setup.python.clone(),
-                cwd: self.setup.cwd.clone(),
-                env,
-                bootstrap,
-                code,
-                token: self.setup.token.clone(),
-            },
-            &self.tx,
-        )?;
-        self.nodes.push(Node {
-            key,
-            id: gw,
-            spec: spec_index,
-            handle,
-            ready: false,
-            collected: false,
-            scheduled: false,
-            finished: false,
-            shutdown_sent: false,
-            exited: None,
-            channel_done: false,
-            stderr_tail: VecDeque::new(),
-            running: None,
-            workerinput,
-            workerinfo: Map::new(),
-            stderr_done: false,
-            stdout_done: false,
-            down_handled: false,
-            started: None,
-            hang: HangClock::default(),
-            unconfigure_error: None,
-            fault: None,
-            lingering: false,
-            finished_status: None,
-            stack_thread: None,
-            outcome_of: None,
-            channel_lost: None,
-        });
-        if !first {
-            if let Some(n) = self.nodes.last_mut() {
-                n.handle.start();
-            }
-        }
-        Ok(())
+        let ours = [
+            (xdist_core::env::PYTEST_XDIST_WORKER, gw.to_string()),
+            (
+                xdist_core::env::PYTEST_XDIST_WORKER_COUNT,
+                self.setup.workers().to_string(),
+            ),
+            (
+                xdist_core::env::PYTEST_XDIST_TESTRUNUID,
+                self.setup.testrunuid.clone(),
+            ),
+        ];
+        let ours = ours.map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        session_env.chain(ours).collect()
     }
 }

@@ -3,6 +3,7 @@
 //! controller feeds these facts and carries out the [`Effect`]s they return; unit tests drive
 //! them with no process at all.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use xdist_core::events::CrashMoment;
@@ -112,6 +113,42 @@ impl Stop {
         Vec::new()
     }
 
+    /// A worker's `finished`: its exit status and its session's `shouldfail`/`shouldstop`.
+    /// A worker interrupted on its own (a test raised `KeyboardInterrupt`) stops the run.
+    pub fn on_worker_finished(
+        &mut self,
+        worker: &str,
+        exitstatus: i32,
+        reasons: [String; 2],
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if exitstatus == ExitCode::Interrupted.code() && self.interrupted.is_none() {
+            self.interrupted = Some(format!(
+                "<WorkerController {worker}> received keyboard-interrupt"
+            ));
+            effects.push(Effect::StopAll);
+        }
+        for reason in reasons {
+            if self.shouldfail.is_none() && !reason.is_empty() {
+                self.shouldfail = Some(reason);
+            }
+        }
+        self.internal_error |= exitstatus == ExitCode::InternalError.code();
+        effects
+    }
+
+    /// Every worker collected: with collection errors the run stops there, unless
+    /// `--continue-on-collection-errors`.
+    pub fn on_collection_complete(&mut self, ledger: &Ledger, go_on: bool) -> Vec<Effect> {
+        let n = ledger.collect_errors;
+        if n == 0 || go_on {
+            return Vec::new();
+        }
+        let s = if n == 1 { "" } else { "s" };
+        self.interrupted = Some(format!("Interrupted: {n} error{s} during collection"));
+        vec![Effect::StopAll]
+    }
+
     /// The run was stopped on purpose: tests it never ran are no failure.
     pub fn stopped_on_purpose(&self) -> bool {
         self.interrupted.is_some() || self.shouldfail.is_some()
@@ -135,6 +172,56 @@ impl Stop {
         .filter_map(|(holds, reason)| holds.then_some(reason))
         .max()
         .unwrap_or(StopReason::Ok)
+    }
+}
+
+/// Collection reports shown so far, by node id and outcome: how many times (one node id can
+/// report twice, e.g. a module and its doctests skipped by one `importorskip`), and how many
+/// each worker sent. Every worker collects the same, so a report is shown when a worker sends
+/// it more often than any worker before.
+#[derive(Debug, Default)]
+pub struct CollectReports {
+    shown: HashMap<String, usize>,
+    sent: HashMap<(usize, String), usize>,
+}
+
+impl CollectReports {
+    /// Whether `worker`'s report is news (to be shown and counted).
+    pub fn first_time(&mut self, worker: usize, nodeid: &str, outcome: &str) -> bool {
+        let key = format!("{nodeid}\0{outcome}");
+        let sent = self.sent.entry((worker, key.clone())).or_insert(0);
+        *sent += 1;
+        let shown = self.shown.entry(key).or_insert(0);
+        let news = *sent > *shown;
+        *shown = (*shown).max(*sent);
+        news
+    }
+}
+
+/// What a worker's collection means for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectVerdict {
+    /// The first: it is the run's collection.
+    First,
+    /// The same as the first.
+    Same,
+    /// Different from the first: a collection error that stops the run.
+    Differs,
+    /// Different, from a replacement after collection completed: it is not used.
+    Late,
+}
+
+/// `first`: the run's collection so far; `complete`: every worker collected.
+pub fn judge_collection(
+    first: Option<&[String]>,
+    ids: &[String],
+    complete: bool,
+) -> CollectVerdict {
+    match first {
+        None => CollectVerdict::First,
+        Some(first) if first == ids => CollectVerdict::Same,
+        Some(_) if complete => CollectVerdict::Late,
+        Some(_) => CollectVerdict::Differs,
     }
 }
 
@@ -210,6 +297,49 @@ impl HangClock {
                 HangStep::Nothing
             }
             _ => HangStep::Nothing,
+        }
+    }
+}
+
+/// What is known when a worker's process is gone, to decide what that means.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lost {
+    /// It sent `finished`.
+    pub finished: bool,
+    /// Its pytest session started (`ready`).
+    pub ready: bool,
+    /// Some worker's session started.
+    pub session_started: bool,
+    /// Another worker still runs.
+    pub others_alive: bool,
+    /// The run already ends with an error.
+    pub fatal_pending: bool,
+}
+
+/// What a worker going down means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Down {
+    /// It ended after `finished` (checked for an abnormal end).
+    Finished,
+    /// It died before any session started and none can run the tests: the run fails with
+    /// why (its stderr), exit 3.
+    Fatal,
+    /// The run already fails with an error: nothing more to say.
+    AlreadyFatal,
+    /// A crash: blamed, counted and replaced.
+    Crash,
+}
+
+impl Lost {
+    pub fn verdict(self) -> Down {
+        if self.finished {
+            Down::Finished
+        } else if self.fatal_pending {
+            Down::AlreadyFatal
+        } else if !self.ready && !self.session_started && !self.others_alive {
+            Down::Fatal
+        } else {
+            Down::Crash
         }
     }
 }
@@ -450,5 +580,123 @@ mod tests {
         assert_eq!(crash_moment(false, true), CrashMoment::BetweenTests);
         // A worker lost before `ready`.
         assert_eq!(crash_moment(false, false), CrashMoment::BeforeSession);
+    }
+
+    #[test]
+    fn a_worker_lost_before_ready() {
+        let alone = Lost::default();
+        // No session anywhere and nobody else: the run fails saying why, once.
+        assert_eq!(alone.verdict(), Down::Fatal);
+        let fatal = Lost {
+            fatal_pending: true,
+            ..alone
+        };
+        assert_eq!(fatal.verdict(), Down::AlreadyFatal);
+        // Others go on: a crash (counted, replaced), reported before its session.
+        let others = Lost {
+            others_alive: true,
+            ..alone
+        };
+        assert_eq!(others.verdict(), Down::Crash);
+        let started = Lost {
+            session_started: true,
+            ..alone
+        };
+        assert_eq!(started.verdict(), Down::Crash);
+        assert_eq!(crash_moment(false, false), CrashMoment::BeforeSession);
+        let finished = Lost {
+            finished: true,
+            ready: true,
+            fatal_pending: true,
+            ..alone
+        };
+        assert_eq!(finished.verdict(), Down::Finished);
+    }
+
+    #[test]
+    fn collection_errors_stop_the_run() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (a, b) = (ids(&["t::a", "t::b"]), ids(&["t::b", "t::a"]));
+        assert_eq!(judge_collection(None, &a, false), CollectVerdict::First);
+        assert_eq!(judge_collection(Some(&a), &a, false), CollectVerdict::Same);
+        assert_eq!(
+            judge_collection(Some(&a), &b, false),
+            CollectVerdict::Differs
+        );
+        // A replacement that collected differently after the start is not used.
+        assert_eq!(judge_collection(Some(&a), &b, true), CollectVerdict::Late);
+        let mut stop = Stop::default();
+        assert!(stop
+            .on_collection_complete(&Ledger::default(), false)
+            .is_empty());
+        let two = Ledger {
+            collect_errors: 2,
+            ..Ledger::default()
+        };
+        assert!(
+            stop.on_collection_complete(&two, true).is_empty(),
+            "--continue-on-collection-errors"
+        );
+        assert_eq!(
+            stop.on_collection_complete(&two, false),
+            vec![Effect::StopAll]
+        );
+        assert_eq!(
+            stop.interrupted.as_deref(),
+            Some("Interrupted: 2 errors during collection")
+        );
+        // Stopped on purpose: the tests never run are no failure, but the errors are.
+        assert!(stop.stopped_on_purpose());
+        assert_eq!(
+            stop.reason(&two, EndFacts::default()),
+            StopReason::Interrupted
+        );
+    }
+
+    #[test]
+    fn collection_reports_shown_once_across_workers() {
+        let mut seen = CollectReports::default();
+        assert!(seen.first_time(0, "t.py", "failed"));
+        assert!(
+            !seen.first_time(1, "t.py", "failed"),
+            "the second worker's copy"
+        );
+        assert!(
+            seen.first_time(1, "t.py", "skipped"),
+            "another outcome is news"
+        );
+        // One node id reporting twice (a module and its doctests): both shown, once.
+        assert!(seen.first_time(0, "t.py", "failed"));
+        assert!(!seen.first_time(1, "t.py", "failed"));
+        // A third from one worker is more than any sent: news.
+        assert!(seen.first_time(1, "t.py", "failed"));
+    }
+
+    #[test]
+    fn a_finished_worker_sets_how_the_run_stops() {
+        let mut stop = Stop::default();
+        let none = [String::new(), String::new()];
+        assert!(stop.on_worker_finished("gw0", 0, none.clone()).is_empty());
+        let reasons = [String::new(), "stopping after 1 failures".to_string()];
+        assert!(stop.on_worker_finished("gw0", 1, reasons).is_empty());
+        assert_eq!(
+            stop.shouldfail.as_deref(),
+            Some("stopping after 1 failures")
+        );
+        // A test's KeyboardInterrupt interrupts the run, once.
+        let code = ExitCode::Interrupted.code();
+        assert_eq!(
+            stop.on_worker_finished("gw1", code, none.clone()),
+            vec![Effect::StopAll]
+        );
+        assert!(stop
+            .on_worker_finished("gw0", code, none.clone())
+            .is_empty());
+        assert_eq!(
+            stop.interrupted.as_deref(),
+            Some("<WorkerController gw1> received keyboard-interrupt")
+        );
+        stop.on_worker_finished("gw0", ExitCode::InternalError.code(), none);
+        assert!(stop.internal_error);
     }
 }

@@ -93,7 +93,7 @@ impl Controller<'_> {
     pub(super) fn stop_all(&mut self) {
         self.shutting_down = true;
         for i in 0..self.nodes.len() {
-            if !self.nodes[i].finished && self.nodes[i].exited.is_none() {
+            if !self.nodes[i].is_finished() && self.nodes[i].exited.is_none() {
                 self.nodes[i].shutdown_sent = true;
                 self.nodes[i].handle.send(&[Command::Stop]);
                 if self.nodes[i].scheduled {

@@ -2,16 +2,18 @@
 
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use xdist_core::events::RunEvent;
-use xdist_core::exit::ExitCode;
-use xdist_core::protocol::{Command, Report, WorkerEvent, PROTOCOL_VERSION};
+use xdist_core::protocol::{
+    Command, Report, ReportOptions, WarningRecord, WorkerEvent, WorkerInfo, PROTOCOL_VERSION,
+};
 use xdist_sched::NodeKey;
 
 use crate::error::CliError;
 
 use super::controller::Controller;
 use super::finish::summary_report;
+use super::node::NodeState;
 
 impl Controller<'_> {
     pub(super) fn on_event(&mut self, key: u32, ev: WorkerEvent) {
@@ -31,92 +33,21 @@ impl Controller<'_> {
                 self.controller_reasons_seen |= !controller_reasons.is_empty();
                 if !controller_reasons.is_empty() && self.controller_session.is_none() {
                     // Its workerinput came too late for this run's workers: start over.
-                    self.restart_for_controller = true;
-                    self.kill_all();
-                    return;
+                    return self.start_over_with_controller_session();
                 }
-                if self.summary_plugins.is_empty() {
-                    self.summary_plugins = summary_plugins;
-                }
-                if self.controller_plugins.is_empty() {
-                    self.controller_plugins = controller_plugins;
-                }
-                if let Ok(Value::Object(mut m)) = serde_json::to_value(&info) {
-                    m.insert("id".into(), json!(self.nodes[i].id));
-                    m.insert(
-                        "spec".into(),
-                        json!(self.setup.specs[self.nodes[i].spec].raw),
-                    );
-                    self.nodes[i].workerinfo = m;
-                }
-                let view = self.node_view(i);
-                let r = self.host.testnodeready(&view);
-                self.plugin_result(r);
-                if protocol != PROTOCOL_VERSION {
-                    self.fatal = Some(CliError::Internal(format!(
-                        "worker {} speaks protocol {protocol}, this xdist speaks {PROTOCOL_VERSION}",
-                        self.nodes[i].id
-                    )));
-                    return;
-                }
-                self.nodes[i].ready = true;
-                if !self.session_started {
-                    self.session_started = true;
-                    let mut header = header;
-                    if let Some(reason) = &self.zygote.fallback {
-                        header.push(format!("xdist: spawning workers: {reason}"));
-                    }
-                    self.options = options;
-                    let options = self.options.clone();
-                    self.emit(RunEvent::SessionStart {
-                        header: &header,
-                        options: &options,
-                    });
-                    let count = self.setup.workers();
-                    self.emit(RunEvent::WorkersCreated { count });
-                }
-                if self.shutting_down {
-                    self.send(i, Command::Shutdown);
-                }
+                let plugins = (summary_plugins, controller_plugins);
+                self.on_ready(i, protocol, header, options, &info, plugins);
             }
             WorkerEvent::Fatal { kind, message, .. } => {
                 if kind == "controller_session" && self.controller_session.is_none() {
                     // A plugin needs what a controller's `pytest_configure_node` gives.
-                    self.restart_for_controller = true;
-                    self.kill_all();
-                    return;
+                    return self.start_over_with_controller_session();
                 }
                 if self.fatal.is_none() {
                     self.fatal = Some(self.fatal_error(&kind, &message));
                 }
             }
-            WorkerEvent::Collectreport { r } => {
-                let nodeid = r.nodeid.clone().unwrap_or_default();
-                let key = format!("{}\0{}", nodeid, r.outcome);
-                let sent = self
-                    .worker_collect_reports
-                    .entry((i, key.clone()))
-                    .or_insert(0);
-                *sent += 1;
-                let shown = self.seen_collect_reports.entry(key).or_insert(0);
-                if *sent > *shown {
-                    *shown = *sent;
-                    if r.outcome == "failed" {
-                        self.ledger.collect_errors += 1;
-                        self.note_failed(&nodeid);
-                    }
-                    if let (true, Some(ser)) = (self.wants_summary_reports(), &r.ser) {
-                        let report = summary_report(&self.nodes[i].id, ser);
-                        self.summary_reports.push(report);
-                    }
-                    let id = self.nodes[i].id.clone();
-                    self.emit(RunEvent::CollectReport {
-                        worker: &id,
-                        nodeid: &nodeid,
-                        report: &r,
-                    });
-                }
-            }
+            WorkerEvent::Collectreport { r } => self.on_collect_report(i, r),
             WorkerEvent::Collectionfinish {
                 ids,
                 groups,
@@ -124,42 +55,10 @@ impl Controller<'_> {
                 lines,
                 ..
             } => self.on_collection(i, ids, groups, deselected, lines),
-            WorkerEvent::Logstart { i: index, loc } => {
-                self.nodes[i].started = Some((index, Instant::now()));
-                self.emit_test_event(i, index, None);
-                if let Some(loc) = loc {
-                    let id = self.nodes[i].id.clone();
-                    self.emit(RunEvent::TestStart {
-                        worker: &id,
-                        loc: &loc,
-                    });
-                }
-            }
+            WorkerEvent::Logstart { i: index, loc } => self.on_logstart(i, index, loc),
             WorkerEvent::Report(r) => self.on_report(i, r),
-            WorkerEvent::Done { i: index, d } => {
-                self.nodes[i].running = None;
-                self.nodes[i].started = None;
-                self.done_tests.insert(index);
-                self.run_durations.insert(index, d);
-                self.emit_test_event(i, index, Some(d));
-                if self.nodes[i].scheduled {
-                    self.sched
-                        .mark_test_complete(NodeKey(key), index, d, &mut self.actions);
-                }
-            }
-            WorkerEvent::Warning(w) => {
-                if w.when != "runtest"
-                    && !self
-                        .seen_early_warnings
-                        .insert((w.message.clone(), w.location.clone()))
-                {
-                    return;
-                }
-                if let (true, Some(sw)) = (self.wants_summary_reports(), &w.summary) {
-                    self.summary_warnings.push(sw.clone());
-                }
-                self.emit(RunEvent::Warning(&w));
-            }
+            WorkerEvent::Done { i: index, d } => self.on_done(i, index, d),
+            WorkerEvent::Warning(w) => self.on_warning(w),
             WorkerEvent::Unscheduled { indices } => {
                 if self.nodes[i].scheduled {
                     let _ = self.sched.remove_pending_tests_from_node(
@@ -178,50 +77,164 @@ impl Controller<'_> {
             WorkerEvent::Log { text } => {
                 let id = self.nodes[i].id.clone();
                 for line in text.lines() {
-                    self.emit(RunEvent::WorkerOutput {
-                        worker: &id,
-                        line,
-                        ends: true,
-                    });
+                    let (worker, ends) = (&id, true);
+                    self.emit(RunEvent::WorkerOutput { worker, line, ends });
                 }
             }
             WorkerEvent::Summary { text, error } => {
-                self.summary_result = Some(match error {
-                    Some(e) => Err(e),
-                    None => Ok(text),
-                });
+                self.summary_result = Some(error.map_or(Ok(text), Err));
             }
             WorkerEvent::Finished {
                 exitstatus,
                 shouldfail,
                 shouldstop,
                 workeroutput,
-            } => {
-                self.nodes[i].finished = true;
-                self.nodes[i].finished_status = Some(exitstatus);
-                self.worker_outputs.insert(i, workeroutput);
-                let view = self.node_view(i);
-                let r = self.host.testnodedown(&view, None);
-                self.plugin_result(r);
-                if exitstatus == ExitCode::Interrupted.code() && self.stop.interrupted.is_none() {
-                    self.stop.interrupted = Some(format!(
-                        "<WorkerController {}> received keyboard-interrupt",
-                        self.nodes[i].id
-                    ));
-                    self.stop_all();
-                }
-                for v in [shouldfail, shouldstop] {
-                    if let Value::String(s) = v {
-                        if self.stop.shouldfail.is_none() && !s.is_empty() {
-                            self.stop.shouldfail = Some(s);
-                        }
-                    }
-                }
-                if exitstatus == ExitCode::InternalError.code() {
-                    self.stop.internal_error = true;
-                }
-            }
+            } => self.on_finished(i, exitstatus, [shouldfail, shouldstop], workeroutput),
         }
+    }
+
+    /// Worker `i`'s session ended with `exitstatus`; `reasons` are its session's
+    /// `shouldfail` and `shouldstop`.
+    fn on_finished(
+        &mut self,
+        i: usize,
+        exitstatus: i32,
+        reasons: [Value; 2],
+        workeroutput: Map<String, Value>,
+    ) {
+        self.nodes[i].state = NodeState::Finished { status: exitstatus };
+        self.worker_outputs.insert(i, workeroutput);
+        let view = self.node_view(i);
+        let r = self.host.testnodedown(&view, None);
+        self.plugin_result(r);
+        let reasons = reasons.map(|v| match v {
+            Value::String(s) => s,
+            _ => String::new(),
+        });
+        let id = self.nodes[i].id.clone();
+        let effects = self.stop.on_worker_finished(&id, exitstatus, reasons);
+        self.perform(effects);
+    }
+
+    /// A plugin needs a controller session this run has not got: the run starts over.
+    fn start_over_with_controller_session(&mut self) {
+        self.restart_for_controller = true;
+        self.kill_all();
+    }
+
+    /// Worker `i`'s pytest session is up; the first one's header starts the run's output.
+    fn on_ready(
+        &mut self,
+        i: usize,
+        protocol: u32,
+        mut header: Vec<String>,
+        options: ReportOptions,
+        info: &WorkerInfo,
+        (summary_plugins, controller_plugins): (Vec<String>, Vec<String>),
+    ) {
+        if self.summary_plugins.is_empty() {
+            self.summary_plugins = summary_plugins;
+        }
+        if self.controller_plugins.is_empty() {
+            self.controller_plugins = controller_plugins;
+        }
+        if let Ok(Value::Object(mut m)) = serde_json::to_value(info) {
+            m.insert("id".into(), json!(self.nodes[i].id));
+            let spec = &self.setup.specs[self.nodes[i].spec].raw;
+            m.insert("spec".into(), json!(spec));
+            self.nodes[i].workerinfo = m;
+        }
+        let view = self.node_view(i);
+        let r = self.host.testnodeready(&view);
+        self.plugin_result(r);
+        if protocol != PROTOCOL_VERSION {
+            self.fatal = Some(CliError::Internal(format!(
+                "worker {} speaks protocol {protocol}, this xdist speaks {PROTOCOL_VERSION}",
+                self.nodes[i].id
+            )));
+            return;
+        }
+        self.nodes[i].state = NodeState::Ready;
+        if !self.session_started {
+            self.session_started = true;
+            if let Some(reason) = &self.zygote.fallback {
+                header.push(format!("xdist: spawning workers: {reason}"));
+            }
+            self.options = options;
+            let options = self.options.clone();
+            self.emit(RunEvent::SessionStart {
+                header: &header,
+                options: &options,
+            });
+            let count = self.setup.workers();
+            self.emit(RunEvent::WorkersCreated { count });
+        }
+        if self.shutting_down {
+            self.send(i, Command::Shutdown);
+        }
+    }
+
+    /// A collection report: shown once however many workers send it.
+    fn on_collect_report(&mut self, i: usize, r: Report) {
+        let nodeid = r.nodeid.clone().unwrap_or_default();
+        if !self.collect_reports.first_time(i, &nodeid, &r.outcome) {
+            return;
+        }
+        if r.outcome == "failed" {
+            self.ledger.collect_errors += 1;
+            self.note_failed(&nodeid);
+        }
+        if let (true, Some(ser)) = (self.wants_summary_reports(), &r.ser) {
+            let report = summary_report(&self.nodes[i].id, ser);
+            self.summary_reports.push(report);
+        }
+        let id = self.nodes[i].id.clone();
+        self.emit(RunEvent::CollectReport {
+            worker: &id,
+            nodeid: &nodeid,
+            report: &r,
+        });
+    }
+
+    fn on_logstart(&mut self, i: usize, index: usize, loc: Option<String>) {
+        self.nodes[i].started = Some((index, Instant::now()));
+        self.emit_test_event(i, index, None);
+        if let Some(loc) = loc {
+            let id = self.nodes[i].id.clone();
+            self.emit(RunEvent::TestStart {
+                worker: &id,
+                loc: &loc,
+            });
+        }
+    }
+
+    /// Test `index` ended on worker `i` after `d` seconds.
+    fn on_done(&mut self, i: usize, index: usize, d: f64) {
+        self.nodes[i].running = None;
+        self.nodes[i].started = None;
+        self.done_tests.insert(index);
+        self.run_durations.insert(index, d);
+        self.emit_test_event(i, index, Some(d));
+        if self.nodes[i].scheduled {
+            let key = NodeKey(self.nodes[i].key);
+            self.sched
+                .mark_test_complete(key, index, d, &mut self.actions);
+        }
+    }
+
+    /// Warnings outside tests come from every worker: shown once.
+    fn on_warning(&mut self, w: WarningRecord) {
+        if w.when != "runtest"
+            && !self
+                .seen_early_warnings
+                .insert((w.message.clone(), w.location.clone()))
+        {
+            return;
+        }
+        if let (true, Some(sw)) = (self.wants_summary_reports(), &w.summary) {
+            self.summary_warnings.push(sw.clone());
+        }
+        self.emit(RunEvent::Warning(&w));
     }
 
     pub(super) fn fatal_error(&self, kind: &str, message: &str) -> CliError {
