@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use xdist_core::events::{Reporter, RunEvent, RunSummary};
+use xdist_core::events::{CrashMoment, Reporter, RunEvent, RunSummary, WorkerCrash};
 use xdist_core::protocol::{Report, ReportOptions, WarningRecord};
 
 use crate::pystep::cov::CovOutcome;
@@ -898,30 +898,7 @@ impl Reporter for TerminalReporter {
 impl TerminalReporter {
     fn terminal_event(&mut self, event: &RunEvent<'_>) {
         match event {
-            RunEvent::SessionStart { header, options } => {
-                self.opts = (*options).clone();
-                self.started = true;
-                if self.verbosity() >= 0 {
-                    self.write_sep('=', Some("test session starts"), &["bold"]);
-                    if !self.opts.no_header {
-                        for line in header.iter() {
-                            self.write_line(line, &[]);
-                        }
-                    }
-                }
-            }
-            RunEvent::WorkersCreated { count } => {
-                if self.verbosity() >= 0 && !self.quiet_before_start {
-                    let noun = if *count == 1 { "worker" } else { "workers" };
-                    self.status_line(
-                        &format!("created: {count}/{count} {noun}"),
-                        &["bold"],
-                        false,
-                    );
-                } else {
-                    self.status_line("bringing up nodes...", &[], false);
-                }
-            }
+            RunEvent::SessionStart { header, options } => self.session_start(header, options),
             RunEvent::CollectionComplete {
                 workers,
                 items,
@@ -929,28 +906,7 @@ impl TerminalReporter {
                 lines,
                 scheduler,
                 ..
-            } => {
-                self.collected = *items;
-                self.deselected = *deselected;
-                if self.verbosity() >= 0 {
-                    let wn = if *workers == 1 { "worker" } else { "workers" };
-                    let inoun = if *items == 1 { "item" } else { "items" };
-                    self.status_line(
-                        &format!("{workers} {wn} [{items} {inoun}]"),
-                        &["bold"],
-                        true,
-                    );
-                } else {
-                    self.status_line("bringing up nodes...", &[], true);
-                }
-                for l in lines.iter() {
-                    self.write_line(l, &[]);
-                }
-                self.write_line("", &[]);
-                if self.verbosity() > 0 {
-                    self.write_line(&format!("scheduling tests via {scheduler}"), &[]);
-                }
-            }
+            } => self.collection_complete(*workers, *items, *deselected, lines, scheduler),
             RunEvent::TestStart { loc, .. } => {
                 if self.verbosity() > 0 {
                     let prefix = loc.to_string();
@@ -979,53 +935,58 @@ impl TerminalReporter {
                     self.set_main_color();
                 }
             }
+            RunEvent::RunFinished(summary) => self.finish(summary),
+            RunEvent::PluginSummary { text } => self.plugin_summary = text.to_string(),
+            RunEvent::Coverage {
+                error,
+                report,
+                required,
+            } => {
+                self.coverage = Some(CovOutcome {
+                    error: error.map(str::to_string),
+                    report: report.to_string(),
+                    required: required.map(|(m, f)| (m.to_string(), f)),
+                    failed: false,
+                });
+            }
+            RunEvent::TestStarted { .. } | RunEvent::TestFinished { .. } | RunEvent::Tick => {}
+            other => self.worker_event(other),
+        }
+    }
+
+    /// The workers' own events: up, output, down, crashed, replaced, and xdist's lines.
+    fn worker_event(&mut self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::WorkersCreated { count } => {
+                if self.verbosity() >= 0 && !self.quiet_before_start {
+                    let noun = if *count == 1 { "worker" } else { "workers" };
+                    self.status_line(
+                        &format!("created: {count}/{count} {noun}"),
+                        &["bold"],
+                        false,
+                    );
+                } else {
+                    self.status_line("bringing up nodes...", &[], false);
+                }
+            }
             RunEvent::WorkerOutput { worker, line, ends } => {
-                if self.state == LineState::WorkerOutput(worker.to_string()) {
-                    // The rest of a long line.
-                    self.tw.write_raw(line);
-                } else {
-                    self.ensure_newline();
-                    if self.tw.width_of_current_line() > 0 {
-                        // After progress letters: a line of its own.
-                        self.tw.line("", &[]);
-                    }
-                    self.tw.write_raw(&format!("[{worker}] {line}"));
-                }
-                if *ends {
-                    self.tw.write_raw("\n");
-                    self.state = LineState::Clean;
-                } else {
-                    self.state = LineState::WorkerOutput(worker.to_string());
-                }
-                self.tw.flush();
+                self.worker_output(worker, line, *ends)
             }
-            RunEvent::NodeDown { worker, error } => {
-                if self.verbosity() >= 0 {
-                    self.ensure_newline_partial();
-                    self.tw.line(&format!("[{worker}] node down: {error}"), &[]);
-                }
+            RunEvent::NodeDown { worker, error } if self.verbosity() >= 0 => {
+                self.ensure_newline_partial();
+                self.tw.line(&format!("[{worker}] node down: {error}"), &[]);
             }
-            RunEvent::ReplacingWorker { worker } => {
-                if self.verbosity() >= 0 {
-                    self.write_line("", &[]);
-                    self.tw
-                        .line(&format!("replacing crashed worker {worker}"), &[]);
-                }
+            RunEvent::ReplacingWorker { worker } if self.verbosity() >= 0 => {
+                self.write_line("", &[]);
+                self.tw
+                    .line(&format!("replacing crashed worker {worker}"), &[]);
             }
             RunEvent::TestCrashed(c) => {
                 let short = (self.tw.fullwidth, self.tw.hasmarkup);
                 let report = crash::test_report(c, Some(short));
                 self.test_report(c.crash.worker, c.nodeid, &report);
             }
-            RunEvent::WorkerCrashed { crash, moment } => {
-                for line in crash::session_tail(crash) {
-                    let worker = crash.worker;
-                    let ends = true;
-                    self.terminal_event(&RunEvent::WorkerOutput { worker, line, ends });
-                }
-                let message = crash::session_line(crash, *moment);
-                self.terminal_event(&RunEvent::XdistMessage { message: &message });
-            }
+            RunEvent::WorkerCrashed { crash, moment } => self.worker_crashed(crash, *moment),
             RunEvent::UnconfigureError { worker, traceback } => {
                 eprint!("{}", crash::unconfigure_text(*worker, traceback));
             }
@@ -1049,26 +1010,88 @@ impl TerminalReporter {
                     self.write_line(&format!("INTERNALERROR> {line}"), &[]);
                 }
             }
-            RunEvent::RunFinished(summary) => self.finish(summary),
-            RunEvent::PluginSummary { text } => self.plugin_summary = text.to_string(),
-            RunEvent::Coverage {
-                error,
-                report,
-                required,
-            } => {
-                self.coverage = Some(CovOutcome {
-                    error: error.map(str::to_string),
-                    report: report.to_string(),
-                    required: required.map(|(m, f)| (m.to_string(), f)),
-                    failed: false,
-                });
-            }
-            RunEvent::TestStarted { .. } | RunEvent::TestFinished { .. } | RunEvent::Tick => {}
+            _ => {}
         }
     }
 }
 
 impl TerminalReporter {
+    fn session_start(&mut self, header: &[String], options: &ReportOptions) {
+        self.opts = options.clone();
+        self.started = true;
+        if self.verbosity() >= 0 {
+            self.write_sep('=', Some("test session starts"), &["bold"]);
+            if !self.opts.no_header {
+                for line in header.iter() {
+                    self.write_line(line, &[]);
+                }
+            }
+        }
+    }
+
+    /// `2 workers [10 items]`, then the workers' collection lines.
+    fn collection_complete(
+        &mut self,
+        workers: usize,
+        items: usize,
+        deselected: usize,
+        lines: &[String],
+        scheduler: &str,
+    ) {
+        self.collected = items;
+        self.deselected = deselected;
+        if self.verbosity() >= 0 {
+            let wn = if workers == 1 { "worker" } else { "workers" };
+            let inoun = if items == 1 { "item" } else { "items" };
+            self.status_line(
+                &format!("{workers} {wn} [{items} {inoun}]"),
+                &["bold"],
+                true,
+            );
+        } else {
+            self.status_line("bringing up nodes...", &[], true);
+        }
+        for l in lines.iter() {
+            self.write_line(l, &[]);
+        }
+        self.write_line("", &[]);
+        if self.verbosity() > 0 {
+            self.write_line(&format!("scheduling tests via {scheduler}"), &[]);
+        }
+    }
+
+    /// `[gw0] line`; a piece of a long line continues the last one.
+    fn worker_output(&mut self, worker: &str, line: &str, ends: bool) {
+        if self.state == LineState::WorkerOutput(worker.to_string()) {
+            // The rest of a long line.
+            self.tw.write_raw(line);
+        } else {
+            self.ensure_newline();
+            if self.tw.width_of_current_line() > 0 {
+                // After progress letters: a line of its own.
+                self.tw.line("", &[]);
+            }
+            self.tw.write_raw(&format!("[{worker}] {line}"));
+        }
+        if ends {
+            self.tw.write_raw("\n");
+            self.state = LineState::Clean;
+        } else {
+            self.state = LineState::WorkerOutput(worker.to_string());
+        }
+        self.tw.flush();
+    }
+
+    /// A crash no test is blamed for: the worker's last stderr lines, then a line of its
+    /// own, kept for the summary.
+    fn worker_crashed(&mut self, c: &WorkerCrash<'_>, moment: CrashMoment<'_>) {
+        for line in crash::session_tail(c) {
+            self.worker_output(c.worker, line, true);
+        }
+        let message = crash::session_line(c, moment);
+        self.terminal_event(&RunEvent::XdistMessage { message: &message });
+    }
+
     /// pytest-xdist prints `node down` right after the letters on the same line.
     fn ensure_newline_partial(&mut self) {
         if matches!(
