@@ -514,34 +514,6 @@ def test_collection_error_reported_once(make_suite, spawn):
     assert w.wait() == 1
 
 
-def test_missing_pytest_is_fatal(make_suite, spawn, bare_python):
-    w = spawn(make_suite({"test_a.py": "def test_a(): pass\n"}), python=bare_python)
-    events = w.read_to_end()
-    assert [e["t"] for e in events] == ["fatal"], events
-    assert events[0]["kind"] == "no_pytest"
-    assert "pytest" in events[0]["message"]
-    assert w.wait() == 4
-
-
-def test_protocol_mismatch_is_fatal(make_suite, spawn):
-    w = spawn(make_suite({"test_a.py": "def test_a(): pass\n"}), protocol=99)
-    events = w.read_to_end()
-    assert [e["t"] for e in events] == ["fatal"], events
-    assert events[0]["kind"] == "protocol"
-    assert "99" in events[0]["message"]
-    assert w.wait() == 3
-
-
-def test_bad_pytest_option_is_a_usage_fatal(make_suite, spawn):
-    suite = make_suite({"test_a.py": "def test_a(): pass\n"})
-    w = spawn(suite, args=["--no-such-option", str(suite)])
-    events = w.read_to_end()
-    assert [e["t"] for e in events] == ["fatal"], events
-    assert events[0]["kind"] == "usage"
-    assert "--no-such-option" in events[0]["message"]
-    assert w.wait() == 4
-
-
 def test_unknown_path_is_a_usage_fatal(make_suite, spawn):
     suite = make_suite({"test_a.py": "def test_a(): pass\n"})
     w = spawn(suite, args=["-p", "no:cacheprovider", "does_not_exist.py"])

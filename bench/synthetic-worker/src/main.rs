@@ -142,11 +142,11 @@ fn set_digits(out: &mut [u8], mut n: usize) {
 }
 
 fn main() {
-    let tests: usize = std::env::var("XDIST_SYNTH_TESTS")
+    let tests: usize = std::env::var(xdist_core::env::XDIST_SYNTH_TESTS)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let fds = std::env::var("XDIST_CHANNEL_FDS").unwrap_or_else(|_| "3,4".into());
+    let fds = std::env::var(xdist_core::env::XDIST_CHANNEL_FDS).unwrap_or_else(|_| "3,4".into());
     let mut parts = fds
         .split(',')
         .map(|x| x.trim().parse::<i32>().unwrap_or(-1));

@@ -34,11 +34,14 @@ use report::{cache, junit, reportlog, status};
 use run::{basetemp, controller, durations, looponfail, rsync, signals};
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use xdist_core::cpus::{auto_workers, AutoKind};
 use xdist_core::env as envnames;
+use xdist_core::ini::PytestConfigFile;
 use xdist_core::spec::{Gateway, XSpec};
+use xdist_plugin_api::host::PluginHost;
+use xdist_plugin_api::ConfigView;
 
 use crate::cli::args::{NumProcesses, RunOptions};
 use crate::error::CliError;
@@ -69,90 +72,24 @@ fn main() {
 }
 
 fn run(argv: Vec<String>) -> Result<i32, CliError> {
-    if argv.first().map(String::as_str) == Some("plugins") {
-        return plugins::list_command(&argv[1..]);
-    }
-    match argv.first().map(String::as_str) {
-        Some("serve") => return serve::command(&argv[1..]),
-        Some("merge-junit") => return merge::merge_junit(&argv[1..]),
-        Some("merge-durations") => return merge::merge_durations(&argv[1..]),
-        _ => {}
+    if let Some(done) = subcommand(&argv) {
+        return done;
     }
     if let Some(done) = generate::early(&argv) {
         return done; // --version, --help, --generate man|bash|zsh|fish
     }
-    let (own, pytest_args) = args::split_args(&argv);
-    let raw_cli = args::parse_raw(&own)?;
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::Usage(format!("failed to read the current directory: {e}")))?;
-
-    // xdist options may also live in pytest's `addopts` and in PYTEST_ADDOPTS.
-    let env_addopts = std::env::var(envnames::PYTEST_ADDOPTS)
-        .ok()
-        .map(|s| xdist_core::ini::split_addopts(&s).map_err(CliError::Usage))
-        .transpose()?
-        .unwrap_or_default();
-    let mut located_args = env_addopts.clone();
-    located_args.extend(pytest_args.iter().cloned());
-    let ini = xdist_core::ini::locate(&located_args, &cwd)?;
-    let mut addopts = ini.get_args("addopts")?;
-    addopts.extend(env_addopts);
-    let (own_addopts, _) = args::split_args(&addopts);
-    let raw_addopts = args::parse_raw(&own_addopts)?;
-    let opts = args::validate(raw_cli, raw_addopts, pytest_args)?;
+    let (opts, ini) = options(&argv, &cwd)?;
     if opts.shard.is_some_and(|s| s.is_bazel()) {
-        // Bazel's sharding protocol: touching this file says the runner shards.
-        if let Some(path) = std::env::var_os(envnames::TEST_SHARD_STATUS_FILE) {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| {
-                    CliError::Usage(format!(
-                        "cannot touch {} ({}): {e}",
-                        envnames::TEST_SHARD_STATUS_FILE,
-                        std::path::Path::new(&path).display()
-                    ))
-                })?;
-        }
+        touch_shard_status_file()?;
     }
     let host = plugins::load(&opts, &ini)?;
     let config_view = plugins::config_view(&opts, &ini);
-
     let python = xdist_core::python::find_python(opts.python.as_deref())?;
-
     // `--tx` specs (without `-n`) say exactly which workers to start.
     let explicit_tx = !opts.tx.is_empty();
-    // `-n auto` / `-n logical`: a plugin's answer first (the hook is called once).
-    let plugin_auto = match opts.numprocesses {
-        NumProcesses::Auto | NumProcesses::Logical if !opts.pytest.pdb && !explicit_tx => host
-            .auto_num_workers(&config_view)
-            .map_err(plugins::hook_error)?,
-        _ => None,
-    };
-    let mut workers = match opts.numprocesses {
-        _ if explicit_tx => opts.tx.len(),
-        NumProcesses::Count(n) => n,
-        NumProcesses::Auto | NumProcesses::Logical if opts.pytest.pdb => 0,
-        NumProcesses::Auto | NumProcesses::Logical if plugin_auto.is_some() => {
-            plugin_auto.unwrap_or(1)
-        }
-        NumProcesses::Auto | NumProcesses::Logical => {
-            let kind = if opts.numprocesses == NumProcesses::Logical {
-                AutoKind::Logical
-            } else {
-                AutoKind::Auto
-            };
-            let auto = auto_workers(kind);
-            if let Some(w) = auto.warning {
-                eprintln!("xdist: warning: {w}");
-            }
-            auto.count
-        }
-    };
-    if let Some(max) = opts.maxprocesses.filter(|_| !explicit_tx) {
-        workers = workers.min(max);
-    }
+    let mut workers = requested_workers(&opts, &host, &config_view)?;
     // Never start more workers than the same invocation collected tests last time.
     let args_key = format!("{}\0{}", cwd.display(), opts.pytest_args.join("\0"));
     let cache_dir = cache_dir(&ini, &opts);
@@ -163,6 +100,169 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     {
         workers = workers.min(n.max(1));
     }
+    check_pdb(&opts, workers)?;
+    args::check_stepwise(&opts.pytest, workers)?;
+    if workers == 0 || opts.pytest.runs_plain() {
+        let shard = opts
+            .shard
+            .filter(|_| !opts.pytest.help && !opts.pytest.informational)
+            .map(|shard| plain::PlainShard {
+                shard,
+                history: cache_dir
+                    .as_deref()
+                    .map(|d| durations::History::load(&durations::history_path(d))),
+            });
+        return plain::run_plain_pytest(&python, &opts.pytest_args, &cwd, shard);
+    }
+    let specs: Vec<XSpec> = if explicit_tx {
+        opts.tx.clone()
+    } else {
+        vec![XSpec::popen(); workers]
+    };
+    let remote = RemoteSetup::new(&opts, &ini, &specs, &cwd)?;
+    let token = socket_token(&specs)?;
+    let color = decide_color(&opts);
+    let width = terminal_width();
+    let hang_timeout = hang_timeout(&opts, &ini)?;
+    let start = start_mode(&opts, &ini)?;
+    signals::install();
+    let session = Session {
+        python,
+        cwd,
+        specs,
+        rsync_roots: remote.roots,
+        rsync_ignore: remote.ignore,
+        remote_args: remote.args,
+        token,
+        color,
+        width,
+        hang_timeout,
+        start,
+        host: &host,
+        config_view,
+        cache_dir,
+    };
+    if opts.looponfail {
+        return run_looponfail(&session, opts, &ini);
+    }
+    session.run_once(opts, Some(args_key)).map(|o| o.exit)
+}
+
+/// `--looponfail`: runs again whenever a file under the roots changes.
+fn run_looponfail(
+    session: &Session,
+    opts: RunOptions,
+    ini: &PytestConfigFile,
+) -> Result<i32, CliError> {
+    let mut roots = ini.get_paths("looponfailroots")?;
+    if roots.is_empty() {
+        roots.push(ini.rootdir.clone());
+    }
+    let base = opts.pytest_args.clone();
+    looponfail::run_loop(&base, &roots, session.color, session.width, |args| {
+        let mut o = opts.clone();
+        o.pytest_args = args.to_vec();
+        let outcome = session.run_once(o, None)?;
+        Ok(looponfail::LoopRun {
+            exit: outcome.exit,
+            failed: outcome.failed,
+            collection_failed: outcome.collection_failed,
+        })
+    })
+}
+
+/// `xdist plugins|serve|merge-junit|merge-durations ...`, or None for a run.
+fn subcommand(argv: &[String]) -> Option<Result<i32, CliError>> {
+    let rest = argv.get(1..).unwrap_or_default();
+    Some(match argv.first().map(String::as_str) {
+        Some("plugins") => plugins::list_command(rest),
+        Some("serve") => serve::command(rest),
+        Some("merge-junit") => merge::merge_junit(rest),
+        Some("merge-durations") => merge::merge_durations(rest),
+        _ => return None,
+    })
+}
+
+/// The validated options: the command line, then pytest's `addopts` and `PYTEST_ADDOPTS`
+/// (xdist options may live there too), and the ini file they were found with.
+fn options(argv: &[String], cwd: &Path) -> Result<(RunOptions, PytestConfigFile), CliError> {
+    let (own, pytest_args) = args::split_args(argv);
+    let raw_cli = args::parse_raw(&own)?;
+    let env_addopts = std::env::var(envnames::PYTEST_ADDOPTS)
+        .ok()
+        .map(|s| xdist_core::ini::split_addopts(&s).map_err(CliError::Usage))
+        .transpose()?
+        .unwrap_or_default();
+    // Config discovery sees pytest's arguments only (xdist's option values are no paths).
+    let (_, mut located_args) = args::split_args(&env_addopts);
+    located_args.extend(pytest_args.iter().cloned());
+    let ini = xdist_core::ini::locate(&located_args, cwd)?;
+    let mut addopts = ini.get_args("addopts")?;
+    addopts.extend(env_addopts);
+    let (own_addopts, _) = args::split_args(&addopts);
+    let raw_addopts = args::parse_raw(&own_addopts)?;
+    let opts = args::validate(raw_cli, raw_addopts, pytest_args)?;
+    Ok((opts, ini))
+}
+
+/// Bazel's sharding protocol: touching this file says the runner shards.
+fn touch_shard_status_file() -> Result<(), CliError> {
+    let Some(path) = std::env::var_os(envnames::TEST_SHARD_STATUS_FILE) else {
+        return Ok(());
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "cannot touch {} ({}): {e}",
+                envnames::TEST_SHARD_STATUS_FILE,
+                Path::new(&path).display()
+            ))
+        })?;
+    Ok(())
+}
+
+/// How many workers `-n`/`--tx`/`--maxprocesses` ask for (`-n auto`: a plugin's answer first,
+/// the hook called once; with `--pdb`, none).
+fn requested_workers(
+    opts: &RunOptions,
+    host: &PluginHost,
+    config_view: &ConfigView,
+) -> Result<usize, CliError> {
+    if !opts.tx.is_empty() {
+        return Ok(opts.tx.len());
+    }
+    let workers = match opts.numprocesses {
+        NumProcesses::Count(n) => n,
+        NumProcesses::Auto | NumProcesses::Logical if opts.pytest.pdb => 0,
+        NumProcesses::Auto | NumProcesses::Logical => {
+            match host
+                .auto_num_workers(config_view)
+                .map_err(plugins::hook_error)?
+            {
+                Some(n) => n,
+                None => {
+                    let kind = if opts.numprocesses == NumProcesses::Logical {
+                        AutoKind::Logical
+                    } else {
+                        AutoKind::Auto
+                    };
+                    let auto = auto_workers(kind);
+                    if let Some(w) = auto.warning {
+                        eprintln!("xdist: warning: {w}");
+                    }
+                    auto.count
+                }
+            }
+        }
+    };
+    Ok(opts.maxprocesses.map_or(workers, |max| workers.min(max)))
+}
+
+/// `--pdb` runs tests in one process: not with workers, not with `--looponfail`.
+fn check_pdb(opts: &RunOptions, workers: usize) -> Result<(), CliError> {
     if opts.looponfail && opts.pytest.pdb {
         return Err(CliError::Usage(
             "--pdb is incompatible with --looponfail.".into(),
@@ -173,52 +273,60 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
             "--pdb is incompatible with distributing tests; try using -n0 or -nauto.".into(),
         ));
     }
-    args::check_stepwise(&opts.pytest, workers)?;
-    if workers == 0 || opts.pytest.runs_plain() {
-        let shard = opts
-            .shard
-            .filter(|_| !opts.pytest.help && !opts.pytest.informational)
-            .map(|shard| plain::PlainShard {
-                shard,
-                history: cache_dir
-                    .as_ref()
-                    .map(|d| d.join("v").join("xdist").join("durations")),
-            });
-        return plain::run_plain_pytest(&python, &opts.pytest_args, &cwd, shard);
-    }
+    Ok(())
+}
 
-    let specs: Vec<XSpec> = if explicit_tx {
-        opts.tx.clone()
-    } else {
-        vec![XSpec::popen(); workers]
-    };
-    // Remote and `chdir=` workers: rsync roots, and paths rewritten relative to them.
-    let ini_rsyncdirs = ini.get_paths("rsyncdirs")?;
-    if let Some(exec) = specs.iter().find(|s| s.is_exec()) {
-        if !opts.rsyncdirs.is_empty() {
-            return Err(CliError::Usage(format!(
-                "--rsyncdir does not apply to exec= workers ({exec}): there is nothing to rsync to; make the files available where the command runs (a volume, a checkout) and drop --rsyncdir"
-            )));
+/// Remote and `chdir=` workers: the rsync roots, what rsync ignores, and pytest's arguments
+/// rewritten relative to the roots.
+struct RemoteSetup {
+    roots: Vec<PathBuf>,
+    ignore: Vec<String>,
+    args: Option<Vec<String>>,
+}
+
+impl RemoteSetup {
+    fn new(
+        opts: &RunOptions,
+        ini: &PytestConfigFile,
+        specs: &[XSpec],
+        cwd: &Path,
+    ) -> Result<RemoteSetup, CliError> {
+        let ini_rsyncdirs = ini.get_paths("rsyncdirs")?;
+        if let Some(exec) = specs.iter().find(|s| s.is_exec()) {
+            if !opts.rsyncdirs.is_empty() {
+                return Err(CliError::Usage(format!(
+                    "--rsyncdir does not apply to exec= workers ({exec}): there is nothing to rsync to; make the files available where the command runs (a volume, a checkout) and drop --rsyncdir"
+                )));
+            }
         }
+        if !opts.rsyncdirs.is_empty() || !ini_rsyncdirs.is_empty() {
+            eprintln!(
+                "xdist: warning: DeprecationWarning: {}",
+                rsync::DEPRECATION.replace('\n', " ")
+            );
+        }
+        let roots = if specs.iter().any(XSpec::needs_rsync) {
+            rsync::roots(&opts.rsyncdirs, &ini_rsyncdirs, cwd)?
+        } else {
+            Vec::new()
+        };
+        let mut ignore = ini.get_args("rsyncignore")?;
+        ignore.extend(opts.rsyncignore.iter().cloned());
+        let args = if roots.is_empty() {
+            None
+        } else {
+            Some(rsync::rewrite_args(&roots, &opts.pytest_args, cwd)?)
+        };
+        Ok(RemoteSetup {
+            roots,
+            ignore,
+            args,
+        })
     }
-    if !opts.rsyncdirs.is_empty() || !ini_rsyncdirs.is_empty() {
-        eprintln!(
-            "xdist: warning: DeprecationWarning: {}",
-            rsync::DEPRECATION.replace('\n', " ")
-        );
-    }
-    let rsync_roots = if specs.iter().any(XSpec::needs_rsync) {
-        rsync::roots(&opts.rsyncdirs, &ini_rsyncdirs, &cwd)?
-    } else {
-        Vec::new()
-    };
-    let mut rsync_ignore = ini.get_args("rsyncignore")?;
-    rsync_ignore.extend(opts.rsyncignore.iter().cloned());
-    let remote_args = if rsync_roots.is_empty() {
-        None
-    } else {
-        Some(rsync::rewrite_args(&rsync_roots, &opts.pytest_args, &cwd)?)
-    };
+}
+
+/// `XDIST_TOKEN`, which `socket=` workers need.
+fn socket_token(specs: &[XSpec]) -> Result<Option<String>, CliError> {
     let token = std::env::var(envnames::XDIST_TOKEN)
         .ok()
         .filter(|t| !t.is_empty());
@@ -232,64 +340,34 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
             envnames::XDIST_TOKEN
         )));
     }
-    let color = decide_color(&opts);
-    let width = terminal_width();
-    let hang_timeout = match opts.hang_timeout {
+    Ok(token)
+}
+
+/// `--hang-timeout`, else the ini's `hang_timeout`.
+fn hang_timeout(
+    opts: &RunOptions,
+    ini: &PytestConfigFile,
+) -> Result<Option<std::time::Duration>, CliError> {
+    let seconds = match opts.hang_timeout {
         Some(s) => Some(s),
         None => ini
             .get_str("hang_timeout")
             .map(|v| args::parse_seconds("ini hang_timeout", v))
             .transpose()?,
-    }
-    .map(std::time::Duration::from_secs_f64);
-    let start = match opts.start {
-        Some(s) => s,
-        None => ini
+    };
+    Ok(seconds.map(std::time::Duration::from_secs_f64))
+}
+
+/// `--start`, else the ini's `xdist_start`, else fork.
+fn start_mode(opts: &RunOptions, ini: &PytestConfigFile) -> Result<args::StartMode, CliError> {
+    match opts.start {
+        Some(s) => Ok(s),
+        None => Ok(ini
             .get_str("xdist_start")
             .map(|v| args::parse_start("ini xdist_start", v))
             .transpose()?
-            .unwrap_or(args::StartMode::Fork),
-    };
-    signals::install();
-    let session = Session {
-        python,
-        cwd,
-        specs,
-        rsync_roots,
-        rsync_ignore,
-        remote_args,
-        token,
-        color,
-        width,
-        hang_timeout,
-        start,
-        host: &host,
-        config_view,
-        cache_dir,
-    };
-    if opts.looponfail {
-        if opts.pytest.pdb {
-            return Err(CliError::Usage(
-                "--pdb is incompatible with --looponfail.".into(),
-            ));
-        }
-        let mut roots = ini.get_paths("looponfailroots")?;
-        if roots.is_empty() {
-            roots.push(ini.rootdir.clone());
-        }
-        let base = opts.pytest_args.clone();
-        return looponfail::run_loop(&base, &roots, color, width, |args| {
-            let mut o = opts.clone();
-            o.pytest_args = args.to_vec();
-            let outcome = session.run_once(o, None)?;
-            Ok(looponfail::LoopRun {
-                exit: outcome.exit,
-                failed: outcome.failed,
-                collection_failed: outcome.collection_failed,
-            })
-        });
+            .unwrap_or(args::StartMode::Fork)),
     }
-    session.run_once(opts, Some(args_key)).map(|o| o.exit)
 }
 
 /// What stays the same across runs of one invocation (several with `--looponfail`).
@@ -459,7 +537,7 @@ fn decide_color(opts: &RunOptions) -> bool {
     if std::env::var_os(envnames::FORCE_COLOR).is_some_and(|v| !v.is_empty()) {
         return true;
     }
-    std::io::stdout().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb")
+    report::termwriter::stdout_is_smart_terminal()
 }
 
 /// pytest's `get_terminal_width`: COLUMNS, else the terminal, else 80; below 40 means 80.
@@ -491,6 +569,3 @@ fn tty_width() -> Option<usize> {
 fn random_uid() -> String {
     xdist_core::random_hex()
 }
-
-#[allow(dead_code)]
-fn _paths(_: PathBuf) {}

@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -272,32 +272,7 @@ fn four_shards_merge_back_into_one_report_and_one_history() {
     );
     assert_eq!(out.code, Some(1), "{}", out.describe(3000));
     let base = std::fs::read(&history).expect("history written");
-    let mut xmls = Vec::new();
-    let mut job_histories = Vec::new();
-    let mut ran_by: BTreeMap<String, usize> = BTreeMap::new();
-    for k in 1..=4 {
-        std::fs::write(&history, &base).unwrap();
-        let xml = dir.join(format!("junit-{k}.xml"));
-        let out = run_with_timeout(
-            xdist_in(&dir)
-                .args(["--python", py.to_str().unwrap(), "-n", "2", "-v"])
-                .args(["--shard", &format!("{k}/4"), "--junitxml"])
-                .arg(&xml),
-            TIMEOUT,
-        );
-        assert!(
-            matches!(out.code, Some(0) | Some(1)),
-            "{}",
-            out.describe(3000)
-        );
-        for l in parse_dist_v(&out.stdout) {
-            ran_by.insert(l.nodeid, k);
-        }
-        let saved = dir.join(format!("durations-{k}"));
-        std::fs::copy(&history, &saved).unwrap();
-        xmls.push(xml);
-        job_histories.push(saved);
-    }
+    let (xmls, job_histories, ran_by) = run_four_shards(&dir, &py, &history, &base);
     // One JUnit file: every test case exactly once, counts the serial run's.
     let merged = dir.join("merged.xml");
     let out = run_with_timeout(
@@ -305,26 +280,8 @@ fn four_shards_merge_back_into_one_report_and_one_history() {
         TIMEOUT,
     );
     assert_eq!(out.code, Some(0), "{}", out.describe(3000));
-    let norm = junit_normalized(&py, &merged, false).expect("merged junit is pytest-shaped");
-    let doc: serde_json::Value = serde_json::from_str(&norm).unwrap();
-    let names: Vec<String> = doc["testcases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| format!("{}::{}", c["attrs"]["classname"], c["attrs"]["name"]))
-        .collect();
-    let unique: BTreeSet<&String> = names.iter().collect();
+    check_merged_junit(&py, &merged, &expected);
     let total: usize = expected.values().sum();
-    assert_eq!(names.len(), total, "{names:?}");
-    assert_eq!(unique.len(), total);
-    let suite = &doc["suite"];
-    let count = |word: &str| expected.iter().filter(|((_, w), _)| w == word).count();
-    assert_eq!(suite["tests"], total.to_string());
-    assert_eq!(suite["failures"], count("FAILED").to_string());
-    assert_eq!(
-        suite["skipped"],
-        (count("SKIPPED") + count("XFAIL")).to_string()
-    );
 
     // One history: every test, each with the duration the job that ran it measured.
     std::fs::write(&history, &base).unwrap();
@@ -345,6 +302,67 @@ fn four_shards_merge_back_into_one_report_and_one_history() {
         assert_eq!(merged.get(id), job.get(id), "{id} (shard {k})");
         assert!(merged.contains_key(id), "{id}");
     }
+}
+
+/// Four `--shard k/4` jobs, each from the same restored history: their JUnit files, their
+/// histories and which job ran each test.
+fn run_four_shards(
+    dir: &Path,
+    py: &Path,
+    history: &Path,
+    base: &[u8],
+) -> (Vec<PathBuf>, Vec<PathBuf>, BTreeMap<String, usize>) {
+    let mut xmls = Vec::new();
+    let mut job_histories = Vec::new();
+    let mut ran_by: BTreeMap<String, usize> = BTreeMap::new();
+    for k in 1..=4 {
+        std::fs::write(history, base).unwrap();
+        let xml = dir.join(format!("junit-{k}.xml"));
+        let out = run_with_timeout(
+            xdist_in(dir)
+                .args(["--python", py.to_str().unwrap(), "-n", "2", "-v"])
+                .args(["--shard", &format!("{k}/4"), "--junitxml"])
+                .arg(&xml),
+            TIMEOUT,
+        );
+        assert!(
+            matches!(out.code, Some(0) | Some(1)),
+            "{}",
+            out.describe(3000)
+        );
+        for l in parse_dist_v(&out.stdout) {
+            ran_by.insert(l.nodeid, k);
+        }
+        let saved = dir.join(format!("durations-{k}"));
+        std::fs::copy(history, &saved).unwrap();
+        xmls.push(xml);
+        job_histories.push(saved);
+    }
+    (xmls, job_histories, ran_by)
+}
+
+/// The merged JUnit file: every test case exactly once, counts the serial run's.
+fn check_merged_junit(py: &Path, merged: &Path, expected: &BTreeMap<(String, String), usize>) {
+    let norm = junit_normalized(py, merged, false).expect("merged junit is pytest-shaped");
+    let doc: serde_json::Value = serde_json::from_str(&norm).unwrap();
+    let names: Vec<String> = doc["testcases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}::{}", c["attrs"]["classname"], c["attrs"]["name"]))
+        .collect();
+    let unique: BTreeSet<&String> = names.iter().collect();
+    let total: usize = expected.values().sum();
+    assert_eq!(names.len(), total, "{names:?}");
+    assert_eq!(unique.len(), total);
+    let suite = &doc["suite"];
+    let count = |word: &str| expected.iter().filter(|((_, w), _)| w == word).count();
+    assert_eq!(suite["tests"], total.to_string());
+    assert_eq!(suite["failures"], count("FAILED").to_string());
+    assert_eq!(
+        suite["skipped"],
+        (count("SKIPPED") + count("XFAIL")).to_string()
+    );
 }
 
 /// Plain pytest runs (`--co`, `-n 0`) of an empty shard pass too, with the same line.

@@ -1,3 +1,4 @@
+// Over 700 lines on purpose: one test binary per area (each file in tests/ is linked and started on its own), its cases sharing the helpers here.
 //! For every example suite in `examples/` (except `crashes`, see crashes.rs):
 //! run it with plain pytest and with `xdist -n 2`, and check that both give
 //! the same per-test outcomes, the same summary counts and the same exit code,
@@ -156,32 +157,52 @@ fn compare_mode(
     mode: &str,
 ) -> Vec<String> {
     let label = format!("[{suite} with {}, --start {mode}]", python.display());
-    let mut problems = Vec::new();
+    let serial_summary = match serial_as_documented(suite, serial) {
+        Ok(summary) => summary,
+        Err(why) => return vec![format!("{label} {why}")],
+    };
+    let dist = run_distributed(python, suite, suite_dir, mode);
+    let mut dp = outcome_differences(serial, &serial_summary, &dist);
+    dp.extend(report_differences(serial, &dist));
+    if dp.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "{label} distributed run differs from serial pytest:\n- {}\n\n{}\n\n=== serial run ===\n{}",
+        dp.join("\n- "),
+        dist.describe(12000),
+        serial.describe(4000)
+    )]
+}
 
-    // --- serial sanity: the suite does what examples/README.md says
+/// Serial sanity: the suite does what examples/README.md says.
+fn serial_as_documented(suite: &str, serial: &RunOutput) -> Result<Summary, String> {
     let serial_summary = parse_summary(&serial.stdout);
     let (_, want_summary, want_code) = EXPECTED_SERIAL
         .iter()
         .find(|(s, _, _)| *s == suite)
         .unwrap_or_else(|| panic!("{suite} missing from EXPECTED_SERIAL"));
     let want = parse_summary_line(&format!("{want_summary} in 0.00s")).unwrap();
-    if serial.timed_out
-        || serial.code != Some(*want_code)
-        || serial_summary.as_ref().map(|s| &s.counts) != Some(&want.counts)
-    {
-        problems.push(format!(
-            "{label} serial pytest did not give `{want_summary}` with exit {want_code} \
+    match serial_summary {
+        Some(s)
+            if !serial.timed_out && serial.code == Some(*want_code) && s.counts == want.counts =>
+        {
+            Ok(s)
+        }
+        _ => Err(format!(
+            "serial pytest did not give `{want_summary}` with exit {want_code} \
              (wrong interpreter? run dev/venv.sh)\n{}",
             serial.describe(6000)
-        ));
-        return problems;
+        )),
     }
-    let serial_summary = serial_summary.unwrap();
-    let serial_lines = parse_serial_v(&serial.stdout);
-    let serial_set = outcome_multiset(&serial_lines);
+}
 
-    // --- distributed run
-    let dist = run_distributed(python, suite, suite_dir, mode);
+/// Exit code, per-test outcomes and summary counts against serial pytest's.
+fn outcome_differences(
+    serial: &RunOutput,
+    serial_summary: &Summary,
+    dist: &RunOutput,
+) -> Vec<String> {
     let mut dp = Vec::new();
     if dist.timed_out {
         dp.push("timed out".to_string());
@@ -192,6 +213,7 @@ fn compare_mode(
             dist.code, serial.code
         ));
     }
+    let serial_set = outcome_multiset(&parse_serial_v(&serial.stdout));
     let dist_set = outcome_multiset(&parse_dist_v(&dist.stdout));
     let diff = multiset_diff(&serial_set, &dist_set);
     if !diff.is_empty() {
@@ -208,6 +230,12 @@ fn compare_mode(
         )),
         Some(_) => {}
     }
+    dp
+}
+
+/// The header lines, the report sections and the `Interrupted:` line.
+fn report_differences(serial: &RunOutput, dist: &RunOutput) -> Vec<String> {
+    let mut dp = Vec::new();
     if !dist
         .stdout
         .lines()
@@ -243,15 +271,7 @@ fn compare_mode(
             dp.push(format!("no `{text}` line"));
         }
     }
-    if !dp.is_empty() {
-        problems.push(format!(
-            "{label} distributed run differs from serial pytest:\n- {}\n\n{}\n\n=== serial run ===\n{}",
-            dp.join("\n- "),
-            dist.describe(12000),
-            serial.describe(4000)
-        ));
-    }
-    problems
+    dp
 }
 
 fn compare_suite(suite: &str) {

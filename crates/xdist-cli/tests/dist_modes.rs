@@ -1,3 +1,4 @@
+// Over 700 lines on purpose: one test binary per area (each file in tests/ is linked and started on its own), its cases sharing the helpers here.
 //! End-to-end tests of every `--dist` mode: the real `xdist` binary on real suites generated
 //! into temp dirs. Every generated test appends one JSON line (`PYTEST_XDIST_WORKER`, node id,
 //! `os.getpid()`, a per-process sequence number, a timestamp and its `xdist_group`) to the file
@@ -598,37 +599,9 @@ fn compare_modes_on_example(suite: &str) -> Vec<String> {
             p.push(format!("exit {:?}, serial {:?}", dist.code, serial.code));
         }
         if *mode == "each" {
-            let mut per: BTreeMap<String, Vec<OutcomeLine>> = BTreeMap::new();
-            for l in lines {
-                per.entry(l.worker.clone().unwrap_or_default())
-                    .or_default()
-                    .push(l);
-            }
-            if per.len() != 2 {
-                p.push(format!(
-                    "want outcome lines of 2 workers, got {:?}",
-                    per.keys()
-                ));
-            }
-            for (w, l) in &per {
-                let diff = multiset_diff(&serial_set, &outcome_multiset(l));
-                if !diff.is_empty() {
-                    p.push(format!("worker {w}: outcomes differ:\n{diff}"));
-                }
-            }
+            p.extend(each_worker_ran_all(&serial_set, lines));
         } else {
-            let diff = multiset_diff(&serial_set, &outcome_multiset(&lines));
-            if !diff.is_empty() {
-                p.push(format!("outcomes differ:\n{diff}"));
-            }
-            match (parse_summary(&serial.stdout), parse_summary(&dist.stdout)) {
-                (Some(s), Some(d)) if s.counts == d.counts => {}
-                (s, d) => p.push(format!(
-                    "summary {:?}, serial {:?}",
-                    d.map(|d| d.line),
-                    s.map(|s| s.line)
-                )),
-            }
+            p.extend(same_as_serial(&serial, &serial_set, &dist, &lines));
         }
         if !p.is_empty() {
             problems.push(format!(
@@ -639,6 +612,56 @@ fn compare_modes_on_example(suite: &str) -> Vec<String> {
         }
     }
     problems
+}
+
+/// `--dist each`: two workers, each with serial pytest's outcomes.
+fn each_worker_ran_all(
+    serial_set: &BTreeMap<(String, String), usize>,
+    lines: Vec<OutcomeLine>,
+) -> Vec<String> {
+    let mut p = Vec::new();
+    let mut per: BTreeMap<String, Vec<OutcomeLine>> = BTreeMap::new();
+    for l in lines {
+        per.entry(l.worker.clone().unwrap_or_default())
+            .or_default()
+            .push(l);
+    }
+    if per.len() != 2 {
+        p.push(format!(
+            "want outcome lines of 2 workers, got {:?}",
+            per.keys()
+        ));
+    }
+    for (w, l) in &per {
+        let diff = multiset_diff(serial_set, &outcome_multiset(l));
+        if !diff.is_empty() {
+            p.push(format!("worker {w}: outcomes differ:\n{diff}"));
+        }
+    }
+    p
+}
+
+/// Every other mode: serial pytest's outcomes and summary counts.
+fn same_as_serial(
+    serial: &RunOutput,
+    serial_set: &BTreeMap<(String, String), usize>,
+    dist: &RunOutput,
+    lines: &[OutcomeLine],
+) -> Vec<String> {
+    let mut p = Vec::new();
+    let diff = multiset_diff(serial_set, &outcome_multiset(lines));
+    if !diff.is_empty() {
+        p.push(format!("outcomes differ:\n{diff}"));
+    }
+    match (parse_summary(&serial.stdout), parse_summary(&dist.stdout)) {
+        (Some(s), Some(d)) if s.counts == d.counts => {}
+        (s, d) => p.push(format!(
+            "summary {:?}, serial {:?}",
+            d.map(|d| d.line),
+            s.map(|s| s.line)
+        )),
+    }
+    p
 }
 
 #[test]
@@ -1068,40 +1091,13 @@ fn duration_history_starts_the_longest_tests_first() {
 
     // First run: no history, collection order (the long tests come last).
     let run = xdist(s.path(), &args);
-    run.expect_code(0);
-    assert_each_once(&run, &all);
-    let firsts = first_per_worker(&run);
-    assert!(
-        firsts.values().all(|t| !t.contains("long")),
-        "no history yet, yet a long test started first: {firsts:?}"
-    );
-    let h = history(&cache);
-    assert_eq!(
-        h.keys().cloned().collect::<BTreeSet<_>>(),
-        all.iter().cloned().collect::<BTreeSet<_>>(),
-        "the history must hold every node id"
-    );
-    let longest = h
-        .iter()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(k, _)| k.clone())
-        .unwrap();
-    assert!(
-        longest.contains("long"),
-        "longest by history: {longest} ({h:?})"
-    );
+    assert_no_long_test_first(&run, &all, "no history yet");
+    let longest = longest_by_history(&cache, &all);
 
     // Second run: the longest test (known from the first run) starts first on some worker,
     // and the two long tests are spread over both workers.
     let run = xdist(s.path(), &args);
-    run.expect_code(0);
-    assert_each_once(&run, &all);
-    let firsts = first_per_worker(&run);
-    assert!(
-        firsts.values().any(|t| *t == longest),
-        "with history, {longest} should start first on some worker: {firsts:?}\n{}",
-        run.describe()
-    );
+    assert_longest_first(&run, &all, &longest, "load with history");
     // By the clock too: it started before every quick test of its worker.
     let first = run.recs.iter().find(|r| r.nodeid == longest).unwrap();
     let quick_before: Vec<&str> = run
@@ -1130,27 +1126,57 @@ fn duration_history_starts_the_longest_tests_first() {
 
     // `worksteal` uses the history too.
     let run = xdist(s.path(), &["-n", "2", "--dist", "worksteal", "-v"]);
-    run.expect_code(0);
-    assert_each_once(&run, &all);
-    let firsts = first_per_worker(&run);
-    assert!(
-        firsts.values().any(|t| *t == longest),
-        "worksteal with history: {longest} should start first on some worker: {firsts:?}\n{}",
-        run.describe()
-    );
+    assert_longest_first(&run, &all, &longest, "worksteal with history");
 
     // `--no-durations`: history ignored, collection order again.
     let run = xdist(
         s.path(),
         &["-n", "2", "--dist", "load", "-v", "--no-durations"],
     );
+    assert_no_long_test_first(&run, &all, "--no-durations");
+}
+
+/// The run passed, ran every test once, and no worker started with a long test.
+fn assert_no_long_test_first(run: &Run, all: &[String], what: &str) {
     run.expect_code(0);
-    assert_each_once(&run, &all);
-    let firsts = first_per_worker(&run);
+    assert_each_once(run, all);
+    let firsts = first_per_worker(run);
     assert!(
         firsts.values().all(|t| !t.contains("long")),
-        "--no-durations, yet a long test started first: {firsts:?}"
+        "{what}, yet a long test started first: {firsts:?}"
     );
+}
+
+/// The run passed, ran every test once, and `longest` started first on some worker.
+fn assert_longest_first(run: &Run, all: &[String], longest: &str, what: &str) {
+    run.expect_code(0);
+    assert_each_once(run, all);
+    let firsts = first_per_worker(run);
+    assert!(
+        firsts.values().any(|t| t == longest),
+        "{what}: {longest} should start first on some worker: {firsts:?}\n{}",
+        run.describe()
+    );
+}
+
+/// The history holds every test; its longest is one of the long tests.
+fn longest_by_history(cache: &Path, all: &[String]) -> String {
+    let h = history(cache);
+    assert_eq!(
+        h.keys().cloned().collect::<BTreeSet<_>>(),
+        all.iter().cloned().collect::<BTreeSet<_>>(),
+        "the history must hold every node id"
+    );
+    let longest = h
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(k, _)| k.clone())
+        .unwrap();
+    assert!(
+        longest.contains("long"),
+        "longest by history: {longest} ({h:?})"
+    );
+    longest
 }
 
 #[test]

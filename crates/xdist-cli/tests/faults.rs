@@ -1,3 +1,4 @@
+// Over 700 lines on purpose: one test binary per area (each file in tests/ is linked and started on its own), its cases sharing the helpers here.
 //! Fault injection: workers that crash (`os._exit`, SIGSEGV, SIGKILL), are killed from
 //! outside, hang, die while importing a conftest, write garbage on the protocol channel,
 //! raise KeyboardInterrupt or hit an INTERNALERROR; and Ctrl-C sent to a real run.

@@ -1,3 +1,4 @@
+// Over 700 lines on purpose: one test binary per area (each file in tests/ is linked and started on its own), its cases sharing the helpers here.
 //! Plugins in real runs: the `xdist` binary loads the real `.so` files built from `plugins/`
 //! (and two fixture libraries from `tests/fixtures/`) into runs of small temporary suites.
 //!

@@ -123,6 +123,28 @@ fn free_port() -> u16 {
 
 /// Starts sshd, or says why not: None means skip (only when `XDIST_REQUIRE_SSHD` is unset).
 fn start_sshd(name: &str) -> Option<Sshd> {
+    let sshd = sshd_or_skip(name)?;
+    let (dir, ssh_config, port) = write_sshd_files(name);
+    let child = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start sshd");
+    let server = Sshd {
+        child,
+        dir,
+        ssh_config,
+    };
+    wait_for_login(&server, port);
+    Some(server)
+}
+
+/// The sshd binary, or None (the test skips) when a tool is missing and
+/// XDIST_REQUIRE_SSHD is not set.
+fn sshd_or_skip(name: &str) -> Option<PathBuf> {
     let required = std::env::var_os("XDIST_REQUIRE_SSHD").is_some_and(|v| !v.is_empty());
     let sshd = find_program("sshd", &["/usr/sbin", "/usr/local/sbin"]);
     let missing: Vec<&str> = [
@@ -146,6 +168,11 @@ fn start_sshd(name: &str) -> Option<Sshd> {
         println!("SKIPPED {name}: {why}; set XDIST_REQUIRE_SSHD=1 to make this a failure");
         return None;
     }
+    sshd
+}
+
+/// Keys, sshd_config and ssh_config for a loopback sshd on a free port.
+fn write_sshd_files(name: &str) -> (PathBuf, PathBuf, u16) {
     let dir = scratch_dir(&format!("sshd-{name}"));
     for key in ["host_key", "id"] {
         let st = Command::new("ssh-keygen")
@@ -185,19 +212,11 @@ fn start_sshd(name: &str) -> Option<Sshd> {
              \x20 LogLevel ERROR\n"
         ),
     );
-    let child = Command::new(sshd.unwrap())
-        .args(["-D", "-e", "-f"])
-        .arg(dir.join("sshd_config"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start sshd");
-    let server = Sshd {
-        child,
-        dir,
-        ssh_config,
-    };
+    (dir, ssh_config, port)
+}
+
+/// Waits until our key logs in (sshd is up).
+fn wait_for_login(server: &Sshd, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let ok = Command::new("ssh")
@@ -208,7 +227,7 @@ fn start_sshd(name: &str) -> Option<Sshd> {
             .status()
             .is_ok_and(|s| s.success());
         if ok {
-            return Some(server);
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -272,9 +291,18 @@ fn ssh_workers_with_rsync_match_serial_pytest() {
         .filter_map(|l| l.worker)
         .collect();
     assert_eq!(workers.len(), 2, "{}", out.describe(2000));
+}
 
-    // The default work directory (`pyexecnetcache` in the remote home) also works, with
-    // `//id=` naming a worker; one popen worker mixed in.
+/// The default work directory (`pyexecnetcache` in the remote home) also works, with
+/// `//id=` naming a worker; one popen worker mixed in.
+#[test]
+fn ssh_worker_in_the_default_work_directory_beside_a_popen_worker() {
+    let Some(sshd) = start_sshd("default-workdir") else {
+        return;
+    };
+    let py = test_python();
+    let dir = scratch_dir("remote-default-workdir");
+    make_project(&dir);
     let spec = format!(
         "ssh=localhost//python={}//ssh_config={}//id=far",
         py.display(),

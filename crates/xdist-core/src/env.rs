@@ -1,4 +1,5 @@
-//! Every environment variable xdist reads or sets, in one place.
+//! Every environment variable xdist reads or sets, in one place (`tests/env_names.rs` fails
+//! on a name spelled as a literal anywhere else in the Rust sources).
 
 /// Interpreter to run workers with, when `--python` is not given.
 pub const XDIST_PYTHON: &str = "XDIST_PYTHON";
@@ -31,8 +32,20 @@ pub const NO_COLOR: &str = "NO_COLOR";
 pub const FORCE_COLOR: &str = "FORCE_COLOR";
 /// pytest's `--color` default source.
 pub const PY_COLORS: &str = "PY_COLORS";
-/// Terminal width override, as pytest reads it.
+/// Terminal width override, as pytest reads it; set for the Python steps xdist starts.
 pub const COLUMNS: &str = "COLUMNS";
+/// `dumb` terminals get neither colour nor the live status line.
+pub const TERM: &str = "TERM";
+/// pytest's temp root (`pytest-of-<user>` lives under it), before `TMPDIR`.
+pub const PYTEST_DEBUG_TEMPROOT: &str = "PYTEST_DEBUG_TEMPROOT";
+/// The temp root when `PYTEST_DEBUG_TEMPROOT` is unset (as Python's `tempfile`).
+pub const TMPDIR: &str = "TMPDIR";
+/// The user plugin directory is `$XDG_DATA_HOME/xdist/plugins`...
+pub const XDG_DATA_HOME: &str = "XDG_DATA_HOME";
+/// ... else `$HOME/.local/share/xdist/plugins`.
+pub const HOME: &str = "HOME";
+/// Searched for `python3`/`python` when no other interpreter is given.
+pub const PATH: &str = "PATH";
 /// Worker side: file descriptor numbers of the protocol channel (read, write).
 pub const XDIST_CHANNEL_FDS: &str = "XDIST_CHANNEL_FDS";
 /// Developer aid: directory where each worker writes a cProfile dump (`gwN.prof`).
@@ -76,5 +89,7 @@ pub const XDIST_HANDED_OFF: &str = "XDIST_HANDED_OFF";
 pub const XDIST_ZYGOTE: &str = "XDIST_ZYGOTE";
 /// Fork server side: the secret a forked worker's hello carries.
 pub const XDIST_ZYGOTE_SECRET: &str = "XDIST_ZYGOTE_SECRET";
+/// Benchmarks: how many tests `bench/synthetic-worker` collects.
+pub const XDIST_SYNTH_TESTS: &str = "XDIST_SYNTH_TESTS";
 /// Fault injection (tests): the fork server's N-th fork request fails with `EAGAIN`.
 pub const XDIST_FAIL_FORK: &str = "XDIST_FAIL_FORK";

@@ -29,6 +29,8 @@ pub enum RunEvent<'a> {
         scheduler: &'a str,
         /// The collected node ids, in collection order.
         ids: &'a [String],
+        /// Their recorded durations (seconds, by index), when the history knows any.
+        estimates: Option<&'a [f64]>,
     },
     /// A test started on a worker (`-v`).
     TestStart {

@@ -178,9 +178,7 @@ const LONG_WITH_VALUE: &[&str] = &[
     "--testrunuid",
     "--maxschedchunk",
     "--ramp",
-    // xdist's own
-    "--python",
-    "--plugin",
+    // xdist's own options never get here: callers pass pytest's part of the command line.
 ];
 
 /// Long options with an optional value (argparse `nargs="?"`): they take the next argument

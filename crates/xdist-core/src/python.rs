@@ -120,7 +120,7 @@ pub fn find_python(explicit: Option<&OsStr>) -> Result<PathBuf, PythonError> {
         std::env::var_os(XDIST_PYTHON).as_deref(),
         installed.as_deref(),
         std::env::var_os(VIRTUAL_ENV).as_deref(),
-        std::env::var_os("PATH").as_deref(),
+        std::env::var_os(crate::env::PATH).as_deref(),
         &cwd,
     )
 }

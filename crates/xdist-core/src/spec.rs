@@ -114,162 +114,183 @@ fn err(option: &'static str, spec: &str, reason: impl Into<String>) -> SpecError
 
 /// Parses one spec without a multiplier.
 pub fn parse_spec(option: &'static str, s: &str) -> Result<XSpec, SpecError> {
-    let mut spec = XSpec::popen();
-    spec.raw = s.to_string();
-    let mut gateway: Option<Gateway> = None;
-    let mut seen = HashSet::new();
-    if s.trim().is_empty() {
-        return Err(err(option, s, "empty spec"));
-    }
-    for part in s.split("//") {
+    parse_parts(s).map_err(|reason| err(option, s, reason))
+}
+
+/// One `key[=value]` between `//`s.
+struct Part<'a> {
+    key: &'a str,
+    value: Option<&'a str>,
+}
+
+impl<'a> Part<'a> {
+    fn split(part: &'a str) -> Result<Part<'a>, String> {
         if part.is_empty() {
-            return Err(err(option, s, "empty key (a '//' too many?)"));
+            return Err("empty key (a '//' too many?)".into());
         }
         let (key, value) = match part.split_once('=') {
             Some((k, v)) => (k, Some(v)),
             None => (part, None),
         };
         if key.starts_with('_') {
-            return Err(err(
-                option,
-                s,
-                format!("keys may not start with '_': '{key}'"),
-            ));
+            return Err(format!("keys may not start with '_': '{key}'"));
         }
-        if !seen.insert(key.to_string()) {
-            return Err(err(option, s, format!("duplicate key '{key}'")));
+        Ok(Part { key, value })
+    }
+
+    fn need(&self, what: &str) -> Result<String, String> {
+        match self.value {
+            Some(v) if !v.is_empty() => Ok(v.to_string()),
+            _ => Err(format!("'{}' needs a value ({what})", self.key)),
         }
-        let need = |what: &str| -> Result<String, SpecError> {
-            match value {
-                Some(v) if !v.is_empty() => Ok(v.to_string()),
-                _ => Err(err(option, s, format!("'{key}' needs a value ({what})"))),
+    }
+}
+
+fn parse_parts(s: &str) -> Result<XSpec, String> {
+    if s.trim().is_empty() {
+        return Err("empty spec".into());
+    }
+    let mut spec = XSpec::popen();
+    spec.raw = s.to_string();
+    let mut gateway: Option<Gateway> = None;
+    let mut seen = HashSet::new();
+    for part in s.split("//") {
+        let part = Part::split(part)?;
+        if !seen.insert(part.key) {
+            return Err(format!("duplicate key '{}'", part.key));
+        }
+        match gateway_of(&part)? {
+            Some(_) if gateway.is_some() => {
+                return Err("more than one gateway type (popen, ssh=, socket=, exec=)".into());
             }
-        };
-        let mut set_gateway = |g: Gateway| -> Result<(), SpecError> {
-            if gateway.is_some() {
-                return Err(err(
-                    option,
-                    s,
-                    "more than one gateway type (popen, ssh=, socket=, exec=)",
-                ));
-            }
-            gateway = Some(g);
-            Ok(())
-        };
-        match key {
-            "popen" => {
-                if value.is_some() {
-                    return Err(err(option, s, "'popen' takes no value"));
-                }
-                set_gateway(Gateway::Popen)?
-            }
-            "ssh" => {
-                let target = need("[user@]host")?;
-                if target.starts_with('-') || target.contains(char::is_whitespace) {
-                    return Err(err(option, s, format!("bad ssh host '{target}'")));
-                }
-                if target.ends_with('@') || target.starts_with('@') {
-                    return Err(err(option, s, format!("bad ssh host '{target}'")));
-                }
-                set_gateway(Gateway::Ssh { target })?
-            }
-            "socket" => {
-                let addr = need("host:port")?;
-                let (host, port) = addr
-                    .rsplit_once(':')
-                    .ok_or_else(|| err(option, s, format!("socket needs host:port, got '{addr}'")))?;
-                let port: u16 = port
-                    .parse()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| err(option, s, format!("bad port '{port}'")))?;
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                if host.is_empty() {
-                    return Err(err(option, s, "socket needs a host"));
-                }
-                set_gateway(Gateway::Socket {
-                    host: host.to_string(),
-                    port,
-                })?
-            }
-            "exec" => {
-                let command = need("a command that starts Python")?;
-                let argv = crate::ini::split_addopts(&command)
-                    .map_err(|e| err(option, s, format!("bad exec command: {e}")))?;
-                if argv.is_empty() {
-                    return Err(err(option, s, "'exec' needs a command that starts Python"));
-                }
-                set_gateway(Gateway::Exec { argv })?
-            }
-            "python" => spec.python = Some(need("an interpreter")?),
-            "chdir" => spec.chdir = Some(need("a directory")?),
-            "id" => {
-                let id = need("a worker id")?;
-                if id.contains(|c: char| c.is_whitespace() || c == '/') {
-                    return Err(err(option, s, format!("bad id '{id}'")));
-                }
-                spec.id = Some(id)
-            }
-            "nice" => {
-                let v = need("a niceness")?;
-                spec.nice = Some(v.parse().map_err(|_| {
-                    err(option, s, format!("nice needs a whole number, got '{v}'"))
-                })?)
-            }
-            "via" => spec.via = Some(need("a --px id")?),
-            "ssh_config" => spec.ssh_config = Some(need("a file")?),
-            "dont_write_bytecode" => spec.dont_write_bytecode = true,
-            "execmodel" => {
-                return Err(err(
-                    option,
-                    s,
-                    "'execmodel' is not supported (workers always run tests in the main thread)",
-                ))
-            }
-            "vagrant_ssh" | "installvia" => {
-                return Err(err(option, s, format!("'{key}' is not supported")))
-            }
-            k if k.starts_with("env:") => {
-                let name = &k[4..];
-                if name.is_empty() || name.contains(['=', '\0']) {
-                    return Err(err(option, s, format!("bad environment variable name in '{k}'")));
-                }
-                spec.env.push((name.to_string(), value.unwrap_or("").to_string()));
-            }
-            other => {
-                return Err(err(
-                    option,
-                    s,
-                    format!(
-                        "unknown key '{other}' (known: popen, ssh=, socket=, exec=, python=, chdir=, id=, env:NAME=, nice=, via=, ssh_config=, dont_write_bytecode)"
-                    ),
-                ))
-            }
+            Some(g) => gateway = Some(g),
+            None => apply_option(&mut spec, &part)?,
         }
     }
     spec.gateway = match gateway {
         Some(g) => g,
         None if spec.via.is_some() => Gateway::Popen,
-        None => return Err(err(
-            option,
-            s,
-            "no gateway type: start with popen, ssh=[user@]host, socket=host:port or exec=COMMAND",
-        )),
+        None => return Err(
+            "no gateway type: start with popen, ssh=[user@]host, socket=host:port or exec=COMMAND"
+                .into(),
+        ),
     };
+    check_combination(&spec)?;
+    Ok(spec)
+}
+
+/// The gateway a part names, or None for a part that is an option.
+fn gateway_of(part: &Part) -> Result<Option<Gateway>, String> {
+    Ok(Some(match part.key {
+        "popen" => {
+            if part.value.is_some() {
+                return Err("'popen' takes no value".into());
+            }
+            Gateway::Popen
+        }
+        "ssh" => {
+            let target = part.need("[user@]host")?;
+            if target.starts_with('-')
+                || target.contains(char::is_whitespace)
+                || target.ends_with('@')
+                || target.starts_with('@')
+            {
+                return Err(format!("bad ssh host '{target}'"));
+            }
+            Gateway::Ssh { target }
+        }
+        "socket" => socket_gateway(&part.need("host:port")?)?,
+        "exec" => {
+            let command = part.need("a command that starts Python")?;
+            let argv = crate::ini::split_addopts(&command)
+                .map_err(|e| format!("bad exec command: {e}"))?;
+            if argv.is_empty() {
+                return Err("'exec' needs a command that starts Python".into());
+            }
+            Gateway::Exec { argv }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn socket_gateway(addr: &str) -> Result<Gateway, String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("socket needs host:port, got '{addr}'"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("bad port '{port}'"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("socket needs a host".into());
+    }
+    Ok(Gateway::Socket {
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// A part that is not a gateway: sets one of the spec's options.
+fn apply_option(spec: &mut XSpec, part: &Part) -> Result<(), String> {
+    match part.key {
+        "python" => spec.python = Some(part.need("an interpreter")?),
+        "chdir" => spec.chdir = Some(part.need("a directory")?),
+        "id" => {
+            let id = part.need("a worker id")?;
+            if id.contains(|c: char| c.is_whitespace() || c == '/') {
+                return Err(format!("bad id '{id}'"));
+            }
+            spec.id = Some(id)
+        }
+        "nice" => {
+            let v = part.need("a niceness")?;
+            spec.nice = Some(
+                v.parse()
+                    .map_err(|_| format!("nice needs a whole number, got '{v}'"))?,
+            )
+        }
+        "via" => spec.via = Some(part.need("a --px id")?),
+        "ssh_config" => spec.ssh_config = Some(part.need("a file")?),
+        "dont_write_bytecode" => spec.dont_write_bytecode = true,
+        "execmodel" => {
+            return Err(
+                "'execmodel' is not supported (workers always run tests in the main thread)".into(),
+            )
+        }
+        "vagrant_ssh" | "installvia" => return Err(format!("'{}' is not supported", part.key)),
+        k if k.starts_with("env:") => {
+            let name = &k[4..];
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(format!("bad environment variable name in '{k}'"));
+            }
+            spec.env
+                .push((name.to_string(), part.value.unwrap_or("").to_string()));
+        }
+        other => {
+            return Err(format!(
+                "unknown key '{other}' (known: popen, ssh=, socket=, exec=, python=, chdir=, id=, env:NAME=, nice=, via=, ssh_config=, dont_write_bytecode)"
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Options that only some gateways take.
+fn check_combination(spec: &XSpec) -> Result<(), String> {
     if spec.ssh_config.is_some()
         && !matches!(spec.gateway, Gateway::Ssh { .. })
         && spec.via.is_none()
     {
-        return Err(err(option, s, "'ssh_config' only applies to ssh= specs"));
+        return Err("'ssh_config' only applies to ssh= specs".into());
     }
     if spec.is_exec() && spec.python.is_some() {
-        return Err(err(
-            option,
-            s,
-            "'python' does not apply to exec= (the command starts the interpreter: exec=... python3)",
-        ));
+        return Err(
+            "'python' does not apply to exec= (the command starts the interpreter: exec=... python3)".into(),
+        );
     }
-    Ok(spec)
+    Ok(())
 }
 
 /// Splits `N*spec` into (N, spec).

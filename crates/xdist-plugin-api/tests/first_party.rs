@@ -166,6 +166,50 @@ fn priority_scheduler_without_patterns_does_not_answer() {
     assert!(e.to_string().contains("unknown option \"patern\""), "{e}");
 }
 
+/// The worker `node` crashes: its running test goes to crash-retry's `handlecrashitem`.
+fn crash_running_test(
+    host: &PluginHost,
+    sched: &mut Box<dyn Scheduling>,
+    node: NodeKey,
+    ids: &[String],
+) -> (ReportView, bool, Vec<Action>) {
+    let mut out = Vec::new();
+    let crashed = sched
+        .remove_node(node, &mut out)
+        .expect("a test was running");
+    assert_eq!(crashed, 0);
+    let mut report = ReportView {
+        nodeid: ids[crashed].clone(),
+        outcome: "failed".into(),
+        longrepr: format!(
+            "worker 'gw{}' crashed while running '{}'",
+            node.0, ids[crashed]
+        ),
+        when: "???".into(),
+        duration: 0.0,
+        worker: format!("gw{}", node.0),
+    };
+    let handled = host
+        .handlecrashitem(&ids[crashed], &mut report, sched.as_mut(), ids, &mut out)
+        .expect("handlecrashitem");
+    (report, handled, out)
+}
+
+/// A replacement worker joins with the same collection; what the scheduler sends.
+fn join_replacement(sched: &mut Box<dyn Scheduling>, node: NodeKey, ids: &[String]) -> Vec<Action> {
+    sched.add_node(node, "popen");
+    sched.add_node_collection(
+        node,
+        Arc::new(Collection {
+            ids: ids.to_vec(),
+            groups: vec![],
+        }),
+    );
+    let mut out = Vec::new();
+    sched.schedule(&mut out);
+    out
+}
+
 #[test]
 fn crash_retry_reschedules_via_mark_test_pending() {
     let host = load("crash_retry", &["crash-retry.max-reruns=2".into()]);
@@ -186,33 +230,10 @@ fn crash_retry_reschedules_via_mark_test_pending() {
     sched.schedule(&mut out);
     assert_eq!(out.len(), 2);
 
-    let crash_once =
-        |sched: &mut Box<dyn Scheduling>, node: NodeKey| -> (ReportView, bool, Vec<Action>) {
-            let mut out = Vec::new();
-            let crashed = sched
-                .remove_node(node, &mut out)
-                .expect("a test was running");
-            assert_eq!(crashed, 0);
-            let mut report = ReportView {
-                nodeid: ids[crashed].clone(),
-                outcome: "failed".into(),
-                longrepr: format!(
-                    "worker 'gw{}' crashed while running '{}'",
-                    node.0, ids[crashed]
-                ),
-                when: "???".into(),
-                duration: 0.0,
-                worker: format!("gw{}", node.0),
-            };
-            let handled = host
-                .handlecrashitem(&ids[crashed], &mut report, sched.as_mut(), &ids, &mut out)
-                .expect("handlecrashitem");
-            (report, handled, out)
-        };
-
     // Crash 1 and 2: rerun (test 0 goes back to the front of the queue).
     for attempt in 1..=2u32 {
-        let (report, handled, _) = crash_once(&mut sched, NodeKey(attempt - 1));
+        let (report, handled, _) =
+            crash_running_test(&host, &mut sched, NodeKey(attempt - 1), &ids);
         assert!(handled);
         assert_eq!(report.outcome, "rerun");
         assert!(
@@ -222,16 +243,7 @@ fn crash_retry_reschedules_via_mark_test_pending() {
         );
         // A replacement worker joins and gets the rescheduled test first.
         let node = NodeKey(attempt);
-        sched.add_node(node, "popen");
-        sched.add_node_collection(
-            node,
-            Arc::new(Collection {
-                ids: ids.clone(),
-                groups: vec![],
-            }),
-        );
-        let mut out = Vec::new();
-        sched.schedule(&mut out);
+        let out = join_replacement(&mut sched, node, &ids);
         assert_eq!(
             out.first(),
             Some(&Action::Run {
@@ -242,7 +254,7 @@ fn crash_retry_reschedules_via_mark_test_pending() {
         );
     }
     // Crash 3: not rerun again, reported as the failure it is.
-    let (report, handled, out) = crash_once(&mut sched, NodeKey(2));
+    let (report, handled, out) = crash_running_test(&host, &mut sched, NodeKey(2), &ids);
     assert!(!handled);
     assert_eq!(report.outcome, "failed");
     assert!(

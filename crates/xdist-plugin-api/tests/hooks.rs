@@ -85,6 +85,39 @@ fn every_hook_fires_with_its_arguments_in_load_order() {
     assert_eq!(host.warnings().len(), 4);
     assert!(host.warnings()[0].contains("deprecated hook pytest_xdist_rsyncstart"));
 
+    let ids = call_every_hook(&host);
+
+    let entries = read_log(&log);
+    let seq = hooks_of(&entries);
+    let expected_hooks = [
+        "configure",
+        "setupnodes",
+        "newgateway",
+        "rsyncstart",
+        "rsyncfinish",
+        "configure_node",
+        "testnodeready",
+        "node_collection_finished",
+        "getremotemodule",
+        "auto_num_workers",
+        "make_scheduler",
+        "testnodedown",
+        "sessionfinish",
+    ];
+    let mut expected = Vec::new();
+    for h in expected_hooks {
+        for p in ["recorder", "recorder-b"] {
+            expected.push((p.to_owned(), h.to_owned()));
+        }
+    }
+    // configure: both at load, in load order.
+    assert_eq!(seq, expected);
+
+    check_logged_arguments(&entries, &ids);
+}
+
+/// Calls every hook once, in a run's order, checking what the hooks return.
+fn call_every_hook(host: &PluginHost) -> Vec<String> {
     let cfg = config();
     host.setupnodes(&cfg, &["popen".into(), "ssh=host".into()])
         .expect("setupnodes");
@@ -135,32 +168,11 @@ fn every_hook_fires_with_its_arguments_in_load_order() {
         ]
     );
 
-    let entries = read_log(&log);
-    let seq = hooks_of(&entries);
-    let expected_hooks = [
-        "configure",
-        "setupnodes",
-        "newgateway",
-        "rsyncstart",
-        "rsyncfinish",
-        "configure_node",
-        "testnodeready",
-        "node_collection_finished",
-        "getremotemodule",
-        "auto_num_workers",
-        "make_scheduler",
-        "testnodedown",
-        "sessionfinish",
-    ];
-    let mut expected = Vec::new();
-    for h in expected_hooks {
-        for p in ["recorder", "recorder-b"] {
-            expected.push((p.to_owned(), h.to_owned()));
-        }
-    }
-    // configure: both at load, in load order.
-    assert_eq!(seq, expected);
+    ids
+}
 
+/// What each hook was called with, as the recorder plugins logged it.
+fn check_logged_arguments(entries: &[Value], ids: &[String]) {
     let find = |plugin: &str, hook: &str| -> &Value {
         entries
             .iter()
@@ -211,12 +223,9 @@ fn every_hook_fires_with_its_arguments_in_load_order() {
     assert_eq!(find("recorder-b", "sessionfinish")["exitstatus"], json!(1));
 }
 
-#[test]
-fn first_result_hooks_stop_at_the_first_answer() {
-    let log = common::temp_file("first.jsonl");
-    let a = fixture("recorder");
-    let b = fixture("recorder_b");
-    let opts = |extra: &[&str]| LoadOptions {
+/// Options for the two recorder plugins: both log to `log`, plus `extra`.
+fn recorder_opts(log: &std::path::Path, extra: &[&str]) -> LoadOptions {
+    LoadOptions {
         disabled: vec![],
         plugin_opts: [
             format!("recorder.log={}", log.display()),
@@ -225,7 +234,15 @@ fn first_result_hooks_stop_at_the_first_answer() {
         .into_iter()
         .chain(extra.iter().map(|s| s.to_string()))
         .collect(),
-    };
+    }
+}
+
+#[test]
+fn first_result_hooks_stop_at_the_first_answer() {
+    let log = common::temp_file("first.jsonl");
+    let a = fixture("recorder");
+    let b = fixture("recorder_b");
+    let opts = |extra: &[&str]| recorder_opts(&log, extra);
     let cfg = config();
 
     // Both answer: the first loaded wins, the second is not called.
@@ -262,7 +279,13 @@ fn first_result_hooks_stop_at_the_first_answer() {
     )
     .expect("load");
     assert_eq!(host.auto_num_workers(&cfg).expect("auto"), Some(5));
+}
 
+#[test]
+fn first_result_hooks_fall_through_on_no_answer() {
+    let log = common::temp_file("fallthrough.jsonl");
+    let opts = |extra: &[&str]| recorder_opts(&log, extra);
+    let cfg = config();
     // No answer (None) falls through to the next plugin.
     let a3 = fixture("recorder");
     let b3 = fixture("recorder_b");

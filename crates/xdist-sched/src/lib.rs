@@ -83,8 +83,8 @@
 //! duration history, units are dealt longest first to the least loaded idle node. When nothing
 //! can be stolen, idle nodes are shut down so they run their last test.
 //!
-//! **`no`** ([`NoScheduling`]) gives the whole collection, in order, to the first ready node
-//! and shuts every other node down. Work left by a crash goes to the next node that joins.
+//! **`no`** is not a scheduler of its own: `--dist no` means `load`, as pytest-xdist's `-n N`
+//! turns `no` into `load` ([`DistMode::parse`]).
 //!
 //! Every scheduler keeps per-test state in arrays and per-node queues with lazy deletion, so a
 //! run costs time linear in the number of tests (100 000 tests over 8 nodes schedule in well
@@ -96,7 +96,6 @@ mod core;
 mod diff;
 pub mod each;
 pub mod load;
-pub mod no;
 pub mod scope;
 pub mod sim;
 pub mod worksteal;
@@ -104,7 +103,6 @@ pub mod worksteal;
 pub use diff::{collection_diff, unified_diff};
 pub use each::EachScheduling;
 pub use load::LoadScheduling;
-pub use no::NoScheduling;
 pub use scope::{ScopeKind, ScopeScheduling};
 pub use worksteal::WorkStealingScheduling;
 
@@ -117,7 +115,6 @@ pub fn make_scheduler(mode: DistMode, config: SchedConfig) -> Box<dyn Scheduling
         DistMode::LoadFile => Box::new(ScopeScheduling::new(ScopeKind::File, config)),
         DistMode::LoadGroup => Box::new(ScopeScheduling::new(ScopeKind::Group, config)),
         DistMode::WorkSteal => Box::new(WorkStealingScheduling::new(config)),
-        DistMode::No => Box::new(NoScheduling::new(config)),
     }
 }
 
@@ -267,18 +264,16 @@ pub enum DistMode {
     LoadFile,
     LoadGroup,
     WorkSteal,
-    No,
 }
 
 impl DistMode {
-    pub const ALL: [DistMode; 7] = [
+    pub const ALL: [DistMode; 6] = [
         DistMode::Each,
         DistMode::Load,
         DistMode::LoadScope,
         DistMode::LoadFile,
         DistMode::LoadGroup,
         DistMode::WorkSteal,
-        DistMode::No,
     ];
 
     /// The name used by `--dist`.
@@ -290,11 +285,15 @@ impl DistMode {
             DistMode::LoadFile => "loadfile",
             DistMode::LoadGroup => "loadgroup",
             DistMode::WorkSteal => "worksteal",
-            DistMode::No => "no",
         }
     }
 
+    /// A `--dist` name; `no` is `load` (pytest-xdist turns `no` into `load` under `-n N`, and
+    /// xdist always distributes).
     pub fn parse(name: &str) -> Option<DistMode> {
+        if name == "no" {
+            return Some(DistMode::Load);
+        }
         DistMode::ALL.iter().copied().find(|m| m.as_str() == name)
     }
 }

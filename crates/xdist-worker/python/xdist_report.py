@@ -1,4 +1,4 @@
-"""xdist worker, part 4 of 5: what a worker's reports and its end look like on the wire.
+"""xdist worker, part 4 of 6: what a worker's reports and its end look like on the wire.
 
 `ReportRenderer` (a base of `WorkerPlugin`) renders everything that needs pytest objects: it
 asks pytest's own hooks for each report's status letter and word and renders tracebacks,

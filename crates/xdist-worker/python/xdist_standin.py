@@ -1,4 +1,4 @@
-"""xdist worker, part 2 of 5: what pytest-xdist provides in any pytest process.
+"""xdist worker, part 2 of 6: what pytest-xdist provides in any pytest process.
 
 The `xdist` module stand-in (importable in tests and conftests when pytest-xdist is not
 installed; when it is, the real package wins: this finder comes last on sys.meta_path), the

@@ -1,9 +1,9 @@
-"""xdist worker, part 3 of 5: the controller's Python side.
+"""xdist worker, part 3 of 6: the controller's Python side.
 
 The summary step (`pytest_terminal_summary` hooks the Rust controller cannot render itself),
 what a worker tells the controller about them (`summary_plugins`, `controller_reasons`...),
 and `ControllerSession`: started with `SUMMARY_INPUT` instead of a channel (see the end of
-`xdist_session.py`), this program is the summary step's process or the run-long controller
+`xdist_start.py`), this program is the summary step's process or the run-long controller
 session. Builds on `xdist_channel.py` (wire tags) and `xdist_standin.py`.
 """
 

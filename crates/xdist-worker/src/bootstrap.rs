@@ -4,15 +4,16 @@
 /// The parts of the embedded worker program, in the order they are concatenated into one
 /// namespace: the fork server's part (definitions only, idle unless the controller starts a
 /// fork server), the channel, the pytest-xdist stand-in, the controller-side steps, report
-/// rendering, and the worker session, whose end starts the program. Each part is also
+/// rendering, the worker session, and the start (`main`), whose end starts the program. Each part is also
 /// importable on its own (its tests in `tests/worker`); see ARCHITECTURE.md.
-pub const WORKER_PARTS: [&str; 6] = [
+pub const WORKER_PARTS: [&str; 7] = [
     "xdist_zygote.py",
     "xdist_channel.py",
     "xdist_standin.py",
     "xdist_steps.py",
     "xdist_report.py",
     "xdist_session.py",
+    "xdist_start.py",
 ];
 
 /// Embedded worker code: the [`WORKER_PARTS`] concatenated, sent as frame 0 to every worker
@@ -24,6 +25,7 @@ pub const WORKER_CODE: &str = concat!(
     include_str!("../python/xdist_steps.py"),
     include_str!("../python/xdist_report.py"),
     include_str!("../python/xdist_session.py"),
+    include_str!("../python/xdist_start.py"),
 );
 
 /// The `-c` program. It takes the channel file descriptors from `XDIST_CHANNEL_FDS`

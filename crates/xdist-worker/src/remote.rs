@@ -82,8 +82,11 @@ pub struct HelloReply {
 }
 
 /// Starts a worker for `s.spec`; its messages reach `tx` once [`WorkerHandle::start`] is called.
-pub fn spawn_worker(s: WorkerSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHandle, SpawnError> {
-    let mut env = s.env;
+pub fn spawn_worker(
+    mut s: WorkerSpawn,
+    tx: &Sender<WorkerMsg>,
+) -> Result<WorkerHandle, SpawnError> {
+    let mut env = std::mem::take(&mut s.env);
     env.extend(
         s.spec
             .env
@@ -94,34 +97,7 @@ pub fn spawn_worker(s: WorkerSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHand
         env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
     }
     match &s.spec.gateway {
-        Gateway::Popen => {
-            let cwd = match &s.spec.chdir {
-                Some(d) => {
-                    let dir = s.cwd.join(d);
-                    std::fs::create_dir_all(&dir).map_err(|e| {
-                        SpawnError::Remote(format!(
-                            "failed to create chdir={} for {}: {e}",
-                            dir.display(),
-                            s.spec
-                        ))
-                    })?;
-                    dir
-                }
-                None => s.cwd,
-            };
-            spawn_local(
-                LocalSpawn {
-                    key: s.key,
-                    python: s.spec.python.as_ref().map_or(s.python, PathBuf::from),
-                    cwd,
-                    env,
-                    bootstrap: s.bootstrap,
-                    code: s.code,
-                    nice: s.spec.nice,
-                },
-                tx,
-            )
-        }
+        Gateway::Popen => spawn_popen(s, env, tx),
         Gateway::Ssh { .. } => {
             let target = ssh_target(&s.spec).unwrap_or_default().to_string();
             let mut cmd = Command::new("ssh");
@@ -144,23 +120,62 @@ pub fn spawn_worker(s: WorkerSpawn, tx: &Sender<WorkerMsg>) -> Result<WorkerHand
             spawn_piped(s.key, cmd, argv.join(" "), true, &s.bootstrap, s.code, tx)
         }
         Gateway::Socket { host, port } => {
-            let hello = Hello {
-                token: s.token.unwrap_or_default(),
-                python: s.spec.python.clone(),
-                chdir: s.spec.chdir.clone(),
-                env: env
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.to_string_lossy().into_owned(),
-                            v.to_string_lossy().into_owned(),
-                        )
-                    })
-                    .collect(),
-                nice: s.spec.nice,
-            };
+            let hello = socket_hello(&s, &env);
             spawn_socket(s.key, host, *port, &hello, &s.bootstrap, s.code, tx)
         }
+    }
+}
+
+/// A `popen` worker: a local process in the spec's `chdir` (created when missing).
+fn spawn_popen(
+    s: WorkerSpawn,
+    env: Vec<(OsString, OsString)>,
+    tx: &Sender<WorkerMsg>,
+) -> Result<WorkerHandle, SpawnError> {
+    let cwd = match &s.spec.chdir {
+        Some(d) => {
+            let dir = s.cwd.join(d);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                SpawnError::Remote(format!(
+                    "failed to create chdir={} for {}: {e}",
+                    dir.display(),
+                    s.spec
+                ))
+            })?;
+            dir
+        }
+        None => s.cwd,
+    };
+    spawn_local(
+        LocalSpawn {
+            key: s.key,
+            python: s.spec.python.as_ref().map_or(s.python, PathBuf::from),
+            cwd,
+            env,
+            bootstrap: s.bootstrap,
+            code: s.code,
+            nice: s.spec.nice,
+        },
+        tx,
+    )
+}
+
+/// What a socket worker asks `xdist serve` for.
+fn socket_hello(s: &WorkerSpawn, env: &[(OsString, OsString)]) -> Hello {
+    Hello {
+        token: s.token.clone().unwrap_or_default(),
+        python: s.spec.python.clone(),
+        chdir: s.spec.chdir.clone(),
+        env: env
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect(),
+        nice: s.spec.nice,
     }
 }
 

@@ -34,7 +34,8 @@ pub struct RawArgs {
     /// How many crashed workers may be replaced (default: 4 x workers; 0 disables).
     #[arg(long = "max-worker-restart", value_name = "N")]
     pub max_worker_restart: Option<String>,
-    /// Distribution mode: each, load, loadscope, loadfile, loadgroup, worksteal, no.
+    /// Distribution mode: load (default), each, loadscope, loadfile, loadgroup, worksteal;
+    /// `no` means load (xdist always distributes, as pytest-xdist's `-n N` does).
     #[arg(long, value_name = "MODE")]
     pub dist: Option<String>,
     /// Shortcut for `--dist=load`.
@@ -141,31 +142,57 @@ const PYTEST_VALUE_OPTIONS: &[&str] = &[
     "--timeout",
 ];
 
-/// Our options that take a value, and their flag forms.
-const OWN_VALUE_LONG: &[&str] = &[
-    "--numprocesses",
-    "--maxprocesses",
-    "--max-worker-restart",
-    "--dist",
-    "--maxschedchunk",
-    "--tx",
-    "--testrunuid",
-    "--python",
-    "--plugin",
-    "--plugin-opt",
-    "--hang-timeout",
-    "--start",
-    "--px",
-    "--rsyncdir",
-    "--rsyncignore",
-    "--shard",
-    "--shard-by",
-];
-const OWN_FLAG_LONG: &[&str] = &[
-    "--loadscope-reorder",
-    "--no-loadscope-reorder",
-    "--no-durations",
-];
+/// xdist's own option names as the splitter needs them, read from [`RawArgs`]' definitions
+/// (the one place a flag is named; `--help`, the man page and the completions render the same).
+struct OwnNames {
+    /// `--name` forms (with aliases) that take a value.
+    long_value: Vec<String>,
+    /// `--name` forms that take none.
+    long_flag: Vec<String>,
+    /// `-c` forms that take a value (`-n 4`, `-n4`, `-n=4`).
+    short_value: Vec<char>,
+    /// `-c` forms that take none.
+    short_flag: Vec<char>,
+}
+
+fn own_names() -> &'static OwnNames {
+    static NAMES: std::sync::OnceLock<OwnNames> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        use clap::CommandFactory;
+        let mut names = OwnNames {
+            long_value: Vec::new(),
+            long_flag: Vec::new(),
+            short_value: Vec::new(),
+            short_flag: Vec::new(),
+        };
+        let cmd = RawArgs::command();
+        // `--help`/`--version` are answered before splitting (`generate::early`).
+        for arg in cmd.get_arguments() {
+            let value = arg.get_action().takes_values();
+            let longs = arg
+                .get_long()
+                .into_iter()
+                .chain(arg.get_all_aliases().unwrap_or_default());
+            for long in longs {
+                let list = if value {
+                    &mut names.long_value
+                } else {
+                    &mut names.long_flag
+                };
+                list.push(format!("--{long}"));
+            }
+            if let Some(short) = arg.get_short() {
+                let list = if value {
+                    &mut names.short_value
+                } else {
+                    &mut names.short_flag
+                };
+                list.push(short);
+            }
+        }
+        names
+    })
+}
 
 /// Whether `v` can be the value of one of our options: not another option (negative numbers
 /// are values, as argparse treats them).
@@ -192,8 +219,13 @@ pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
             i += 2;
             continue;
         }
+        let names = own_names();
         let long_name = a.split('=').next().unwrap_or(a);
-        if OWN_VALUE_LONG.contains(&long_name) {
+        let short = a
+            .strip_prefix('-')
+            .filter(|r| !r.starts_with('-'))
+            .and_then(|r| r.chars().next());
+        if a.starts_with("--") && names.long_value.iter().any(|n| n == long_name) {
             own.push(a.clone());
             if !a.contains('=') {
                 if let Some(v) = argv.get(i + 1).filter(|v| takes_as_value(v)) {
@@ -201,21 +233,19 @@ pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
                     i += 1;
                 }
             }
-        } else if OWN_FLAG_LONG.contains(&a.as_str())
-            || a == "-d"
-            || a == "-f"
-            || a == "--looponfail"
+        } else if names.long_flag.iter().any(|n| n == a)
+            || a.len() == 2 && short.is_some_and(|c| names.short_flag.contains(&c))
         {
             own.push(a.clone());
-        } else if a == "-n" {
-            own.push(a.clone());
-            if let Some(v) = argv.get(i + 1).filter(|v| takes_as_value(v)) {
+        } else if let Some(c) = short.filter(|c| names.short_value.contains(c)) {
+            own.push(format!("-{c}"));
+            let inline = &a[1 + c.len_utf8()..];
+            if !inline.is_empty() {
+                own.push(inline.strip_prefix('=').unwrap_or(inline).to_string());
+            } else if let Some(v) = argv.get(i + 1).filter(|v| takes_as_value(v)) {
                 own.push(v.clone());
                 i += 1;
             }
-        } else if let Some(v) = a.strip_prefix("-n") {
-            own.push("-n".into());
-            own.push(v.strip_prefix('=').unwrap_or(v).to_string());
         } else {
             pytest.push(a.clone());
         }
@@ -413,7 +443,7 @@ pub fn validate(
         .transpose()?;
     let dist_name = raw_cli.dist.or(raw_addopts.dist);
     let mut dist = match dist_name.as_deref() {
-        None => DistMode::No,
+        None => DistMode::Load,
         Some(name) => DistMode::parse(name).ok_or_else(|| {
             CliError::Usage(format!(
                 "invalid value '{name}' for --dist: choose from each, load, loadscope, loadfile, loadgroup, worksteal, no"
@@ -421,10 +451,6 @@ pub fn validate(
         })?,
     };
     if raw_cli.distload || raw_addopts.distload {
-        dist = DistMode::Load;
-    }
-    if dist == DistMode::No {
-        // `-n N` turns `no` into `load` (pytest-xdist); xdist always distributes.
         dist = DistMode::Load;
     }
     let loadscope_reorder = !(raw_cli.no_loadscope_reorder
@@ -546,6 +572,32 @@ pub fn parse_raw(own: &[String]) -> Result<RawArgs, CliError> {
                     .trim_start_matches("error: ")
                     .to_string();
                 CliError::Usage(first)
+            }
+        }
+    })
+}
+
+/// Parses a subcommand's arguments (`xdist serve`, `plugins`, `merge-*`): help is displayed,
+/// errors are one usage line.
+pub fn parse_subcommand<T: Parser>(name: &str, argv: &[String]) -> Result<T, CliError> {
+    T::try_parse_from(std::iter::once(name.to_string()).chain(argv.iter().cloned())).map_err(|e| {
+        match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                CliError::Display(e.to_string())
+            }
+            _ => {
+                // clap's message up to its usage block, on one line.
+                let text = e.to_string();
+                let lines: Vec<&str> = text
+                    .lines()
+                    .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                    .map(str::trim)
+                    .collect();
+                let msg = lines.join(" ");
+                CliError::Usage(format!(
+                    "{} (see {name} --help)",
+                    msg.trim_start_matches("error: ")
+                ))
             }
         }
     })
@@ -674,6 +726,44 @@ mod tests {
             s(&["-n", "2", "--dist=loadfile", "-n", "4", "--python", "py"])
         );
         assert_eq!(py, s(&["tests/", "-k", "-n", "-x"]));
+    }
+
+    /// The splitter knows every option [`RawArgs`] defines, in each spelling, with its value.
+    #[test]
+    fn every_defined_option_is_split_as_ours() {
+        use clap::CommandFactory;
+        let cmd = RawArgs::command();
+        let mut n = 0;
+        for arg in cmd.get_arguments() {
+            let value = arg.get_action().takes_values();
+            let mut spellings: Vec<Vec<String>> = Vec::new();
+            if let Some(long) = arg.get_long() {
+                spellings.push(if value {
+                    s(&[&format!("--{long}"), "2"])
+                } else {
+                    s(&[&format!("--{long}")])
+                });
+                if value {
+                    spellings.push(s(&[&format!("--{long}=2")]));
+                }
+            }
+            if let Some(short) = arg.get_short() {
+                spellings.push(if value {
+                    s(&[&format!("-{short}"), "2"])
+                } else {
+                    s(&[&format!("-{short}")])
+                });
+            }
+            for spelling in spellings {
+                let mut argv = spelling.clone();
+                argv.push("tests/".into());
+                let (own, pytest) = split_args(&argv);
+                assert_eq!(own, spelling, "{argv:?}");
+                assert_eq!(pytest, s(&["tests/"]), "{argv:?}");
+                n += 1;
+            }
+        }
+        assert!(n >= 35, "only {n} spellings");
     }
 
     #[test]

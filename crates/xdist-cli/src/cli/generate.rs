@@ -47,34 +47,17 @@ pub fn command() -> Command {
                 .help("Arguments for pytest (test paths, -k, -x, ...), passed on unchanged"),
         )
         .disable_help_subcommand(true)
-        .subcommand(
-            crate::cli::merge::MergeJunitArgs::command()
-                .name("merge-junit")
-                .bin_name("xdist merge-junit"),
-        )
-        .subcommand(
-            crate::cli::merge::MergeDurationsArgs::command()
-                .name("merge-durations")
-                .bin_name("xdist merge-durations"),
-        )
-        .subcommand(
-            Command::new("plugins")
-                .about("List the plugins xdist loads, their versions and hooks")
-                .arg(
-                    Arg::new("paths")
-                        .long("paths")
-                        .action(ArgAction::SetTrue)
-                        .help("Print the plugin directories searched, in order"),
-                )
-                .arg(
-                    Arg::new("plugin")
-                        .long("plugin")
-                        .value_name("PATH")
-                        .action(ArgAction::Append)
-                        .value_hint(clap::ValueHint::FilePath)
-                        .help("Also load this plugin library; repeatable"),
-                ),
-        )
+        .subcommands([
+            subcommand::<crate::cli::merge::MergeJunitArgs>("merge-junit"),
+            subcommand::<crate::cli::merge::MergeDurationsArgs>("merge-durations"),
+            subcommand::<crate::cli::plugins::PluginsArgs>("plugins"),
+            subcommand::<crate::cli::serve::ServeArgs>("serve"),
+        ])
+}
+
+/// A subcommand as documented: the same clap definition its arguments are parsed with.
+fn subcommand<T: CommandFactory>(name: &'static str) -> Command {
+    T::command().name(name).bin_name(format!("xdist {name}"))
 }
 
 /// Handles `--generate WHAT`, `--version`/`-V` and `--help`/`-h` (before any `--`); `None`
@@ -133,8 +116,7 @@ fn generate(what: Option<&str>) -> Result<i32, CliError> {
     Ok(0)
 }
 
-/// xdist(1): clap_mangen's sections plus the plugins command, files, environment and exit
-/// status.
+/// xdist(1): clap_mangen's sections plus the subcommands, files, environment and exit status.
 fn write_man(out: &mut Vec<u8>) -> std::io::Result<()> {
     let man = clap_mangen::Man::new(command())
         .section("1")
@@ -145,34 +127,69 @@ fn write_man(out: &mut Vec<u8>) -> std::io::Result<()> {
     man.render_synopsis_section(out)?;
     man.render_description_section(out)?;
     man.render_options_section(out)?;
+    write_commands(out, &command());
     out.extend_from_slice(EXTRA_SECTIONS.as_bytes());
     man.render_version_section(out)?;
     Ok(())
 }
 
-const EXTRA_SECTIONS: &str = r#".SH "MERGE COMMANDS"
-.TP
-\fBxdist merge\-junit\fR \fIOUT.xml\fR \fIIN.xml\fR...
-Writes one JUnit XML file from several (e.g. one per \fB\-\-shard\fR job): the counts are the
-sums, the test cases the union (a test found in two inputs is kept once).
-.TP
-\fBxdist merge\-durations\fR \fIOUT\fR \fIIN\fR...
-Merges \fB\-\-shard\fR jobs' duration histories into \fIOUT\fR (e.g.
-\fI.pytest_cache/v/xdist/durations\fR), for the next run's \fB\-\-shard\-by duration\fR. An
-input is a history file, a pytest cache directory or a project directory. \fIOUT\fR's own
-entries are the base the jobs started from: an input's entry wins where it differs from it.
-.SH "PLUGINS COMMAND"
-.TP
-\fBxdist plugins\fR [\fB\-\-paths\fR] [\fB\-\-plugin\fR \fIPATH\fR]...
-Loads what a run in the current directory would load and lists each plugin with its version,
-origin, plugin ABI revision, path and hooks.
-.TP
-\fB\-\-paths\fR
-Print the plugin directories searched, in order, and exit.
-.TP
-\fB\-\-plugin\fR \fIPATH\fR
-Also load this plugin library; repeatable.
-.SH PLUGINS
+/// The COMMANDS section: each subcommand's usage, description and arguments, from its clap
+/// definition (clap_mangen renders subcommands only as separate pages).
+fn write_commands(out: &mut Vec<u8>, cmd: &Command) {
+    let mut text = String::from(".SH COMMANDS\n");
+    for sub in cmd.get_subcommands() {
+        let mut sub = sub.clone();
+        let usage = sub.render_usage().to_string();
+        let usage = usage.trim_start_matches("Usage:").trim();
+        let bin = sub.get_bin_name().unwrap_or(sub.get_name()).to_string();
+        let rest = usage.strip_prefix(bin.as_str()).unwrap_or(usage).trim();
+        let about = sub.get_long_about().or(sub.get_about());
+        let about = about.map(|a| a.to_string()).unwrap_or_default();
+        text += &format!(
+            ".TP\n\\fB{}\\fR {}\n{}\n",
+            roff(&bin),
+            roff(rest),
+            roff(&about)
+        );
+        text += ".RS\n";
+        for arg in sub.get_arguments().filter(|a| documented(a)) {
+            let value = match arg.get_action().takes_values() {
+                true => arg
+                    .get_value_names()
+                    .map(|v| v.join(" "))
+                    .unwrap_or_default(),
+                false => String::new(),
+            };
+            let name = match arg.get_long() {
+                Some(long) if value.is_empty() => format!("\\fB--{long}\\fR"),
+                Some(long) => format!("\\fB--{long}\\fR \\fI{value}\\fR"),
+                None => format!("\\fI{value}\\fR"),
+            };
+            let help = arg.get_long_help().or(arg.get_help());
+            let help = help.map(|h| h.to_string()).unwrap_or_default();
+            text += &format!(".TP\n{}\n{}\n", roff(&name), roff(&help));
+        }
+        text += ".RE\n";
+    }
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// An argument the documentation lists (not clap's own `--help`/`--version`, not hidden).
+fn documented(arg: &Arg) -> bool {
+    !arg.is_hide_set() && !matches!(arg.get_id().as_str(), "help" | "version")
+}
+
+/// Text for roff: dashes are `\-`, one line, not starting with a control character (the
+/// callers' `\fB`/`\fI` font escapes pass through).
+fn roff(text: &str) -> String {
+    let text = text.replace('\n', " ").replace('-', "\\-");
+    match text.chars().next() {
+        Some('.' | '\'') => format!("\\&{text}"),
+        _ => text,
+    }
+}
+
+const EXTRA_SECTIONS: &str = r#".SH PLUGINS
 Plugins are shared libraries built against the \fBxdist\-plugin\-api\fR crate. They are enabled,
 and loaded in this order, by \fB\-\-plugin\fR arguments, \fBXDIST_PLUGINS\fR and the \fBplugins\fR
 list of \fB[tool.xdist]\fR in pyproject.toml: paths, or names of plugins installed in the user
@@ -281,6 +298,63 @@ mod tests {
                     || man.contains(&format!(".SH \"{section}\"")),
                 "{section}"
             );
+        }
+    }
+
+    /// Every option of the command and of each subcommand, from its one clap definition, is
+    /// in that command's `--help`, the man page and the bash, zsh and fish completions.
+    #[test]
+    fn every_flag_is_in_help_man_page_and_completions() {
+        let mut out = Vec::new();
+        write_man(&mut out).unwrap();
+        let man = String::from_utf8(out).unwrap().replace("\\-", "-");
+        let completions: Vec<(clap_complete::Shell, String)> = [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ]
+        .into_iter()
+        .map(|shell| {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut command(), "xdist", &mut text);
+            (shell, String::from_utf8(text).unwrap())
+        })
+        .collect();
+        let top = command();
+        let commands = std::iter::once(top.clone()).chain(top.get_subcommands().cloned());
+        let mut n = 0;
+        for mut cmd in commands {
+            let help = cmd.render_long_help().to_string();
+            let name = cmd.get_name().to_string();
+            for arg in cmd.get_arguments().filter(|a| documented(a)) {
+                let Some(long) = arg.get_long() else { continue };
+                n += 1;
+                assert!(
+                    help.contains(&format!("--{long}")),
+                    "{name} --help lacks --{long}"
+                );
+                assert!(
+                    man.contains(&format!("--{long}")),
+                    "man page lacks {name} --{long}"
+                );
+                for (shell, text) in &completions {
+                    // fish spells long options without their dashes (`-l numprocesses`).
+                    assert!(
+                        text.contains(long),
+                        "{shell} completion lacks {name} --{long}"
+                    );
+                }
+                if let Some(short) = arg.get_short() {
+                    assert!(
+                        help.contains(&format!("-{short}")),
+                        "{name} --help lacks -{short}"
+                    );
+                }
+            }
+        }
+        assert!(n >= 25, "only {n} long options");
+        for (_, text) in &completions {
+            assert!(text.contains("token-file"), "serve's options are completed");
         }
     }
 

@@ -14,7 +14,9 @@ use crate::error::CliError;
 #[derive(Debug, Parser)]
 #[command(
     name = "xdist merge-junit",
-    about = "Merge JUnit XML files (e.g. one per --shard job) into one: counts summed, test cases unioned."
+    about = "Merge JUnit XML files (e.g. one per --shard job) into one: counts summed, test cases unioned.",
+    long_about = "Writes one JUnit XML file from several (e.g. one per --shard job): the counts \
+                  are the sums, the test cases the union (a test found in two inputs is kept once)."
 )]
 pub struct MergeJunitArgs {
     /// The merged file to write.
@@ -43,31 +45,6 @@ pub struct MergeDurationsArgs {
     /// The jobs' histories (files, cache directories or project directories).
     #[arg(value_name = "IN", required = true, value_hint = clap::ValueHint::AnyPath)]
     inputs: Vec<PathBuf>,
-}
-
-/// Parses a subcommand's arguments: help is displayed, errors are one usage line.
-fn parse<T: Parser>(name: &str, argv: &[String]) -> Result<T, CliError> {
-    T::try_parse_from(std::iter::once(name.to_string()).chain(argv.iter().cloned())).map_err(|e| {
-        match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                CliError::Display(e.to_string())
-            }
-            _ => {
-                // clap's message up to its usage block, on one line.
-                let text = e.to_string();
-                let lines: Vec<&str> = text
-                    .lines()
-                    .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
-                    .map(str::trim)
-                    .collect();
-                let msg = lines.join(" ");
-                CliError::Usage(format!(
-                    "{} (see {name} --help)",
-                    msg.trim_start_matches("error: ")
-                ))
-            }
-        }
-    })
 }
 
 fn read(path: &Path) -> Result<String, CliError> {
@@ -143,6 +120,54 @@ fn attrs(e: &BytesStart) -> BTreeMap<String, String> {
 }
 
 /// Reads every `testsuite` of a JUnit file (root `testsuites` or a bare `testsuite`).
+/// A `<testsuite>`'s counts and names, added to the merged suite (the first name wins).
+fn add_testsuite(suite: &mut Suite, e: &BytesStart) {
+    let a = attrs(e);
+    let num = |k: &str| a.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    suite.counts.add(Counts {
+        tests: num("tests").unwrap_or(0),
+        errors: num("errors").unwrap_or(0),
+        failures: num("failures").unwrap_or(0),
+        skipped: num("skipped").unwrap_or(0),
+        time: a
+            .get("time")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0),
+    });
+    suite.name = suite.name.take().or_else(|| a.get("name").cloned());
+    suite.timestamp = suite
+        .timestamp
+        .take()
+        .or_else(|| a.get("timestamp").cloned());
+    suite.hostname = suite.hostname.take().or_else(|| a.get("hostname").cloned());
+}
+
+/// A `<testcase>`'s key (classname, name) and its own counts: one test and its time.
+fn testcase_head(e: &BytesStart) -> ((String, String), Counts) {
+    let a = attrs(e);
+    let key = (
+        a.get("classname").cloned().unwrap_or_default(),
+        a.get("name").cloned().unwrap_or_default(),
+    );
+    let time = a.get("time").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let counts = Counts {
+        tests: 1,
+        time,
+        ..Counts::default()
+    };
+    (key, counts)
+}
+
+/// A direct child of a test case that says its outcome.
+fn count_outcome(c: &mut Counts, element: &[u8]) {
+    match element {
+        b"failure" => c.failures += 1,
+        b"error" => c.errors += 1,
+        b"skipped" => c.skipped += 1,
+        _ => {}
+    }
+}
+
 fn parse_junit(text: &str) -> Result<Suite, String> {
     let mut reader = Reader::from_str(text);
     let mut suite = Suite::default();
@@ -161,63 +186,22 @@ fn parse_junit(text: &str) -> Result<Suite, String> {
                 if open.is_none() && e.name().as_ref() == b"testsuite" =>
             {
                 seen_suite = true;
-                let a = attrs(&e);
-                let num = |k: &str| a.get(k).and_then(|v| v.trim().parse::<u64>().ok());
-                suite.counts.add(Counts {
-                    tests: num("tests").unwrap_or(0),
-                    errors: num("errors").unwrap_or(0),
-                    failures: num("failures").unwrap_or(0),
-                    skipped: num("skipped").unwrap_or(0),
-                    time: a
-                        .get("time")
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .unwrap_or(0.0),
-                });
-                suite.name = suite.name.or_else(|| a.get("name").cloned());
-                suite.timestamp = suite.timestamp.or_else(|| a.get("timestamp").cloned());
-                suite.hostname = suite.hostname.or_else(|| a.get("hostname").cloned());
+                add_testsuite(&mut suite, &e);
             }
             Event::Start(e) if open.is_none() && e.name().as_ref() == b"testcase" => {
-                let a = attrs(&e);
-                let key = (
-                    a.get("classname").cloned().unwrap_or_default(),
-                    a.get("name").cloned().unwrap_or_default(),
-                );
-                let time = a.get("time").and_then(|v| v.parse().ok()).unwrap_or(0.0);
-                let counts = Counts {
-                    tests: 1,
-                    time,
-                    ..Counts::default()
-                };
+                let (key, counts) = testcase_head(&e);
                 open = Some((before, key, counts));
                 depth_in_case = 0;
             }
             Event::Empty(e) if open.is_none() && e.name().as_ref() == b"testcase" => {
-                let a = attrs(&e);
-                suite.cases.push(Case {
-                    key: (
-                        a.get("classname").cloned().unwrap_or_default(),
-                        a.get("name").cloned().unwrap_or_default(),
-                    ),
-                    xml: text[before..after].to_string(),
-                    counts: Counts {
-                        tests: 1,
-                        time: a.get("time").and_then(|v| v.parse().ok()).unwrap_or(0.0),
-                        ..Counts::default()
-                    },
-                });
+                let (key, counts) = testcase_head(&e);
+                let xml = text[before..after].to_string();
+                suite.cases.push(Case { key, xml, counts });
             }
             ref ev @ (Event::Start(ref e) | Event::Empty(ref e)) if open.is_some() => {
                 let is_start = matches!(ev, Event::Start(_));
-                if depth_in_case == 0 {
-                    if let Some((_, _, c)) = open.as_mut() {
-                        match e.name().as_ref() {
-                            b"failure" => c.failures += 1,
-                            b"error" => c.errors += 1,
-                            b"skipped" => c.skipped += 1,
-                            _ => {}
-                        }
-                    }
+                if let (0, Some((_, _, c))) = (depth_in_case, open.as_mut()) {
+                    count_outcome(c, e.name().as_ref());
                 }
                 if is_start {
                     depth_in_case += 1;
@@ -252,7 +236,7 @@ fn escape(s: &str) -> String {
 
 /// `xdist merge-junit OUT IN...`.
 pub fn merge_junit(argv: &[String]) -> Result<i32, CliError> {
-    let args: MergeJunitArgs = parse("xdist merge-junit", argv)?;
+    let args: MergeJunitArgs = crate::args::parse_subcommand("xdist merge-junit", argv)?;
     let mut total = Counts::default();
     let mut first = Suite::default();
     let mut seen = HashSet::new();
@@ -331,7 +315,7 @@ fn history_file(p: &Path) -> PathBuf {
     } else {
         p.join(".pytest_cache")
     };
-    cache.join("v").join("xdist").join("durations")
+    crate::durations::history_path(&cache)
 }
 
 fn read_history(path: &Path) -> Result<BTreeMap<String, f64>, CliError> {
@@ -345,7 +329,7 @@ fn read_history(path: &Path) -> Result<BTreeMap<String, f64>, CliError> {
 
 /// `xdist merge-durations OUT IN...`.
 pub fn merge_durations(argv: &[String]) -> Result<i32, CliError> {
-    let args: MergeDurationsArgs = parse("xdist merge-durations", argv)?;
+    let args: MergeDurationsArgs = crate::args::parse_subcommand("xdist merge-durations", argv)?;
     let out = history_file(&args.out);
     let base = if out.exists() {
         read_history(&out)?

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use xdist_core::env as envnames;
@@ -114,7 +114,7 @@ raise SystemExit(pytest.main(sys.argv[1:], plugins=plugins))
 /// `--shard` for a plain run: the shard and the duration history to split by.
 pub struct PlainShard {
     pub shard: Shard,
-    pub history: Option<PathBuf>,
+    pub history: Option<crate::durations::History>,
 }
 
 fn start_error(python: &Path, err: std::io::Error) -> CliError {
@@ -166,10 +166,7 @@ pub fn run_plain_pytest(
             CliError::Internal(format!("bad collection from the pytest process: {e}"))
         })?;
         let durations = match shard.shard.by {
-            ShardBy::Duration => shard
-                .history
-                .as_deref()
-                .and_then(|p| crate::run::durations::estimates(p, &ids)),
+            ShardBy::Duration => shard.history.as_ref().and_then(|h| h.estimates(&ids)),
             ShardBy::Hash => None,
         };
         let keep = crate::run::shard::select(&ids, shard.shard, durations.as_deref());

@@ -1,6 +1,8 @@
 //! Glue between the CLI and `xdist-plugin-api`: which plugins to load, what they see, and
 //! the `xdist plugins` command.
 
+use std::path::PathBuf;
+
 use serde_json::json;
 use xdist_core::ini::PytestConfigFile;
 use xdist_plugin_api::host::{disabled_from_args, Discovery, LoadOptions, PluginError, PluginHost};
@@ -69,33 +71,30 @@ pub fn config_view(opts: &RunOptions, ini: &PytestConfigFile) -> ConfigView {
 }
 
 /// `xdist plugins [--paths] [--plugin PATH]...`: list loaded plugins and their hooks.
+/// `xdist plugins`: its options (parsed, and rendered in `--help`, the man page and the
+/// completions).
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "xdist plugins",
+    about = "List the plugins xdist loads, their versions and hooks",
+    long_about = "Lists the plugins a run in the current directory enables (--plugin, \
+                  $XDIST_PLUGINS, [tool.xdist] plugins in pyproject.toml) and those installed in \
+                  the plugin directories, which a bare name (`--plugin crash-retry`) enables, \
+                  with their versions, origin, plugin ABI revision, path and hooks."
+)]
+pub struct PluginsArgs {
+    /// Print the plugin directories searched, in order, and exit.
+    #[arg(long)]
+    paths: bool,
+    /// Also load this plugin library (or an installed plugin's name); repeatable.
+    #[arg(long = "plugin", value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    plugin: Vec<PathBuf>,
+}
+
 pub fn list_command(args: &[String]) -> Result<i32, CliError> {
-    let mut explicit = Vec::new();
-    let mut show_paths = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--paths" => show_paths = true,
-            "--plugin" => match it.next() {
-                Some(p) => explicit.push(p.into()),
-                None => return Err(CliError::Usage("--plugin needs a PATH".into())),
-            },
-            "-h" | "--help" => {
-                outln!("usage: xdist plugins [--paths] [--plugin PATH]...\n\nLists the plugins a run here enables (--plugin, $XDIST_PLUGINS, [tool.xdist] plugins\nin pyproject.toml) and those installed in the plugin directories, which a bare\nname (`--plugin crash-retry`) enables, with their versions and hooks.\n--paths prints the plugin directories, in order.");
-                return Ok(0);
-            }
-            other => {
-                if let Some(p) = other.strip_prefix("--plugin=") {
-                    explicit.push(p.into());
-                } else {
-                    return Err(CliError::Usage(format!(
-                        "unexpected argument '{other}' for `xdist plugins`; see `xdist plugins --help`"
-                    )));
-                }
-            }
-        }
-    }
-    if show_paths {
+    let args: PluginsArgs = crate::args::parse_subcommand("xdist plugins", args)?;
+    let explicit = args.plugin;
+    if args.paths {
         if let Some(dir) = Discovery::user_dir() {
             outln!("{}", dir.display());
         }

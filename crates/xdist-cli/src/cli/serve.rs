@@ -31,9 +31,13 @@ const MAX_HELLO: usize = 64 * 1024;
 #[derive(Debug, Parser)]
 #[command(
     name = "xdist serve",
-    about = "Serve socket workers for `xdist --tx socket=HOST:PORT` (needs a shared token)."
+    about = "Serve socket workers for `xdist --tx socket=HOST:PORT` (needs a shared token).",
+    long_about = "Serves socket workers for `xdist --tx socket=HOST:PORT`: each accepted \
+                  connection whose hello carries the shared token ($XDIST_TOKEN or --token-file) \
+                  becomes one worker process. Listens on loopback unless --listen says \
+                  otherwise; SIGINT/SIGTERM stop it."
 )]
-struct ServeArgs {
+pub struct ServeArgs {
     /// Address to listen on (loopback by default; anything else is reachable by others).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     listen: String,
@@ -47,22 +51,7 @@ struct ServeArgs {
 
 /// `xdist serve [--listen ADDR] [--token-file FILE] [--python PY]`.
 pub fn command(argv: &[String]) -> Result<i32, CliError> {
-    let args = ServeArgs::try_parse_from(
-        std::iter::once("xdist serve".to_string()).chain(argv.iter().cloned()),
-    )
-    .map_err(|e| match e.kind() {
-        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-            CliError::Display(e.to_string())
-        }
-        _ => CliError::Usage(
-            e.to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ")
-                .to_string(),
-        ),
-    })?;
+    let args: ServeArgs = crate::args::parse_subcommand("xdist serve", argv)?;
     let token = match &args.token_file {
         Some(f) => std::fs::read_to_string(f)
             .map_err(|e| CliError::Usage(format!("cannot read --token-file {}: {e}", f.display())))?
@@ -151,6 +140,33 @@ fn serve_one(
     python: &std::path::Path,
     children: &Mutex<Vec<u32>>,
 ) -> Result<(), String> {
+    let hello = read_hello(&mut conn, token)?;
+    let mut cmd = worker_command(&conn, &hello, python)?;
+    if let Err(e) = reply(&mut conn, true, None) {
+        return Err(format!("client left: {e}"));
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", cmd.get_program().to_string_lossy()))?;
+    drop(conn);
+    let pid = child.id();
+    children.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+    eprintln!("xdist serve: {peer}: worker started (pid {pid})");
+    let status = child.wait();
+    children
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| *p != pid);
+    eprintln!(
+        "xdist serve: {peer}: worker ended ({})",
+        status.map_or_else(|e| e.to_string(), |s| s.to_string())
+    );
+    Ok(())
+}
+
+/// Reads the client's hello (bounded in size and time) and checks its token; a refused
+/// client is told why before the connection closes.
+fn read_hello(conn: &mut TcpStream, token: &str) -> Result<Hello, String> {
     conn.set_nonblocking(false).map_err(|e| e.to_string())?;
     conn.set_read_timeout(Some(HELLO_TIMEOUT))
         .map_err(|e| e.to_string())?;
@@ -159,7 +175,7 @@ fn serve_one(
         .map_err(|e| format!("no hello ({e}); refused"))?;
     let n = u32::from_be_bytes(head) as usize;
     if n > MAX_HELLO {
-        let _ = reply(&mut conn, false, Some("hello too large"));
+        let _ = reply(conn, false, Some("hello too large"));
         return Err("hello too large; refused".into());
     }
     let mut buf = vec![0u8; n];
@@ -168,15 +184,24 @@ fn serve_one(
     let hello: Hello = match serde_json::from_slice(&buf) {
         Ok(h) => h,
         Err(_) => {
-            let _ = reply(&mut conn, false, Some("not an xdist hello"));
+            let _ = reply(conn, false, Some("not an xdist hello"));
             return Err("not an xdist hello; refused".into());
         }
     };
     if !same_token(&hello.token, token) {
-        let _ = reply(&mut conn, false, Some("bad or missing token"));
+        let _ = reply(conn, false, Some("bad or missing token"));
         return Err("bad or missing token; refused".into());
     }
     conn.set_read_timeout(None).map_err(|e| e.to_string())?;
+    Ok(hello)
+}
+
+/// The worker the hello asks for, its stdin and stdout on the connection.
+fn worker_command(
+    conn: &TcpStream,
+    hello: &Hello,
+    python: &std::path::Path,
+) -> Result<Command, String> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let cwd = match &hello.chdir {
         Some(d) => {
@@ -214,26 +239,7 @@ fn serve_one(
             Ok(())
         });
     }
-    if let Err(e) = reply(&mut conn, true, None) {
-        return Err(format!("client left: {e}"));
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", py.display()))?;
-    drop(conn);
-    let pid = child.id();
-    children.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
-    eprintln!("xdist serve: {peer}: worker started (pid {pid})");
-    let status = child.wait();
-    children
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|p| *p != pid);
-    eprintln!(
-        "xdist serve: {peer}: worker ended ({})",
-        status.map_or_else(|e| e.to_string(), |s| s.to_string())
-    );
-    Ok(())
+    Ok(cmd)
 }
 
 #[cfg(test)]

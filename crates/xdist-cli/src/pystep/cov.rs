@@ -114,7 +114,7 @@ fn run_step(
         .args(["-c", STEP])
         .current_dir(topdir)
         // pytest-cov sizes its separators from the terminal, like pytest's own width.
-        .env("COLUMNS", width.to_string())
+        .env(xdist_core::env::COLUMNS, width.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -85,7 +85,7 @@ pub(crate) fn step_command(python: &Path, cwd: &Path, width: usize) -> Command {
     cmd.args(["-c", BOOTSTRAP])
         .current_dir(cwd)
         // Plugins size their separators from the terminal, like pytest's own width.
-        .env("COLUMNS", width.to_string())
+        .env(xdist_core::env::COLUMNS, width.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     cmd

@@ -13,8 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, IsTerminal, Write};
-use std::path::Path;
+use std::io::{self, Write};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -26,8 +25,7 @@ use crate::report::termwriter::{display_width, strip_ansi};
 /// cursor, the run is not quiet, and `XDIST_NO_STATUS` is unset.
 pub fn wanted(quiet: bool) -> bool {
     !quiet
-        && io::stdout().is_terminal()
-        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        && crate::report::termwriter::stdout_is_smart_terminal()
         && std::env::var_os(xdist_core::env::XDIST_NO_STATUS).is_none_or(|v| v.is_empty())
 }
 
@@ -60,24 +58,23 @@ impl StatusHandle {
     pub fn event(&self, event: &RunEvent<'_>) {
         let mut s = self.shared.borrow_mut();
         match event {
-            RunEvent::SessionStart { options, .. } => {
-                if options.verbose < 0 {
-                    s.active = false;
-                }
-                s.model.cache_dir = options.cache_dir.clone().filter(|d| !d.is_empty());
+            // `-q` hides the status line.
+            RunEvent::SessionStart { options, .. } if options.verbose < 0 => {
+                s.active = false;
             }
-            RunEvent::CollectionComplete { workers, ids, .. } => {
-                let history = s.model.cache_dir.as_deref().and_then(|d| {
-                    let path = Path::new(d).join("v").join("xdist").join("durations");
-                    crate::run::durations::estimates(&path, ids)
-                });
+            RunEvent::CollectionComplete {
+                workers,
+                ids,
+                estimates,
+                ..
+            } => {
                 let m = &mut s.model;
                 m.total = ids.len();
                 m.workers = *workers;
                 m.since = Some(Instant::now());
-                if let Some(est) = history {
+                if let Some(est) = estimates {
                     m.remaining = est.iter().sum();
-                    m.estimates = ids.iter().cloned().zip(est).collect();
+                    m.estimates = ids.iter().cloned().zip(est.iter().copied()).collect();
                 }
             }
             RunEvent::TestStarted { worker, nodeid } => {
@@ -136,7 +133,6 @@ impl WorkerKey {
 /// What the status line says.
 #[derive(Default)]
 struct Model {
-    cache_dir: Option<String>,
     total: usize,
     completed: usize,
     workers: usize,
@@ -384,6 +380,7 @@ mod tests {
             lines: &[],
             scheduler: "load",
             ids,
+            estimates: None,
         });
     }
 

@@ -342,9 +342,6 @@ impl TerminalReporter {
         let markup = Self::markup_of(report);
         self.progress_reported.insert(nodeid.to_string());
         if self.verbosity() <= 0 {
-            if self.verbosity() < 0 && self.quiet_hides_letters() {
-                return;
-            }
             if matches!(self.state, LineState::WorkerOutput(_)) {
                 self.ensure_newline();
             }
@@ -367,11 +364,6 @@ impl TerminalReporter {
             self.state = LineState::Dirty;
         }
         self.tw.flush_soon();
-    }
-
-    fn quiet_hides_letters(&self) -> bool {
-        // pytest prints letters at -q too; only -qq and below would still print them.
-        false
     }
 
     fn collect_report(&mut self, _worker: &str, nodeid: &str, report: &Report) {

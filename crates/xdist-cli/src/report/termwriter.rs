@@ -138,6 +138,14 @@ impl TermWriter {
     }
 }
 
+/// Whether stdout is a terminal that understands escape sequences (not `TERM=dumb`): what
+/// colour and the live status line both need.
+pub fn stdout_is_smart_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal()
+        && std::env::var(xdist_core::env::TERM).map_or(true, |t| t != "dumb")
+}
+
 /// Display width in terminal cells (ASCII fast path; wide characters count 2).
 pub fn display_width(s: &str) -> usize {
     if s.is_ascii() {

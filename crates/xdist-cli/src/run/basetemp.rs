@@ -19,8 +19,8 @@ pub fn make_run_basetemp(given: Option<&Path>, cwd: &Path) -> std::io::Result<Pa
         fs::create_dir_all(&dir)?;
         return Ok(dir);
     }
-    let root = std::env::var_os("PYTEST_DEBUG_TEMPROOT")
-        .or_else(|| std::env::var_os("TMPDIR"))
+    let root = std::env::var_os(xdist_core::env::PYTEST_DEBUG_TEMPROOT)
+        .or_else(|| std::env::var_os(xdist_core::env::TMPDIR))
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let user = current_user().unwrap_or_else(|| "unknown".to_string());

@@ -6,7 +6,6 @@ use xdist_core::events::RunEvent;
 use xdist_core::protocol::{Command, Report, WorkerEvent};
 use xdist_sched::{Collection, NodeKey};
 
-use crate::run::durations;
 use crate::run::state::{judge_collection, CollectVerdict};
 
 use super::controller::Controller;
@@ -61,13 +60,12 @@ impl Controller<'_> {
         deselected: usize,
     ) {
         let collection = Arc::new(Collection { ids, groups });
+        let estimates = self.history().and_then(|h| h.estimates(&collection.ids));
+        self.estimates = estimates.map(Arc::new);
         if !self.setup.opts.no_durations && !self.plugin_scheduler {
-            if let Some(d) = self
-                .history_path()
-                .and_then(|p| durations::estimates(&p, &collection.ids))
-            {
+            if let Some(d) = self.estimates.clone() {
                 // No node was added yet: start over with a duration-aware scheduler.
-                self.sched_config.durations = Some(Arc::new(d));
+                self.sched_config.durations = Some(d);
                 self.sched =
                     xdist_sched::make_scheduler(self.setup.opts.dist, self.sched_config.clone());
             }
@@ -125,6 +123,7 @@ impl Controller<'_> {
             }
             self.collection_complete = true;
             let name = self.sched.name();
+            let estimates = self.estimates.clone();
             self.emit(RunEvent::CollectionComplete {
                 workers: self.setup.workers(),
                 items: collection.len(),
@@ -132,6 +131,7 @@ impl Controller<'_> {
                 lines,
                 scheduler: name,
                 ids: &collection.ids,
+                estimates: estimates.as_deref().map(Vec::as_slice),
             });
             let go_on = self.options.continue_on_collection_errors;
             let effects = self.stop.on_collection_complete(&self.ledger, go_on);
@@ -153,9 +153,7 @@ impl Controller<'_> {
             return (ids, groups, 0);
         };
         let durations = match shard.by {
-            crate::cli::args::ShardBy::Duration => self
-                .history_path()
-                .and_then(|p| durations::estimates(&p, &ids)),
+            crate::cli::args::ShardBy::Duration => self.history().and_then(|h| h.estimates(&ids)),
             crate::cli::args::ShardBy::Hash => None,
         };
         let selected = crate::run::shard::select(&ids, shard, durations.as_deref());

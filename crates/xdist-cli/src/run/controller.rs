@@ -107,6 +107,9 @@ pub struct Controller<'r> {
     /// Tests reported failed because their worker died.
     pub(super) crashed_tests: HashSet<usize>,
     pub(super) sched_config: SchedConfig,
+    /// The duration history (read once, on first use) and its estimates for the collection.
+    pub(super) history: Option<crate::run::durations::History>,
+    pub(super) estimates: Option<Arc<Vec<f64>>>,
     pub(super) failed_ids: Vec<String>,
     pub(super) failed_seen: HashSet<String>,
     /// Whole-protocol duration of each test run here, for the duration history.
@@ -212,6 +215,8 @@ impl<'r> Controller<'r> {
             done_tests: HashSet::new(),
             crashed_tests: HashSet::new(),
             sched_config: config,
+            history: None,
+            estimates: None,
             run_durations: HashMap::new(),
             shard_map: None,
             shard_rev: Vec::new(),

@@ -4,29 +4,50 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Estimated seconds per test index, or None without any history for this collection.
-/// Tests without history get the median of those with history.
-pub fn estimates(path: &Path, ids: &[String]) -> Option<Vec<f64>> {
-    let text = fs::read_to_string(path).ok()?;
-    let known: BTreeMap<String, f64> = serde_json::from_str(&text).ok()?;
-    let mut found: Vec<Option<f64>> = ids
-        .iter()
-        .map(|id| {
-            known
-                .get(id)
-                .copied()
-                .filter(|d| d.is_finite() && *d >= 0.0)
-        })
-        .collect();
-    let mut have: Vec<f64> = found.iter().flatten().copied().collect();
-    if have.is_empty() {
-        return None;
+/// The history file of a pytest cache directory.
+pub fn history_path(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("v").join("xdist").join("durations")
+}
+
+/// The recorded durations, read once per run and handed to whoever needs them (shard
+/// selection, the schedulers, the status line's ETA).
+#[derive(Debug, Default)]
+pub struct History {
+    known: BTreeMap<String, f64>,
+}
+
+impl History {
+    /// Reads a history file; empty when it is missing or unreadable (it is a cache).
+    pub fn load(path: &Path) -> History {
+        let known = fs::read_to_string(path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        History { known }
     }
-    have.sort_by(|a, b| a.total_cmp(b));
-    let median = have[have.len() / 2];
-    Some(found.iter_mut().map(|d| d.unwrap_or(median)).collect())
+
+    /// Estimated seconds per test index, or None without any history for these ids.
+    /// Tests without history get the median of those with history.
+    pub fn estimates(&self, ids: &[String]) -> Option<Vec<f64>> {
+        let mut found: Vec<Option<f64>> = ids
+            .iter()
+            .map(|id| {
+                self.known
+                    .get(id)
+                    .copied()
+                    .filter(|d| d.is_finite() && *d >= 0.0)
+            })
+            .collect();
+        let mut have: Vec<f64> = found.iter().flatten().copied().collect();
+        if have.is_empty() {
+            return None;
+        }
+        have.sort_by(|a, b| a.total_cmp(b));
+        let median = have[have.len() / 2];
+        Some(found.iter_mut().map(|d| d.unwrap_or(median)).collect())
+    }
 }
 
 /// Merges this run's measurements into the history file (creating pytest's cache layout).
@@ -68,16 +89,18 @@ mod tests {
     fn round_trip_and_median_fill() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let path = dir.join(".pytest_cache/v/xdist/durations");
+        let path = history_path(&dir.join(".pytest_cache"));
         record(&path, [("a", 1.0), ("b", 3.0), ("c", 2.0)].into_iter()).unwrap();
         let ids: Vec<String> = ["a", "new", "b", "c"]
             .iter()
             .map(|s| s.to_string())
             .collect();
         // `new` has no history: it gets the median of this collection's known tests.
-        assert_eq!(estimates(&path, &ids), Some(vec![1.0, 2.0, 3.0, 2.0]));
+        let history = History::load(&path);
+        assert_eq!(history.estimates(&ids), Some(vec![1.0, 2.0, 3.0, 2.0]));
         assert!(dir.join(".pytest_cache/.gitignore").exists());
-        assert_eq!(estimates(&path, &["zzz".to_string()]), None);
+        assert_eq!(history.estimates(&["zzz".to_string()]), None);
+        assert_eq!(History::load(&dir.join("missing")).estimates(&ids), None);
         let _ = fs::remove_dir_all(dir);
     }
 }

@@ -201,7 +201,16 @@ impl Controller<'_> {
             .cache_dir
             .as_deref()
             .filter(|d| !d.is_empty())?;
-        Some(PathBuf::from(dir).join("v").join("xdist").join("durations"))
+        Some(durations::history_path(Path::new(dir)))
+    }
+
+    /// The duration history, read on first use (the workers report pytest's `cache_dir`).
+    pub(super) fn history(&mut self) -> Option<&durations::History> {
+        let path = self.history_path()?;
+        Some(
+            self.history
+                .get_or_insert_with(|| durations::History::load(&path)),
+        )
     }
 
     pub(super) fn save_durations(&mut self) {

@@ -64,7 +64,7 @@ impl Zygote {
     fn workers_needed(&self, server: &ForkServer, workers: usize) -> Option<usize> {
         let u = server.units;
         let units = match self.dist {
-            DistMode::Each | DistMode::No => return None,
+            DistMode::Each => return None,
             DistMode::LoadFile => u.files,
             DistMode::LoadScope => u.scopes,
             DistMode::Load | DistMode::LoadGroup | DistMode::WorkSteal => u.items,
