@@ -617,11 +617,7 @@ impl JunitReporter {
             let _ = std::fs::create_dir_all(dir);
         }
         if let Err(source) = std::fs::write(path, self.document(summary)) {
-            self.error = Some(FileError {
-                what: "junit xml",
-                path: path.to_path_buf(),
-                source,
-            });
+            self.error = Some(FileError::new("junit xml", path, source));
         }
     }
 }
@@ -697,51 +693,5 @@ impl Reporter for JunitReporter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_like_pytest() {
-        assert_eq!(bin_xml_escape("hello\x07world\x08"), "hello#x07world#x08");
-        assert_eq!(
-            bin_xml_escape("a\tb\nc\rd\x7f\u{fffe}"),
-            "a\tb\nc\rd#x7F#xFFFE"
-        );
-        assert_eq!(bin_xml_escape("é☃𝄞"), "é☃𝄞");
-        assert_eq!(escape_attr("a\"<&>\n\t"), "a&quot;&lt;&amp;&gt;&#10;&#09;");
-    }
-
-    #[test]
-    fn mangles_addresses() {
-        assert_eq!(
-            mangle_test_address("pkg/test_a.py::TestX::test_y[a::b/c]"),
-            vec!["pkg.test_a", "TestX", "test_y[a::b/c]"]
-        );
-        assert_eq!(mangle_test_address("test_a.py"), vec!["test_a"]);
-        assert_eq!(mangle_test_address("a.py::t[]"), vec!["a", "t[]"]);
-    }
-
-    #[test]
-    fn shortens_messages() {
-        assert_eq!(shorten_message("short", 500), "short");
-        let long = "x".repeat(600);
-        let s = shorten_message(&long, 500);
-        assert!(s.ends_with("...\n[truncated; full report in element text]"));
-        let many = (0..200)
-            .map(|i| format!("line {i}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let s = shorten_message(&many, 500);
-        assert!(
-            s.contains("more lines; full report in element text]"),
-            "{s}"
-        );
-    }
-
-    #[test]
-    fn centers_like_python() {
-        assert_eq!(center(" ab ", 10, '-'), "--- ab ---");
-        assert_eq!(center("abc", 6, '-'), "-abc--");
-        assert_eq!(center("ab", 5, '-'), "--ab-");
-    }
-}
+#[path = "junit_tests.rs"]
+mod tests;

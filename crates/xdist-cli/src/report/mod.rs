@@ -22,3 +22,10 @@ pub struct FileError {
     pub path: std::path::PathBuf,
     pub source: std::io::Error,
 }
+
+impl FileError {
+    pub fn new(what: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        FileError { what, path, source }
+    }
+}

@@ -42,11 +42,7 @@ impl ReportLogReporter {
     fn fail(&mut self, path: Option<PathBuf>, source: std::io::Error) {
         if self.error.is_none() {
             let path = path.or_else(|| self.path.clone()).unwrap_or_default();
-            self.error = Some(FileError {
-                what: "report log",
-                path,
-                source,
-            });
+            self.error = Some(FileError::new("report log", &path, source));
         }
     }
 
