@@ -647,7 +647,7 @@ def report(results: dict[str, list[Row]], manifests: dict, meta: dict) -> str:
                 xd = by["xd-load"].median()
                 notes.append(f"- **trivial**: T_collect = {tc:.2f}s, T_serial = {ts:.2f}s, limit "
                              f"L = T_collect + (T_serial - T_collect)/{WORKERS} = {lim:.2f}s; "
-                             f"xdist / L = {fmt_ratio(xd, lim)} (target <= 1.15x); "
+                             f"xdist (fork) / L = {fmt_ratio(xd, lim)} (target <= 1.05x); "
                              f"xdist / pytest-xdist = {fmt_ratio(xd, by['px-load'].median())} "
                              "(target <= 0.5x).")
         if suite == "trivial" and "xd-load-spawn" in by:

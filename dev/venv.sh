@@ -3,7 +3,7 @@
 #   .venv        <- dev/requirements.txt        (pytest only)
 #   .venv-xdist  <- dev/requirements-xdist.txt  (pytest + pytest-xdist)
 #   .venv-plugins <- dev/requirements-plugins.txt (pytest + pytest-cov, -randomly, -rerunfailures,
-#                    -timeout, -asyncio, hypothesis, -html, -json-report, syrupy:
+#                    -timeout, -asyncio, hypothesis, -html, -json-report, syrupy, -django, anyio:
 #                    crates/xdist-cli/tests/python_plugins.rs)
 # Idempotent: a venv is (re)built only when its requirements file changed
 # (stamp file .venv*/.requirements.sha256 holds the hash) or it is broken.

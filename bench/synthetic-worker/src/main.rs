@@ -146,6 +146,54 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    let (mut input, out) = open_channel();
+    let mut buf = Vec::new();
+    // Frame 0: the Python worker code (ignored). Frame 1: the bootstrap.
+    if read_frame(&mut input, &mut buf).is_err() || read_frame(&mut input, &mut buf).is_err() {
+        std::process::exit(3);
+    }
+    let verbose = verbosity(&buf);
+    if std::env::var_os(xdist_core::env::XDIST_ZYGOTE).is_some() {
+        // Asked to be the run's fork server: say it cannot, as a zygote that may not fork
+        // does; the controller then spawns its workers.
+        let mut frame = frame_start();
+        frame.extend_from_slice(br#"{"t":"nofork","reason":"the synthetic worker cannot fork"}"#);
+        let len = (frame.len() - 4) as u32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        let mut out = out;
+        let _ = out.write_all(&frame);
+        std::process::exit(0);
+    }
+    let mut worker = Worker {
+        out,
+        events: Vec::new(),
+        queue: VecDeque::new(),
+        commands: read_commands(input),
+    };
+    worker.emit(ready_event(verbose).to_string());
+    worker.flush();
+    worker.send(collection_frame(tests));
+    let mut pending = worker.pop();
+    while let Item::Test(index) = pending {
+        pending = worker.pop();
+        worker.emit(format!(r#"{{"t":"logstart","i":{index}}}"#));
+        // Sent now, with every report before it (crash attribution in the controller).
+        worker.flush();
+        worker.emit(format!(
+            r#"{{"t":"report","i":{index},"w":"call","o":"passed","c":"passed","l":".","W":"PASSED","d":0.0001}}"#
+        ));
+        worker.emit(format!(r#"{{"t":"done","i":{index},"d":0.0002}}"#));
+    }
+    worker.emit(
+        r#"{"t":"finished","exitstatus":0,"shouldfail":false,"shouldstop":false,"workeroutput":{"exitstatus":0}}"#
+            .to_string(),
+    );
+    worker.flush();
+    std::process::exit(0);
+}
+
+/// The channel's two descriptors, as `XDIST_CHANNEL_FDS` names them (default `3,4`).
+fn open_channel() -> (BufReader<File>, File) {
     let fds = std::env::var(xdist_core::env::XDIST_CHANNEL_FDS).unwrap_or_else(|_| "3,4".into());
     let mut parts = fds
         .split(',')
@@ -153,13 +201,12 @@ fn main() {
     let (r, w) = (parts.next().unwrap_or(3), parts.next().unwrap_or(4));
     // SAFETY: the controller hands us these descriptors; nothing else in this process owns them.
     let (input, out) = unsafe { (File::from_raw_fd(r), File::from_raw_fd(w)) };
-    let mut input = BufReader::with_capacity(64 * 1024, input);
-    let mut buf = Vec::new();
-    // Frame 0: the Python worker code (ignored). Frame 1: the bootstrap.
-    if read_frame(&mut input, &mut buf).is_err() || read_frame(&mut input, &mut buf).is_err() {
-        std::process::exit(3);
-    }
-    let boot: Value = serde_json::from_slice(&buf).unwrap_or(Value::Null);
+    (BufReader::with_capacity(64 * 1024, input), out)
+}
+
+/// `-v`/`-q` in the bootstrap's pytest arguments, counted as pytest counts them.
+fn verbosity(bootstrap: &[u8]) -> i64 {
+    let boot: Value = serde_json::from_slice(bootstrap).unwrap_or(Value::Null);
     let args: Vec<String> = boot["args"]
         .as_array()
         .map(|a| {
@@ -168,15 +215,17 @@ fn main() {
                 .collect()
         })
         .unwrap_or_default();
-    let verbose: i64 = args
-        .iter()
+    args.iter()
         .map(|a| match a.as_str() {
             "-q" | "--quiet" => -1,
             "-v" | "--verbose" => 1,
             _ => 0,
         })
-        .sum();
+        .sum()
+}
 
+/// A thread that reads command batches; the receiver ends when the controller closes.
+fn read_commands(mut input: BufReader<File>) -> mpsc::Receiver<Vec<Command>> {
     let (tx, commands) = mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -192,20 +241,18 @@ fn main() {
         }
         // Dropping `tx` tells the main thread the channel closed.
     });
-    let mut worker = Worker {
-        out,
-        events: Vec::new(),
-        queue: VecDeque::new(),
-        commands,
-    };
+    commands
+}
 
+/// `ready`, with the info and options a real worker reports.
+fn ready_event(verbose: i64) -> Value {
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let ready = json!({
+    json!({
         "t": "ready",
         "protocol": xdist_core::protocol::PROTOCOL_VERSION,
         "info": {
@@ -228,9 +275,11 @@ fn main() {
             "cache_dir": null,
             "pytest_version": "9.0.0",
         },
-    });
-    worker.emit(ready.to_string());
-    worker.flush();
+    })
+}
+
+/// `collectionfinish` for `tests` ids.
+fn collection_frame(tests: usize) -> Vec<u8> {
     // Ids shaped like a real suite's (100 tests per module), written straight into the frame.
     let mut frame = frame_start();
     frame.reserve(tests * 34 + 128);
@@ -245,23 +294,5 @@ fn main() {
         frame.extend_from_slice(&id);
     }
     frame.extend_from_slice(br#"],"groups":[],"errors":0,"deselected":0,"lines":[]}]"#);
-    worker.send(frame);
-
-    let mut pending = worker.pop();
-    while let Item::Test(index) = pending {
-        pending = worker.pop();
-        worker.emit(format!(r#"{{"t":"logstart","i":{index}}}"#));
-        // Sent now, with every report before it (crash attribution in the controller).
-        worker.flush();
-        worker.emit(format!(
-            r#"{{"t":"report","i":{index},"w":"call","o":"passed","c":"passed","l":".","W":"PASSED","d":0.0001}}"#
-        ));
-        worker.emit(format!(r#"{{"t":"done","i":{index},"d":0.0002}}"#));
-    }
-    worker.emit(
-        r#"{"t":"finished","exitstatus":0,"shouldfail":false,"shouldstop":false,"workeroutput":{"exitstatus":0}}"#
-            .to_string(),
-    );
-    worker.flush();
-    std::process::exit(0);
+    frame
 }

@@ -13,9 +13,9 @@ pub enum CliError {
     #[error("{0}")]
     Display(String),
     #[error(transparent)]
-    Python(#[from] xdist_core::python::PythonError),
+    Python(#[from] xdist_config::python::PythonError),
     #[error(transparent)]
-    Ini(#[from] xdist_core::ini::IniError),
+    Ini(#[from] xdist_config::ini::IniError),
     #[error(transparent)]
     Spawn(#[from] xdist_worker::SpawnError),
     /// A plugin failed to load (exit 4) or failed inside a hook (exit 3).

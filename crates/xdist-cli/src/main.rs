@@ -36,9 +36,9 @@ use run::{basetemp, controller, durations, looponfail, rsync, signals};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use xdist_core::cpus::{auto_workers, AutoKind};
+use xdist_config::cpus::{auto_workers, AutoKind};
+use xdist_config::ini::PytestConfigFile;
 use xdist_core::env as envnames;
-use xdist_core::ini::PytestConfigFile;
 use xdist_core::spec::{Gateway, XSpec};
 use xdist_plugin_api::host::PluginHost;
 use xdist_plugin_api::ConfigView;
@@ -86,7 +86,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     }
     let host = plugins::load(&opts, &ini)?;
     let config_view = plugins::config_view(&opts, &ini);
-    let python = xdist_core::python::find_python(opts.python.as_deref())?;
+    let python = xdist_config::python::find_python(opts.python.as_deref())?;
     // `--tx` specs (without `-n`) say exactly which workers to start.
     let explicit_tx = !opts.tx.is_empty();
     let mut workers = requested_workers(&opts, &host, &config_view)?;
@@ -190,13 +190,13 @@ fn options(argv: &[String], cwd: &Path) -> Result<(RunOptions, PytestConfigFile)
     let raw_cli = args::parse_raw(&own)?;
     let env_addopts = std::env::var(envnames::PYTEST_ADDOPTS)
         .ok()
-        .map(|s| xdist_core::ini::split_addopts(&s).map_err(CliError::Usage))
+        .map(|s| xdist_core::pystr::split_addopts(&s).map_err(CliError::Usage))
         .transpose()?
         .unwrap_or_default();
     // Config discovery sees pytest's arguments only (xdist's option values are no paths).
     let (_, mut located_args) = args::split_args(&env_addopts);
     located_args.extend(pytest_args.iter().cloned());
-    let ini = xdist_core::ini::locate(&located_args, cwd)?;
+    let ini = xdist_config::ini::locate(&located_args, cwd)?;
     let mut addopts = ini.get_args("addopts")?;
     addopts.extend(env_addopts);
     let (own_addopts, _) = args::split_args(&addopts);
@@ -506,7 +506,7 @@ impl Session<'_> {
 
 /// pytest's cache directory (`cache_dir` ini, default `.pytest_cache` in rootdir), unless the
 /// cache plugin is disabled.
-fn cache_dir(ini: &xdist_core::ini::PytestConfigFile, opts: &RunOptions) -> Option<PathBuf> {
+fn cache_dir(ini: &xdist_config::ini::PytestConfigFile, opts: &RunOptions) -> Option<PathBuf> {
     let args = &opts.pytest_args;
     let disabled = args
         .windows(2)

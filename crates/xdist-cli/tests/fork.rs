@@ -196,3 +196,47 @@ fn no_warning_from_the_fork_under_filterwarnings_error() {
         out.describe(6000)
     );
 }
+
+/// The collection travels once: a forked worker never writes it (its fork server sent it
+/// to the controller once, for all), while a spawned worker writes its own. Measured by
+/// the bytes each worker process wrote (`/proc/self/io`), before its first test.
+#[test]
+fn a_forked_worker_does_not_send_the_collection() {
+    let long = "x".repeat(150);
+    let many = format!(
+        "import pytest\n\n@pytest.mark.parametrize('n', range(2000), ids=lambda i: f'{{i}}-{long}')\ndef test_many(n):\n    pass\n"
+    );
+    let probe = "import os\n\ndef test_probe(worker_id, tmp_path_factory):\n    io = dict(l.split(': ') for l in open('/proc/self/io').read().splitlines())\n    out = tmp_path_factory.getbasetemp().parent.parent / ('wchar-' + worker_id)\n    out.write_text(io['wchar'])\n";
+    let dir = suite(&[("test_a_probe.py", probe), ("test_b_many.py", &many)]);
+    // The ids alone, as the collection carries them.
+    let collection_bytes = 2000 * (long.len() + "test_b_many.py::test_many[-]".len());
+    for (mode, forked) in [("fork", true), ("spawn", false)] {
+        let base = dir.path().join(format!("base-{mode}"));
+        let base_arg = format!("--basetemp={}", base.join("b").display());
+        std::fs::create_dir_all(&base).unwrap();
+        let out = run(
+            dir.path(),
+            &["-n", "2", "--dist", "each", "--start", mode, &base_arg],
+        );
+        assert_eq!(out.code, Some(0), "{mode}: {}", out.describe(6000));
+        for worker in ["gw0", "gw1"] {
+            let path = base.join(format!("wchar-{worker}"));
+            let wchar: usize = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{mode}: {}: {e}", path.display()))
+                .trim()
+                .parse()
+                .unwrap();
+            if forked {
+                assert!(
+                    wchar < collection_bytes / 4,
+                    "{mode} {worker} wrote {wchar} bytes"
+                );
+            } else {
+                assert!(
+                    wchar > collection_bytes,
+                    "{mode} {worker} wrote {wchar} bytes"
+                );
+            }
+        }
+    }
+}

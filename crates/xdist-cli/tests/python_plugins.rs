@@ -12,7 +12,13 @@
 //!   rerunfailures' `-rR` section lists the same attempts;
 //! - pytest-html and pytest-json-report, which act only on pytest-xdist's controller: the
 //!   summary step replays the run for them, so their files hold what plain pytest's hold;
-//! - syrupy: the snapshot summary, unused snapshots and `--snapshot-update` over the whole run.
+//! - syrupy: the snapshot summary, unused snapshots and `--snapshot-update` over the whole run;
+//! - pytest-django (each worker's own test database, `test_<name>_gwN`) and anyio's plugin
+//!   (async tests and fixtures next to pytest-asyncio): same outcomes and summary counts.
+//!
+//! Each test runs twice: with forked workers (the default; a run that falls back to spawning
+//! fails the test) and, in `spawn_mode`, with `--start spawn`. The larger suites are files
+//! under `tests/fixtures/` (`plugin_suite`, `django_anyio`).
 
 mod common;
 
@@ -40,9 +46,23 @@ fn plugins_python() -> PathBuf {
     py
 }
 
+/// pytest-rerunfailures adds its StatusDB socket's port to each worker's `workerinput`
+/// (`pytest_configure_node`), which makes a run spawn its workers (a fork server runs
+/// `pytest_configure`, where its client connects, once for all of them). The tests of the
+/// other plugins leave it out, so that their fork-mode runs fork; its own test has it.
+const NO_RERUNS: [&str; 2] = ["-p", "no:rerunfailures"];
+
+/// The reason a run with pytest-rerunfailures gives for spawning its workers.
+const RERUNS_SPAWN: &str =
+    "xdist: spawning workers: plugins add to each worker's workerinput (pytest_configure_node)";
+
 fn pytest(dir: &Path, args: &[&str]) -> RunOutput {
+    pytest_with(dir, &NO_RERUNS, args)
+}
+
+fn pytest_with(dir: &Path, plugins: &[&str], args: &[&str]) -> RunOutput {
     let mut cmd = clean_command(&plugins_python().to_string_lossy(), dir);
-    cmd.args(["-m", "pytest"]).args(args);
+    cmd.args(["-m", "pytest"]).args(plugins).args(args);
     run_with_timeout(&mut cmd, Duration::from_secs(180))
 }
 
@@ -51,12 +71,28 @@ thread_local! {
     static START: std::cell::Cell<&'static str> = const { std::cell::Cell::new("fork") };
 }
 
+fn fork_mode() -> bool {
+    START.with(|m| m.get()) == "fork" && !distributed_cmd_overridden()
+}
+
+/// An xdist run that forks its workers in fork mode (checked: no fallback line).
 fn xdist(dir: &Path, args: &[&str]) -> RunOutput {
+    let out = xdist_with(dir, &NO_RERUNS, args);
+    assert!(
+        !fork_mode() || !out.stdout.contains("xdist: spawning workers:"),
+        "fork mode fell back to spawning:\n{}",
+        out.describe(3000)
+    );
+    out
+}
+
+fn xdist_with(dir: &Path, plugins: &[&str], args: &[&str]) -> RunOutput {
     let python = plugins_python();
     let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &python);
     let mut cmd = clean_command(&argv[0], dir);
     cmd.args(&argv[1..])
         .args(start_args(START.with(|m| m.get())))
+        .args(plugins)
         .args(args);
     run_with_timeout(&mut cmd, Duration::from_secs(180))
 }
@@ -251,104 +287,13 @@ fn randomly_uses_one_seed_for_all_workers() {
         let last = xdist(dir.path(), &["-p", "randomly", "--randomly-seed=last"]);
         assert_eq!(seed_lines(&last), lines, "{}", last.describe(3000));
     }
+    // Without the plugin no seed is stored (pytest's own cache has none either).
+    let cached = dir.path().join(".pytest_cache/v/randomly_seed");
+    std::fs::remove_file(&cached).expect("randomly_seed in the cache");
+    let x = xdist(dir.path(), &["-p", "no:randomly"]);
+    assert_eq!(x.code, Some(0), "{}", x.describe(4000));
+    assert!(!cached.exists(), "{}", x.describe(2000));
 }
-
-const PLUGIN_SUITE: &[(&str, &str)] = &[
-    (
-        "pytest.ini",
-        "[pytest]\nasyncio_default_fixture_loop_scope = function\n",
-    ),
-    (
-        "test_rerun.py",
-        r#"import pytest
-
-ATTEMPTS = []
-
-
-@pytest.mark.flaky(reruns=2)
-def test_flaky_then_passes():
-    ATTEMPTS.append(1)
-    assert len(ATTEMPTS) > 1, "first try fails"
-
-
-@pytest.mark.flaky(reruns=1)
-def test_always_fails():
-    assert 0, "always"
-
-
-def test_plain():
-    pass
-"#,
-    ),
-    (
-        "test_timeout.py",
-        r#"import time
-
-import pytest
-
-
-@pytest.mark.timeout(1)
-def test_times_out():
-    time.sleep(10)
-
-
-@pytest.mark.timeout(10)
-def test_in_time():
-    time.sleep(0.1)
-"#,
-    ),
-    (
-        "test_async.py",
-        r#"import asyncio
-
-import pytest
-import pytest_asyncio
-
-
-@pytest.mark.asyncio
-async def test_sleep():
-    await asyncio.sleep(0.01)
-
-
-@pytest_asyncio.fixture
-async def value():
-    await asyncio.sleep(0)
-    return 42
-
-
-@pytest.mark.asyncio
-async def test_async_fixture(value):
-    assert value == 42
-
-
-@pytest.mark.asyncio
-async def test_async_fails():
-    await asyncio.sleep(0)
-    assert 1 == 2
-"#,
-    ),
-    (
-        "test_hyp.py",
-        r#"from hypothesis import given, settings, strategies as st
-
-
-@given(st.integers(), st.integers())
-def test_add_commutes(a, b):
-    assert a + b == b + a
-
-
-@settings(max_examples=50)
-@given(st.lists(st.integers()))
-def test_sorted_idempotent(xs):
-    assert sorted(sorted(xs)) == sorted(xs)
-
-
-@given(st.integers())
-def test_fails_for_big(x):
-    assert x < 1000
-"#,
-    ),
-];
 
 /// `-rA` short-summary lines: (word, nodeid), without messages.
 fn outcomes(out: &RunOutput) -> BTreeMap<String, String> {
@@ -362,15 +307,21 @@ fn outcomes(out: &RunOutput) -> BTreeMap<String, String> {
 
 #[test]
 fn rerunfailures_timeout_asyncio_hypothesis_match_pytest() {
+    // A copy: Hypothesis and the cache write next to the tests.
     let dir = tempfile::tempdir().unwrap();
-    for (name, text) in PLUGIN_SUITE {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
+    copy_dir(&fixture_suite("plugin_suite"), dir.path());
     let args = ["-p", "no:randomly", "-rA"];
-    let p = pytest(dir.path(), &args);
-    let x = xdist(dir.path(), &args);
+    let p = pytest_with(dir.path(), &[], &args);
+    let x = xdist_with(dir.path(), &[], &args);
     assert_eq!(p.code, Some(1), "{}", p.describe(4000));
     assert_eq!(x.code, p.code, "{}", x.describe(6000));
+    if fork_mode() {
+        assert!(
+            x.stdout.lines().any(|l| l == RERUNS_SPAWN),
+            "{}",
+            x.describe(3000)
+        );
+    }
     let (po, xo) = (outcomes(&p), outcomes(&x));
     assert_eq!(po.len(), 11, "{po:?}");
     assert_eq!(po, xo, "{}", x.describe(6000));
@@ -400,13 +351,25 @@ fn rerunfailures_timeout_asyncio_hypothesis_match_pytest() {
     }
     // A second run, over the state Hypothesis and the cache left, still works. (No check
     // for `.hypothesis/`: on CI Hypothesis's `ci` profile keeps no example database.)
-    let again = xdist(dir.path(), &args);
+    let again = xdist_with(dir.path(), &[], &args);
     assert_eq!(outcomes(&again), po, "{}", again.describe(4000));
+    // Without pytest-rerunfailures the run forks: pytest-timeout, pytest-asyncio and
+    // hypothesis in forked workers (the flaky marks are then unknown marks to both).
+    let (p, x) = (pytest(dir.path(), &args), xdist(dir.path(), &args));
+    assert_eq!(outcomes(&p).len(), 11, "{}", p.describe(4000));
+    assert_eq!(outcomes(&p), outcomes(&x), "{}", x.describe(6000));
+    assert_eq!(
+        parse_summary(&p.stdout).map(|s| s.counts),
+        parse_summary(&x.stdout).map(|s| s.counts)
+    );
 
     // rerunfailures' own `-rR` section (its `pytest_terminal_summary`, which needs every
     // worker's reports) lists the same attempts.
     let args = ["-p", "no:randomly", "-rR"];
-    let (p, x) = (pytest(dir.path(), &args), xdist(dir.path(), &args));
+    let (p, x) = (
+        pytest_with(dir.path(), &[], &args),
+        xdist_with(dir.path(), &[], &args),
+    );
     let section = |text: &str| {
         let mut lines: Vec<String> = text
             .lines()
@@ -548,7 +511,7 @@ fn syrupy_reports_the_whole_runs_snapshots_as_plain_pytest() {
         let text = SNAPSHOT_TESTS.replace("COUNT", &count.to_string());
         std::fs::write(suite.join("test_snap.py"), text).unwrap();
     };
-    let args = ["-p", "no:randomly", "-q"];
+    let args = ["-p", "no:randomly"];
     let summary_line = |r: &RunOutput| -> String {
         let found = r.stdout.lines().find(|l| l.contains("snapshots passed"));
         found
@@ -558,7 +521,7 @@ fn syrupy_reports_the_whole_runs_snapshots_as_plain_pytest() {
     };
 
     write_tests(6);
-    let created = pytest(suite, &["-p", "no:randomly", "-q", "--snapshot-update"]);
+    let created = pytest(suite, &["-p", "no:randomly", "--snapshot-update"]);
     assert_eq!(created.code, Some(0), "{}", created.describe(3000));
     let p = pytest(suite, &args);
     let x = xdist(suite, &args);
@@ -575,7 +538,7 @@ fn syrupy_reports_the_whole_runs_snapshots_as_plain_pytest() {
     assert_eq!(p.code, Some(1), "{}", p.describe(3000));
     assert_eq!(x.code, p.code, "{}", x.describe(3000));
 
-    let updated = xdist(suite, &["-p", "no:randomly", "-q", "--snapshot-update"]);
+    let updated = xdist(suite, &["-p", "no:randomly", "--snapshot-update"]);
     assert_eq!(updated.code, Some(0), "{}", updated.describe(3000));
     assert!(
         updated
@@ -648,21 +611,28 @@ fn worker_atexit_handlers_run() {
              'main'), 'w').close())\n",
         );
         std::fs::write(&conftest, text).unwrap();
-        let args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q"];
+        let args = ["-p", "no:randomly", "-p", "no:cacheprovider"];
         let python = plugins_python();
         let mut cmd = if distributed {
             let argv = distributed_cmd(env!("CARGO_BIN_EXE_xdist"), &python);
             let mut cmd = clean_command(&argv[0], dir.path());
-            cmd.args(&argv[1..]);
+            cmd.args(&argv[1..])
+                .args(start_args(START.with(|m| m.get())));
             cmd
         } else {
             let mut cmd = clean_command(&python.to_string_lossy(), dir.path());
             cmd.args(["-m", "pytest"]);
             cmd
         };
-        cmd.args(args)
+        cmd.args(NO_RERUNS)
+            .args(args)
             .env("COVERAGE_PROCESS_START", dir.path().join(".coveragerc"));
         let out = run_with_timeout(&mut cmd, Duration::from_secs(180));
+        assert!(
+            !(distributed && fork_mode() && out.stdout.contains("xdist: spawning workers:")),
+            "{}",
+            out.describe(3000)
+        );
         assert_eq!(out.code, Some(0), "{}", out.describe(3000));
         let markers = if distributed {
             &["atexit-gw0", "atexit-gw1"][..]
@@ -678,6 +648,48 @@ fn worker_atexit_handlers_run() {
         totals.push(combined_total(dir.path()));
     }
     assert_eq!(totals[0], totals[1], "plain pytest vs xdist");
+}
+
+/// A suite of `tests/fixtures/` (kept as files: pytest-django's settings module and tests).
+fn fixture_suite(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// pytest-django (its test database per worker, named from `workerinput["workerid"]`) and
+/// anyio's pytest plugin, alongside pytest-asyncio, in `tests/fixtures/django_anyio`.
+#[test]
+fn django_test_database_per_worker_and_anyio_match_pytest() {
+    // A copy: each run writes its `dbname-*` files and the sqlite files next to the tests.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_suite("django_anyio"), dir.path());
+    let args = ["-p", "no:randomly", "-rA"];
+    let p = pytest(dir.path(), &args);
+    assert_eq!(p.code, Some(1), "{}", p.describe(4000));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("dbname-master")).ok(),
+        Some("test_proj".to_string())
+    );
+    let x = xdist(dir.path(), &args);
+    assert_eq!(x.code, p.code, "{}", x.describe(6000));
+    let (po, xo) = (outcomes(&p), outcomes(&x));
+    assert_eq!(po.len(), 22, "{po:?}");
+    assert_eq!(po, xo, "{}", x.describe(6000));
+    let (ps, xs) = (
+        parse_summary(&p.stdout).unwrap(),
+        parse_summary(&x.stdout).unwrap(),
+    );
+    assert_eq!(ps.counts, xs.counts, "{}", x.describe(3000));
+    // Both workers ran database tests, each in its own test database.
+    for worker in ["gw0", "gw1"] {
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(format!("dbname-{worker}"))).ok(),
+            Some(format!("test_proj_{worker}")),
+            "{}",
+            x.describe(6000)
+        );
+    }
 }
 
 /// Every plugin above again with spawned workers (`--start spawn`).
@@ -699,5 +711,8 @@ mod spawn_mode {
         rerunfailures_timeout_asyncio_hypothesis_match_pytest,
         html_and_json_reports_hold_what_plain_pytest_writes,
         syrupy_reports_the_whole_runs_snapshots_as_plain_pytest,
+        django_test_database_per_worker_and_anyio_match_pytest,
+        coverage_counts_conftest_import_time_like_plain_pytest_cov,
+        worker_atexit_handlers_run,
     );
 }

@@ -1,5 +1,6 @@
 //! Every environment variable xdist reads or sets, in one place (`tests/env_names.rs` fails
-//! on a name spelled as a literal anywhere else in the Rust sources).
+//! on a name spelled as a literal anywhere else in the Rust sources, and on one the Python
+//! side, which spells them itself, uses without a constant here).
 
 /// Interpreter to run workers with, when `--python` is not given.
 pub const XDIST_PYTHON: &str = "XDIST_PYTHON";
@@ -93,3 +94,5 @@ pub const XDIST_ZYGOTE_SECRET: &str = "XDIST_ZYGOTE_SECRET";
 pub const XDIST_SYNTH_TESTS: &str = "XDIST_SYNTH_TESTS";
 /// Fault injection (tests): the fork server's N-th fork request fails with `EAGAIN`.
 pub const XDIST_FAIL_FORK: &str = "XDIST_FAIL_FORK";
+/// Remote workers prepend their (synced) working directory, as pytest-xdist's do (Python side).
+pub const PYTHONPATH: &str = "PYTHONPATH";

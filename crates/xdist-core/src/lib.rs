@@ -1,21 +1,21 @@
-//! Shared vocabulary of xdist: test outcomes and reports, the controller/worker protocol and
-//! its framing, the options model, ini-file discovery, CPU counting, exit codes and errors.
+//! Shared vocabulary of xdist, what both the controller and the worker side need: test
+//! outcomes and reports, the controller/worker protocol and its framing, worker specs,
+//! environment variable names and exit codes. Configuration only the CLI resolves (ini files,
+//! CPU counting, the interpreter) is in `xdist-config`.
 //!
 //! - [`frame`]: length-prefixed frames over any byte stream.
 //! - [`protocol`]: the messages inside the frames ([`protocol::Command`] controller -> worker,
 //!   [`protocol::WorkerEvent`] worker -> controller, [`protocol::Report`]).
 //! - [`exit`]: pytest's exit codes.
 //! - [`env`]: every environment variable name xdist reads or sets.
+//! - [`spec`]: `--tx` worker specs.
+//! - [`pystr`]: Python string semantics (`splitlines`, `repr`, `shlex.split`).
 
-pub mod cpus;
 pub mod env;
-pub mod events;
 pub mod exit;
 pub mod frame;
-pub mod ini;
 pub mod protocol;
 pub mod pystr;
-pub mod python;
 pub mod spec;
 
 /// 32 random hex digits (`/dev/urandom`; the clock and pid where it cannot be read): run ids

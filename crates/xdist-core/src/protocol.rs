@@ -229,6 +229,9 @@ pub struct ReportOptions {
     /// `--report-log` as given.
     pub report_log: Option<String>,
     pub pytest_version: String,
+    /// The pytest-randomly seed the controller chose (handed back from `workerinput`) when
+    /// the plugin is active, for the cache's `randomly_seed` (`--randomly-seed=last`).
+    pub randomly_seed: Option<u64>,
 }
 
 impl Default for ReportOptions {
@@ -260,6 +263,7 @@ impl Default for ReportOptions {
             junit_family: "xunit2".into(),
             report_log: None,
             pytest_version: String::new(),
+            randomly_seed: None,
         }
     }
 }

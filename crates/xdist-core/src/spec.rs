@@ -202,7 +202,7 @@ fn gateway_of(part: &Part) -> Result<Option<Gateway>, String> {
         "socket" => socket_gateway(&part.need("host:port")?)?,
         "exec" => {
             let command = part.need("a command that starts Python")?;
-            let argv = crate::ini::split_addopts(&command)
+            let argv = crate::pystr::split_addopts(&command)
                 .map_err(|e| format!("bad exec command: {e}"))?;
             if argv.is_empty() {
                 return Err("'exec' needs a command that starts Python".into());

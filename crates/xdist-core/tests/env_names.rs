@@ -2,7 +2,8 @@
 //! sources (`crates/`, `plugins/`, `bench/`; not the `tests/` directories or inline test
 //! modules, which set up the environment of the programs they run) for a string literal handed
 //! to `env::var`, `var_os`, `Command::env`, `env_remove`, `set_var` or `remove_var`, and for a
-//! `&str` constant spelling a name `env.rs` defines, anywhere but `env.rs`.
+//! `&str` constant spelling a name `env.rs` defines, anywhere but `env.rs`. The Python side
+//! (the embedded worker, the wheel's plugin) spells names itself: each must be defined there.
 
 use std::path::{Path, PathBuf};
 
@@ -121,6 +122,60 @@ fn no_variable_name_is_spelled_outside_env_rs() {
          constant there and use it):\n{}",
         stray.join("\n")
     );
+}
+
+/// The variable names Python `source` spells: `os.environ["X"]`, `os.environ.get("X"`,
+/// `.pop("X"`, `os.getenv("X"` and constants `..._ENV = "X"`.
+fn python_names(source: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for opener in [
+        "os.environ[",
+        "os.environ.get(",
+        "os.environ.pop(",
+        "os.environ.setdefault(",
+        "os.getenv(",
+        "_ENV = ",
+    ] {
+        for (pos, _) in source.match_indices(opener) {
+            if let Some(lit) = leading_literal(&source[pos + opener.len()..]) {
+                found.push(lit.to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_name_the_python_side_uses_is_in_env_rs() {
+    let root = workspace_root();
+    let defined = defined_names();
+    let mut missing = Vec::new();
+    let mut files = 0;
+    for dir in ["crates/xdist-worker/python", "python/xdist_rs"] {
+        let entries = std::fs::read_dir(root.join(dir)).expect(dir);
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().is_none_or(|e| e != "py") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            for name in python_names(&text) {
+                if !defined.iter().any(|(_, v)| *v == name) {
+                    let rel = path.strip_prefix(&root).unwrap_or(&path);
+                    missing.push(format!("{}: \"{name}\"", rel.display()));
+                }
+            }
+        }
+    }
+    assert!(files >= 6, "found only {files} Python files");
+    assert!(
+        missing.is_empty(),
+        "environment variables the Python side uses without a constant in \
+         crates/xdist-core/src/env.rs:\n{}",
+        missing.join("\n")
+    );
+    let sample = "os.environ[\"A\"] = 1\nos.environ.get(\"B\", 2)\nX_ENV = \"C\"\nf(\"D\")";
+    assert_eq!(python_names(sample), ["A", "B", "C"]);
 }
 
 #[test]

@@ -262,8 +262,16 @@ class WorkerPlugin(XdistOptions, ReportRenderer):
             "inipath": str(config.inipath) if config.inipath else None,
             "cache_dir": str(getattr(getattr(config, "cache", None), "_cachedir", "")) or None,
             "pytest_version": __import__("pytest").__version__,
+            "randomly_seed": self._randomly_seed(config),
             **self._file_options(config),
         }
+
+    def _randomly_seed(self, config):
+        """The seed xdist chose for pytest-randomly (workerinput), when the plugin is active."""
+        if not config.pluginmanager.has_plugin("randomly"):
+            return None
+        seed = self.workerinput.get("randomly_seed")
+        return seed if isinstance(seed, int) else None
 
     @staticmethod
     def _file_options(config):

@@ -4,12 +4,14 @@
 # inside `pytest_runtestloop`, forks a child per worker the controller asks for. A child
 # connects back to the controller's local socket (channel, stdout, stderr; each says who it
 # is with the run's secret), takes its own identity (workerinput, environment, basetemp,
-# capture, faulthandler), replays what the zygote reported before the fork (ready, the
-# collection) and runs the tests it is sent like any worker.
+# capture, faulthandler), sends its own `ready` and runs the tests it is sent like any
+# worker. What the zygote reported after `ready` (the collection) travels once, on the
+# zygote's channel, as ordinary event frames: the controller adds it to each child's
+# channel after the child's first frame.
 
 
 class RecordingChannel:
-    """The zygote's outbox channel: events are kept for the children to replay."""
+    """The zygote's outbox channel: events are kept until the fork server serves."""
 
     def __init__(self):
         self.events = []
@@ -26,6 +28,16 @@ def _frame(obj):
     return len(data).to_bytes(4, "big") + data
 
 
+class _EventFrames:
+    """Event batches onto the zygote's channel, split within the budget as a worker's."""
+
+    def __init__(self, send):
+        self.send = send
+
+    def send_events(self, events):
+        Channel.send_events(self, events)  # (defined after this part of the worker code)
+
+
 class Zygote:
     """The fork server's side of one run; None-valued `ZYGOTE` in an ordinary worker."""
 
@@ -35,6 +47,8 @@ class Zygote:
         self.in_fd = in_fd
         self.out_fd = out_fd
         self.recording = RecordingChannel()
+        # What each child sends itself: the recorded events up to its own `ready`.
+        self.replayed = []
         self.is_zygote = True
         self.pid = os.getpid()
 
@@ -47,7 +61,13 @@ class Zygote:
         return cls(path, secret, channel_in.fileno(), channel_out_fd)
 
     def send(self, obj):
-        data = memoryview(_frame(obj))
+        self._write(_frame(obj))
+
+    def _send_payload(self, payload):
+        self._write(len(payload).to_bytes(4, "big") + payload)
+
+    def _write(self, data):
+        data = memoryview(data)
         while data:
             try:
                 data = data[os.write(self.out_fd, data):]
@@ -80,6 +100,12 @@ class Zygote:
         import select
         import signal
 
+        # What a child needs (`_become_worker`, `_connect`), imported once here: an import
+        # after the fork would be paid, and its pages written, in every child.
+        import ctypes  # noqa: F401
+        import faulthandler  # noqa: F401
+        import socket  # noqa: F401
+
         self.is_zygote = False  # an exit from here on is this process's own
         reason = self.blocker() if replay_exit is None else None
         if reason:
@@ -92,6 +118,14 @@ class Zygote:
             "files": len({nodeid.split("::", 1)[0] for nodeid in ids}),
             "scopes": len({nodeid.rsplit("::", 1)[0] for nodeid in ids}),
         }
+        if plugin is not None:
+            plugin.outbox.flush()
+        events, self.recording.events = self.recording.events, []
+        cut = next((n + 1 for n, e in enumerate(events) if e.get("t") == "ready"), 0)
+        self.replayed = events[:cut]
+        if events[cut:]:
+            _EventFrames(self._send_payload).send_events(events[cut:])
+        del events
         # The children share the collected heap copy-on-write: keep the collector off it.
         gc.collect()
         gc.freeze()
@@ -254,8 +288,7 @@ class Zygote:
         if payload is None:
             os._exit(3)
         bootstrap = json.loads(payload)
-        events = self.recording.events
-        self.recording.events = []
+        events, self.replayed = self.replayed, []
         if plugin is not None:
             plugin.outbox.channel = plugin.queue.channel = channel
             self._take_identity(plugin, bootstrap)
@@ -271,6 +304,7 @@ class Zygote:
                 event["info"] = dict(event["info"], pid=os.getpid())
                 if plugin is not None:
                     event["stack_thread"] = plugin.stack_thread
+        # Always one first frame (maybe `[]`): the controller adds the collection after it.
         channel.send_events(events)
         if replay_exit is not None:
             os._exit(replay_exit)

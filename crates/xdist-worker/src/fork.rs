@@ -6,13 +6,17 @@
 //! bootstrap, plus the path of a local socket ([`interprocess`], in a private 0700
 //! directory) and a per-run secret in its environment. Its channel then carries the fork
 //! server's own small protocol (JSON objects, same 4-byte framing):
-//! - zygote → controller: `forkready {items}` once collected (or `nofork {reason}`: spawn
+//! - zygote → controller: before `forkready`, what it reported after `ready` (the
+//!   collection, its collection errors...) as ordinary worker event frames (JSON arrays),
+//!   decoded once here; `forkready {items}` once collected (or `nofork {reason}`: spawn
 //!   instead), `exited {key, code|signal}` for each child it reaps, `fork_failed {key, error}`;
 //! - controller → zygote: `fork {key, env, nice}`.
 //!
 //! A forked child connects to the socket three times (its channel, stdout, stderr), each
 //! opening with a hello frame `{secret, key, stream}`. The channel's first frame back is the
-//! worker's own [`Bootstrap`]; from there on it is an ordinary worker channel.
+//! worker's own [`Bootstrap`]; from there on it is an ordinary worker channel, whose first
+//! frame from the child (its own `ready`) is followed by the zygote's collection events: the
+//! controller hears every worker report the collection, which travelled and was parsed once.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -28,11 +32,11 @@ use interprocess::local_socket::{prelude::*, GenericFilePath, ListenerOptions, S
 use interprocess::TryClone;
 use serde_json::{json, Value};
 use xdist_core::frame::{read_frame, write_frame};
-use xdist_core::protocol::Bootstrap;
+use xdist_core::protocol::{decode_events, Bootstrap, WorkerEvent};
 
 use crate::local::{
-    read_channel, read_lines, spawn_local, start_process, write_first_frames, Killer, LocalProcess,
-    LocalSpawn, OutputPiece, SharedWriter, LOCAL_FRAME_STALL,
+    read_channel_then, read_lines, spawn_local, start_process, write_first_frames, Killer,
+    LocalProcess, LocalSpawn, OutputPiece, SharedWriter, LOCAL_FRAME_STALL,
 };
 use crate::{ExitKind, SpawnError, Stream as OutStream, WorkerHandle, WorkerMsg};
 
@@ -129,6 +133,8 @@ struct Shared {
     cwd: PathBuf,
     children: Mutex<HashMap<u32, Child>>,
     tx: Sender<WorkerMsg>,
+    /// The zygote's events after `ready` (complete once it is ready to fork).
+    collection: Mutex<Arc<Vec<WorkerEvent>>>,
 }
 
 impl Shared {
@@ -208,6 +214,7 @@ impl ForkServer {
             cwd: z.cwd.to_path_buf(),
             children: Mutex::new(HashMap::new()),
             tx: tx.clone(),
+            collection: Mutex::default(),
         });
         let key = z.key;
         for (out, stream) in [
@@ -356,13 +363,27 @@ fn read_zygote(
 ) {
     let mut reader = std::io::BufReader::new(from);
     let mut buf = Vec::new();
+    let mut collection = Vec::new();
     while read_frame(&mut reader, &mut buf).is_ok() {
+        if buf.first() == Some(&b'[') {
+            match decode_events(&buf) {
+                Ok(events) => collection.extend(events),
+                Err(e) => {
+                    let _ = ready.send(Err(format!("the fork server's collection: {e}")));
+                    break;
+                }
+            }
+            buf = Vec::new();
+            continue;
+        }
         let Ok(msg) = serde_json::from_slice::<Value>(&buf) else {
             break;
         };
         let key = msg["key"].as_u64().unwrap_or(u64::MAX) as u32;
         match msg["t"].as_str() {
             Some("forkready") => {
+                *shared.collection.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Arc::new(std::mem::take(&mut collection));
                 let _ = ready.send(Ok(serde::Deserialize::deserialize(&msg).unwrap_or_default()));
             }
             Some("nofork") => {
@@ -506,11 +527,13 @@ fn serve_connection(mut conn: Stream, shared: &Shared) {
             // The channel reader polls its descriptor (stalled frames): read a socket it can poll.
             let Stream::UdSocket(conn) = conn;
             let fd = std::os::fd::OwnedFd::from(conn);
-            read_channel(
+            let collection = (shared.collection.lock().unwrap_or_else(|e| e.into_inner())).clone();
+            read_channel_then(
                 key,
                 std::os::unix::net::UnixStream::from(fd),
                 LOCAL_FRAME_STALL,
                 tx,
+                Some(collection),
             );
         }
         "stdout" => read_lines(key, OutStream::Stdout, conn, tx, true),

@@ -356,6 +356,18 @@ pub(crate) fn read_channel<R: Read + AsRawFd>(
     stall: Duration,
     tx: Sender<WorkerMsg>,
 ) {
+    read_channel_then(key, reader, stall, tx, None)
+}
+
+/// [`read_channel`], with `after_first` handed over right after the first frame's events (a
+/// forked worker's `ready`, then the collection its fork server reported once for all).
+pub(crate) fn read_channel_then<R: Read + AsRawFd>(
+    key: u32,
+    reader: R,
+    stall: Duration,
+    tx: Sender<WorkerMsg>,
+    mut after_first: Option<Arc<Vec<WorkerEvent>>>,
+) {
     let reader = StallTimeout {
         inner: reader,
         stall,
@@ -369,6 +381,9 @@ pub(crate) fn read_channel<R: Read + AsRawFd>(
             Ok(()) => match decode_events(&buf) {
                 Ok(events) => {
                     batch.extend(events);
+                    if let Some(more) = after_first.take() {
+                        batch.extend(more.iter().cloned());
+                    }
                     if permit.is_some() {
                         // A collection: hand it over now, and don't keep its size for the
                         // rest of the run.

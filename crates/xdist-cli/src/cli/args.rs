@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::Parser;
+use xdist_config::ini::{PYTEST_LONG_WITH_VALUE, PYTEST_SHORT_WITH_VALUE};
 use xdist_core::spec::XSpec;
 use xdist_sched::DistMode;
 
@@ -105,42 +106,20 @@ pub struct RawArgs {
     pub plugin_opt: Vec<String>,
 }
 
-/// pytest options that take a separate value: their value is never taken for one of ours.
-const PYTEST_VALUE_OPTIONS: &[&str] = &[
-    "-k",
-    "-m",
-    "-p",
-    "-c",
-    "-o",
-    "-W",
-    "-r",
-    "--rootdir",
-    "--basetemp",
-    "--confcutdir",
-    "--ignore",
-    "--ignore-glob",
-    "--deselect",
-    "--junitxml",
-    "--junit-xml",
-    "--junitprefix",
-    "--junit-prefix",
-    "--report-log",
-    "--durations-min",
-    "--lfnf",
-    "--last-failed-no-failures",
-    "--tb",
-    "--maxfail",
-    "--durations",
-    "--color",
-    "--capture",
-    "--import-mode",
-    "--log-level",
-    "--override-ini",
-    "--config-file",
-    "--cov",
-    "--cov-report",
-    "--timeout",
-];
+/// Plugins' options that take a separate value, besides pytest's own
+/// ([`PYTEST_LONG_WITH_VALUE`], [`PYTEST_SHORT_WITH_VALUE`]).
+const PLUGIN_VALUE_OPTIONS: &[&str] = &["--report-log", "--cov", "--cov-report", "--timeout"];
+
+/// Whether `a` is a pytest (or plugin) option whose separate value is never one of ours.
+fn is_pytest_value_option(a: &str) -> bool {
+    let mut short = a.strip_prefix('-').into_iter().flat_map(str::chars);
+    PYTEST_LONG_WITH_VALUE.contains(&a)
+        || PLUGIN_VALUE_OPTIONS.contains(&a)
+        || a.len() == 2
+            && short
+                .next()
+                .is_some_and(|c| PYTEST_SHORT_WITH_VALUE.contains(&c))
+}
 
 /// xdist's own option names as the splitter needs them, read from [`RawArgs`]' definitions
 /// (the one place a flag is named; `--help`, the man page and the completions render the same).
@@ -211,7 +190,7 @@ pub fn split_args(argv: &[String]) -> (Vec<String>, Vec<String>) {
             pytest.extend(argv[i..].iter().cloned());
             break;
         }
-        if PYTEST_VALUE_OPTIONS.contains(&a.as_str()) {
+        if is_pytest_value_option(a) {
             pytest.push(a.clone());
             if let Some(v) = argv.get(i + 1) {
                 pytest.push(v.clone());
@@ -380,20 +359,10 @@ pub fn validate(
     pytest_args: Vec<String>,
 ) -> Result<RunOptions, CliError> {
     let num = raw_cli.numprocesses.or(raw_addopts.numprocesses);
-    let tx_raw = if raw_cli.tx.is_empty() {
-        raw_addopts.tx
-    } else {
-        raw_cli.tx
-    };
-    let px_raw = if raw_cli.px.is_empty() {
-        raw_addopts.px
-    } else {
-        raw_cli.px
-    };
-    let proxies =
-        xdist_core::spec::parse_px(&px_raw).map_err(|e| CliError::Usage(e.to_string()))?;
-    let tx = xdist_core::spec::parse_tx(&tx_raw, &proxies)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let tx = worker_specs(
+        or_addopts(raw_cli.tx, raw_addopts.tx),
+        or_addopts(raw_cli.px, raw_addopts.px),
+    )?;
     // `-n` stands for N x popen and discards any --tx (pytest-xdist).
     let tx = if num.is_some() { Vec::new() } else { tx };
     let shard = parse_shard(
@@ -403,29 +372,13 @@ pub fn validate(
     )?;
     let mut pytest_args = pytest_args;
     if shard.is_some_and(|s| s.is_bazel()) {
-        // Bazel reads the test's JUnit report from XML_OUTPUT_FILE.
-        let xml = std::env::var(xdist_core::env::XML_OUTPUT_FILE).unwrap_or_default();
-        if !xml.is_empty() && scan_pytest_flags(&pytest_args).junitxml.is_none() {
-            pytest_args.push(format!("--junitxml={xml}"));
-        }
+        add_bazel_junitxml(&mut pytest_args);
     }
     let mut rsyncdirs = raw_addopts.rsyncdir;
     rsyncdirs.extend(raw_cli.rsyncdir);
     let mut rsyncignore = raw_addopts.rsyncignore;
     rsyncignore.extend(raw_cli.rsyncignore);
-    let numprocesses = match num.as_deref().map(str::trim) {
-        None | Some("auto") => NumProcesses::Auto,
-        Some("logical") => NumProcesses::Logical,
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n >= 0 => NumProcesses::Count(n as usize),
-            Ok(_) => NumProcesses::Count(0),
-            Err(_) => {
-                return Err(CliError::Usage(format!(
-                "invalid value '{v}' for -n/--numprocesses: expected a number, 'auto' or 'logical'"
-            )))
-            }
-        },
-    };
+    let numprocesses = parse_numprocesses(num.as_deref())?;
     let maxprocesses = raw_cli
         .maxprocesses
         .or(raw_addopts.maxprocesses)
@@ -441,15 +394,7 @@ pub fn validate(
         .or(raw_addopts.maxschedchunk)
         .map(|v| parse_count("--maxschedchunk", &v))
         .transpose()?;
-    let dist_name = raw_cli.dist.or(raw_addopts.dist);
-    let mut dist = match dist_name.as_deref() {
-        None => DistMode::Load,
-        Some(name) => DistMode::parse(name).ok_or_else(|| {
-            CliError::Usage(format!(
-                "invalid value '{name}' for --dist: choose from each, load, loadscope, loadfile, loadgroup, worksteal, no"
-            ))
-        })?,
-    };
+    let mut dist = parse_dist(raw_cli.dist.or(raw_addopts.dist).as_deref())?;
     if raw_cli.distload || raw_addopts.distload {
         dist = DistMode::Load;
     }
@@ -486,6 +431,58 @@ pub fn validate(
         pytest_args,
         pytest,
     })
+}
+
+/// A list option given on the command line replaces the one in `addopts`.
+fn or_addopts(cli: Vec<String>, addopts: Vec<String>) -> Vec<String> {
+    if cli.is_empty() {
+        addopts
+    } else {
+        cli
+    }
+}
+
+/// `--tx` specs, with `via=` naming `--px` proxies.
+fn worker_specs(tx: Vec<String>, px: Vec<String>) -> Result<Vec<XSpec>, CliError> {
+    let proxies = xdist_core::spec::parse_px(&px).map_err(|e| CliError::Usage(e.to_string()))?;
+    xdist_core::spec::parse_tx(&tx, &proxies).map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// Bazel reads the test's JUnit report from XML_OUTPUT_FILE.
+fn add_bazel_junitxml(pytest_args: &mut Vec<String>) {
+    let xml = std::env::var(xdist_core::env::XML_OUTPUT_FILE).unwrap_or_default();
+    if !xml.is_empty() && scan_pytest_flags(pytest_args).junitxml.is_none() {
+        pytest_args.push(format!("--junitxml={xml}"));
+    }
+}
+
+/// `-n N|auto|logical` (none given: auto); a negative count is 0, as pytest-xdist.
+fn parse_numprocesses(value: Option<&str>) -> Result<NumProcesses, CliError> {
+    Ok(match value.map(str::trim) {
+        None | Some("auto") => NumProcesses::Auto,
+        Some("logical") => NumProcesses::Logical,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => NumProcesses::Count(n as usize),
+            Ok(_) => NumProcesses::Count(0),
+            Err(_) => {
+                return Err(CliError::Usage(format!(
+                "invalid value '{v}' for -n/--numprocesses: expected a number, 'auto' or 'logical'"
+            )))
+            }
+        },
+    })
+}
+
+/// `--dist NAME` (none given: load).
+fn parse_dist(name: Option<&str>) -> Result<DistMode, CliError> {
+    match name {
+        None => Ok(DistMode::Load),
+        Some(name) => DistMode::parse(name).ok_or_else(|| {
+            CliError::Usage(format!(
+                "invalid value '{name}' for --dist: choose from each, load, loadscope, loadfile, loadgroup, worksteal, no"
+            ))
+        }),
+    }
 }
 
 /// How local workers start (`--start`, ini `xdist_start`).
@@ -669,7 +666,7 @@ fn scan_pytest_flags(args: &[String]) -> PytestFlags {
                             f.quiet = true;
                         }
                     }
-                } else if PYTEST_VALUE_OPTIONS.contains(&a) {
+                } else if is_pytest_value_option(a) {
                     i += 1;
                 }
             }
@@ -764,6 +761,22 @@ mod tests {
             }
         }
         assert!(n >= 35, "only {n} spellings");
+    }
+
+    #[test]
+    fn a_pytest_options_value_is_never_taken_for_ours() {
+        let shorts = PYTEST_SHORT_WITH_VALUE.iter().map(|c| format!("-{c}"));
+        let names: Vec<String> = PYTEST_LONG_WITH_VALUE
+            .iter()
+            .map(|n| n.to_string())
+            .chain(shorts)
+            .chain(PLUGIN_VALUE_OPTIONS.iter().map(|n| n.to_string()))
+            .collect();
+        for name in names {
+            let (own, pytest) = split_args(&s(&[&name, "-f", "-n", "2"]));
+            assert_eq!(own, s(&["-n", "2"]), "{name}");
+            assert_eq!(pytest, s(&[&name, "-f"]), "{name}");
+        }
     }
 
     #[test]

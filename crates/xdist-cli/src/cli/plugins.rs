@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use xdist_core::ini::PytestConfigFile;
+use xdist_config::ini::PytestConfigFile;
 use xdist_plugin_api::host::{disabled_from_args, Discovery, LoadOptions, PluginError, PluginHost};
 use xdist_plugin_api::ConfigView;
 
@@ -105,7 +105,7 @@ pub fn list_command(args: &[String]) -> Result<i32, CliError> {
     }
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::Usage(format!("failed to read the current directory: {e}")))?;
-    let pyproject = xdist_core::ini::locate(&[], &cwd)
+    let pyproject = xdist_config::ini::locate(&[], &cwd)
         .ok()
         .and_then(|ini| ini.tool_xdist().ok().flatten())
         .map(|t| t.plugins)

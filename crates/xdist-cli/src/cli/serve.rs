@@ -65,7 +65,7 @@ pub fn command(argv: &[String]) -> Result<i32, CliError> {
             envnames::XDIST_TOKEN
         )));
     }
-    let python = xdist_core::python::find_python(args.python.as_deref())?;
+    let python = xdist_config::python::find_python(args.python.as_deref())?;
     let listener = TcpListener::bind(&args.listen)
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener

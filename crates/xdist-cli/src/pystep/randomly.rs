@@ -6,7 +6,8 @@
 //! pytest-randomly's `pytest_configure` does on a pytest-xdist controller: `--randomly-seed=N`
 //! (the last one of ini `addopts`, `PYTEST_ADDOPTS` and the command line), `last` (pytest's
 //! cache value `randomly_seed`), else a fresh random 32-bit seed. The first worker's header
-//! prints `Using --randomly-seed=N` once; the cache reporter stores the seed for `last`.
+//! prints `Using --randomly-seed=N` once; the workers hand the seed back in their
+//! `ReportOptions` (when the plugin is active) and the cache reporter stores it for `last`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -37,13 +38,13 @@ pub fn add_workerinput(
 
 /// The seed pytest-randomly would use for these arguments.
 fn resolve(pytest_args: &[String], cwd: &Path) -> u64 {
-    let ini = xdist_core::ini::locate(pytest_args, cwd).ok();
+    let ini = xdist_config::ini::locate(pytest_args, cwd).ok();
     let mut args: Vec<String> = ini
         .as_ref()
         .and_then(|i| i.get_args("addopts").ok())
         .unwrap_or_default();
     if let Ok(env) = std::env::var(xdist_core::env::PYTEST_ADDOPTS) {
-        args.extend(xdist_core::ini::split_addopts(&env).unwrap_or_default());
+        args.extend(xdist_core::pystr::split_addopts(&env).unwrap_or_default());
     }
     args.extend(pytest_args.iter().cloned());
     match seed_option(&args).as_deref() {
@@ -98,14 +99,6 @@ fn fresh_seed() -> u64 {
     (t ^ std::process::id().rotate_left(16)) as u64
 }
 
-/// The seed a worker's header line announces (`Using --randomly-seed=N`).
-pub fn seed_from_header(header: &[String]) -> Option<u64> {
-    header
-        .iter()
-        .find_map(|l| l.strip_prefix("Using --randomly-seed="))
-        .and_then(|s| s.trim().parse().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,9 +135,5 @@ mod tests {
         let mut d = Map::new();
         add_workerinput(&mut d, &s(&["--randomly-seed=last"]), tmp.path(), "run-3");
         assert_eq!(d["randomly_seed"], json!(1234));
-        assert_eq!(
-            seed_from_header(&s(&["rootdir: x", "Using --randomly-seed=99"])),
-            Some(99)
-        );
     }
 }

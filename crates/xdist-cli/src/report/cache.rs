@@ -8,9 +8,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::report::events::{Reporter, RunEvent};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
-use xdist_core::events::{Reporter, RunEvent};
 use xdist_core::protocol::Report;
 
 /// pytest's `CACHEDIR_FILES`.
@@ -262,11 +262,11 @@ impl CacheReporter {
 impl Reporter for CacheReporter {
     fn event(&mut self, event: &RunEvent<'_>) {
         match event {
-            RunEvent::SessionStart { options, header } => {
+            RunEvent::SessionStart { options, .. } => {
                 if let Some(dir) = options.cache_dir.as_deref().filter(|d| !d.is_empty()) {
                     self.start(dir);
                     // pytest-randomly's controller stores its seed for `--randomly-seed=last`.
-                    if let Some(seed) = crate::pystep::randomly::seed_from_header(header) {
+                    if let Some(seed) = options.randomly_seed {
                         self.set("randomly_seed", &seed.to_string());
                     }
                 }

@@ -3,8 +3,8 @@
 //! a traceback or a warning. The run loop sends the facts
 //! ([`TestCrash`], [`WorkerCrash`]); the reporters word them here.
 
+use crate::report::events::{CrashMoment, TestCrash, WorkerCrash};
 use serde_json::{json, Map};
-use xdist_core::events::{CrashMoment, TestCrash, WorkerCrash};
 use xdist_core::protocol::Report;
 
 /// Lines of a crashed worker's stderr shown with a crash no test is blamed for (all of

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use xdist_core::events::{Reporter, RunEvent, RunSummary};
+use crate::report::events::{Reporter, RunEvent, RunSummary};
 use xdist_core::protocol::{Report, ReportOptions};
 
 use crate::report::FileError;

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod crash;
+pub mod events;
 pub mod junit;
 pub mod reportlog;
 pub mod status;

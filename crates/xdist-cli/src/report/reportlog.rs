@@ -13,8 +13,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::report::events::{Reporter, RunEvent};
 use serde_json::{json, Value};
-use xdist_core::events::{Reporter, RunEvent};
 use xdist_core::protocol::Report;
 
 use crate::report::FileError;

@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::rc::Rc;
 use std::time::Instant;
 
-use xdist_core::events::RunEvent;
+use crate::report::events::RunEvent;
 
 use crate::report::termwriter::{display_width, strip_ansi};
 

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use xdist_core::events::{CrashMoment, Reporter, RunEvent, RunSummary, WorkerCrash};
+use crate::report::events::{CrashMoment, Reporter, RunEvent, RunSummary, WorkerCrash};
 use xdist_core::protocol::{Report, ReportOptions, WarningRecord};
 
 use crate::pystep::cov::CovOutcome;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use xdist_core::events::RunEvent;
+use crate::report::events::RunEvent;
 use xdist_core::protocol::{Command, Report, WorkerEvent};
 use xdist_sched::{Collection, NodeKey};
 

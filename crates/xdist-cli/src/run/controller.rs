@@ -11,8 +11,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::report::events::{Reporter, RunEvent};
 use serde_json::{json, Map, Value};
-use xdist_core::events::{Reporter, RunEvent};
 use xdist_core::exit::ExitCode;
 use xdist_core::protocol::ReportOptions;
 use xdist_core::spec::XSpec;
@@ -280,23 +280,22 @@ impl<'r> Controller<'r> {
         }
     }
 
-    /// `TestStarted` (no duration) or `TestFinished` for test `index` on node `i`.
-    pub(super) fn emit_test_event(&mut self, i: usize, index: usize, duration: Option<f64>) {
+    /// `TestStarted` or (`finished`) `TestFinished` for test `index` on node `i`.
+    pub(super) fn emit_test_event(&mut self, i: usize, index: usize, finished: bool) {
         let Some(collection) = self.collection.clone() else {
             return;
         };
         let (Some(nodeid), id) = (collection.ids.get(index), self.nodes[i].id.clone()) else {
             return;
         };
-        self.emit(match duration {
-            None => RunEvent::TestStarted {
+        self.emit(match finished {
+            false => RunEvent::TestStarted {
                 worker: &id,
                 nodeid,
             },
-            Some(duration) => RunEvent::TestFinished {
+            true => RunEvent::TestFinished {
                 worker: &id,
                 nodeid,
-                duration,
             },
         });
     }

@@ -1,6 +1,6 @@
 //! A worker that went down: whether it crashed, who is blamed, and its replacement.
 
-use xdist_core::events::{CrashMoment, RunEvent, TestCrash, WorkerCrash};
+use crate::report::events::{CrashMoment, RunEvent, TestCrash, WorkerCrash};
 use xdist_core::exit::ExitCode;
 use xdist_plugin_api::ReportView;
 use xdist_sched::NodeKey;
@@ -189,7 +189,6 @@ impl Controller<'_> {
         let id = self.nodes[i].id.clone();
         if let Some(msg) = self.restarts.on_crash(&id, !session_end) {
             self.emit(RunEvent::XdistMessage { message: &msg });
-            self.stop.xdist_message = Some(msg);
             self.stop_all();
         } else if !session_end && (!self.shutting_down || self.sched.has_pending()) {
             self.emit(RunEvent::ReplacingWorker { worker: &id });

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::report::events::{RunEvent, RunSummary};
 use serde_json::{json, Map, Value};
-use xdist_core::events::{RunEvent, RunSummary};
 use xdist_core::exit::ExitCode;
 use xdist_core::protocol::Command;
 
@@ -64,10 +64,8 @@ impl Controller<'_> {
         let summary = RunSummary {
             exit,
             duration: self.started.elapsed(),
-            collected: self.collection.as_ref().map_or(0, |c| c.len()),
             shouldfail: self.stop.shouldfail.clone(),
             interrupted: self.stop.interrupted.clone(),
-            xdist_message: self.stop.xdist_message.clone(),
         };
         if self.session_started {
             self.emit(RunEvent::RunFinished(&summary));

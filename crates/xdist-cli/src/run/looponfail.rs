@@ -96,7 +96,7 @@ pub fn run_loop(
 /// The arguments without positional ones (paths and node ids), so failing node ids can
 /// take their place.
 fn strip_positional(args: &[String]) -> Vec<String> {
-    let setup = xdist_core::ini::setup_args(args);
+    let setup = xdist_config::ini::setup_args(args);
     let mut positional = setup.positional;
     let mut out = Vec::new();
     for a in args {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use xdist_core::events::CrashMoment;
+use crate::report::events::CrashMoment;
 use xdist_core::exit::ExitCode;
 
 /// After the first Ctrl-C, running tests get this long to finish.
@@ -73,8 +73,6 @@ pub struct Stop {
     /// `-x`/`--maxfail` or a worker's `session.shouldfail`/`shouldstop`.
     pub shouldfail: Option<String>,
     pub interrupted: Option<String>,
-    /// The restart limit's message (shown in the summary).
-    pub xdist_message: Option<String>,
     pub internal_error: bool,
     /// Ctrl-C/SIGTERM seen: when the grace period for running tests ends.
     interrupt_deadline: Option<Instant>,

@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
+use crate::report::events::RunEvent;
 use serde_json::{json, Map, Value};
-use xdist_core::events::RunEvent;
 use xdist_core::protocol::{
     Command, Report, ReportOptions, WarningRecord, WorkerEvent, WorkerInfo, PROTOCOL_VERSION,
 };
@@ -198,13 +198,9 @@ impl Controller<'_> {
 
     fn on_logstart(&mut self, i: usize, index: usize, loc: Option<String>) {
         self.nodes[i].started = Some((index, Instant::now()));
-        self.emit_test_event(i, index, None);
+        self.emit_test_event(i, index, false);
         if let Some(loc) = loc {
-            let id = self.nodes[i].id.clone();
-            self.emit(RunEvent::TestStart {
-                worker: &id,
-                loc: &loc,
-            });
+            self.emit(RunEvent::TestStart { loc: &loc });
         }
     }
 
@@ -214,7 +210,7 @@ impl Controller<'_> {
         self.nodes[i].started = None;
         self.done_tests.insert(index);
         self.run_durations.insert(index, d);
-        self.emit_test_event(i, index, Some(d));
+        self.emit_test_event(i, index, true);
         if self.nodes[i].scheduled {
             let key = NodeKey(self.nodes[i].key);
             self.sched

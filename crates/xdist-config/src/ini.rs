@@ -1,3 +1,4 @@
+//! (Over 700 lines: one port of pytest's `findpaths.py` and `iniconfig`, kept whole to read side by side with them; a third of it is tests.)
 //! pytest's configuration-file discovery (rootdir and inifile), as pytest 9 does it, and the
 //! values xdist needs from the file: `addopts`, `looponfailroots`, `rsyncdirs`, `rsyncignore`.
 //!
@@ -10,7 +11,7 @@
 //!
 //! `PYTEST_ADDOPTS` takes part in discovery in pytest (it is prepended to the arguments before
 //! the file is located, so `-c`/`--rootdir`/`-o` in it count); the ini's own `addopts` do not.
-//! [`locate`] takes the arguments as given: callers prepend [`split_addopts`] of
+//! [`locate`] takes the arguments as given: callers prepend [`xdist_core::pystr::split_addopts`] of
 //! `PYTEST_ADDOPTS` themselves when they want pytest's behaviour exactly.
 
 use std::collections::BTreeMap;
@@ -18,6 +19,8 @@ use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
 
 use thiserror::Error;
+use xdist_core::pystr::py_repr;
+use xdist_core::pystr::split_addopts;
 
 /// Names pytest discovers, in precedence order (`CONFIG_LOADERS_BY_NAME`).
 pub const CONFIG_NAMES: [&str; 7] = [
@@ -118,9 +121,9 @@ pub struct SetupArgs {
     pub positional: Vec<String>,
 }
 
-/// Long options (pytest 9.2 core and pytest-xdist, plus xdist's own) that take one value.
-const LONG_WITH_VALUE: &[&str] = &[
-    // pytest core
+/// pytest 9.2 core's long options that take one value: what its parser knows when it locates
+/// the config file (plugins' options are not registered yet, so their values count as paths).
+pub const PYTEST_LONG_WITH_VALUE: &[&str] = &[
     "--maxfail",
     "--pythonwarnings",
     "--max-warnings",
@@ -166,7 +169,11 @@ const LONG_WITH_VALUE: &[&str] = &[
     "--log-file-date-format",
     "--log-auto-indent",
     "--log-disable",
-    // pytest-xdist
+];
+
+/// pytest-xdist's long options that take one value (they may reach [`setup_args`] from a
+/// command line meant for pytest-xdist).
+const PYTEST_XDIST_LONG_WITH_VALUE: &[&str] = &[
     "--numprocesses",
     "--maxprocesses",
     "--max-worker-restart",
@@ -178,15 +185,14 @@ const LONG_WITH_VALUE: &[&str] = &[
     "--testrunuid",
     "--maxschedchunk",
     "--ramp",
-    // xdist's own options never get here: callers pass pytest's part of the command line.
 ];
 
 /// Long options with an optional value (argparse `nargs="?"`): they take the next argument
 /// when it does not look like an option (so `pytest --debug tests/` logs to `tests/`).
 const LONG_OPTIONAL_VALUE: &[&str] = &["--debug", "--cache-show"];
 
-/// Short options that take a value.
-const SHORT_WITH_VALUE: &[char] = &['k', 'm', 'W', 'c', 'p', 'o', 'r', 'n'];
+/// pytest core's short options that take a value (pytest-xdist adds `-n`).
+pub const PYTEST_SHORT_WITH_VALUE: &[char] = &['k', 'm', 'W', 'c', 'p', 'o', 'r'];
 
 /// Short flags that take no value (may be clustered: `-vvx`).
 const SHORT_FLAGS: &[char] = &['x', 'V', 'h', 'v', 'q', 'l', 's', 'd', 'f'];
@@ -218,7 +224,9 @@ pub fn setup_args(args: &[String]) -> SetupArgs {
                 Some((n, v)) => (format!("--{n}"), Some(v.to_string())),
                 None => (arg.clone(), None),
             };
-            if LONG_WITH_VALUE.contains(&name.as_str()) {
+            if PYTEST_LONG_WITH_VALUE.contains(&name.as_str())
+                || PYTEST_XDIST_LONG_WITH_VALUE.contains(&name.as_str())
+            {
                 let value = match inline {
                     Some(v) => Some(v),
                     None if i < args.len() => {
@@ -245,7 +253,7 @@ pub fn setup_args(args: &[String]) -> SetupArgs {
             if SHORT_FLAGS.contains(&c) {
                 continue;
             }
-            if SHORT_WITH_VALUE.contains(&c) {
+            if PYTEST_SHORT_WITH_VALUE.contains(&c) || c == 'n' {
                 let rest = &body[pos + c.len_utf8()..];
                 let rest = if pos == 0 {
                     rest.strip_prefix('=').unwrap_or(rest)
@@ -295,78 +303,12 @@ fn determine_setup(
     invocation_dir: &Path,
 ) -> Result<PytestConfigFile, IniError> {
     let dirs = get_dirs_from_args(args, invocation_dir);
-    let mut ignored = Vec::new();
-    let mut rootdir: Option<PathBuf> = None;
-    let inipath: Option<PathBuf>;
-    let mut values = BTreeMap::new();
-
-    if let Some(inifile) = inifile.filter(|s| !s.is_empty()) {
-        let p = absolutepath(invocation_dir, inifile);
-        if !p.exists() {
-            return Err(IniError::Usage(format!(
-                "Config file '{}' not found. Check your '-c/--config-file' option.",
-                p.display()
-            )));
-        }
-        if p.is_dir() {
-            return Err(IniError::Usage(format!(
-                "Config file '{}' is a directory. Check your '-c/--config-file' option.",
-                p.display()
-            )));
-        }
-        match loader_for(&p, true) {
-            Some(loader) => values = load(loader, &p)?.unwrap_or_default(),
-            None if p.is_file() => {
-                return Err(IniError::Usage(format!(
-                    "Config file '{}' has an unsupported format. Supported extensions are: \
-                     .cfg, .ini, .toml.",
-                    p.display()
-                )))
-            }
-            None => {}
-        }
-        if rootdir_cmd_arg.is_none() {
-            if p.is_file() {
-                rootdir = p.parent().map(Path::to_path_buf);
-            } else {
-                let r = get_common_ancestor(invocation_dir, &dirs);
-                rootdir = Some(if is_fs_root(&r) {
-                    invocation_dir.to_path_buf()
-                } else {
-                    r
-                });
-            }
-        }
-        inipath = Some(p);
-    } else {
-        let ancestor = get_common_ancestor(invocation_dir, &dirs);
-        let found = locate_config(invocation_dir, std::slice::from_ref(&ancestor))?;
-        rootdir = found.rootdir;
-        let mut found_inipath = found.inipath;
-        values = found.values;
-        ignored = found.ignored;
-        if rootdir.is_none() && rootdir_cmd_arg.is_none() {
-            rootdir = ancestors(&ancestor)
-                .find(|d| d.join("setup.py").is_file())
-                .map(Path::to_path_buf);
-            if rootdir.is_none() {
-                if dirs.as_slice() != std::slice::from_ref(&ancestor) {
-                    let f = locate_config(invocation_dir, &dirs)?;
-                    rootdir = f.rootdir;
-                    found_inipath = f.inipath;
-                    values = f.values;
-                }
-                if rootdir.is_none() {
-                    let r = get_common_ancestor(
-                        invocation_dir,
-                        &[invocation_dir.to_path_buf(), ancestor.clone()],
-                    );
-                    rootdir = Some(if is_fs_root(&r) { ancestor.clone() } else { r });
-                }
-            }
-        }
-        inipath = found_inipath;
-    }
+    let rootdir_given = rootdir_cmd_arg.is_some();
+    let found = match inifile.filter(|s| !s.is_empty()) {
+        Some(inifile) => given_config_file(inifile, invocation_dir, &dirs, rootdir_given)?,
+        None => discovered_config(invocation_dir, &dirs, rootdir_given)?,
+    };
+    let mut rootdir = found.rootdir;
     if let Some(arg) = rootdir_cmd_arg.filter(|s| !s.is_empty()) {
         let r = absolutepath(invocation_dir, expandvars(arg));
         if !r.is_dir() {
@@ -378,12 +320,97 @@ fn determine_setup(
         rootdir = Some(r);
     }
     Ok(PytestConfigFile {
-        path: inipath,
+        path: found.inipath,
         rootdir: rootdir.unwrap_or_else(|| invocation_dir.to_path_buf()),
         invocation_dir: invocation_dir.to_path_buf(),
-        ignored_config_files: ignored,
-        values,
+        ignored_config_files: found.ignored,
+        values: found.values,
     })
+}
+
+/// `-c FILE`: that file's values; the rootdir is its directory unless `--rootdir` is given.
+fn given_config_file(
+    inifile: &str,
+    invocation_dir: &Path,
+    dirs: &[PathBuf],
+    rootdir_given: bool,
+) -> Result<Located, IniError> {
+    let p = absolutepath(invocation_dir, inifile);
+    if !p.exists() {
+        return Err(IniError::Usage(format!(
+            "Config file '{}' not found. Check your '-c/--config-file' option.",
+            p.display()
+        )));
+    }
+    if p.is_dir() {
+        return Err(IniError::Usage(format!(
+            "Config file '{}' is a directory. Check your '-c/--config-file' option.",
+            p.display()
+        )));
+    }
+    let mut values = BTreeMap::new();
+    match loader_for(&p, true) {
+        Some(loader) => values = load(loader, &p)?.unwrap_or_default(),
+        None if p.is_file() => {
+            return Err(IniError::Usage(format!(
+                "Config file '{}' has an unsupported format. Supported extensions are: \
+                 .cfg, .ini, .toml.",
+                p.display()
+            )))
+        }
+        None => {}
+    }
+    let rootdir = match rootdir_given {
+        true => None,
+        false if p.is_file() => p.parent().map(Path::to_path_buf),
+        false => {
+            let r = get_common_ancestor(invocation_dir, dirs);
+            Some(if is_fs_root(&r) {
+                invocation_dir.to_path_buf()
+            } else {
+                r
+            })
+        }
+    };
+    Ok(Located {
+        rootdir,
+        inipath: Some(p),
+        values,
+        ignored: Vec::new(),
+    })
+}
+
+/// No `-c`: pytest's search from the args' common ancestor, then `setup.py`, then each arg.
+fn discovered_config(
+    invocation_dir: &Path,
+    dirs: &[PathBuf],
+    rootdir_given: bool,
+) -> Result<Located, IniError> {
+    let ancestor = get_common_ancestor(invocation_dir, dirs);
+    let mut found = locate_config(invocation_dir, std::slice::from_ref(&ancestor))?;
+    if found.rootdir.is_some() || rootdir_given {
+        return Ok(found);
+    }
+    found.rootdir = ancestors(&ancestor)
+        .find(|d| d.join("setup.py").is_file())
+        .map(Path::to_path_buf);
+    if found.rootdir.is_some() {
+        return Ok(found);
+    }
+    if dirs != std::slice::from_ref(&ancestor) {
+        let f = locate_config(invocation_dir, dirs)?;
+        found.rootdir = f.rootdir;
+        found.inipath = f.inipath;
+        found.values = f.values;
+    }
+    if found.rootdir.is_none() {
+        let r = get_common_ancestor(
+            invocation_dir,
+            &[invocation_dir.to_path_buf(), ancestor.clone()],
+        );
+        found.rootdir = Some(if is_fs_root(&r) { ancestor } else { r });
+    }
+    Ok(found)
 }
 
 struct Located {
@@ -705,7 +732,7 @@ fn parse_ini(path: &str, text: &str) -> Result<IniSections, IniError> {
         }
     };
     let mut current: Option<usize> = None;
-    for (lineno, raw) in crate::pystr::splitlines(text).into_iter().enumerate() {
+    for (lineno, raw) in xdist_core::pystr::splitlines(text).into_iter().enumerate() {
         let stripped_start = raw.trim_start_matches(py_isspace);
         if stripped_start.is_empty() || stripped_start.starts_with(['#', ';']) {
             continue;
@@ -953,103 +980,6 @@ fn py_float(f: f64) -> String {
         s
     } else {
         format!("{s}.0")
-    }
-}
-
-/// Python's `repr()` of a string.
-pub(crate) fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python's `shlex.split(s)` (POSIX mode, no comments), as pytest splits `addopts` and
-/// `PYTEST_ADDOPTS`. Errors are Python's: `No closing quotation`, `No escaped character`.
-pub fn split_addopts(s: &str) -> Result<Vec<String>, String> {
-    #[derive(PartialEq)]
-    enum St {
-        Space,
-        Word,
-        Quote(char),
-        Escape(Option<char>),
-    }
-    let mut out = Vec::new();
-    let mut token = String::new();
-    let mut quoted = false;
-    let mut st = St::Space;
-    let is_ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
-    for c in s.chars() {
-        match st {
-            St::Space | St::Word => {
-                if is_ws(c) {
-                    if st == St::Word && (!token.is_empty() || quoted) {
-                        out.push(std::mem::take(&mut token));
-                    }
-                    quoted = false;
-                    st = St::Space;
-                } else if c == '\\' {
-                    st = St::Escape(None);
-                } else if c == '\'' || c == '"' {
-                    st = St::Quote(c);
-                } else {
-                    token.push(c);
-                    st = St::Word;
-                }
-            }
-            St::Quote(q) => {
-                quoted = true;
-                if c == q {
-                    st = St::Word;
-                } else if c == '\\' && q == '"' {
-                    st = St::Escape(Some(q));
-                } else {
-                    token.push(c);
-                }
-            }
-            St::Escape(inside) => {
-                if let Some(q) = inside {
-                    if c != '\\' && c != q {
-                        token.push('\\');
-                    }
-                }
-                token.push(c);
-                st = match inside {
-                    Some(q) => St::Quote(q),
-                    None => St::Word,
-                };
-            }
-        }
-    }
-    match st {
-        St::Quote(_) => Err("No closing quotation".to_string()),
-        St::Escape(_) => Err("No escaped character".to_string()),
-        St::Word => {
-            out.push(token);
-            Ok(out)
-        }
-        St::Space => Ok(out),
     }
 }
 
@@ -1503,15 +1433,7 @@ mod tests {
     }
 
     #[test]
-    fn addopts_splitting() {
-        let split = |x: &str| split_addopts(x).unwrap();
-        assert_eq!(split("-x  -k 'a and b'"), s(&["-x", "-k", "a and b"]));
-        assert_eq!(split(r#"-k "a \"b\" \$c""#), s(&["-k", r#"a "b" \$c"#]));
-        assert_eq!(split("#x a\\ b ''"), s(&["#x", "a b", ""]));
-        assert_eq!(split("  \n "), Vec::<String>::new());
-        assert_eq!(split("a\"b\"'c'd"), s(&["abcd"]));
-        assert_eq!(split_addopts("'a").unwrap_err(), "No closing quotation");
-        assert_eq!(split_addopts("a\\").unwrap_err(), "No escaped character");
+    fn addopts_continuation_lines() {
         // Continuation lines in an ini value are joined with newlines, then split.
         let (_t, root) = tmp();
         write(
@@ -1582,6 +1504,5 @@ mod tests {
         assert_eq!(py_float(0.1), "0.1");
         assert_eq!(py_float(1e16), "1e+16");
         assert_eq!(py_float(1.5e-5), "1.5e-05");
-        assert_eq!(py_repr("it's"), "\"it's\"");
     }
 }

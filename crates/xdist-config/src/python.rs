@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::env::{VIRTUAL_ENV, XDIST_PYTHON};
+use xdist_core::env::{VIRTUAL_ENV, XDIST_PYTHON};
 
 /// Where the interpreter setting came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +120,7 @@ pub fn find_python(explicit: Option<&OsStr>) -> Result<PathBuf, PythonError> {
         std::env::var_os(XDIST_PYTHON).as_deref(),
         installed.as_deref(),
         std::env::var_os(VIRTUAL_ENV).as_deref(),
-        std::env::var_os(crate::env::PATH).as_deref(),
+        std::env::var_os(xdist_core::env::PATH).as_deref(),
         &cwd,
     )
 }

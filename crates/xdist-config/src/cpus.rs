@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::env::PYTEST_XDIST_AUTO_NUM_WORKERS;
-use crate::ini::py_repr;
+use xdist_core::env::PYTEST_XDIST_AUTO_NUM_WORKERS;
+use xdist_core::pystr::py_repr;
 
 /// Which count `-n` asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::exit::ExitCode;
-use crate::protocol::{Report, ReportOptions, WarningRecord};
+use xdist_core::exit::ExitCode;
+use xdist_core::protocol::{Report, ReportOptions, WarningRecord};
 
 /// One thing that happened during a run.
 #[derive(Debug)]
@@ -34,7 +34,6 @@ pub enum RunEvent<'a> {
     },
     /// A test started on a worker (`-v`).
     TestStart {
-        worker: &'a str,
         loc: &'a str,
     },
     /// A worker started running a test (every test, whatever the verbosity).
@@ -42,11 +41,10 @@ pub enum RunEvent<'a> {
         worker: &'a str,
         nodeid: &'a str,
     },
-    /// A worker finished a test's whole protocol (setup, call, teardown) in `duration` seconds.
+    /// A worker finished a test's whole protocol (setup, call, teardown).
     TestFinished {
         worker: &'a str,
         nodeid: &'a str,
-        duration: f64,
     },
     /// Time passed (every ~150 ms, only while some reporter [`Reporter::wants_ticks`]).
     Tick,
@@ -173,13 +171,10 @@ pub struct TestCrash<'a> {
 pub struct RunSummary {
     pub exit: ExitCode,
     pub duration: Duration,
-    pub collected: usize,
     /// `stopping after N failures` (`-x`/`--maxfail`).
     pub shouldfail: Option<String>,
     /// `Interrupted: 1 error during collection`, `KeyboardInterrupt`...
     pub interrupted: Option<String>,
-    /// xdist's own summary line (`maximum crashed workers reached: 3`).
-    pub xdist_message: Option<String>,
 }
 
 /// Anything that consumes run events.
