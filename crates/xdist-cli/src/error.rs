@@ -21,6 +21,9 @@ pub enum CliError {
     /// A plugin failed to load (exit 4) or failed inside a hook (exit 3).
     #[error("{message}")]
     Plugin { code: i32, message: String },
+    /// A report file could not be written (exit 1, as pytest).
+    #[error(transparent)]
+    ReportFile(#[from] crate::report::FileError),
     /// Something inside xdist or a worker went wrong (exit 3).
     #[error("{0}")]
     Internal(String),
@@ -34,6 +37,7 @@ impl CliError {
                 ExitCode::UsageError.code()
             }
             CliError::Internal(_) => ExitCode::InternalError.code(),
+            CliError::ReportFile(_) => ExitCode::TestsFailed.code(),
             CliError::Plugin { code, .. } => *code,
         }
     }

@@ -497,7 +497,10 @@ impl Session<'_> {
             vec![&mut terminal, &mut junit, &mut reportlog, &mut cache],
         )?
         .with_controller_session(controller_session);
-        controller.run_outcome()
+        let outcome = controller.run_outcome()?;
+        junit.finish()?;
+        reportlog.finish()?;
+        Ok(outcome)
     }
 }
 

@@ -59,6 +59,11 @@ fn py() -> String {
 
 /// Checks the one-line, exit-4 contract; `fragments` must all appear in that line.
 fn assert_one_error_line(out: &RunOutput, fragments: &[&str]) -> String {
+    assert_one_error_line_exiting(out, fragments, 4)
+}
+
+/// [`assert_one_error_line`] for an error pytest exits `code` for.
+fn assert_one_error_line_exiting(out: &RunOutput, fragments: &[&str], code: i32) -> String {
     let ctx = out.describe(6000);
     assert!(!out.timed_out, "timed out\n{ctx}");
     for bad in [
@@ -87,7 +92,7 @@ fn assert_one_error_line(out: &RunOutput, fragments: &[&str]) -> String {
     for f in fragments {
         assert!(line.contains(f), "stderr line lacks {f:?}\n{ctx}");
     }
-    assert_eq!(out.code, Some(4), "want exit code 4\n{ctx}");
+    assert_eq!(out.code, Some(code), "want exit code {code}\n{ctx}");
     line.to_string()
 }
 
@@ -372,4 +377,28 @@ fn ini_xdist_start_bogus() {
     std::fs::write(s.0.join("pytest.ini"), "[pytest]\nxdist_start = clone\n").unwrap();
     let out = xdist(&s.0, &["-n", "2", "--python", &py()]);
     assert_one_error_line(&out, &["'clone'", "ini xdist_start", "fork, spawn"]);
+}
+
+/// A report file that cannot be written fails the run as plain pytest's (exit 1; pytest adds
+/// a traceback, xdist one line), after the tests ran and their summary was shown.
+#[test]
+fn unwritable_report_files_fail_the_run() {
+    let s = suite("unwritable-report");
+    // A regular file where a directory must be: no one can create a file below it.
+    std::fs::write(s.0.join("blocker"), "").unwrap();
+    let serial = run_with_timeout(
+        clean_command(&py(), &s.0).args(["-m", "pytest", "-q", "--junitxml=blocker/out.xml"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(serial.code, Some(1), "{}", serial.describe(3000));
+    let cases = [
+        ("--junitxml=blocker/out.xml", "junit xml"),
+        ("--report-log=blocker/log.json", "report log"),
+    ];
+    for (arg, what) in cases {
+        let out = xdist(&s.0, &["-n", "2", "--python", &py(), arg]);
+        let needle = format!("could not write {what}");
+        assert_one_error_line_exiting(&out, &[&needle, "blocker"], 1);
+        assert!(out.stdout.contains("1 passed"), "{}", out.describe(3000));
+    }
 }

@@ -185,7 +185,10 @@ pub fn run_plain_pytest(
     match empty_shard {
         // pytest's "no tests collected" (5): for an empty shard that is a pass.
         Some(n) if code == xdist_core::exit::ExitCode::NoTestsCollected.code() => {
-            eprintln!("{}", crate::run::shard::empty_shard_line(shard.shard, n));
+            eprintln!(
+                "{}",
+                crate::report::text::empty_shard_line(shard.shard.index, shard.shard.total, n)
+            );
             Ok(0)
         }
         _ => Ok(code),

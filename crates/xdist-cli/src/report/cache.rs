@@ -274,6 +274,9 @@ impl Reporter for CacheReporter {
             _ if self.cache_dir.is_none() => {}
             RunEvent::TestReport { nodeid, report, .. } => self.test_report(nodeid, report),
             RunEvent::CollectReport { nodeid, report, .. } => self.collect_report(nodeid, report),
+            RunEvent::TestCrashed(c) => {
+                self.test_report(c.nodeid, &crate::report::crash::test_report(c, None));
+            }
             RunEvent::RunFinished(_) => self.finish(),
             _ => {}
         }

@@ -78,6 +78,26 @@ pub enum RunEvent<'a> {
     ReplacingWorker {
         worker: &'a str,
     },
+    /// A worker died while running a test: the test failed with the crash (or, when a
+    /// plugin's `handlecrashitem` said so, is run again).
+    TestCrashed(&'a TestCrash<'a>),
+    /// A worker died when no test can be blamed: reported on its own, and the run fails.
+    WorkerCrashed {
+        crash: &'a WorkerCrash<'a>,
+        moment: CrashMoment<'a>,
+    },
+    /// `pytest_unconfigure` raised in a worker after its tests; `worker` is None when every
+    /// worker's did, which stands for the controller's own (pytest exits 1 with the traceback).
+    UnconfigureError {
+        worker: Option<&'a str>,
+        traceback: &'a str,
+    },
+    /// `--shard index/total` got none of the `collected` tests (the run passes).
+    EmptyShard {
+        index: usize,
+        total: usize,
+        collected: usize,
+    },
     /// A line of xdist's own (restart limit reached, ...), also kept for the summary.
     XdistMessage {
         message: &'a str,
@@ -102,6 +122,48 @@ pub enum RunEvent<'a> {
     },
     /// The run is over.
     RunFinished(&'a RunSummary),
+}
+
+/// How a worker died, as data: the reporters word it.
+#[derive(Debug)]
+pub struct WorkerCrash<'a> {
+    pub worker: &'a str,
+    /// How its process ended (`exit code 1`, `SIGSEGV`).
+    pub exit: &'a str,
+    /// What it broke and was killed for (a protocol error, a lost channel).
+    pub fault: Option<&'a str>,
+    /// `--hang-timeout` in seconds, when it was killed for exceeding it.
+    pub hang_timeout: Option<f64>,
+    /// Its last lines of stderr (a hung worker's are its Python stacks).
+    pub stderr_tail: &'a [String],
+}
+
+/// When a worker died that no test is blamed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMoment<'a> {
+    /// Before its pytest session started (others went on without it).
+    BeforeSession,
+    /// Between two tests.
+    BetweenTests,
+    /// After its last test, in its session's end (`pytest_sessionfinish`, session fixtures).
+    SessionEnd,
+    /// After it sent `finished`, in another way than its session announced.
+    AfterSession,
+    /// In the teardown of a test whose outcome was already shown.
+    Teardown { nodeid: &'a str },
+}
+
+/// A test its worker died running.
+#[derive(Debug)]
+pub struct TestCrash<'a> {
+    pub crash: WorkerCrash<'a>,
+    pub nodeid: &'a str,
+    /// The crash's description, as a plugin's `handlecrashitem` may have changed it.
+    pub longrepr: &'a str,
+    /// `failed`, or `rerun` when a plugin turned the crash into a rerun.
+    pub outcome: &'a str,
+    /// pytest-xdist's `[gw0] linux -- Python 3.11.7 /usr/bin/python3` line, when known.
+    pub infoline: Option<&'a str>,
 }
 
 /// The outcome of a whole run.

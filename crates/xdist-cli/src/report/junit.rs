@@ -11,6 +11,8 @@ use std::time::SystemTime;
 use crate::report::events::{Reporter, RunEvent, RunSummary};
 use xdist_core::protocol::{Report, ReportOptions};
 
+use crate::report::FileError;
+
 /// pytest's `MESSAGE_ATTR_BUDGET`.
 const MESSAGE_ATTR_BUDGET: usize = 500;
 
@@ -221,6 +223,8 @@ pub struct JunitReporter {
     open_reports: Vec<OpenReport>,
     cnt_double_fail_tests: usize,
     suite_start: SystemTime,
+    /// Why the file could not be written (see [`JunitReporter::finish`]).
+    error: Option<FileError>,
 }
 
 impl Default for JunitReporter {
@@ -285,6 +289,7 @@ impl JunitReporter {
             open_reports: Vec::new(),
             cnt_double_fail_tests: 0,
             suite_start: SystemTime::now(),
+            error: None,
         }
     }
 
@@ -598,7 +603,12 @@ impl JunitReporter {
         out
     }
 
-    fn write_file(&self, summary: &RunSummary) {
+    /// The file's fate once the run ended: an unwritable one fails the run.
+    pub fn finish(&mut self) -> Result<(), FileError> {
+        self.error.take().map_or(Ok(()), Err)
+    }
+
+    fn write_file(&mut self, summary: &RunSummary) {
         let Some(path) = &self.logfile else {
             return;
         };
@@ -606,11 +616,8 @@ impl JunitReporter {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        if let Err(e) = std::fs::write(path, self.document(summary)) {
-            eprintln!(
-                "xdist: error: could not write junit xml {}: {e}",
-                path.display()
-            );
+        if let Err(source) = std::fs::write(path, self.document(summary)) {
+            self.error = Some(FileError::new("junit xml", path, source));
         }
     }
 }
@@ -674,6 +681,10 @@ impl Reporter for JunitReporter {
                 nodeid,
                 report,
             } => self.collect_report(worker, nodeid, report),
+            RunEvent::TestCrashed(c) => {
+                let report = crate::report::crash::test_report(c, None);
+                self.test_report(c.crash.worker, c.nodeid, &report);
+            }
             RunEvent::InternalError { text } => self.internal_error(text),
             RunEvent::RunFinished(summary) => self.write_file(summary),
             _ => {}
@@ -682,51 +693,5 @@ impl Reporter for JunitReporter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_like_pytest() {
-        assert_eq!(bin_xml_escape("hello\x07world\x08"), "hello#x07world#x08");
-        assert_eq!(
-            bin_xml_escape("a\tb\nc\rd\x7f\u{fffe}"),
-            "a\tb\nc\rd#x7F#xFFFE"
-        );
-        assert_eq!(bin_xml_escape("é☃𝄞"), "é☃𝄞");
-        assert_eq!(escape_attr("a\"<&>\n\t"), "a&quot;&lt;&amp;&gt;&#10;&#09;");
-    }
-
-    #[test]
-    fn mangles_addresses() {
-        assert_eq!(
-            mangle_test_address("pkg/test_a.py::TestX::test_y[a::b/c]"),
-            vec!["pkg.test_a", "TestX", "test_y[a::b/c]"]
-        );
-        assert_eq!(mangle_test_address("test_a.py"), vec!["test_a"]);
-        assert_eq!(mangle_test_address("a.py::t[]"), vec!["a", "t[]"]);
-    }
-
-    #[test]
-    fn shortens_messages() {
-        assert_eq!(shorten_message("short", 500), "short");
-        let long = "x".repeat(600);
-        let s = shorten_message(&long, 500);
-        assert!(s.ends_with("...\n[truncated; full report in element text]"));
-        let many = (0..200)
-            .map(|i| format!("line {i}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let s = shorten_message(&many, 500);
-        assert!(
-            s.contains("more lines; full report in element text]"),
-            "{s}"
-        );
-    }
-
-    #[test]
-    fn centers_like_python() {
-        assert_eq!(center(" ab ", 10, '-'), "--- ab ---");
-        assert_eq!(center("abc", 6, '-'), "-abc--");
-        assert_eq!(center("ab", 5, '-'), "--ab-");
-    }
-}
+#[path = "junit_tests.rs"]
+mod tests;

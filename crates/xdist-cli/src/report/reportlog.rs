@@ -17,17 +17,33 @@ use crate::report::events::{Reporter, RunEvent};
 use serde_json::{json, Value};
 use xdist_core::protocol::Report;
 
+use crate::report::FileError;
+
 #[derive(Default)]
 pub struct ReportLogReporter {
     path: Option<PathBuf>,
     tmp: Option<PathBuf>,
     file: Option<File>,
-    failed: bool,
+    /// Why the file could not be written (see [`ReportLogReporter::finish`]).
+    error: Option<FileError>,
 }
 
 impl ReportLogReporter {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The file's fate once the run ended: an unwritable one fails the run.
+    pub fn finish(&mut self) -> Result<(), FileError> {
+        self.error.take().map_or(Ok(()), Err)
+    }
+
+    /// Keeps the first error: the later ones follow from it.
+    fn fail(&mut self, path: Option<PathBuf>, source: std::io::Error) {
+        if self.error.is_none() {
+            let path = path.or_else(|| self.path.clone()).unwrap_or_default();
+            self.error = Some(FileError::new("report log", &path, source));
+        }
     }
 
     fn open(&mut self, path: &str, cwd: &str) {
@@ -45,12 +61,7 @@ impl ReportLogReporter {
         let tmp = p.with_file_name(format!("{}{}", temp_prefix(&name), std::process::id()));
         match File::create(&tmp) {
             Ok(f) => self.file = Some(f),
-            Err(e) => {
-                eprintln!(
-                    "xdist: error: could not write report log {}: {e}",
-                    p.display()
-                );
-            }
+            Err(e) => self.fail(Some(p.clone()), e),
         }
         self.path = Some(p);
         self.tmp = Some(tmp);
@@ -65,10 +76,8 @@ impl ReportLogReporter {
         buf.push_str(text);
         buf.push('\n');
         if let Err(e) = f.write_all(buf.as_bytes()) {
-            if !self.failed {
-                self.failed = true;
-                eprintln!("xdist: error: could not write report log: {e}");
-            }
+            self.file = None;
+            self.fail(None, e);
         }
     }
 
@@ -237,6 +246,10 @@ impl Reporter for ReportLogReporter {
                 Some(text) => self.line(text),
                 None => self.value(synthesize(nodeid, report, true)),
             },
+            RunEvent::TestCrashed(c) => {
+                let report = crate::report::crash::test_report(c, None);
+                self.value(synthesize(c.nodeid, &report, false));
+            }
             RunEvent::Warning(w) => {
                 if let Some(text) = &w.reportlog {
                     self.line(text);
@@ -248,10 +261,8 @@ impl Reporter for ReportLogReporter {
                 self.file = None;
                 if let (Some(tmp), Some(path)) = (self.tmp.take(), self.path.as_ref()) {
                     if let Err(e) = std::fs::rename(&tmp, path) {
-                        eprintln!(
-                            "xdist: error: could not write report log {}: {e}",
-                            path.display()
-                        );
+                        let path = Some(path.clone());
+                        self.fail(path, e);
                         let _ = std::fs::remove_file(&tmp);
                     }
                 }

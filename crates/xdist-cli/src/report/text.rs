@@ -62,6 +62,13 @@ pub fn short_line(
     line
 }
 
+/// What a run of a shard without any of the `collected` tests says (it passes).
+pub fn empty_shard_line(index: usize, total: usize, collected: usize) -> String {
+    format!(
+        "xdist: shard {index}/{total} has none of the {collected} collected tests: nothing to run, which passes"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,14 +124,6 @@ pub fn fnv1a64(s: &str) -> u64 {
     h
 }
 
-/// What a run of a shard without any of the `collected` tests says (it passes).
-pub fn empty_shard_line(shard: Shard, collected: usize) -> String {
-    format!(
-        "xdist: shard {}/{} has none of the {collected} collected tests: nothing to run, which passes",
-        shard.index, shard.total
-    )
-}
-
 /// The shard (0-based) of every test.
 pub fn assign(ids: &[String], total: usize, by: ShardBy, durations: Option<&[f64]>) -> Vec<usize> {
     let total = total.max(1);

@@ -3,8 +3,10 @@
 //! controller feeds these facts and carries out the [`Effect`]s they return; unit tests drive
 //! them with no process at all.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::report::events::CrashMoment;
 use xdist_core::exit::ExitCode;
 
 /// After the first Ctrl-C, running tests get this long to finish.
@@ -109,6 +111,42 @@ impl Stop {
         Vec::new()
     }
 
+    /// A worker's `finished`: its exit status and its session's `shouldfail`/`shouldstop`.
+    /// A worker interrupted on its own (a test raised `KeyboardInterrupt`) stops the run.
+    pub fn on_worker_finished(
+        &mut self,
+        worker: &str,
+        exitstatus: i32,
+        reasons: [String; 2],
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if exitstatus == ExitCode::Interrupted.code() && self.interrupted.is_none() {
+            self.interrupted = Some(format!(
+                "<WorkerController {worker}> received keyboard-interrupt"
+            ));
+            effects.push(Effect::StopAll);
+        }
+        for reason in reasons {
+            if self.shouldfail.is_none() && !reason.is_empty() {
+                self.shouldfail = Some(reason);
+            }
+        }
+        self.internal_error |= exitstatus == ExitCode::InternalError.code();
+        effects
+    }
+
+    /// Every worker collected: with collection errors the run stops there, unless
+    /// `--continue-on-collection-errors`.
+    pub fn on_collection_complete(&mut self, ledger: &Ledger, go_on: bool) -> Vec<Effect> {
+        let n = ledger.collect_errors;
+        if n == 0 || go_on {
+            return Vec::new();
+        }
+        let s = if n == 1 { "" } else { "s" };
+        self.interrupted = Some(format!("Interrupted: {n} error{s} during collection"));
+        vec![Effect::StopAll]
+    }
+
     /// The run was stopped on purpose: tests it never ran are no failure.
     pub fn stopped_on_purpose(&self) -> bool {
         self.interrupted.is_some() || self.shouldfail.is_some()
@@ -132,6 +170,56 @@ impl Stop {
         .filter_map(|(holds, reason)| holds.then_some(reason))
         .max()
         .unwrap_or(StopReason::Ok)
+    }
+}
+
+/// Collection reports shown so far, by node id and outcome: how many times (one node id can
+/// report twice, e.g. a module and its doctests skipped by one `importorskip`), and how many
+/// each worker sent. Every worker collects the same, so a report is shown when a worker sends
+/// it more often than any worker before.
+#[derive(Debug, Default)]
+pub struct CollectReports {
+    shown: HashMap<String, usize>,
+    sent: HashMap<(usize, String), usize>,
+}
+
+impl CollectReports {
+    /// Whether `worker`'s report is news (to be shown and counted).
+    pub fn first_time(&mut self, worker: usize, nodeid: &str, outcome: &str) -> bool {
+        let key = format!("{nodeid}\0{outcome}");
+        let sent = self.sent.entry((worker, key.clone())).or_insert(0);
+        *sent += 1;
+        let shown = self.shown.entry(key).or_insert(0);
+        let news = *sent > *shown;
+        *shown = (*shown).max(*sent);
+        news
+    }
+}
+
+/// What a worker's collection means for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectVerdict {
+    /// The first: it is the run's collection.
+    First,
+    /// The same as the first.
+    Same,
+    /// Different from the first: a collection error that stops the run.
+    Differs,
+    /// Different, from a replacement after collection completed: it is not used.
+    Late,
+}
+
+/// `first`: the run's collection so far; `complete`: every worker collected.
+pub fn judge_collection(
+    first: Option<&[String]>,
+    ids: &[String],
+    complete: bool,
+) -> CollectVerdict {
+    match first {
+        None => CollectVerdict::First,
+        Some(first) if first == ids => CollectVerdict::Same,
+        Some(_) if complete => CollectVerdict::Late,
+        Some(_) => CollectVerdict::Differs,
     }
 }
 
@@ -211,6 +299,49 @@ impl HangClock {
     }
 }
 
+/// What is known when a worker's process is gone, to decide what that means.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lost {
+    /// It sent `finished`.
+    pub finished: bool,
+    /// Its pytest session started (`ready`).
+    pub ready: bool,
+    /// Some worker's session started.
+    pub session_started: bool,
+    /// Another worker still runs.
+    pub others_alive: bool,
+    /// The run already ends with an error.
+    pub fatal_pending: bool,
+}
+
+/// What a worker going down means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Down {
+    /// It ended after `finished` (checked for an abnormal end).
+    Finished,
+    /// It died before any session started and none can run the tests: the run fails with
+    /// why (its stderr), exit 3.
+    Fatal,
+    /// The run already fails with an error: nothing more to say.
+    AlreadyFatal,
+    /// A crash: blamed, counted and replaced.
+    Crash,
+}
+
+impl Lost {
+    pub fn verdict(self) -> Down {
+        if self.finished {
+            Down::Finished
+        } else if self.fatal_pending {
+            Down::AlreadyFatal
+        } else if !self.ready && !self.session_started && !self.others_alive {
+            Down::Fatal
+        } else {
+            Down::Crash
+        }
+    }
+}
+
 /// Who a worker's death is reported on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blame {
@@ -238,220 +369,17 @@ pub fn blame(
     }
 }
 
-/// When a crash nobody is blamed for happened, for its message.
-pub fn crash_moment(session_end: bool, ready: bool) -> &'static str {
+/// When a crash nobody is blamed for happened.
+pub fn crash_moment(session_end: bool, ready: bool) -> CrashMoment<'static> {
     if session_end {
-        "after its last test, while ending its session"
+        CrashMoment::SessionEnd
     } else if ready {
-        "while no test was running"
+        CrashMoment::BetweenTests
     } else {
-        "before its pytest session started"
+        CrashMoment::BeforeSession
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn failed(failures: u64) -> Ledger {
-        Ledger {
-            failures,
-            ..Ledger::default()
-        }
-    }
-
-    #[test]
-    fn exit_code_is_the_most_severe_reason() {
-        let mut stop = Stop::default();
-        let clean = EndFacts::default();
-        assert_eq!(stop.reason(&Ledger::default(), clean), StopReason::Ok);
-        let empty = EndFacts {
-            nothing_collected: true,
-            ..clean
-        };
-        assert_eq!(
-            stop.reason(&Ledger::default(), empty).exit(),
-            ExitCode::NoTestsCollected
-        );
-        assert_eq!(stop.reason(&failed(1), empty).exit(), ExitCode::TestsFailed);
-        stop.internal_error = true;
-        assert_eq!(
-            stop.reason(&failed(1), empty).exit(),
-            ExitCode::InternalError
-        );
-        stop.interrupted = Some("KeyboardInterrupt".into());
-        assert_eq!(stop.reason(&failed(1), empty).exit(), ExitCode::Interrupted);
-    }
-
-    #[test]
-    fn crashes_unrun_tests_and_collection_errors_fail_the_run() {
-        let stop = Stop::default();
-        let crashed = Ledger {
-            crashes: 1,
-            ..Ledger::default()
-        };
-        assert_eq!(
-            stop.reason(&crashed, EndFacts::default()),
-            StopReason::TestsFailed
-        );
-        let collect = Ledger {
-            collect_errors: 2,
-            ..Ledger::default()
-        };
-        assert_eq!(
-            stop.reason(&collect, EndFacts::default()),
-            StopReason::TestsFailed
-        );
-        for end in [
-            EndFacts {
-                not_run: 3,
-                ..EndFacts::default()
-            },
-            EndFacts {
-                unconfigure_failed: true,
-                ..EndFacts::default()
-            },
-        ] {
-            assert_eq!(
-                stop.reason(&Ledger::default(), end),
-                StopReason::TestsFailed
-            );
-        }
-    }
-
-    #[test]
-    fn first_ctrl_c_stops_and_the_second_kills() {
-        let mut stop = Stop::default();
-        let t0 = Instant::now();
-        assert!(stop.on_signals(0, t0).is_empty());
-        assert_eq!(stop.on_signals(1, t0), vec![Effect::StopAll]);
-        assert!(stop.interrupting() && stop.stopped_on_purpose());
-        // The same signal seen again within the grace: nothing new.
-        assert!(stop.on_signals(1, t0 + Duration::from_secs(1)).is_empty());
-        assert_eq!(
-            stop.on_signals(2, t0 + Duration::from_secs(1)),
-            vec![Effect::KillAll]
-        );
-        assert_eq!(
-            stop.reason(&Ledger::default(), EndFacts::default()).exit(),
-            ExitCode::Interrupted
-        );
-    }
-
-    #[test]
-    fn ctrl_c_grace_ends_in_a_kill() {
-        let mut stop = Stop::default();
-        let t0 = Instant::now();
-        stop.on_signals(1, t0);
-        assert!(stop.on_signals(1, t0 + INTERRUPT_GRACE / 2).is_empty());
-        assert_eq!(
-            stop.on_signals(1, t0 + INTERRUPT_GRACE),
-            vec![Effect::KillAll]
-        );
-        // Two signals before the loop looked: stop and kill at once.
-        let mut fresh = Stop::default();
-        assert_eq!(
-            fresh.on_signals(2, t0),
-            vec![Effect::StopAll, Effect::KillAll]
-        );
-    }
-
-    #[test]
-    fn maxfail_stops_once_at_the_limit() {
-        let mut stop = Stop::default();
-        assert!(stop.on_failure(&failed(1), 0).is_empty(), "0 is no limit");
-        assert!(stop.on_failure(&failed(1), 2).is_empty());
-        assert_eq!(stop.on_failure(&failed(2), 2), vec![Effect::StopAll]);
-        assert_eq!(
-            stop.shouldfail.as_deref(),
-            Some("stopping after 2 failures")
-        );
-        assert!(stop.on_failure(&failed(3), 2).is_empty(), "stops once");
-        // -x is --maxfail 1.
-        let mut x = Stop::default();
-        assert_eq!(x.on_failure(&failed(1), 1), vec![Effect::StopAll]);
-        assert_eq!(
-            x.reason(&failed(1), EndFacts::default()),
-            StopReason::TestsFailed
-        );
-    }
-
-    #[test]
-    fn restart_limit() {
-        let mut unlimited = RestartBudget::new(None);
-        assert!((0..50).all(|_| unlimited.on_crash("gw0", true).is_none()));
-        let mut none = RestartBudget::new(Some(0));
-        assert_eq!(
-            none.on_crash("gw1", true).as_deref(),
-            Some("worker gw1 crashed and worker restarting disabled")
-        );
-        let mut two = RestartBudget::new(Some(2));
-        assert!(two.on_crash("gw0", true).is_none());
-        // A worker that died at its session's end needs no replacement: not counted.
-        assert!(two.on_crash("gw0", false).is_none());
-        assert!(two.on_crash("gw1", true).is_none());
-        assert_eq!(
-            two.on_crash("gw2", true).as_deref(),
-            Some("maximum crashed workers reached: 2")
-        );
-    }
-
-    #[test]
-    fn hang_timeout_dumps_stacks_then_kills() {
-        let timeout = Duration::from_secs(10);
-        let t0 = Instant::now();
-        let running = Some((7, t0));
-        let mut clock = HangClock::default();
-        assert_eq!(
-            clock.step(running, timeout, t0 + Duration::from_secs(9)),
-            HangStep::Nothing
-        );
-        assert_eq!(
-            clock.step(running, timeout, t0 + timeout),
-            HangStep::DumpStacks
-        );
-        assert_eq!(clock.hung, Some(7));
-        let later = t0 + timeout + STACK_DUMP_WAIT;
-        assert_eq!(clock.step(running, timeout, later), HangStep::Kill);
-    }
-
-    #[test]
-    fn a_test_ending_during_the_stack_dump_was_slow_not_hung() {
-        let timeout = Duration::from_secs(1);
-        let t0 = Instant::now();
-        let mut clock = HangClock::default();
-        assert_eq!(
-            clock.step(Some((3, t0)), timeout, t0 + timeout),
-            HangStep::DumpStacks
-        );
-        // The worker moved on to test 4 before the wait ended.
-        let moved_on = Some((4, t0 + timeout));
-        let after = t0 + timeout + STACK_DUMP_WAIT;
-        assert_eq!(clock.step(moved_on, timeout, after), HangStep::Nothing);
-        assert_eq!(clock.hung, None);
-        assert_eq!(clock.stacks_requested, None);
-        assert!(clock.step(None, timeout, after).eq(&HangStep::Nothing));
-    }
-
-    #[test]
-    fn crash_blame() {
-        let none_done = |_| false;
-        // The running test is blamed.
-        assert_eq!(blame(Some(4), Some(3), none_done), Blame::Test(4));
-        // Its outcome was shown already: a teardown crash, reported on its own.
-        assert_eq!(blame(Some(4), Some(4), none_done), Blame::Teardown(4));
-        // A finished test is never blamed, nor anyone when nothing ran.
-        assert_eq!(blame(Some(4), Some(4), |i| i == 4), Blame::Nobody);
-        assert_eq!(blame(None, Some(4), none_done), Blame::Nobody);
-        assert_eq!(
-            crash_moment(true, true),
-            "after its last test, while ending its session"
-        );
-        assert_eq!(crash_moment(false, true), "while no test was running");
-        // A worker lost before `ready`.
-        assert_eq!(
-            crash_moment(false, false),
-            "before its pytest session started"
-        );
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,215 @@
+//! Collection: every worker's must match the first; `--shard` keeps a part of it.
+
+use std::sync::Arc;
+
+use crate::report::events::RunEvent;
+use xdist_core::protocol::{Command, Report, WorkerEvent};
+use xdist_sched::{Collection, NodeKey};
+
+use crate::run::state::{judge_collection, CollectVerdict};
+
+use super::controller::Controller;
+
+impl Controller<'_> {
+    /// Worker `i` collected: the first collection is the run's, every other must match it.
+    pub(super) fn on_collection(
+        &mut self,
+        i: usize,
+        ids: Vec<String>,
+        groups: Vec<Option<String>>,
+        deselected: usize,
+        lines: Vec<String>,
+    ) {
+        if self.shutting_down {
+            return;
+        }
+        let view = self.node_view(i);
+        let r = self.host.node_collection_finished(&view, &ids);
+        self.plugin_result(r);
+        let (ids, groups, not_in_shard) = self.shard_collection(ids, groups);
+        if let (Some(s), true) = (
+            self.setup.opts.shard,
+            self.collection.is_none() && ids.is_empty() && not_in_shard > 0,
+        ) {
+            let (index, total, collected) = (s.index, s.total, not_in_shard);
+            self.emit(RunEvent::EmptyShard {
+                index,
+                total,
+                collected,
+            });
+        }
+        let first = self.collection.as_ref().map(|c| c.ids.as_slice());
+        match judge_collection(first, &ids, self.collection_complete) {
+            CollectVerdict::First => {
+                self.first_collection(i, ids, groups, deselected + not_in_shard)
+            }
+            CollectVerdict::Same => {}
+            // A replacement that collected differently is never used.
+            CollectVerdict::Late => return self.send(i, Command::Shutdown),
+            CollectVerdict::Differs => return self.collection_differs(i, &ids),
+        }
+        self.schedule_node(i, &lines);
+    }
+
+    /// The run's collection, from its first worker to collect.
+    fn first_collection(
+        &mut self,
+        i: usize,
+        ids: Vec<String>,
+        groups: Vec<Option<String>>,
+        deselected: usize,
+    ) {
+        let collection = Arc::new(Collection { ids, groups });
+        let estimates = self.history().and_then(|h| h.estimates(&collection.ids));
+        self.estimates = estimates.map(Arc::new);
+        if !self.setup.opts.no_durations && !self.plugin_scheduler {
+            if let Some(d) = self.estimates.clone() {
+                // No node was added yet: start over with a duration-aware scheduler.
+                self.sched_config.durations = Some(d);
+                self.sched =
+                    xdist_sched::make_scheduler(self.setup.opts.dist, self.sched_config.clone());
+            }
+        }
+        self.collection = Some(collection);
+        self.first_collector = Some(self.nodes[i].id.clone());
+        self.deselected = deselected;
+    }
+
+    /// Worker `i` collected other tests than the first: a collection error, and the run stops.
+    fn collection_differs(&mut self, i: usize, ids: &[String]) {
+        let Some(first) = self.collection.clone() else {
+            return;
+        };
+        let node_id = self.nodes[i].id.clone();
+        let first_id = self.first_collector.as_deref().unwrap_or("gw0");
+        let diff = xdist_sched::collection_diff(first_id, &first.ids, &node_id, ids);
+        self.ledger.collect_errors += 1;
+        let report = Report {
+            when: "collect".into(),
+            outcome: "failed".into(),
+            category: "error".into(),
+            letter: "E".into(),
+            word: "ERROR".into(),
+            head: Some(node_id.clone()),
+            body: Some(format!("{}\n", diff.trim_end())),
+            short: Some(format!("ERROR {node_id}")),
+            counts: true,
+            ..Report::default()
+        };
+        self.emit(RunEvent::CollectReport {
+            worker: &node_id,
+            nodeid: &node_id,
+            report: &report,
+        });
+        self.stop_all();
+    }
+
+    /// Worker `i`'s collection was accepted: it joins the scheduler, and once every worker
+    /// collected the tests start (or collection errors stop the run).
+    fn schedule_node(&mut self, i: usize, lines: &[String]) {
+        let Some(collection) = self.collection.clone() else {
+            return;
+        };
+        let (key, spec) = (
+            NodeKey(self.nodes[i].key),
+            &self.setup.specs[self.nodes[i].spec],
+        );
+        self.sched.add_node(key, &spec.raw);
+        self.sched.add_node_collection(key, collection.clone());
+        self.nodes[i].scheduled = true;
+        if !self.collection_complete {
+            if !self.sched.collection_is_completed() {
+                return;
+            }
+            self.collection_complete = true;
+            let name = self.sched.name();
+            let estimates = self.estimates.clone();
+            self.emit(RunEvent::CollectionComplete {
+                workers: self.setup.workers(),
+                items: collection.len(),
+                deselected: self.deselected,
+                lines,
+                scheduler: name,
+                ids: &collection.ids,
+                estimates: estimates.as_deref().map(Vec::as_slice),
+            });
+            let go_on = self.options.continue_on_collection_errors;
+            let effects = self.stop.on_collection_complete(&self.ledger, go_on);
+            if !effects.is_empty() {
+                return self.perform(effects);
+            }
+        }
+        self.sched.schedule(&mut self.actions);
+    }
+
+    /// `--shard`: keeps this shard's tests of a worker's collection (the scheduler sees only
+    /// them, indexed 0..m); the first call fixes the index maps.
+    pub(super) fn shard_collection(
+        &mut self,
+        ids: Vec<String>,
+        groups: Vec<Option<String>>,
+    ) -> (Vec<String>, Vec<Option<String>>, usize) {
+        let Some(shard) = self.setup.opts.shard else {
+            return (ids, groups, 0);
+        };
+        let durations = match shard.by {
+            crate::cli::args::ShardBy::Duration => self.history().and_then(|h| h.estimates(&ids)),
+            crate::cli::args::ShardBy::Hash => None,
+        };
+        let selected = crate::run::shard::select(&ids, shard, durations.as_deref());
+        if self.shard_map.is_none() {
+            let mut rev = vec![usize::MAX; ids.len()];
+            for (s, &w) in selected.iter().enumerate() {
+                rev[w] = s;
+            }
+            self.shard_rev = rev;
+            self.shard_map = Some(selected.clone());
+        }
+        let out_ids = selected.iter().map(|&w| ids[w].clone()).collect();
+        let out_groups = if groups.len() == ids.len() {
+            selected.iter().map(|&w| groups[w].clone()).collect()
+        } else {
+            groups
+        };
+        (out_ids, out_groups, ids.len() - selected.len())
+    }
+
+    /// `--shard`: the suite has tests but none in this shard (a CI job that passes).
+    pub(super) fn empty_shard(&self) -> bool {
+        self.shard_map.as_ref().is_some_and(|m| m.is_empty()) && !self.shard_rev.is_empty()
+    }
+
+    /// `--shard`: scheduler indices -> the worker's collection indices.
+    pub(super) fn shard_out(&self, cmds: &mut [Command]) {
+        let Some(map) = &self.shard_map else {
+            return;
+        };
+        for c in cmds {
+            if let Command::Run { indices } | Command::Steal { indices } = c {
+                for x in indices.iter_mut() {
+                    *x = map.get(*x).copied().unwrap_or(*x);
+                }
+            }
+        }
+    }
+
+    /// `--shard`: the worker's collection indices -> scheduler indices (None: not ours).
+    pub(super) fn shard_in(&self, ev: WorkerEvent) -> Option<WorkerEvent> {
+        if self.shard_map.is_none() {
+            return Some(ev);
+        }
+        let m = |w: usize| self.shard_rev.get(w).copied().filter(|&s| s != usize::MAX);
+        Some(match ev {
+            WorkerEvent::Logstart { i, loc } => WorkerEvent::Logstart { i: m(i)?, loc },
+            WorkerEvent::Done { i, d } => WorkerEvent::Done { i: m(i)?, d },
+            WorkerEvent::Report(mut r) => {
+                r.index = r.index.and_then(m);
+                WorkerEvent::Report(r)
+            }
+            WorkerEvent::Unscheduled { indices } => WorkerEvent::Unscheduled {
+                indices: indices.into_iter().filter_map(m).collect(),
+            },
+            other => other,
+        })
+    }
+}
