@@ -97,30 +97,26 @@ pub fn mangle_test_address(address: &str) -> Vec<String> {
 
 /// ElementTree's attribute escaping (Python 3.11 `_escape_attrib`).
 fn escape_attr(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\r' => out.push_str("&#13;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' => out.push_str("&#09;"),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(s, true)
 }
 
 /// ElementTree's text escaping (`_escape_cdata`).
 fn escape_text(s: &str) -> String {
+    escape(s, false)
+}
+
+/// `&`, `<`, `>` always; in attributes also `"` and the whitespace that would be normalised.
+fn escape(s: &str, attribute: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '"' if attribute => out.push_str("&quot;"),
+            '\r' if attribute => out.push_str("&#13;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            '\t' if attribute => out.push_str("&#09;"),
             c => out.push(c),
         }
     }

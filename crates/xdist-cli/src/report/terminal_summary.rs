@@ -4,6 +4,11 @@
 use super::*;
 
 impl TerminalReporter {
+    /// The `____ head ____` title of report `i` (a report without one is the session's).
+    fn report_head(&self, i: usize) -> String {
+        (self.reports[i].report.head.clone()).unwrap_or_else(|| "test session".into())
+    }
+
     fn section_body(&mut self, i: usize) {
         if let Some(body) = self.reports[i].report.body.clone() {
             self.tw.write_raw(&body);
@@ -29,7 +34,7 @@ impl TerminalReporter {
         self.write_sep('=', Some("ERRORS"), &[]);
         for i in reports {
             let rep = &self.reports[i].report;
-            let head = rep.head.clone().unwrap_or_else(|| "test session".into());
+            let head = self.report_head(i);
             let msg = if rep.when == "collect" {
                 format!("ERROR collecting {head}")
             } else {
@@ -55,11 +60,7 @@ impl TerminalReporter {
                 self.section_body(i);
                 self.write_line(&line, &[]);
             } else {
-                let head = self.reports[i]
-                    .report
-                    .head
-                    .clone()
-                    .unwrap_or_else(|| "test session".into());
+                let head = self.report_head(i);
                 self.write_sep('_', Some(&head), &["red", "bold"]);
                 self.section_body(i);
                 let nodeid = self.reports[i].nodeid.clone();
@@ -80,11 +81,7 @@ impl TerminalReporter {
         for i in reports {
             if !self.reports[i].report.sections.is_empty() || self.reports[i].report.body.is_some()
             {
-                let head = self.reports[i]
-                    .report
-                    .head
-                    .clone()
-                    .unwrap_or_else(|| "test session".into());
+                let head = self.report_head(i);
                 self.write_sep('_', Some(&head), &["green", "bold"]);
                 self.section_body(i);
             }
