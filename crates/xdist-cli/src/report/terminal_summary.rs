@@ -5,6 +5,15 @@ use super::*;
 
 impl TerminalReporter {
     /// The `____ head ____` title of report `i` (a report without one is the session's).
+    /// The reports of one outcome, under a `=== title ===` line when there are any.
+    fn open_section(&mut self, which: &str, title: &str) -> Vec<usize> {
+        let reports = self.stat_reports(which);
+        if !reports.is_empty() {
+            self.write_sep('=', Some(title), &[]);
+        }
+        reports
+    }
+
     fn report_head(&self, i: usize) -> String {
         (self.reports[i].report.head.clone()).unwrap_or_else(|| "test session".into())
     }
@@ -27,11 +36,7 @@ impl TerminalReporter {
         if self.opts.tbstyle == "no" {
             return;
         }
-        let reports = self.stat_reports("error");
-        if reports.is_empty() {
-            return;
-        }
-        self.write_sep('=', Some("ERRORS"), &[]);
+        let reports = self.open_section("error", "ERRORS");
         for i in reports {
             let rep = &self.reports[i].report;
             let head = self.report_head(i);
@@ -49,11 +54,7 @@ impl TerminalReporter {
         if style == "no" {
             return;
         }
-        let reports = self.stat_reports(which);
-        if reports.is_empty() {
-            return;
-        }
-        self.write_sep('=', Some(title), &[]);
+        let reports = self.open_section(which, title);
         for i in reports {
             if style == "line" {
                 let line = crash_line(&self.reports[i].report);
@@ -73,11 +74,7 @@ impl TerminalReporter {
         if self.opts.tbstyle == "no" || !self.hasopt(opt) {
             return;
         }
-        let reports = self.stat_reports(which);
-        if reports.is_empty() {
-            return;
-        }
-        self.write_sep('=', Some(title), &[]);
+        let reports = self.open_section(which, title);
         for i in reports {
             if !self.reports[i].report.sections.is_empty() || self.reports[i].report.body.is_some()
             {
