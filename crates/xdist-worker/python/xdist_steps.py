@@ -388,16 +388,32 @@ def serve_controller(data):
         reply({"t": "started", "env": env})
         for line in requests:
             request = json.loads(line)
-            if request["t"] == "configure_node":
-                workerinput = controller.configure_node(
-                    request["id"], request.get("spec"), request["workerinput"]
-                )
-                reply({"t": "workerinput", "workerinput": workerinput})
-            elif request["t"] == "finish":
-                text = controller.finish(request, replay=True)
-                exitstatus = getattr(controller.session, "exitstatus", None)
-                reply({"t": "summary", "text": text,
-                       "exitstatus": int(exitstatus) if exitstatus is not None else None})
+            answer = CONTROLLER_REQUESTS[request["t"]](controller, request)
+            if answer is not None:
+                reply(answer)
+            if request["t"] == "finish":
                 break
     finally:
         controller.close()
+
+
+def _configure_node(controller, request):
+    workerinput = controller.configure_node(
+        request["id"], request.get("spec"), request["workerinput"]
+    )
+    return {"t": "workerinput", "workerinput": workerinput}
+
+
+def _finish(controller, request):
+    text = controller.finish(request, replay=True)
+    exitstatus = getattr(controller.session, "exitstatus", None)
+    return {"t": "summary", "text": text,
+            "exitstatus": int(exitstatus) if exitstatus is not None else None}
+
+
+# The Rust controller's requests to a `ControllerSession` (`"t"` names one), and what
+# answers each: a dict is the reply line; None sends none (one-way messages).
+CONTROLLER_REQUESTS = {
+    "configure_node": _configure_node,
+    "finish": _finish,
+}
