@@ -166,7 +166,8 @@ def _warning_message(data):
 CONTROLLER_HOOKS = (
     "pytest_configure_node", "pytest_testnodeready", "pytest_testnodedown",
     "pytest_xdist_setupnodes", "pytest_xdist_newgateway",
-    "pytest_xdist_node_collection_finished",
+    "pytest_xdist_node_collection_finished", "pytest_xdist_auto_num_workers",
+    "pytest_xdist_make_scheduler", "pytest_handlecrashitem",
 )
 # Their controller hooks need no controller session: pytest-cov's and pytest-randomly's
 # `workerinput` come from xdist-cli (cov.rs, randomly.rs); pytest-metadata's
@@ -245,6 +246,12 @@ def _deferred_controller_hooks(name, path):
 PLUGIN_START_TIMES = {"pytest_html": "_suite_start_time", "pytest_jsonreport": "_start_time"}
 
 
+class DSessionStandin:
+    """Registered as "dsession", the name of pytest-xdist's controller plugin, so that
+    `config.pluginmanager.hasplugin("dsession")` tells plugins they are on the controller.
+    It implements no hooks: the Rust controller does DSession's work."""
+
+
 class ControllerSession:
     """What pytest-xdist's controller is: a pytest session of the user's arguments, plugins
     and initial conftests, without `workerinput`. Only plugins pytest does not own take part
@@ -268,6 +275,10 @@ class ControllerSession:
         self.data = data
         options = XdistOptions(data.get("numprocesses"), name="xdist")
         self.config = _prepareconfig(args, plugins=[options])
+        # Conftests register their controller-side plugins where `hasplugin("dsession")`
+        # (the seed's examples do). pytest-xdist registers its DSession in a trylast
+        # `pytest_configure`, too late for those checks; ours is there before configure.
+        self.config.pluginmanager.register(DSessionStandin(), "dsession")
         self.config._do_configure()
         pm = self.pm = self.config.pluginmanager
         # pytest-randomly's seed for the workers comes from randomly.rs.
