@@ -18,8 +18,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Child;
+use std::sync::mpsc::{self, Receiver, Sender};
 
 use serde_json::{json, Map, Value};
 use xdist_worker::bootstrap::WORKER_CODE;
@@ -28,7 +28,9 @@ use crate::pystep::summary::{spawn_step, StepProcess, SummaryInput, RESULT_FD};
 
 pub struct ControllerSession {
     child: Child,
-    stdin: ChildStdin,
+    /// Lines for its stdin, written by a thread: a one-way message never blocks the run,
+    /// however busy the session's hooks are.
+    lines: Option<Sender<String>>,
     replies: Receiver<Value>,
     /// Environment variables the session's plugins set: every worker gets them.
     pub env: Vec<(String, String)>,
@@ -50,9 +52,17 @@ impl ControllerSession {
             // the terminal, as pytest-xdist's controller shows it.
             cmd.process_group(0);
         })?;
-        let Some(stdin) = child.stdin.take() else {
+        let Some(mut stdin) = child.stdin.take() else {
             return Err("no pipe to the controller session".into());
         };
+        let (lines, to_write) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in to_write {
+                if stdin.write_all(line.as_bytes()).is_err() || stdin.flush().is_err() {
+                    break;
+                }
+            }
+        });
         let (tx, replies) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(results).lines() {
@@ -67,7 +77,7 @@ impl ControllerSession {
         });
         let mut session = ControllerSession {
             child,
-            stdin,
+            lines: Some(lines),
             replies,
             env: Vec::new(),
         };
@@ -124,10 +134,72 @@ impl ControllerSession {
         Ok((text, reply.get("exitstatus").and_then(Value::as_i64)))
     }
 
+    /// `pytest_xdist_auto_num_workers` for `-n auto` or `-n logical` (`kind`): the first
+    /// answer of the session's plugins, None when none gave one.
+    pub fn auto_num_workers(&mut self, kind: &str) -> Result<Option<usize>, String> {
+        let reply = self.request(&json!({"t": "auto_num_workers", "kind": kind}))?;
+        match reply.get("count") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) => Ok(Some(n as usize)),
+                None => Err(format!("pytest_xdist_auto_num_workers returned {v}, not a count")),
+            },
+        }
+    }
+
+    /// `pytest_xdist_setupnodes`, before any worker starts: waits for its hooks.
+    pub fn setupnodes(&mut self, specs: &[String]) -> Result<(), String> {
+        self.request(&json!({"t": "setupnodes", "specs": specs}))
+            .map(drop)
+    }
+
+    /// `pytest_testnodeready` of worker `workerid`, whose `workerinfo` this is.
+    pub fn testnodeready(&mut self, workerid: &str, workerinfo: &Map<String, Value>) {
+        self.send(json!({"t": "testnodeready", "id": workerid, "workerinfo": workerinfo}));
+    }
+
+    /// `pytest_xdist_node_collection_finished` of worker `workerid`.
+    pub fn collection_finished(&mut self, workerid: &str, ids: &[String]) {
+        self.send(json!({"t": "collection_finished", "id": workerid, "ids": ids}));
+    }
+
+    /// A report as it arrives: `entry` is `{"w": worker id, "r": serialized}` (the summary
+    /// step's form, `finish::summary_report`).
+    pub fn report(&mut self, entry: &str) {
+        if let Some(fields) = entry.strip_prefix('{') {
+            self.send_line(format!("{{\"t\":\"report\",{fields}"));
+        }
+    }
+
+    /// A warning as it arrives (`WarningRecord::summary` JSON text).
+    pub fn warning(&mut self, summary: &str) {
+        self.send(json!({"t": "warning", "warning": summary}));
+    }
+
+    /// `pytest_testnodedown` as a worker goes down: `down` is `{"id", "spec",
+    /// "workeroutput", "workerinfo", "error"}` (`finish` names it again: called once).
+    pub fn testnodedown(&mut self, mut down: Map<String, Value>) {
+        down.insert("t".into(), json!("testnodedown"));
+        self.send(Value::Object(down));
+    }
+
+    /// A one-way message: no reply. If the session is gone, the next request says so.
+    fn send(&mut self, message: Value) {
+        self.send_line(message.to_string());
+    }
+
+    fn send_line(&mut self, mut line: String) {
+        line.push('\n');
+        if let Some(lines) = &self.lines {
+            let _ = lines.send(line);
+        }
+    }
+
     fn request(&mut self, request: &Value) -> Result<Value, String> {
         let mut line = request.to_string();
         line.push('\n');
-        if self.stdin.write_all(line.as_bytes()).is_err() || self.stdin.flush().is_err() {
+        let sent = (self.lines.as_ref()).is_some_and(|lines| lines.send(line).is_ok());
+        if !sent {
             return Err(self.ended());
         }
         self.replies.recv().map_err(|_| self.ended())
@@ -144,6 +216,7 @@ impl ControllerSession {
 
 impl Drop for ControllerSession {
     fn drop(&mut self) {
+        self.lines = None; // its stdin closes once the writer is done: it ends
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
