@@ -184,7 +184,7 @@ impl<'r> Controller<'r> {
     /// SIGKILL to every worker whose process still runs.
     fn kill_all(&mut self) {
         for (n, h) in self.state.nodes.iter().zip(&self.handles) {
-            if n.exited.is_none() {
+            if n.is_running() {
                 h.signal(libc::SIGKILL);
             }
         }

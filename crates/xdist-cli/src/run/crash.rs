@@ -9,23 +9,16 @@ use xdist_worker::ExitKind;
 use crate::error::CliError;
 use crate::run::state::{blame, crash_moment, Blame, Down, Effect, Lost};
 
-use super::node::CHANNEL_GRACE;
 use super::run_state::RunState;
+use std::time::Instant;
 
 impl RunState<'_> {
-    /// Worker `i`'s process exited: once its streams ended (or after [`CHANNEL_GRACE`]) it
-    /// is down, and whether that was a crash is decided here.
+    /// Worker `i`'s process exited: once it is down (`Node::take_down`), whether that was a
+    /// crash is decided here.
     pub(super) fn maybe_node_down(&mut self, i: usize) {
-        let Some((kind, at)) = self.nodes[i].exited else {
+        let Some(kind) = self.nodes[i].take_down(Instant::now()) else {
             return;
         };
-        if !self.nodes[i].streams_done() && at.elapsed() < CHANNEL_GRACE {
-            return;
-        }
-        if self.nodes[i].down_handled {
-            return;
-        }
-        self.nodes[i].down_handled = true;
         let others_alive = self.nodes.others_alive(i);
         let n = &self.nodes[i];
         let lost = Lost {
@@ -93,7 +86,7 @@ impl RunState<'_> {
         let blamed = self.report_blame(i, crash_index, kind);
         // All its tests ran and it was told to end: it died in the session's end
         // (`pytest_sessionfinish`, session fixtures' last teardown), not in a test.
-        let session_end = !blamed && !gave_back && self.nodes[i].shutdown_sent;
+        let session_end = !blamed && !gave_back && self.nodes[i].told_to_end();
         if !blamed {
             // No test to report it on: say it here (and in the summary).
             let moment = crash_moment(session_end, self.nodes[i].is_ready());

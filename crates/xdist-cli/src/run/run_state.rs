@@ -22,7 +22,7 @@ use crate::error::CliError;
 use crate::report::events::RunEvent;
 use crate::run::controller::RunSetup;
 use crate::run::hooks::Hooks;
-use crate::run::node::{NodeTable, STDERR_TAIL};
+use crate::run::node::{NodeTable, Pipe, STDERR_TAIL};
 use crate::run::state::{CollectReports, Effect, Halt, Ledger, RestartBudget, Stop};
 
 /// What the run state reacts to.
@@ -278,17 +278,15 @@ impl<'r> RunState<'r> {
                 self.check_finished();
             }
             WorkerMsg::ChannelClosed(key) => {
-                let (i, now) = (key as usize, Instant::now());
-                self.nodes[i].channel_done = true;
-                if self.nodes[i].exited.is_none() && !self.nodes[i].is_finished() {
-                    self.nodes[i].channel_lost = Some(now);
+                let i = key as usize;
+                if self.nodes[i].close_channel(Instant::now()) {
                     self.lost_channels.push(i);
                 }
                 self.maybe_node_down(i);
             }
             WorkerMsg::ChannelFault(key, fault) => {
                 let i = key as usize;
-                self.nodes[i].channel_done = true;
+                self.nodes[i].pipes.end(Pipe::Channel);
                 self.nodes[i].fault = Some(format!("protocol error: {fault}"));
                 // A worker that breaks the protocol is failed like a crash.
                 self.effect(Effect::Signal {
@@ -309,10 +307,7 @@ impl<'r> RunState<'r> {
             }
             WorkerMsg::OutputClosed(key, stream) => {
                 let i = key as usize;
-                match stream {
-                    Stream::Stderr => self.nodes[i].stderr_done = true,
-                    Stream::Stdout => self.nodes[i].stdout_done = true,
-                }
+                self.nodes[i].pipes.end(stream.into());
                 self.maybe_node_down(i);
             }
             WorkerMsg::Exited(key, kind) => {
@@ -349,7 +344,7 @@ impl<'r> RunState<'r> {
         self.check_lost_channels(now);
         if self.nodes.any_exited() {
             for i in 0..self.nodes.len() {
-                if self.nodes[i].exited.is_some() && !self.nodes[i].down_handled {
+                if self.nodes[i].awaits_down() {
                     self.maybe_node_down(i);
                 }
             }

@@ -73,7 +73,7 @@ impl RunState<'_> {
                 self.emit(RunEvent::InternalError { text });
             }
             WorkerEvent::UnconfigureError { text } => self.nodes[i].unconfigure_error = Some(text),
-            WorkerEvent::Lingering => self.nodes[i].lingering = true,
+            WorkerEvent::Lingering => self.nodes[i].linger(),
             WorkerEvent::Log { text } => {
                 for line in text.lines() {
                     let (worker, line, ends) = (self.nodes[i].id.clone(), line.into(), true);
