@@ -41,6 +41,14 @@ def _module_root(plugin):
     return (name or "").split(".")[0]
 
 
+def _native_summary(impl):
+    """A `pytest_terminal_summary` the Rust controller renders itself: pytest's, pytest-cov's,
+    and the terminal reporter's whichever plugin replaced it (pytest-instafail's,
+    pytest-sugar's: the terminal is the Rust controller's)."""
+    return (_module_root(impl.plugin) in NATIVE_SUMMARY_MODULES
+            or impl.plugin_name == "terminalreporter")
+
+
 # Summary hooks that read only the reports carrying certain attributes (by the plugin's
 # module): hypothesis's reads its statistics and failing examples.
 SELECTIVE_SUMMARY_PLUGINS = {
@@ -55,7 +63,7 @@ def summary_report_keys(config):
     keys, selective = set(), True
     for impl in config.hook.pytest_terminal_summary.get_hookimpls():
         root = _module_root(impl.plugin)
-        if root in NATIVE_SUMMARY_MODULES:
+        if _native_summary(impl):
             continue
         if root in SELECTIVE_SUMMARY_PLUGINS:
             keys.update(SELECTIVE_SUMMARY_PLUGINS[root])
@@ -70,7 +78,7 @@ def summary_plugins(config):
     own section...)."""
     names = []
     for impl in config.hook.pytest_terminal_summary.get_hookimpls():
-        if _module_root(impl.plugin) not in NATIVE_SUMMARY_MODULES:
+        if not _native_summary(impl):
             names.append(str(impl.plugin_name))
     return names
 
@@ -201,6 +209,27 @@ CONTROLLER_MARKERS = ("workerinput", "is_xdist_controller", "is_xdist_master",
                       "get_xdist_worker_id", "PYTEST_XDIST_WORKER")
 
 
+# Plugins that act on each report as it reaches pytest-xdist's controller, by module, and
+# whether this run turns them on (else they cost no controller session).
+LIVE_REPORT_PLUGINS = {
+    "pytest_github_actions_annotate_failures": lambda config: (
+        os.environ.get("GITHUB_ACTIONS") == "true"),
+    "pytest_instafail": lambda config: bool(getattr(config.option, "instafail", False)),
+}
+
+
+def live_report_reasons(config):
+    """The live-report plugins this run turns on (`LIVE_REPORT_PLUGINS`)."""
+    pm = config.pluginmanager
+    reasons = []
+    for plugin in pm.get_plugins():
+        turned_on = LIVE_REPORT_PLUGINS.get(_module_root(plugin))
+        name = pm.get_name(plugin)
+        if turned_on is not None and turned_on(config) and name not in reasons:
+            reasons.append("{}: reports as they arrive".format(name))
+    return reasons
+
+
 def controller_reasons(config):
     """Why this run needs a `ControllerSession` from its start: plugins implementing hooks
     only pytest-xdist's controller calls (`pytest_configure_node`: pytest-xdist workers get
@@ -208,7 +237,7 @@ def controller_reasons(config):
     run on a worker (controller-side setup, environment for the workers, cleanup)."""
     import types
 
-    reasons = []
+    reasons = live_report_reasons(config)
     pm = config.pluginmanager
     for name in CONTROLLER_HOOKS:
         for impl in getattr(config.hook, name).get_hookimpls():
@@ -294,8 +323,8 @@ class XSpecStandin:
 def _instafail_report(reporter, report):
     """pytest-instafail's own addition to pytest's reporter: each failure as it arrives."""
     if report.failed and not hasattr(report, "wasxfail"):
-        if report.when != "collect" and reporter.verbosity <= 0:
-            reporter._tw.line()
+        # The Rust controller's progress line is open (`-v` too): end it.
+        reporter._tw.line()
         reporter.print_failure(report)
 
 

@@ -26,6 +26,31 @@ use xdist_worker::bootstrap::WORKER_CODE;
 
 use crate::pystep::summary::{spawn_step, StepProcess, SummaryInput, RESULT_FD};
 
+/// What the session hears as the run goes, for its hooks (see [`ControllerSession::tell`]).
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// `pytest_testnodeready`: worker `id` is up.
+    NodeReady {
+        id: String,
+        workerinfo: Map<String, Value>,
+    },
+    /// `pytest_xdist_node_collection_finished`: what worker `id` collected.
+    CollectionFinished { id: String, ids: Vec<String> },
+    /// A report as it arrives, `{"w": worker id, "r": serialized}` (`finish::summary_report`).
+    Report(String),
+    /// A warning as it arrives (`WarningRecord::summary` JSON text).
+    Warning(String),
+    /// `pytest_testnodedown`: worker `id` went down (`error`: why, None when it finished).
+    /// `finish` names the finished ones again: the hook runs once.
+    NodeDown {
+        id: String,
+        spec: String,
+        workeroutput: Map<String, Value>,
+        workerinfo: Map<String, Value>,
+        error: Option<String>,
+    },
+}
+
 pub struct ControllerSession {
     child: Child,
     /// Lines for its stdin, written by a thread: a one-way message never blocks the run,
@@ -142,7 +167,9 @@ impl ControllerSession {
             None | Some(Value::Null) => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) => Ok(Some(n as usize)),
-                None => Err(format!("pytest_xdist_auto_num_workers returned {v}, not a count")),
+                None => Err(format!(
+                    "pytest_xdist_auto_num_workers returned {v}, not a count"
+                )),
             },
         }
     }
@@ -153,41 +180,39 @@ impl ControllerSession {
             .map(drop)
     }
 
-    /// `pytest_testnodeready` of worker `workerid`, whose `workerinfo` this is.
-    pub fn testnodeready(&mut self, workerid: &str, workerinfo: &Map<String, Value>) {
-        self.send(json!({"t": "testnodeready", "id": workerid, "workerinfo": workerinfo}));
-    }
-
-    /// `pytest_xdist_node_collection_finished` of worker `workerid`.
-    pub fn collection_finished(&mut self, workerid: &str, ids: &[String]) {
-        self.send(json!({"t": "collection_finished", "id": workerid, "ids": ids}));
-    }
-
-    /// A report as it arrives: `entry` is `{"w": worker id, "r": serialized}` (the summary
-    /// step's form, `finish::summary_report`).
-    pub fn report(&mut self, entry: &str) {
-        if let Some(fields) = entry.strip_prefix('{') {
-            self.send_line(format!("{{\"t\":\"report\",{fields}"));
-        }
-    }
-
-    /// A warning as it arrives (`WarningRecord::summary` JSON text).
-    pub fn warning(&mut self, summary: &str) {
-        self.send(json!({"t": "warning", "warning": summary}));
-    }
-
-    /// `pytest_testnodedown` as a worker goes down: `down` is `{"id", "spec",
-    /// "workeroutput", "workerinfo", "error"}` (`finish` names it again: called once).
-    pub fn testnodedown(&mut self, mut down: Map<String, Value>) {
-        down.insert("t".into(), json!("testnodedown"));
-        self.send(Value::Object(down));
+    /// What happened in the run, as it happens (one-way: the run does not wait).
+    pub fn tell(&mut self, event: SessionEvent) {
+        let line = match event {
+            SessionEvent::NodeReady { id, workerinfo } => {
+                json!({"t": "testnodeready", "id": id, "workerinfo": workerinfo}).to_string()
+            }
+            SessionEvent::CollectionFinished { id, ids } => {
+                json!({"t": "collection_finished", "id": id, "ids": ids}).to_string()
+            }
+            // The entry is JSON already: spliced, not parsed again.
+            SessionEvent::Report(entry) => match entry.strip_prefix('{') {
+                Some(fields) => format!("{{\"t\":\"report\",{fields}"),
+                None => return,
+            },
+            SessionEvent::Warning(summary) => {
+                json!({"t": "warning", "warning": summary}).to_string()
+            }
+            SessionEvent::NodeDown {
+                id,
+                spec,
+                workeroutput,
+                workerinfo,
+                error,
+            } => json!({
+                "t": "testnodedown", "id": id, "spec": spec, "workeroutput": workeroutput,
+                "workerinfo": workerinfo, "error": error,
+            })
+            .to_string(),
+        };
+        self.send_line(line);
     }
 
     /// A one-way message: no reply. If the session is gone, the next request says so.
-    fn send(&mut self, message: Value) {
-        self.send_line(message.to_string());
-    }
-
     fn send_line(&mut self, mut line: String) {
         line.push('\n');
         if let Some(lines) = &self.lines {

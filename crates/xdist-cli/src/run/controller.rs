@@ -171,6 +171,11 @@ impl<'r> Controller<'r> {
                     }
                 }
                 Effect::Emit(ev) => self.emit(ev),
+                Effect::Session(event) => {
+                    if let Some(session) = &mut self.controller_session {
+                        session.tell(event);
+                    }
+                }
             }
         }
     }
@@ -197,6 +202,11 @@ impl<'r> Controller<'r> {
             .collect();
         let r = self.state.hooks.setupnodes(&self.config_view, &specs);
         self.state.plugin_result(r);
+        if let Some(session) = &mut self.controller_session {
+            let r = (session.setupnodes(&specs))
+                .map_err(|e| CliError::Internal(format!("pytest_xdist_setupnodes failed: {e}")));
+            self.state.plugin_result(r);
+        }
         if let Some(err) = self.state.fatal.take() {
             return Err(err);
         }

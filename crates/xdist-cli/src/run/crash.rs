@@ -77,11 +77,9 @@ impl RunState<'_> {
             return;
         }
         let error = "Not properly terminated".to_string();
-        let view = self.node_view(i);
-        let r = self.hooks.testnodedown(&view, Some(&error));
+        self.node_down(i, Some(&error));
         let worker = self.nodes[i].id.clone();
         self.emit(RunEvent::NodeDown { worker, error });
-        self.plugin_result(r);
         let (crash_index, gave_back) = self.take_back_work(i);
         let blamed = self.report_blame(i, crash_index, kind);
         // All its tests ran and it was told to end: it died in the session's end

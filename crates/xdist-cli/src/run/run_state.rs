@@ -19,6 +19,7 @@ use xdist_sched::{Action, Collection, SchedConfig, Scheduling};
 use xdist_worker::{Stream, WorkerMsg};
 
 use crate::error::CliError;
+use crate::pystep::controller_session::SessionEvent;
 use crate::report::events::RunEvent;
 use crate::run::controller::RunSetup;
 use crate::run::hooks::Hooks;
@@ -235,6 +236,24 @@ impl<'r> RunState<'r> {
             spec: self.setup.specs[n.spec].raw.clone(),
             workerinput: n.workerinput.clone(),
             workerinfo: n.workerinfo.clone(),
+        }
+    }
+
+    /// `pytest_testnodedown` of node `i` (`error`: why it went down, None when it finished),
+    /// in the plugins and in the controller session.
+    pub(super) fn node_down(&mut self, i: usize, error: Option<&str>) {
+        let view = self.node_view(i);
+        let r = self.hooks.testnodedown(&view, error);
+        self.plugin_result(r);
+        if self.has_controller_session {
+            let workeroutput = self.worker_outputs.get(&i).cloned().unwrap_or_default();
+            self.effect(Effect::Session(SessionEvent::NodeDown {
+                id: view.workerid,
+                spec: view.spec,
+                workeroutput,
+                workerinfo: view.workerinfo,
+                error: error.map(str::to_string),
+            }));
         }
     }
 
