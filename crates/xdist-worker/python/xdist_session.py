@@ -20,8 +20,8 @@ if __name__ != "__xdist_worker__":
     from xdist_report import NullFile, ReportRenderer
     from xdist_standin import XdistOptions
     from xdist_steps import (
-        controller_plugins, controller_reasons, load_reports, run_summary_hooks,
-        summary_plugins, summary_report_keys,
+        controller_plugins, controller_reasons, drop_terminal_owners, load_reports,
+        run_summary_hooks, summary_plugins, summary_report_keys,
     )
 
 
@@ -183,6 +183,7 @@ class WorkerPlugin(XdistOptions, ReportRenderer):
         )
         header = self._header(config) if self.bootstrap.get("want_header") else []
         report_log = bool(getattr(config.option, "report_log", None))
+        drop_terminal_owners(config)
         self.summary_plugins = summary_plugins(config)
         self.controller_plugins = controller_plugins(config)
         self.controller_reasons = controller_reasons(config)

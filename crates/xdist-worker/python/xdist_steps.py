@@ -49,6 +49,19 @@ def _native_summary(impl):
             or impl.plugin_name == "terminalreporter")
 
 
+# Plugins that draw the whole terminal themselves, by module: pytest-sugar's status letters
+# (one for every phase of a test) are for its own reporter. The Rust controller draws the
+# terminal as pytest does, so in a worker they are left out, and its counts stay pytest's.
+TERMINAL_OWNERS = ("pytest_sugar",)
+
+
+def drop_terminal_owners(config):
+    pm = config.pluginmanager
+    for plugin in pm.get_plugins():
+        if _module_root(plugin) in TERMINAL_OWNERS:
+            pm.unregister(plugin)
+
+
 # Summary hooks that read only the reports carrying certain attributes (by the plugin's
 # module): hypothesis's reads its statistics and failing examples.
 SELECTIVE_SUMMARY_PLUGINS = {
