@@ -27,8 +27,15 @@ use std::time::Duration;
 use common::*;
 
 /// Suites checked elsewhere (`nondeterministic`: its node ids differ per process, see
-/// `nondeterministic_ids_need_one_collection`).
-const NOT_COMPARED: &[&str] = &["crashes", "nondeterministic"];
+/// `nondeterministic_ids_need_one_collection`; the seed's conftests implement pytest-xdist's
+/// hooks, unknown to plain pytest: `controller_hooks.rs`).
+const NOT_COMPARED: &[&str] = &[
+    "crashes",
+    "nondeterministic",
+    "seed_collection",
+    "seed_lifecycle",
+    "seed_worker_count",
+];
 
 /// What serial pytest 9.2 must print for each suite (summary without the
 /// time) and its exit code: guards against a wrong venv or an edited suite.
