@@ -252,6 +252,8 @@ fn instafail_prints_each_failure_as_it_happens() {
             "{}",
             out.describe(4000)
         );
+        // Shown once: as with pytest-instafail, no FAILURES section at the end.
+        assert!(!text.contains(" FAILURES "), "{}", out.describe(4000));
     }
 }
 

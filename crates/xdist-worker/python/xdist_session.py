@@ -264,6 +264,7 @@ class WorkerPlugin(XdistOptions, ReportRenderer):
             "cache_dir": str(getattr(getattr(config, "cache", None), "_cachedir", "")) or None,
             "pytest_version": __import__("pytest").__version__,
             "randomly_seed": self._randomly_seed(config),
+            "failures_shown_live": bool(getattr(config.option, "instafail", False)),
             **self._file_options(config),
         }
 
