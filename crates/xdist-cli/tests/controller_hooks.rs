@@ -321,3 +321,27 @@ fn sugar_leaves_the_terminal_and_the_counts_to_xdist() {
         assert!(!out.stdout.contains("Results ("), "{}", out.describe(3000));
     }
 }
+
+/// pytest-benchmark warns in the first worker's `pytest_unconfigure` that xdist disables it;
+/// pytest-xdist shows that worker's stderr: the warning appears once.
+#[test]
+fn benchmarks_disabled_under_xdist_is_said_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("pytest.ini"), "[pytest]\n").unwrap();
+    let tests = "def test_bench(benchmark):\n    benchmark(sum, range(10))\n\n\
+                 def test_plain():\n    pass\n";
+    std::fs::write(tmp.path().join("test_bench.py"), tests).unwrap();
+    let python = venv_python(".venv-plugins/bin/python");
+    let plugins = ["-n", "2", "-p", "no:rerunfailures", "-p", "no:syrupy"];
+    let warning = "PytestBenchmarkWarning: Benchmarks are automatically disabled because xdist";
+    for mode in START_MODES {
+        let out = run_xdist(&python, tmp.path(), mode, &plugins);
+        assert_eq!(out.code, Some(0), "{}", out.describe(3000));
+        assert_eq!(
+            out.stdout.matches(warning).count(),
+            1,
+            "{}",
+            out.describe(3000)
+        );
+    }
+}

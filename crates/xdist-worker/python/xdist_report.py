@@ -299,5 +299,20 @@ def make_finish_reporter(pytest, worker):
             worker.outbox.flush()
             worker.finished_status = int(session.exitstatus)
             worker.heap.session_reported()
+            forward_late_warnings(worker)
 
     return FinishReporter()
+
+
+def forward_late_warnings(worker):
+    """Warnings issued after the session, outside pytest's capture (pytest-benchmark warns in
+    `pytest_unconfigure` that xdist disables it), print to a pytest-xdist worker's stderr,
+    which its terminal shows: sent as log lines, which ours shows."""
+    import warnings
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        worker.emit({"t": "log", "text": text.rstrip("\n")})
+        worker.outbox.flush()
+
+    warnings.showwarning = showwarning

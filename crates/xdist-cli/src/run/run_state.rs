@@ -54,6 +54,9 @@ pub struct RunState<'r> {
     pub(super) collection_complete: bool,
     pub(super) collect_reports: CollectReports,
     pub(super) seen_early_warnings: HashSet<(String, Option<String>)>,
+    /// What workers logged after their session (pytest_unconfigure's warnings): in fork mode
+    /// every child inherits what the fork server's collection decided, so shown once.
+    pub(super) seen_late_logs: HashSet<String>,
     pub(super) deselected: usize,
     pub(super) ledger: Ledger,
     pub(super) shutting_down: bool,
@@ -155,6 +158,7 @@ impl<'r> RunState<'r> {
             collection_complete: false,
             collect_reports: CollectReports::default(),
             seen_early_warnings: HashSet::new(),
+            seen_late_logs: HashSet::new(),
             deselected: 0,
             ledger: Ledger::default(),
             shutting_down: false,

@@ -76,6 +76,10 @@ impl RunState<'_> {
             WorkerEvent::UnconfigureError { text } => self.nodes[i].unconfigure_error = Some(text),
             WorkerEvent::Lingering => self.nodes[i].linger(),
             WorkerEvent::Log { text } => {
+                let late = self.nodes[i].is_finished();
+                if late && !self.seen_late_logs.insert(text.clone()) {
+                    return;
+                }
                 for line in text.lines() {
                     let (worker, line, ends) = (self.nodes[i].id.clone(), line.into(), true);
                     self.emit(RunEvent::WorkerOutput { worker, line, ends });
