@@ -460,3 +460,63 @@ fn a_worker_lost_before_ready_while_others_run_is_a_crash_and_replaced() {
     assert_eq!(spawns(&effects), vec![0]);
     assert!(run.state.fatal.is_none());
 }
+
+/// What the run tells the controller session, in order.
+fn told(effects: &[Effect]) -> Vec<String> {
+    (effects.iter())
+        .filter_map(|e| match e {
+            Effect::Session(SessionEvent::NodeReady { id, .. }) => Some(format!("ready {id}")),
+            Effect::Session(SessionEvent::CollectionFinished { id, ids }) => {
+                Some(format!("collected {id} {}", ids.len()))
+            }
+            Effect::Session(SessionEvent::Report(entry)) => Some(format!("report {entry}")),
+            Effect::Session(SessionEvent::Warning(_)) => Some("warning".into()),
+            Effect::Session(SessionEvent::NodeDown { id, error, .. }) => {
+                Some(format!("down {id} {error:?}"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_with_a_controller_session_tells_it_each_event_as_it_happens() {
+    let mut run = Run::new(2, |_| {});
+    run.state.has_controller_session = true;
+    let mut effects = Vec::new();
+    for node in 0..2 {
+        effects.extend(run.ready(node, ReportOptions::default()));
+        effects.extend(run.collect(node, &IDS));
+    }
+    let first = runs(&effects, 0)[0];
+    run.begin(0, first);
+    let report = Report {
+        index: Some(first),
+        when: "call".into(),
+        outcome: "failed".into(),
+        category: "failed".into(),
+        ser: Some("{\"nodeid\":\"t.py::a\"}".into()),
+        ..Report::default()
+    };
+    effects.extend(run.events(0, vec![WorkerEvent::Report(report)]));
+    effects.extend(run.gone(1, ExitKind::Signal(libc::SIGKILL)));
+    assert_eq!(
+        told(&effects),
+        [
+            "ready gw0",
+            "collected gw0 6",
+            "ready gw1",
+            "collected gw1 6",
+            "report {\"w\":\"gw0\",\"r\":{\"nodeid\":\"t.py::a\"}}",
+            "down gw1 Some(\"Not properly terminated\")",
+        ]
+    );
+    // Sent as they happen, so not kept for the end.
+    assert!(run.state.summary.reports.is_empty());
+}
+
+#[test]
+fn a_run_without_a_controller_session_tells_it_nothing() {
+    let (_, effects) = Run::started(2, ReportOptions::default(), |_| {});
+    assert!(told(&effects).is_empty());
+}
