@@ -2,6 +2,7 @@
 session in a child process fed what xdist-cli sends (`summary.rs`, `controller_session.rs`)."""
 
 import json
+import os
 import subprocess
 
 from _pytest.reports import TestReport, _report_to_json
@@ -61,12 +62,33 @@ def step(python, cwd, lines):
     return replies
 
 
+def summary_step(python, cwd, data):
+    """The summary step as `summary.rs` runs it: its result on a pipe of its own, whatever
+    it prints."""
+    read, write = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [str(python), "-c", RUN.format(dir=str(WORKER_CODE_DIR))], cwd=str(cwd),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            pass_fds=(write,),
+        )
+    finally:
+        os.close(write)
+    line = json.dumps(dict(data, step="summarize", result_fd=write)) + "\n"
+    out, err = proc.communicate(line, timeout=60)
+    with os.fdopen(read, encoding="utf-8") as result:
+        text = result.read()
+    assert text, out + err
+    assert PREFIX not in out, "the result is not printed"
+    return json.loads(text)
+
+
 def test_summary_step_runs_the_conftests_summary_hook(make_suite, worker_python):
     suite = make_suite({"conftest.py": CONFTEST, "test_a.py": "def test_x(): assert 0\n"})
-    (text,) = step(worker_python, suite, [{
-        "step": "summarize", "args": ["-p", "no:cacheprovider"], "reports": [failed_report()],
+    text = summary_step(worker_python, suite, {
+        "args": ["-p", "no:cacheprovider"], "reports": [failed_report()],
         "warnings": [], "exitstatus": 1, "width": 40, "color": False, "workerinfo": {"gw1": {}},
-    }])
+    })
     assert text == "=" * 11 + " conftest section " + "=" * 11 + "\n" \
         "test_a.py::test_x on gw1, exit 1\n", text
 

@@ -362,9 +362,11 @@ class ControllerSession:
 
 def summarize(data):
     """The summary step's slow path, when no worker is left to run it (see `linger`), or
-    when controller-only plugins need a controller (`mirror`): print the hooks' text after
-    SUMMARY_RESULT_PREFIX, as one JSON string. A `ControllerSession` started after the
-    tests."""
+    when controller-only plugins need a controller (`mirror`): the hooks' text, as one JSON
+    string, on the descriptor `result_fd` (a pipe of its own: nothing is read back out of
+    what the hooks print). A `ControllerSession` started after the tests."""
+    # Plugins' subprocesses must not hold the result pipe open.
+    os.set_inheritable(data["result_fd"], False)
     controller = ControllerSession(data)
     try:
         if data.get("mirror"):
@@ -372,8 +374,8 @@ def summarize(data):
         text = controller.finish(data, replay=bool(data.get("mirror")))
     finally:
         controller.close()
-    sys.stdout.write("\n" + SUMMARY_RESULT_PREFIX + json.dumps(text) + "\n")
-    sys.stdout.flush()
+    with os.fdopen(data["result_fd"], "w", encoding="utf-8") as result:
+        json.dump(text, result)
 
 
 def serve_controller(data):

@@ -24,7 +24,6 @@
 //!
 //! Runs without such plugins never pay for any of this.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -64,6 +63,8 @@ pub struct SummaryInput<'a> {
 #[derive(Serialize)]
 struct Payload<'a> {
     code: &'a str,
+    /// The descriptor the step writes its result to (see `step.rs`).
+    result_fd: i32,
     #[serde(flatten)]
     input: &'a SummaryInput<'a>,
 }
@@ -75,7 +76,8 @@ d=json.loads(sys.stdin.readline())
 exec(compile(d.pop("code"),"<xdist-worker>","exec"),{"__name__":"__xdist_worker__","SUMMARY_INPUT":d})
 "#;
 
-/// Must match `SUMMARY_RESULT_PREFIX` in `xdist_steps.py`.
+/// Must match `SUMMARY_RESULT_PREFIX` in `xdist_steps.py`: marks the controller session's
+/// replies (the summary step's result comes on a pipe of its own).
 pub(crate) const RESULT_PREFIX: &str = "XDIST-SUMMARY-RESULT:";
 
 /// `python -c BOOTSTRAP` in `cwd`, stdin and stdout piped: the worker code in summary or
@@ -96,38 +98,12 @@ pub(crate) fn step_command(python: &Path, cwd: &Path, width: usize) -> Command {
 pub fn run(python: &Path, cwd: &Path, input: &SummaryInput<'_>) -> Result<String, String> {
     let mut payload = serde_json::to_vec(&Payload {
         code: WORKER_CODE,
+        result_fd: crate::pystep::step::RESULT_FD,
         input,
     })
     .map_err(|e| e.to_string())?;
     payload.push(b'\n');
-    let mut child = step_command(python, cwd, input.width)
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    // A writer thread: the step may print (plugins configuring) before it reads all input.
-    let stdin = child.stdin.take();
-    let writer = std::thread::spawn(move || {
-        if let Some(mut stdin) = stdin {
-            let _ = stdin.write_all(&payload);
-        }
-    });
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let _ = writer.join();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(RESULT_PREFIX));
-    match result {
-        Some(json) => serde_json::from_str::<String>(json).map_err(|e| e.to_string()),
-        None => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            Err(err
-                .trim_end()
-                .lines()
-                .last()
-                .unwrap_or("it printed no result")
-                .to_string())
-        }
-    }
+    let cmd = step_command(python, cwd, input.width);
+    let result = crate::pystep::step::run(cmd, payload, "it wrote no result")?;
+    serde_json::from_slice::<String>(&result).map_err(|e| e.to_string())
 }
