@@ -562,6 +562,13 @@ def suite_rows(name: str, manifest: dict, xdist: Path | None,
                         [xd, "--python", py, "-n", n], exp, pss=pss))
         rows.append(Row("xd-load-spawn", f"xdist -n {n} --start spawn", "xdist", "load",
                         [xd, "--python", py, "-n", n, "--start", "spawn"], exp, pss=pss))
+        if pss:
+            # Memory is where the fork server's saving grows with the worker count: each
+            # child copies what it touches, each spawned worker holds a whole collection.
+            for start in ("fork", "spawn"):
+                rows.append(Row(f"xd-load-8-{start}", f"xdist -n 8 --start {start}", "xdist",
+                                "load", [xd, "--python", py, "-n", "8", "--start", start], exp,
+                                pss=True))
         if handoff_pytest:
             rows.append(Row("handoff", f"pytest -n {n} (XDIST_NATIVE=1: hand-off to the wheel's xdist)",
                             "xdist", "load",
@@ -682,7 +689,8 @@ def suite_notes(suite: str, by: dict[str, Row], m: dict, serial: float | None, m
             f"{fmt_ratio(by['xd-load-spawn'].median('cpu_s'), cpu_s)} (target fork <= 1.15x); "
             f"worker PSS fork / spawn = "
             f"{fmt_ratio(by['xd-load'].median('pss_mb'), by['xd-load-spawn'].median('pss_mb'))}"
-            " (target <= 0.6x).")
+            " (target <= 0.6x); at -n 8: "
+            f"{fmt_ratio(by['xd-load-8-fork'].median('pss_mb'), by['xd-load-8-spawn'].median('pss_mb'))}.")
     if suite == "heavy":
         cpu_s = by["serial"].median("cpu_s")
         parts = []

@@ -71,12 +71,20 @@ def step(python, cwd, lines):
     return replies
 
 
+def summary_step(python, cwd, data):
+    """The summary step as `summary.rs` runs it: its result on a pipe of its own, whatever
+    it prints."""
+    (text,) = step(python, cwd, [dict(data, step="summarize")])
+    assert json.dumps(text) not in step.output, "the result is not printed"
+    return text
+
+
 def test_summary_step_runs_the_conftests_summary_hook(make_suite, worker_python):
     suite = make_suite({"conftest.py": CONFTEST, "test_a.py": "def test_x(): assert 0\n"})
-    (text,) = step(worker_python, suite, [{
-        "step": "summarize", "args": ["-p", "no:cacheprovider"], "reports": [failed_report()],
+    text = summary_step(worker_python, suite, {
+        "args": ["-p", "no:cacheprovider"], "reports": [failed_report()],
         "warnings": [], "exitstatus": 1, "width": 40, "color": False, "workerinfo": {"gw1": {}},
-    }])
+    })
     assert text == "=" * 11 + " conftest section " + "=" * 11 + "\n" \
         "test_a.py::test_x on gw1, exit 1\n", text
 

@@ -535,8 +535,9 @@ class ControllerSession:
 
 def summarize(data):
     """The summary step's slow path, when no worker is left to run it (see `linger`), or
-    when controller-only plugins need a controller (`mirror`): the hooks' text, one JSON
-    string on the result pipe. A `ControllerSession` started after the tests."""
+    when controller-only plugins need a controller (`mirror`): the hooks' text, as one JSON
+    string, on the result pipe (nothing is read back out of what the hooks print). A
+    `ControllerSession` started after the tests."""
     results = result_pipe(data)
     controller = ControllerSession(data)
     try:
@@ -545,8 +546,8 @@ def summarize(data):
         text = controller.finish(data, replay=bool(data.get("mirror")))
     finally:
         controller.close()
-    results.write(json.dumps(text) + "\n")
-    results.close()
+    with results:
+        json.dump(text, results)
 
 
 def serve_controller(data):

@@ -18,13 +18,14 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
 
 use serde_json::{json, Map, Value};
 use xdist_worker::bootstrap::WORKER_CODE;
 
-use crate::pystep::summary::{spawn_step, StepProcess, SummaryInput, RESULT_FD};
+use crate::pystep::step::{self, RESULT_FD};
+use crate::pystep::summary::{step_command, SummaryInput};
 
 /// What the session hears as the run goes, for its hooks (see [`ControllerSession::tell`]).
 #[derive(Debug)]
@@ -71,12 +72,12 @@ impl ControllerSession {
         width: usize,
         color: bool,
     ) -> Result<Self, String> {
-        let StepProcess { mut child, results } = spawn_step(python, cwd, width, |cmd| {
-            // Like the workers: a terminal Ctrl-C reaches the controller, which decides.
-            // (If we die, its stdin closes and it ends.) What its plugins print goes to
-            // the terminal, as pytest-xdist's controller shows it.
-            cmd.process_group(0);
-        })?;
+        let mut cmd = step_command(python, cwd, width);
+        // Like the workers: a terminal Ctrl-C reaches the controller, which decides. (If
+        // we die, its stdin closes and it ends.) What its plugins print goes to the
+        // terminal, as pytest-xdist's controller shows it.
+        cmd.process_group(0).stdout(Stdio::inherit());
+        let (mut child, results) = step::spawn(cmd)?;
         let Some(mut stdin) = child.stdin.take() else {
             return Err("no pipe to the controller session".into());
         };
@@ -90,7 +91,7 @@ impl ControllerSession {
         });
         let (tx, replies) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(results).lines() {
+            for line in BufReader::new(std::fs::File::from(results)).lines() {
                 let Ok(line) = line else { break };
                 match serde_json::from_str::<Value>(&line) {
                     Ok(v) => {

@@ -12,9 +12,8 @@
 //!   pytest-cov and coverage themselves: same totals, same files, every `--cov-report`, and
 //!   `--cov-fail-under` / `--no-cov-on-fail` as pytest-cov applies them.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Map, Value};
 
@@ -83,6 +82,7 @@ pub fn finish(
         .map_or(0.0, |d| d.as_secs_f64());
     let input = json!({
         "testsfailed": testsfailed,
+        "result_fd": crate::pystep::step::RESULT_FD,
         "started": started,
         "nodes": nodes.iter().map(|n| json!({
             "id": n.id,
@@ -110,35 +110,14 @@ fn run_step(
     width: usize,
     input: &Value,
 ) -> Result<CovOutcome, String> {
-    let mut child = Command::new(python)
-        .args(["-c", STEP])
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", STEP])
         .current_dir(topdir)
         // pytest-cov sizes its separators from the terminal, like pytest's own width.
-        .env(xdist_core::env::COLUMNS, width.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.to_string().as_bytes());
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let Some(line) = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(RESULT_PREFIX))
-    else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(err
-            .trim_end()
-            .lines()
-            .last()
-            .unwrap_or("no result")
-            .to_string());
-    };
-    let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        .env(xdist_core::env::COLUMNS, width.to_string());
+    let input = input.to_string().into_bytes();
+    let result = crate::pystep::step::run(cmd, input, "no result")?;
+    let v: Value = serde_json::from_slice(&result).map_err(|e| e.to_string())?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     Ok(CovOutcome {
         error: s("error"),
@@ -151,12 +130,10 @@ fn run_step(
     })
 }
 
-const RESULT_PREFIX: &str = "XDIST-COV-RESULT:";
-
 /// pytest-cov's controller side (`CovPlugin.pytest_runtestloop` after the tests, and
 /// `pytest_terminal_summary`), with its `DistMaster` and the workers' `workeroutput`.
 const STEP: &str = r#"
-import argparse, io, json, sys, types, warnings
+import argparse, io, json, os, sys, types, warnings
 
 data = json.load(sys.stdin)
 nodes = data["nodes"]
@@ -222,7 +199,9 @@ if needed and not (failed and getattr(options, "no_cov_on_fail", False)):
                 reached="not reached" if below else "reached"),
             below,
         ]
-sys.stdout.write("\n" + "XDIST-COV-RESULT:" + json.dumps(res) + "\n")
+# The result goes on a pipe of its own (see `step.rs`), apart from what was printed.
+with os.fdopen(data["result_fd"], "w", encoding="utf-8") as result:
+    json.dump(res, result)
 "#;
 
 #[cfg(test)]

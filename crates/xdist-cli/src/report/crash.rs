@@ -3,7 +3,8 @@
 //! a traceback or a warning. The run loop sends the facts
 //! ([`TestCrash`], [`WorkerCrash`]); the reporters word them here.
 
-use crate::report::events::{CrashMoment, TestCrash, WorkerCrash};
+use crate::error::CliError;
+use crate::report::events::{CrashMoment, Fault, TestCrash, WorkerCrash};
 use serde_json::{json, Map};
 use xdist_core::protocol::Report;
 
@@ -29,7 +30,7 @@ pub fn test_report(c: &TestCrash, short: Option<(usize, bool)>) -> Report {
         ("failed", "F", "FAILED", "red")
     };
     let short = short.map(|(width, color)| {
-        let why = format!("{} ({})", c.longrepr, w.fault.as_deref().unwrap_or(&w.exit));
+        let why = format!("{} ({})", c.longrepr, cause(w));
         crate::report::text::short_line(word, &[markup], nodeid, &why, width, color)
     });
     let mut m = Map::new();
@@ -71,6 +72,7 @@ fn body(c: &TestCrash) -> String {
         None => {
             body.push_str(&format!("worker exited with {}\n", w.exit));
             if let Some(fault) = &w.fault {
+                let fault = fault_text(fault);
                 body.push_str(&format!("{fault} (the worker is failed like a crash)\n"));
             }
         }
@@ -109,8 +111,69 @@ pub fn session_line(w: &WorkerCrash, moment: &CrashMoment) -> String {
             format!("in the teardown of '{nodeid}', after its outcome{hang}")
         }
     };
-    let cause = w.fault.as_deref().unwrap_or(&w.exit);
-    format!("worker {} crashed {when} ({cause})", w.worker)
+    format!("worker {} crashed {when} ({})", w.worker, cause(w))
+}
+
+/// What broke, else how its process ended.
+fn cause(w: &WorkerCrash) -> String {
+    w.fault.as_ref().map_or_else(|| w.exit.clone(), fault_text)
+}
+
+fn fault_text(fault: &Fault) -> String {
+    match fault {
+        Fault::Protocol(e) => format!("protocol error: {e}"),
+        Fault::ChannelLost => {
+            "channel lost: the worker's event channel was closed or replaced while it ran".into()
+        }
+    }
+}
+
+/// A worker's `fatal` event (its session could not start) as the error the run ends with;
+/// `python` is the interpreter it ran.
+pub fn worker_fatal(kind: &str, message: &str, python: &std::path::Path) -> CliError {
+    let py = python.display();
+    match kind {
+        "no_pytest" => CliError::Usage(format!(
+            "failed to import pytest with {py} ({message}); install it with `{py} -m pip install pytest` or pass --python PATH of an interpreter that has pytest"
+        )),
+        "old_pytest" => CliError::Usage(format!(
+            "{message} (xdist needs pytest >= 7); upgrade it with `{py} -m pip install -U pytest`"
+        )),
+        "usage" => CliError::Usage(message.trim().trim_start_matches("ERROR: ").to_string()),
+        _ => CliError::Internal(format!("worker failed to start: {}", message.trim_end())),
+    }
+}
+
+/// A worker that speaks another protocol than ours.
+pub fn protocol_mismatch(worker: &str, protocol: u32) -> CliError {
+    let ours = xdist_core::protocol::PROTOCOL_VERSION;
+    CliError::Internal(format!(
+        "worker {worker} speaks protocol {protocol}, this xdist speaks {ours}"
+    ))
+}
+
+/// What the terminal shows where the summary hooks' text would be, when they could not
+/// run: pytest itself dies of it (a traceback, no summary line); xdist keeps the summary
+/// line and shows the traceback here.
+pub fn summary_step_failed(error: &str) -> String {
+    format!("failed to run plugins' end-of-run hooks:\n{error}")
+        .trim_end()
+        .lines()
+        .map(|l| format!("INTERNALERROR> {l}\n"))
+        .collect()
+}
+
+/// Why the run fails when its only worker died before its pytest session started: its
+/// stderr says why.
+pub fn never_started(w: &WorkerCrash) -> String {
+    let tail = match w.stderr_tail.is_empty() {
+        true => String::new(),
+        false => format!(": {}", w.stderr_tail.join("\n")),
+    };
+    format!(
+        "worker {} exited before its pytest session started ({}){tail}",
+        w.worker, w.exit
+    )
 }
 
 /// After the summary, on stderr as pytest: the traceback that stands for the controller's

@@ -16,6 +16,8 @@ pub enum RunEvent {
     SessionStart {
         header: Vec<String>,
         options: Box<ReportOptions>,
+        /// Why the workers are spawned, not forked (`--start fork` fell back).
+        spawn_fallback: Option<String>,
     },
     /// All workers were started (`created: 2/2 workers`).
     WorkersCreated {
@@ -99,10 +101,9 @@ pub enum RunEvent {
         total: usize,
         collected: usize,
     },
-    /// A line of xdist's own (restart limit reached, ...), also kept for the summary.
-    XdistMessage {
-        message: String,
-    },
+    /// A fact of xdist's own (restart limit reached, tests not run, ...), shown as a line
+    /// and kept for the summary.
+    Xdist(XdistNote),
     /// pytest-cov's results, combined from the workers' data after the tests ran.
     Coverage {
         /// Written in red right after the tests (`ERROR: Coverage failure: ...`).
@@ -117,6 +118,10 @@ pub enum RunEvent {
     PluginSummary {
         text: String,
     },
+    /// The `pytest_terminal_summary` hooks of the summary step could not run: why.
+    PluginSummaryFailed {
+        error: String,
+    },
     /// pytest INTERNALERROR text from a worker.
     InternalError {
         text: String,
@@ -125,18 +130,58 @@ pub enum RunEvent {
     RunFinished(RunSummary),
 }
 
+/// A fact of xdist's own, worded by `report::text::note_line`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XdistNote {
+    /// `worker`'s crash passed `--max-worker-restart` (`max` 0: restarting is disabled).
+    RestartLimit { worker: String, max: usize },
+    /// Collected tests that never ended.
+    NotRun { count: usize },
+    /// What a plugin's `pytest_sessionfinish` returned for the summary.
+    PluginSection { plugin: String, text: String },
+}
+
+/// Why a run was interrupted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interruption {
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    Signal,
+    /// A worker's session ended interrupted on its own (a test raised `KeyboardInterrupt`).
+    Worker { worker: String },
+    /// Collection errors, without `--continue-on-collection-errors`.
+    CollectionErrors { count: usize },
+}
+
+/// Why a run stopped early, failing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShouldFail {
+    /// `-x`/`--maxfail` after `failures`.
+    MaxFail { failures: u64 },
+    /// A worker's `session.shouldfail`/`shouldstop`, as pytest worded it.
+    Worker(String),
+}
+
 /// How a worker died, as data: the reporters word it.
 #[derive(Debug, Clone)]
 pub struct WorkerCrash {
     pub worker: String,
     /// How its process ended (`exit code 1`, `SIGSEGV`).
     pub exit: String,
-    /// What it broke and was killed for (a protocol error, a lost channel).
-    pub fault: Option<String>,
+    /// What it broke and was killed for.
+    pub fault: Option<Fault>,
     /// `--hang-timeout` in seconds, when it was killed for exceeding it.
     pub hang_timeout: Option<f64>,
     /// Its last lines of stderr (a hung worker's are its Python stacks).
     pub stderr_tail: Vec<String>,
+}
+
+/// What a worker broke and was killed for, failing it like a crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// It sent something that is not our protocol (the decoder's error).
+    Protocol(String),
+    /// Its event channel was closed or replaced while its process lived on.
+    ChannelLost,
 }
 
 /// When a worker died that no test is blamed for.
@@ -172,10 +217,10 @@ pub struct TestCrash {
 pub struct RunSummary {
     pub exit: ExitCode,
     pub duration: Duration,
-    /// `stopping after N failures` (`-x`/`--maxfail`).
-    pub shouldfail: Option<String>,
-    /// `Interrupted: 1 error during collection`, `KeyboardInterrupt`...
-    pub interrupted: Option<String>,
+    /// `-x`/`--maxfail`, or a worker's session said to stop.
+    pub shouldfail: Option<ShouldFail>,
+    /// Ctrl-C, a worker's own interrupt, collection errors.
+    pub interrupted: Option<Interruption>,
 }
 
 /// Anything that consumes run events.

@@ -1,7 +1,10 @@
 //! Reporters: consumers of run events that render or write them (the terminal reporter
-//! with its live status line, `--junitxml`, `--report-log`, pytest's cache files), the
-//! wording of crashes (`crash`) and the terminal-writing helpers they share. They read
-//! events and options only (and `pystep::cov`'s outcome type); they never drive the run.
+//! with its live status line, `--junitxml`, `--report-log`, pytest's cache files), and all
+//! the wording the run shows: worker failures and the errors a worker ends the run with
+//! (`crash`), xdist's own lines, stop reasons and the collection-mismatch report (`text`).
+//! The run hands facts (`events`: `XdistNote`, `Interruption`, `ShouldFail`, `Fault`,
+//! `CrashMoment`); words are made here. They read events and options only (and
+//! `pystep::cov`'s outcome type); they never drive the run.
 //! A report file that cannot be written is returned as a [`FileError`] and fails the run.
 
 pub mod cache;

@@ -415,7 +415,11 @@ impl Reporter for TerminalReporter {
 impl TerminalReporter {
     fn terminal_event(&mut self, event: &RunEvent) {
         match event {
-            RunEvent::SessionStart { header, options } => self.session_start(header, options),
+            RunEvent::SessionStart {
+                header,
+                options,
+                spawn_fallback,
+            } => self.session_start(header, options, spawn_fallback.as_deref()),
             RunEvent::CollectionComplete {
                 workers,
                 items,
@@ -454,6 +458,9 @@ impl TerminalReporter {
             }
             RunEvent::RunFinished(summary) => self.finish(summary),
             RunEvent::PluginSummary { text } => self.plugin_summary = text.to_string(),
+            RunEvent::PluginSummaryFailed { error } => {
+                self.plugin_summary = crash::summary_step_failed(error);
+            }
             RunEvent::Coverage {
                 error,
                 report,
@@ -515,13 +522,7 @@ impl TerminalReporter {
                 "{}",
                 crate::report::text::empty_shard_line(*index, *total, *collected)
             ),
-            RunEvent::XdistMessage { message } => {
-                if self.verbosity() >= 0 {
-                    self.write_line("", &[]);
-                    self.tw.line(message, &[]);
-                }
-                self.xdist_messages.push(message.to_string());
-            }
+            RunEvent::Xdist(note) => self.xdist_line(crate::report::text::note_line(note)),
             RunEvent::InternalError { text } => {
                 for line in text.split('\n') {
                     self.write_line(&format!("INTERNALERROR> {line}"), &[]);
@@ -533,7 +534,12 @@ impl TerminalReporter {
 }
 
 impl TerminalReporter {
-    fn session_start(&mut self, header: &[String], options: &ReportOptions) {
+    fn session_start(
+        &mut self,
+        header: &[String],
+        options: &ReportOptions,
+        fallback: Option<&str>,
+    ) {
         self.opts = options.clone();
         self.started = true;
         if self.verbosity() >= 0 {
@@ -541,6 +547,9 @@ impl TerminalReporter {
             if !self.opts.no_header {
                 for line in header.iter() {
                     self.write_line(line, &[]);
+                }
+                if let Some(reason) = fallback {
+                    self.write_line(&crate::report::text::spawn_fallback_line(reason), &[]);
                 }
             }
         }
@@ -605,8 +614,16 @@ impl TerminalReporter {
         for line in crash::session_tail(c) {
             self.worker_output(&c.worker, line, true);
         }
-        let message = crash::session_line(c, moment);
-        self.terminal_event(&RunEvent::XdistMessage { message });
+        self.xdist_line(crash::session_line(c, moment));
+    }
+
+    /// A line of xdist's own, also kept for the summary.
+    fn xdist_line(&mut self, line: String) {
+        if self.verbosity() >= 0 {
+            self.write_line("", &[]);
+            self.tw.line(&line, &[]);
+        }
+        self.xdist_messages.push(line);
     }
 
     /// pytest-xdist prints `node down` right after the letters on the same line.

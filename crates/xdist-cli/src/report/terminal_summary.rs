@@ -406,10 +406,12 @@ impl TerminalReporter {
             self.summary_warnings(true, &mut already);
         }
         if let Some(sf) = &summary.shouldfail {
-            self.write_sep('!', Some(sf), &["red"]);
+            let line = crate::report::text::shouldfail_line(sf);
+            self.write_sep('!', Some(&line), &["red"]);
         }
-        if let Some(msg) = &summary.interrupted {
-            self.write_sep('!', Some(msg), &[]);
+        if let Some(why) = &summary.interrupted {
+            let line = crate::report::text::interruption_line(why);
+            self.write_sep('!', Some(&line), &[]);
         }
         self.summary_stats(summary);
         self.tw.flush();

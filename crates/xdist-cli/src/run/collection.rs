@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::report::events::RunEvent;
-use xdist_core::protocol::{Command, Report, WorkerEvent};
+use xdist_core::protocol::{Command, WorkerEvent};
 use xdist_sched::{Collection, NodeKey};
 
 use crate::pystep::controller_session::SessionEvent;
@@ -90,18 +90,7 @@ impl RunState<'_> {
         let first_id = self.first_collector.as_deref().unwrap_or("gw0");
         let diff = xdist_sched::collection_diff(first_id, &first.ids, &worker, ids);
         self.ledger.collect_errors += 1;
-        let report = Report {
-            when: "collect".into(),
-            outcome: "failed".into(),
-            category: "error".into(),
-            letter: "E".into(),
-            word: "ERROR".into(),
-            head: Some(worker.clone()),
-            body: Some(format!("{}\n", diff.trim_end())),
-            short: Some(format!("ERROR {worker}")),
-            counts: true,
-            ..Report::default()
-        };
+        let report = crate::report::text::collection_differs_report(&worker, &diff);
         self.emit(RunEvent::CollectReport {
             nodeid: worker.clone(),
             worker,

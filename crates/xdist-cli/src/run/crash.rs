@@ -52,15 +52,9 @@ impl RunState<'_> {
 
     /// Died before its session started, and no other worker can run anything: say why once.
     fn worker_never_started(&mut self, i: usize, kind: ExitKind) {
-        let tail: Vec<String> = self.nodes[i].stderr_tail.iter().cloned().collect();
-        let tail = match tail.is_empty() {
-            true => String::new(),
-            false => format!(": {}", tail.join("\n")),
-        };
-        self.fatal = Some(CliError::Internal(format!(
-            "worker {} exited before its pytest session started ({kind}){tail}",
-            self.nodes[i].id,
-        )));
+        let crash = self.crash_facts(i, kind);
+        let why = crate::report::crash::never_started(&crash);
+        self.fatal = Some(CliError::Internal(why));
     }
 
     /// Worker `i` died before it finished: the test it ran is blamed, it is replaced, or
@@ -154,8 +148,8 @@ impl RunState<'_> {
     /// does not count for `--max-worker-restart`) or the limit is passed.
     fn replace_after_crash(&mut self, i: usize, session_end: bool) {
         let worker = self.nodes[i].id.clone();
-        if let Some(message) = self.restarts.on_crash(&worker, !session_end) {
-            self.emit(RunEvent::XdistMessage { message });
+        if let Some(note) = self.restarts.on_crash(&worker, !session_end) {
+            self.emit(RunEvent::Xdist(note));
             self.stop_all();
         } else if !session_end && (!self.shutting_down || self.sched.has_pending()) {
             self.emit(RunEvent::ReplacingWorker { worker });

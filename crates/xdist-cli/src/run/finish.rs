@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::report::events::{RunEvent, RunSummary};
+use crate::report::events::{RunEvent, RunSummary, XdistNote};
 use serde_json::{json, Map, Value};
 use xdist_core::exit::ExitCode;
 use xdist_core::protocol::Command;
@@ -41,12 +41,9 @@ impl Controller<'_> {
             return Err(err);
         }
         self.state.save_durations();
-        let not_run = self.state.not_run();
-        if not_run > 0 {
-            let s = if not_run == 1 { " was" } else { "s were" };
-            self.emit(RunEvent::XdistMessage {
-                message: format!("{not_run} test{s} not run"),
-            });
+        let count = self.state.not_run();
+        if count > 0 {
+            self.emit(RunEvent::Xdist(XdistNote::NotRun { count }));
         }
         self.finish_coverage();
         self.finish_plugin_summaries();
@@ -54,9 +51,8 @@ impl Controller<'_> {
         let r = self.state.hooks.sessionfinish(exit_for_hooks.code());
         if let Some(sections) = self.state.plugin_result(r) {
             for (plugin, text) in sections {
-                self.emit(RunEvent::XdistMessage {
-                    message: format!("{plugin}: {}", text.trim_end()),
-                });
+                let note = XdistNote::PluginSection { plugin, text };
+                self.emit(RunEvent::Xdist(note));
             }
         }
         if let Some(err) = self.state.fatal.take() {
@@ -170,16 +166,10 @@ impl Controller<'_> {
                     self.emit(RunEvent::PluginSummary { text });
                 }
             }
-            Err(err) => {
-                // pytest itself dies of it (a traceback, no summary line); we keep the
-                // summary line and show the traceback where the hooks' text would be.
+            Err(error) => {
+                // pytest itself dies of it: an internal error.
                 state.stop.internal_error = true;
-                let text: String = format!("failed to run plugins' end-of-run hooks:\n{err}")
-                    .trim_end()
-                    .lines()
-                    .map(|l| format!("INTERNALERROR> {l}\n"))
-                    .collect();
-                self.emit(RunEvent::PluginSummary { text });
+                self.emit(RunEvent::PluginSummaryFailed { error });
             }
         }
     }

@@ -11,8 +11,8 @@
 //! `collection`, `crash`, `supervise` and `finish`. `state_tests` and `run_state_tests` drive
 //! them without processes. Plugin hooks are called through `hooks` only. May use `cli` for
 //! the validated options, the schedulers, the plugin host and the worker transport; hands
-//! facts to `report` as events (crashes as data: no markup, width or report text is made
-//! here) and calls `pystep` at the run's edges.
+//! facts to `report` as events (crashes, xdist's own notes and why the run stopped as
+//! data: no wording, markup or width is made here) and calls `pystep` at the run's edges.
 
 pub mod basetemp;
 mod collection;

@@ -51,7 +51,7 @@ pub(super) struct Node {
     pub(super) started: Option<(usize, Instant)>,
     pub(super) hang: HangClock,
     /// Killed for breaking the protocol: what it sent.
-    pub(super) fault: Option<String>,
+    pub(super) fault: Option<crate::report::events::Fault>,
     /// Its Python process and the thread that dumps stacks on SIGUSR1 (from `ready`).
     pub(super) stack_thread: Option<(u32, i32)>,
     /// The last test whose outcome (a report with a category) it sent.

@@ -20,7 +20,7 @@ use xdist_worker::{Stream, WorkerMsg};
 
 use crate::error::CliError;
 use crate::pystep::controller_session::SessionEvent;
-use crate::report::events::RunEvent;
+use crate::report::events::{Fault, RunEvent};
 use crate::run::controller::RunSetup;
 use crate::run::hooks::Hooks;
 use crate::run::node::{NodeTable, Pipe, STDERR_TAIL};
@@ -310,7 +310,7 @@ impl<'r> RunState<'r> {
             WorkerMsg::ChannelFault(key, fault) => {
                 let i = key as usize;
                 self.nodes[i].pipes.end(Pipe::Channel);
-                self.nodes[i].fault = Some(format!("protocol error: {fault}"));
+                self.nodes[i].fault = Some(Fault::Protocol(fault.to_string()));
                 // A worker that breaks the protocol is failed like a crash.
                 self.effect(Effect::Signal {
                     node: i,

@@ -11,6 +11,7 @@ use xdist_worker::{ExitKind, Stream, WorkerMsg};
 
 use super::*;
 use crate::cli::args::{parse_raw, split_args, validate, RawArgs, StartMode};
+use crate::report::events::{Interruption, ShouldFail, XdistNote};
 use crate::run::node::Node;
 
 const IDS: [&str; 6] = [
@@ -302,14 +303,12 @@ fn past_the_restart_limit_the_run_stops_instead_of_replacing() {
     });
     run.begin(0, runs(&effects, 0)[0]);
     let effects = run.gone(0, ExitKind::Code(1));
-    let message = emitted(&effects).into_iter().find_map(|e| match e {
-        RunEvent::XdistMessage { message } => Some(message.clone()),
+    let note = emitted(&effects).into_iter().find_map(|e| match e {
+        RunEvent::Xdist(note) => Some(note.clone()),
         _ => None,
     });
-    assert_eq!(
-        message.as_deref(),
-        Some("worker gw0 crashed and worker restarting disabled")
-    );
+    let worker = "gw0".to_string();
+    assert_eq!(note, Some(XdistNote::RestartLimit { worker, max: 0 }));
     assert!(spawns(&effects).is_empty());
     assert_eq!(stops(&effects), vec![1], "the other worker is stopped");
 }
@@ -321,10 +320,8 @@ fn maxfail_stops_every_worker_once() {
     run.begin(0, a);
     let effects = run.report(0, a, "failed");
     assert_eq!(stops(&effects), vec![0, 1]);
-    assert_eq!(
-        run.state.stop.shouldfail.as_deref(),
-        Some("stopping after 1 failures")
-    );
+    let maxfail = ShouldFail::MaxFail { failures: 1 };
+    assert_eq!(run.state.stop.shouldfail, Some(maxfail));
     run.begin(1, b);
     let effects = run.report(1, b, "failed");
     assert!(stops(&effects).is_empty(), "stopped once: {effects:?}");
@@ -426,8 +423,8 @@ fn collection_errors_stop_the_run_once_every_worker_collected() {
     let effects = run.collect(0, &IDS);
     assert_eq!(stops(&effects), vec![0]);
     assert!(runs(&effects, 0).is_empty(), "no test starts");
-    let interrupted = run.state.stop.interrupted.as_deref();
-    assert_eq!(interrupted, Some("Interrupted: 1 error during collection"));
+    let errors = Interruption::CollectionErrors { count: 1 };
+    assert_eq!(run.state.stop.interrupted, Some(errors));
 }
 
 #[test]

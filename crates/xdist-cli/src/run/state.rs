@@ -7,7 +7,7 @@ use crate::pystep::controller_session::SessionEvent;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::report::events::{CrashMoment, RunEvent};
+use crate::report::events::{CrashMoment, Interruption, RunEvent, ShouldFail, XdistNote};
 use xdist_core::exit::ExitCode;
 use xdist_core::protocol::Command;
 
@@ -98,8 +98,8 @@ pub struct EndFacts {
 #[derive(Debug, Default)]
 pub struct Stop {
     /// `-x`/`--maxfail` or a worker's `session.shouldfail`/`shouldstop`.
-    pub shouldfail: Option<String>,
-    pub interrupted: Option<String>,
+    pub shouldfail: Option<ShouldFail>,
+    pub interrupted: Option<Interruption>,
     pub internal_error: bool,
     /// Ctrl-C/SIGTERM seen: when the grace period for running tests ends.
     interrupt_deadline: Option<Instant>,
@@ -120,7 +120,7 @@ impl Stop {
         }
         if self.interrupt_deadline.is_none() {
             self.interrupt_deadline = Some(now + INTERRUPT_GRACE);
-            self.interrupted = Some("KeyboardInterrupt".into());
+            self.interrupted = Some(Interruption::Signal);
             effects.push(Halt::StopAll);
         }
         if count >= 2 || self.interrupt_deadline.is_some_and(|d| now >= d) {
@@ -132,7 +132,8 @@ impl Stop {
     /// A counted failure: at `--maxfail` (0: no limit) the run stops, once.
     pub fn on_failure(&mut self, ledger: &Ledger, maxfail: u64) -> Vec<Halt> {
         if maxfail > 0 && ledger.failures >= maxfail && self.shouldfail.is_none() {
-            self.shouldfail = Some(format!("stopping after {} failures", ledger.failures));
+            let failures = ledger.failures;
+            self.shouldfail = Some(ShouldFail::MaxFail { failures });
             return vec![Halt::StopAll];
         }
         Vec::new()
@@ -148,14 +149,13 @@ impl Stop {
     ) -> Vec<Halt> {
         let mut effects = Vec::new();
         if exitstatus == ExitCode::Interrupted.code() && self.interrupted.is_none() {
-            self.interrupted = Some(format!(
-                "<WorkerController {worker}> received keyboard-interrupt"
-            ));
+            let worker = worker.to_string();
+            self.interrupted = Some(Interruption::Worker { worker });
             effects.push(Halt::StopAll);
         }
         for reason in reasons {
             if self.shouldfail.is_none() && !reason.is_empty() {
-                self.shouldfail = Some(reason);
+                self.shouldfail = Some(ShouldFail::Worker(reason));
             }
         }
         self.internal_error |= exitstatus == ExitCode::InternalError.code();
@@ -165,12 +165,11 @@ impl Stop {
     /// Every worker collected: with collection errors the run stops there, unless
     /// `--continue-on-collection-errors`.
     pub fn on_collection_complete(&mut self, ledger: &Ledger, go_on: bool) -> Vec<Halt> {
-        let n = ledger.collect_errors;
-        if n == 0 || go_on {
+        let count = ledger.collect_errors;
+        if count == 0 || go_on {
             return Vec::new();
         }
-        let s = if n == 1 { "" } else { "s" };
-        self.interrupted = Some(format!("Interrupted: {n} error{s} during collection"));
+        self.interrupted = Some(Interruption::CollectionErrors { count });
         vec![Halt::StopAll]
     }
 
@@ -263,17 +262,15 @@ impl RestartBudget {
     }
 
     /// A worker crashed; `counts` is false when it had nothing left to run (no replacement
-    /// needed). Returns the message that stops the run once the limit is passed.
-    pub fn on_crash(&mut self, worker: &str, counts: bool) -> Option<String> {
+    /// needed). Returns the note that stops the run once the limit is passed.
+    pub fn on_crash(&mut self, worker: &str, counts: bool) -> Option<XdistNote> {
         self.crashed += usize::from(counts);
         let max = self.max?;
         if self.crashed <= max {
             return None;
         }
-        Some(match max {
-            0 => format!("worker {worker} crashed and worker restarting disabled"),
-            _ => format!("maximum crashed workers reached: {max}"),
-        })
+        let worker = worker.to_string();
+        Some(XdistNote::RestartLimit { worker, max })
     }
 }
 

@@ -28,7 +28,7 @@ fn exit_code_is_the_most_severe_reason() {
         stop.reason(&failed(1), empty).exit(),
         ExitCode::InternalError
     );
-    stop.interrupted = Some("KeyboardInterrupt".into());
+    stop.interrupted = Some(Interruption::Signal);
     assert_eq!(stop.reason(&failed(1), empty).exit(), ExitCode::Interrupted);
 }
 
@@ -108,10 +108,7 @@ fn maxfail_stops_once_at_the_limit() {
     assert!(stop.on_failure(&failed(1), 0).is_empty(), "0 is no limit");
     assert!(stop.on_failure(&failed(1), 2).is_empty());
     assert_eq!(stop.on_failure(&failed(2), 2), vec![Halt::StopAll]);
-    assert_eq!(
-        stop.shouldfail.as_deref(),
-        Some("stopping after 2 failures")
-    );
+    assert_eq!(stop.shouldfail, Some(ShouldFail::MaxFail { failures: 2 }));
     assert!(stop.on_failure(&failed(3), 2).is_empty(), "stops once");
     // -x is --maxfail 1.
     let mut x = Stop::default();
@@ -127,19 +124,17 @@ fn restart_limit() {
     let mut unlimited = RestartBudget::new(None);
     assert!((0..50).all(|_| unlimited.on_crash("gw0", true).is_none()));
     let mut none = RestartBudget::new(Some(0));
-    assert_eq!(
-        none.on_crash("gw1", true).as_deref(),
-        Some("worker gw1 crashed and worker restarting disabled")
-    );
+    let worker = "gw1".to_string();
+    let disabled = XdistNote::RestartLimit { worker, max: 0 };
+    assert_eq!(none.on_crash("gw1", true), Some(disabled));
     let mut two = RestartBudget::new(Some(2));
     assert!(two.on_crash("gw0", true).is_none());
     // A worker that died at its session's end needs no replacement: not counted.
     assert!(two.on_crash("gw0", false).is_none());
     assert!(two.on_crash("gw1", true).is_none());
-    assert_eq!(
-        two.on_crash("gw2", true).as_deref(),
-        Some("maximum crashed workers reached: 2")
-    );
+    let worker = "gw2".to_string();
+    let reached = XdistNote::RestartLimit { worker, max: 2 };
+    assert_eq!(two.on_crash("gw2", true), Some(reached));
 }
 
 #[test]
@@ -254,10 +249,8 @@ fn collection_errors_stop_the_run() {
         stop.on_collection_complete(&two, false),
         vec![Halt::StopAll]
     );
-    assert_eq!(
-        stop.interrupted.as_deref(),
-        Some("Interrupted: 2 errors during collection")
-    );
+    let errors = Interruption::CollectionErrors { count: 2 };
+    assert_eq!(stop.interrupted, Some(errors));
     // Stopped on purpose: the tests never run are no failure, but the errors are.
     assert!(stop.stopped_on_purpose());
     assert_eq!(
@@ -292,10 +285,8 @@ fn a_finished_worker_sets_how_the_run_stops() {
     assert!(stop.on_worker_finished("gw0", 0, none.clone()).is_empty());
     let reasons = [String::new(), "stopping after 1 failures".to_string()];
     assert!(stop.on_worker_finished("gw0", 1, reasons).is_empty());
-    assert_eq!(
-        stop.shouldfail.as_deref(),
-        Some("stopping after 1 failures")
-    );
+    let reason = "stopping after 1 failures".to_string();
+    assert_eq!(stop.shouldfail, Some(ShouldFail::Worker(reason)));
     // A test's KeyboardInterrupt interrupts the run, once.
     let code = ExitCode::Interrupted.code();
     assert_eq!(
@@ -305,10 +296,8 @@ fn a_finished_worker_sets_how_the_run_stops() {
     assert!(stop
         .on_worker_finished("gw0", code, none.clone())
         .is_empty());
-    assert_eq!(
-        stop.interrupted.as_deref(),
-        Some("<WorkerController gw1> received keyboard-interrupt")
-    );
+    let worker = "gw1".to_string();
+    assert_eq!(stop.interrupted, Some(Interruption::Worker { worker }));
     stop.on_worker_finished("gw0", ExitCode::InternalError.code(), none);
     assert!(stop.internal_error);
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use xdist_core::protocol::Command;
 use xdist_sched::{Action, NodeKey};
 
+use crate::report::events::Fault;
 use crate::run::state::{Effect, HangStep};
 
 use super::run_state::RunState;
@@ -51,7 +52,7 @@ impl RunState<'_> {
             let n = &mut self.nodes[i];
             match n.channel_lost() {
                 Some(at) if now.duration_since(at) >= CHANNEL_LOST_WAIT => {
-                    n.fault = Some("channel lost: the worker's event channel was closed or replaced while it ran".into());
+                    n.fault = Some(Fault::ChannelLost);
                     self.effect(Effect::Signal {
                         node: i,
                         sig: libc::SIGKILL,

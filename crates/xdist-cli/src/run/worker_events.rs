@@ -9,8 +9,6 @@ use xdist_core::protocol::{
 };
 use xdist_sched::NodeKey;
 
-use crate::error::CliError;
-
 use super::finish::summary_report;
 use super::node::NodeState;
 use super::run_state::RunState;
@@ -45,7 +43,8 @@ impl RunState<'_> {
                     return self.start_over_with_controller_session();
                 }
                 if self.fatal.is_none() {
-                    self.fatal = Some(self.fatal_error(&kind, &message));
+                    let python = &self.setup.python;
+                    self.fatal = Some(crate::report::crash::worker_fatal(&kind, &message, python));
                 }
             }
             WorkerEvent::Collectreport { r } => self.on_collect_report(i, r),
@@ -129,7 +128,7 @@ impl RunState<'_> {
         &mut self,
         i: usize,
         protocol: u32,
-        mut header: Vec<String>,
+        header: Vec<String>,
         options: ReportOptions,
         info: &WorkerInfo,
         (summary_plugins, controller_plugins): (Vec<String>, Vec<String>),
@@ -154,22 +153,18 @@ impl RunState<'_> {
             self.effect(Effect::Session(SessionEvent::NodeReady { id, workerinfo }));
         }
         if protocol != PROTOCOL_VERSION {
-            self.fatal = Some(CliError::Internal(format!(
-                "worker {} speaks protocol {protocol}, this xdist speaks {PROTOCOL_VERSION}",
-                self.nodes[i].id
-            )));
+            let worker = &self.nodes[i].id;
+            self.fatal = Some(crate::report::crash::protocol_mismatch(worker, protocol));
             return;
         }
         self.nodes[i].state = NodeState::Ready;
         if !self.session_started {
             self.session_started = true;
-            if let Some(reason) = &self.spawn_fallback {
-                header.push(format!("xdist: spawning workers: {reason}"));
-            }
             self.options = options.clone();
             self.emit(RunEvent::SessionStart {
                 header,
                 options: Box::new(options),
+                spawn_fallback: self.spawn_fallback.clone(),
             });
             let count = self.setup.workers();
             self.emit(RunEvent::WorkersCreated { count });
@@ -238,23 +233,6 @@ impl RunState<'_> {
             }
         }
         self.emit(RunEvent::Warning(Box::new(w)));
-    }
-
-    pub(super) fn fatal_error(&self, kind: &str, message: &str) -> CliError {
-        let py = self.setup.python.display();
-        match kind {
-            "no_pytest" => CliError::Usage(format!(
-                "failed to import pytest with {py} ({message}); install it with `{py} -m pip install pytest` or pass --python PATH of an interpreter that has pytest"
-            )),
-            "old_pytest" => CliError::Usage(format!(
-                "{message} (xdist needs pytest >= 7); upgrade it with `{py} -m pip install -U pytest`"
-            )),
-            "usage" => CliError::Usage(message.trim().trim_start_matches("ERROR: ").to_string()),
-            _ => CliError::Internal(format!(
-                "worker failed to start: {}",
-                message.trim_end()
-            )),
-        }
     }
 
     pub(super) fn on_report(&mut self, i: usize, r: Report) {
