@@ -27,8 +27,14 @@ use std::time::Duration;
 use common::*;
 
 /// Suites checked elsewhere (`nondeterministic`: its node ids differ per process, see
-/// `nondeterministic_ids_need_one_collection`).
-const NOT_COMPARED: &[&str] = &["crashes", "nondeterministic"];
+/// `nondeterministic_ids_need_one_collection`; `crash_recovery` and `priority_scheduler`,
+/// the seed's examples, in `seed_hooks.rs`: they crash workers or import pytest-xdist).
+const NOT_COMPARED: &[&str] = &[
+    "crash_recovery",
+    "crashes",
+    "nondeterministic",
+    "priority_scheduler",
+];
 
 /// What serial pytest 9.2 must print for each suite (summary without the
 /// time) and its exit code: guards against a wrong venv or an edited suite.

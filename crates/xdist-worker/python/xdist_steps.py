@@ -15,6 +15,9 @@ import sys
 if __name__ != "__xdist_worker__":
     # Imported on its own (the unit tests): the names the embedded program shares.
     from xdist_channel import from_wire, wire_dict
+    from xdist_scheduling import (
+        handle_crashitem, make_scheduler, replying_with_errors, rerun_crashed_reason, scheduling,
+    )
     from xdist_standin import StandinFinder, XdistOptions
 
 
@@ -177,8 +180,8 @@ HANDLED_CONTROLLER_MODULES = NATIVE_SUMMARY_MODULES + (
 )
 # Plugins that register their controller hooks only where pytest-xdist is active
 # (`hasplugin("xdist")`, false in a worker) are found by these words in their module.
-# pytest-rerunfailures' need none: its workers keep their own failure counts, and its `-rR`
-# section comes from the summary step.
+# pytest-rerunfailures' need none (its workers keep their own failure counts, its `-rR`
+# section comes from the summary step), unless it reruns crashed tests (`rerun_crashed_reason`).
 CONTROLLER_HOOK_DEFS = ("def pytest_configure_node(", "def pytest_testnodedown(")
 SELF_SUFFICIENT_MODULES = HANDLED_CONTROLLER_MODULES + ("pytest_rerunfailures",)
 # Session hooks a conftest may run differently on the controller, and the words that tell
@@ -202,6 +205,9 @@ def controller_reasons(config):
         for impl in getattr(config.hook, name).get_hookimpls():
             if _module_root(impl.plugin) not in HANDLED_CONTROLLER_MODULES:
                 reasons.append("{}: {}".format(impl.plugin_name, name))
+    rerun = rerun_crashed_reason(config)
+    if rerun:
+        reasons.append(rerun)
     for plugin in pm.get_plugins():
         if not isinstance(plugin, types.ModuleType):
             continue
@@ -427,4 +433,7 @@ def _finish(controller, request):
 CONTROLLER_REQUESTS = {
     "configure_node": _configure_node,
     "finish": _finish,
+    "crashitem": replying_with_errors(handle_crashitem),
+    "make_scheduler": replying_with_errors(make_scheduler),
+    "scheduling": replying_with_errors(scheduling),
 }
