@@ -2,13 +2,13 @@
 session in a child process fed what xdist-cli sends (`summary.rs`, `controller_session.rs`)."""
 
 import json
+import os
 import subprocess
+import threading
 
 from _pytest.reports import TestReport, _report_to_json
 
 from workerproc import WORKER_CODE_DIR
-
-PREFIX = "XDIST-SUMMARY-RESULT:"
 
 RUN = r"""
 import json, os, sys
@@ -50,14 +50,24 @@ def failed_report():
 
 
 def step(python, cwd, lines):
-    proc = subprocess.run(
-        [str(python), "-c", RUN.format(dir=str(WORKER_CODE_DIR))],
-        cwd=str(cwd), input="".join(json.dumps(x) + "\n" for x in lines),
-        capture_output=True, text=True, timeout=60,
+    """Runs the step with `lines` on its stdin (the first gets the result pipe's fd); its
+    replies from the result pipe, and what it printed."""
+    r, w = os.pipe()
+    lines = [dict(lines[0], result_fd=w)] + lines[1:]
+    proc = subprocess.Popen(
+        [str(python), "-c", RUN.format(dir=str(WORKER_CODE_DIR))], pass_fds=(w,),
+        cwd=str(cwd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
     )
-    replies = [json.loads(line[len(PREFIX):]) for line in proc.stdout.splitlines()
-               if line.startswith(PREFIX)]
-    assert replies, proc.stdout + proc.stderr
+    os.close(w)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(os.fdopen(r).read()))
+    reader.start()
+    out, err = proc.communicate("".join(json.dumps(x) + "\n" for x in lines), timeout=60)
+    reader.join()
+    replies = [json.loads(line) for line in got[0].splitlines() if line]
+    assert replies, out + err
+    step.output = out + err
     return replies
 
 

@@ -24,7 +24,14 @@ if __name__ != "__xdist_worker__":
 # Their implementations the controller does render: pytest's own (FAILURES, short summary,
 # --durations, ...) and pytest-cov's report (xdist-cli's cov.rs).
 NATIVE_SUMMARY_MODULES = ("_pytest", "pytest_cov")
-SUMMARY_RESULT_PREFIX = "XDIST-SUMMARY-RESULT:"
+
+
+def result_pipe(data):
+    """The step's result pipe (`result_fd`, summary.rs's RESULT_FD): its replies, one JSON
+    value a line, apart from what plugins print. Not inherited by processes they start."""
+    fd = data["result_fd"]
+    os.set_inheritable(fd, False)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def _module_root(plugin):
@@ -368,9 +375,9 @@ class ControllerSession:
 
 def summarize(data):
     """The summary step's slow path, when no worker is left to run it (see `linger`), or
-    when controller-only plugins need a controller (`mirror`): print the hooks' text after
-    SUMMARY_RESULT_PREFIX, as one JSON string. A `ControllerSession` started after the
-    tests."""
+    when controller-only plugins need a controller (`mirror`): the hooks' text, one JSON
+    string on the result pipe. A `ControllerSession` started after the tests."""
+    results = result_pipe(data)
     controller = ControllerSession(data)
     try:
         if data.get("mirror"):
@@ -378,22 +385,25 @@ def summarize(data):
         text = controller.finish(data, replay=bool(data.get("mirror")))
     finally:
         controller.close()
-    sys.stdout.write("\n" + SUMMARY_RESULT_PREFIX + json.dumps(text) + "\n")
-    sys.stdout.flush()
+    results.write(json.dumps(text) + "\n")
+    results.close()
 
 
 def serve_controller(data):
     """A `ControllerSession` for the whole run, when plugins or conftests act on
     pytest-xdist's controller (`controller_reasons`): started before the workers, it answers
-    the Rust controller's requests, one JSON line each way, its lines marked with
-    SUMMARY_RESULT_PREFIX (other output passes through to the terminal)."""
+    the Rust controller's requests, one JSON line each way: requests on stdin, replies on
+    the result pipe (what plugins print goes to the terminal)."""
 
-    # pytest's capturing takes fds 0 and 1 over while the session runs: keep our own.
+    # pytest's capturing takes fd 0 over while the session runs: keep our own.
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
-    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    replies = result_pipe(data)
 
     def reply(message):
-        replies.write("\n" + SUMMARY_RESULT_PREFIX + json.dumps(message) + "\n")
+        # What the hooks printed first: the controller goes on once it has the reply.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        replies.write(json.dumps(message) + "\n")
         replies.flush()
 
     before = dict(os.environ)

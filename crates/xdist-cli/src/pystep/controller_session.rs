@@ -11,8 +11,9 @@
 //! worker's `workerinput` ([`ControllerSession::configure_node`]), and ends the run
 //! ([`ControllerSession::finish`]: the reports, `pytest_testnodedown`,
 //! `pytest_sessionfinish`, `pytest_terminal_summary`). The Python side is
-//! `ControllerSession`/`serve_controller` in `xdist_steps.py`. Requests and replies are
-//! one JSON line each; the session's other output passes through to the terminal.
+//! `ControllerSession`/`serve_controller` in `xdist_steps.py`. Requests go on its stdin,
+//! replies come on its result pipe (fd 3), one JSON line each; its stdout and stderr are the
+//! terminal's, so what its plugins print passes through.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -23,7 +24,7 @@ use std::sync::mpsc::{self, Receiver};
 use serde_json::{json, Map, Value};
 use xdist_worker::bootstrap::WORKER_CODE;
 
-use crate::pystep::summary::{step_command, SummaryInput, RESULT_PREFIX};
+use crate::pystep::summary::{spawn_step, StepProcess, SummaryInput, RESULT_FD};
 
 pub struct ControllerSession {
     child: Child,
@@ -43,28 +44,24 @@ impl ControllerSession {
         width: usize,
         color: bool,
     ) -> Result<Self, String> {
-        let mut child = step_command(python, cwd, width)
+        let StepProcess { mut child, results } = spawn_step(python, cwd, width, |cmd| {
             // Like the workers: a terminal Ctrl-C reaches the controller, which decides.
-            // (If we die, its stdin closes and it ends.)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err("no pipes to the controller session".into());
+            // (If we die, its stdin closes and it ends.) What its plugins print goes to
+            // the terminal, as pytest-xdist's controller shows it.
+            cmd.process_group(0);
+        })?;
+        let Some(stdin) = child.stdin.take() else {
+            return Err("no pipe to the controller session".into());
         };
         let (tx, replies) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
+            for line in BufReader::new(results).lines() {
                 let Ok(line) = line else { break };
-                match line.strip_prefix(RESULT_PREFIX) {
-                    Some(reply) => {
-                        if let Ok(v) = serde_json::from_str::<Value>(reply) {
-                            let _ = tx.send(v);
-                        }
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        let _ = tx.send(v);
                     }
-                    // What its plugins print, as pytest-xdist's controller would show it.
-                    None if !line.is_empty() => println!("{line}"),
-                    None => {}
+                    Err(_) => break,
                 }
             }
         });
@@ -76,6 +73,7 @@ impl ControllerSession {
         };
         let request = json!({
             "code": WORKER_CODE,
+            "result_fd": RESULT_FD,
             "serve": true,
             "args": args,
             "numprocesses": numprocesses,

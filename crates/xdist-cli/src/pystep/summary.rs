@@ -24,9 +24,11 @@
 //!
 //! Runs without such plugins never pay for any of this.
 
-use std::io::Write;
+use std::io::{PipeReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde::Serialize;
 use xdist_worker::bootstrap::WORKER_CODE;
@@ -64,6 +66,7 @@ pub struct SummaryInput<'a> {
 #[derive(Serialize)]
 struct Payload<'a> {
     code: &'a str,
+    result_fd: i32,
     #[serde(flatten)]
     input: &'a SummaryInput<'a>,
 }
@@ -75,20 +78,49 @@ d=json.loads(sys.stdin.readline())
 exec(compile(d.pop("code"),"<xdist-worker>","exec"),{"__name__":"__xdist_worker__","SUMMARY_INPUT":d})
 "#;
 
-/// Must match `SUMMARY_RESULT_PREFIX` in `xdist_steps.py`.
-pub(crate) const RESULT_PREFIX: &str = "XDIST-SUMMARY-RESULT:";
+/// The step's result pipe: its replies (one JSON value a line), apart from what its plugins
+/// print, which goes to the terminal. The payload names it (`result_fd`).
+pub(crate) const RESULT_FD: i32 = 3;
 
-/// `python -c BOOTSTRAP` in `cwd`, stdin and stdout piped: the worker code in summary or
-/// controller-session mode (the first line of stdin says which).
-pub(crate) fn step_command(python: &Path, cwd: &Path, width: usize) -> Command {
+/// A running step: the worker code in summary or controller-session mode (the first line of
+/// stdin says which), stdin piped, its replies on [`RESULT_FD`].
+pub(crate) struct StepProcess {
+    pub child: Child,
+    pub results: PipeReader,
+}
+
+/// Starts `python -c BOOTSTRAP` in `cwd`; `configure` sets what differs (stdio, group).
+pub(crate) fn spawn_step(
+    python: &Path,
+    cwd: &Path,
+    width: usize,
+    configure: impl FnOnce(&mut Command),
+) -> Result<StepProcess, String> {
+    let (results, writer) = std::io::pipe().map_err(|e| format!("no result pipe: {e}"))?;
+    let writer: OwnedFd = writer.into();
+    let fd = writer.as_raw_fd();
     let mut cmd = Command::new(python);
     cmd.args(["-c", BOOTSTRAP])
         .current_dir(cwd)
         // Plugins size their separators from the terminal, like pytest's own width.
         .env(xdist_core::env::COLUMNS, width.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    cmd
+        .stdin(Stdio::piped());
+    configure(&mut cmd);
+    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // std's pipe is above fd 2 and opened before ours, so never RESULT_FD itself
+            // unless 3 was free: then dup2 is a no-op that keeps CLOEXEC, cleared below.
+            if libc::dup2(fd, RESULT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::fcntl(RESULT_FD, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+    let child = (cmd.spawn()).map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    drop(writer); // ours: the pipe ends when the step does
+    Ok(StepProcess { child, results })
 }
 
 /// Runs the step in `python` from `cwd`; the text the hooks wrote, or why it failed (one
@@ -96,14 +128,17 @@ pub(crate) fn step_command(python: &Path, cwd: &Path, width: usize) -> Command {
 pub fn run(python: &Path, cwd: &Path, input: &SummaryInput<'_>) -> Result<String, String> {
     let mut payload = serde_json::to_vec(&Payload {
         code: WORKER_CODE,
+        result_fd: RESULT_FD,
         input,
     })
     .map_err(|e| e.to_string())?;
     payload.push(b'\n');
-    let mut child = step_command(python, cwd, input.width)
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    let StepProcess {
+        mut child,
+        mut results,
+    } = spawn_step(python, cwd, input.width, |cmd| {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    })?;
     // A writer thread: the step may print (plugins configuring) before it reads all input.
     let stdin = child.stdin.take();
     let writer = std::thread::spawn(move || {
@@ -111,14 +146,15 @@ pub fn run(python: &Path, cwd: &Path, input: &SummaryInput<'_>) -> Result<String
             let _ = stdin.write_all(&payload);
         }
     });
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = results.read_to_string(&mut text);
+        text
+    });
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     let _ = writer.join();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(RESULT_PREFIX));
-    match result {
+    let result = reader.join().unwrap_or_default();
+    match result.lines().find(|l| !l.is_empty()) {
         Some(json) => serde_json::from_str::<String>(json).map_err(|e| e.to_string()),
         None => {
             let err = String::from_utf8_lossy(&out.stderr);
