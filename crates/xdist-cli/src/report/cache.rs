@@ -260,7 +260,7 @@ impl CacheReporter {
 }
 
 impl Reporter for CacheReporter {
-    fn event(&mut self, event: &RunEvent<'_>) {
+    fn event(&mut self, event: &RunEvent) {
         match event {
             RunEvent::SessionStart { options, .. } => {
                 if let Some(dir) = options.cache_dir.as_deref().filter(|d| !d.is_empty()) {
@@ -275,7 +275,7 @@ impl Reporter for CacheReporter {
             RunEvent::TestReport { nodeid, report, .. } => self.test_report(nodeid, report),
             RunEvent::CollectReport { nodeid, report, .. } => self.collect_report(nodeid, report),
             RunEvent::TestCrashed(c) => {
-                self.test_report(c.nodeid, &crate::report::crash::test_report(c, None));
+                self.test_report(&c.nodeid, &crate::report::crash::test_report(c, None));
             }
             RunEvent::RunFinished(_) => self.finish(),
             _ => {}

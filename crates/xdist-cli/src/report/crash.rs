@@ -18,8 +18,8 @@ pub fn headline(worker: &str, nodeid: &str) -> String {
 
 /// The crashed test's report; `short` is `(width, color)` for the terminal's short-summary
 /// line (the file reporters need none).
-pub fn test_report(c: &TestCrash<'_>, short: Option<(usize, bool)>) -> Report {
-    let (nodeid, w) = (c.nodeid, &c.crash);
+pub fn test_report(c: &TestCrash, short: Option<(usize, bool)>) -> Report {
+    let (nodeid, w) = (c.nodeid.as_str(), &c.crash);
     let fspath = nodeid.split("::").next().unwrap_or(nodeid).to_string();
     let rerun = c.outcome == "rerun";
     let body = body(c);
@@ -29,7 +29,7 @@ pub fn test_report(c: &TestCrash<'_>, short: Option<(usize, bool)>) -> Report {
         ("failed", "F", "FAILED", "red")
     };
     let short = short.map(|(width, color)| {
-        let why = format!("{} ({})", c.longrepr, w.fault.unwrap_or(w.exit));
+        let why = format!("{} ({})", c.longrepr, w.fault.as_deref().unwrap_or(&w.exit));
         crate::report::text::short_line(word, &[markup], nodeid, &why, width, color)
     });
     let mut m = Map::new();
@@ -54,14 +54,14 @@ pub fn test_report(c: &TestCrash<'_>, short: Option<(usize, bool)>) -> Report {
 }
 
 /// The crashed test's longrepr: the worker, the crash, its cause and its stderr.
-fn body(c: &TestCrash<'_>) -> String {
+fn body(c: &TestCrash) -> String {
     let w = &c.crash;
     let mut body = String::new();
-    if let Some(line) = c.infoline {
+    if let Some(line) = &c.infoline {
         body.push_str(line);
         body.push('\n');
     }
-    body.push_str(c.longrepr);
+    body.push_str(&c.longrepr);
     body.push('\n');
     match w.hang_timeout {
         Some(secs) => body.push_str(&format!(
@@ -70,14 +70,14 @@ fn body(c: &TestCrash<'_>) -> String {
         )),
         None => {
             body.push_str(&format!("worker exited with {}\n", w.exit));
-            if let Some(fault) = w.fault {
+            if let Some(fault) = &w.fault {
                 body.push_str(&format!("{fault} (the worker is failed like a crash)\n"));
             }
         }
     }
     if !w.stderr_tail.is_empty() {
         body.push_str("last lines of the worker's stderr:\n");
-        for l in w.stderr_tail {
+        for l in &w.stderr_tail {
             body.push_str(l);
             body.push('\n');
         }
@@ -86,7 +86,7 @@ fn body(c: &TestCrash<'_>) -> String {
 }
 
 /// The stderr lines shown with a crash no test is blamed for.
-pub fn session_tail<'a>(w: &WorkerCrash<'a>) -> &'a [String] {
+pub fn session_tail(w: &WorkerCrash) -> &[String] {
     let keep = match w.hang_timeout {
         Some(_) => w.stderr_tail.len(),
         None => SESSION_CRASH_TAIL,
@@ -95,7 +95,7 @@ pub fn session_tail<'a>(w: &WorkerCrash<'a>) -> &'a [String] {
 }
 
 /// `worker gw0 crashed while no test was running (SIGSEGV)`: shown and kept for the summary.
-pub fn session_line(w: &WorkerCrash<'_>, moment: CrashMoment<'_>) -> String {
+pub fn session_line(w: &WorkerCrash, moment: &CrashMoment) -> String {
     let when = match moment {
         CrashMoment::BeforeSession => "before its pytest session started".to_string(),
         CrashMoment::BetweenTests => "while no test was running".to_string(),
@@ -109,7 +109,7 @@ pub fn session_line(w: &WorkerCrash<'_>, moment: CrashMoment<'_>) -> String {
             format!("in the teardown of '{nodeid}', after its outcome{hang}")
         }
     };
-    let cause = w.fault.unwrap_or(w.exit);
+    let cause = w.fault.as_deref().unwrap_or(&w.exit);
     format!("worker {} crashed {when} ({cause})", w.worker)
 }
 
@@ -129,13 +129,13 @@ pub fn unconfigure_text(worker: Option<&str>, traceback: &str) -> String {
 mod tests {
     use super::*;
 
-    fn crash<'a>(tail: &'a [String], hang: Option<f64>) -> WorkerCrash<'a> {
+    fn crash(tail: &[String], hang: Option<f64>) -> WorkerCrash {
         WorkerCrash {
-            worker: "gw1",
-            exit: "SIGSEGV",
+            worker: "gw1".into(),
+            exit: "SIGSEGV".into(),
             fault: None,
             hang_timeout: hang,
-            stderr_tail: tail,
+            stderr_tail: tail.to_vec(),
         }
     }
 
@@ -145,10 +145,10 @@ mod tests {
         let longrepr = headline("gw1", "t.py::test_a");
         let c = TestCrash {
             crash: crash(&tail, None),
-            nodeid: "t.py::test_a",
-            longrepr: &longrepr,
-            outcome: "failed",
-            infoline: Some("[gw1] linux -- Python 3.12.1 /usr/bin/python3"),
+            nodeid: "t.py::test_a".into(),
+            longrepr,
+            outcome: "failed".into(),
+            infoline: Some("[gw1] linux -- Python 3.12.1 /usr/bin/python3".into()),
         };
         let r = test_report(&c, Some((80, false)));
         assert_eq!((r.word.as_str(), r.letter.as_str()), ("FAILED", "F"));
@@ -165,7 +165,7 @@ mod tests {
         );
         assert!(test_report(&c, None).short.is_none());
         let rerun = TestCrash {
-            outcome: "rerun",
+            outcome: "rerun".into(),
             ..c
         };
         assert_eq!(test_report(&rerun, None).word, "RERUN");
@@ -177,7 +177,7 @@ mod tests {
         let plain = crash(&tail, None);
         assert_eq!(session_tail(&plain).len(), SESSION_CRASH_TAIL);
         assert_eq!(
-            session_line(&plain, CrashMoment::SessionEnd),
+            session_line(&plain, &CrashMoment::SessionEnd),
             "worker gw1 crashed after its last test, while ending its session (SIGSEGV)"
         );
         let hung = crash(&tail, Some(2.0));
@@ -186,9 +186,11 @@ mod tests {
             30,
             "a hung worker's stacks, all of them"
         );
-        let teardown = CrashMoment::Teardown { nodeid: "t.py::b" };
+        let teardown = CrashMoment::Teardown {
+            nodeid: "t.py::b".into(),
+        };
         assert_eq!(
-            session_line(&hung, teardown),
+            session_line(&hung, &teardown),
             "worker gw1 crashed in the teardown of 't.py::b', after its outcome, exceeding --hang-timeout of 2s (SIGSEGV)"
         );
     }

@@ -1,7 +1,8 @@
 //! Run events: what happened during a run, in order, for reporters.
 //!
-//! The controller loop is the only producer; reporters (terminal, and file reporters) only
-//! consume. Events borrow from the controller's state, so emitting one costs nothing.
+//! The run state is the only producer (it returns them as effects, the controller loop hands
+//! them over); reporters (terminal, and file reporters) only consume. Events own their data,
+//! so a decision can carry them out of the run state.
 
 use std::time::Duration;
 
@@ -10,11 +11,11 @@ use xdist_core::protocol::{Report, ReportOptions, WarningRecord};
 
 /// One thing that happened during a run.
 #[derive(Debug)]
-pub enum RunEvent<'a> {
+pub enum RunEvent {
     /// The first worker is up: pytest's header lines and its resolved options.
     SessionStart {
-        header: &'a [String],
-        options: &'a ReportOptions,
+        header: Vec<String>,
+        options: Box<ReportOptions>,
     },
     /// All workers were started (`created: 2/2 workers`).
     WorkersCreated {
@@ -25,72 +26,72 @@ pub enum RunEvent<'a> {
         workers: usize,
         items: usize,
         deselected: usize,
-        lines: &'a [String],
-        scheduler: &'a str,
+        lines: Vec<String>,
+        scheduler: String,
         /// The collected node ids, in collection order.
-        ids: &'a [String],
+        ids: Vec<String>,
         /// Their recorded durations (seconds, by index), when the history knows any.
-        estimates: Option<&'a [f64]>,
+        estimates: Option<std::sync::Arc<Vec<f64>>>,
     },
     /// A test started on a worker (`-v`).
     TestStart {
-        loc: &'a str,
+        loc: String,
     },
     /// A worker started running a test (every test, whatever the verbosity).
     TestStarted {
-        worker: &'a str,
-        nodeid: &'a str,
+        worker: String,
+        nodeid: String,
     },
     /// A worker finished a test's whole protocol (setup, call, teardown).
     TestFinished {
-        worker: &'a str,
-        nodeid: &'a str,
+        worker: String,
+        nodeid: String,
     },
     /// Time passed (every ~150 ms, only while some reporter [`Reporter::wants_ticks`]).
     Tick,
     /// A test report from a worker.
     TestReport {
-        worker: &'a str,
-        nodeid: &'a str,
-        report: &'a Report,
+        worker: String,
+        nodeid: String,
+        report: Box<Report>,
     },
     /// A collection report that did not pass (deduplicated across workers).
     CollectReport {
-        worker: &'a str,
-        nodeid: &'a str,
-        report: &'a Report,
+        worker: String,
+        nodeid: String,
+        report: Box<Report>,
     },
-    Warning(&'a WarningRecord),
+    Warning(Box<WarningRecord>),
     /// Output a worker wrote to stdout/stderr, shown live with `-s`; also its `log_cli`
     /// records, as they are logged.
     WorkerOutput {
-        worker: &'a str,
-        line: &'a str,
+        worker: String,
+        line: String,
         /// False for a piece of a long line: the next piece from this worker continues it.
         ends: bool,
     },
     /// `[gw0] node down: <error>`.
     NodeDown {
-        worker: &'a str,
-        error: &'a str,
+        worker: String,
+        error: String,
     },
     /// `replacing crashed worker gw0`.
     ReplacingWorker {
-        worker: &'a str,
+        worker: String,
     },
     /// A worker died while running a test: the test failed with the crash (or, when a
     /// plugin's `handlecrashitem` said so, is run again).
-    TestCrashed(&'a TestCrash<'a>),
+    TestCrashed(Box<TestCrash>),
     /// A worker died when no test can be blamed: reported on its own, and the run fails.
     WorkerCrashed {
-        crash: &'a WorkerCrash<'a>,
-        moment: CrashMoment<'a>,
+        crash: WorkerCrash,
+        moment: CrashMoment,
     },
     /// `pytest_unconfigure` raised in a worker after its tests; `worker` is None when every
     /// worker's did, which stands for the controller's own (pytest exits 1 with the traceback).
     UnconfigureError {
-        worker: Option<&'a str>,
-        traceback: &'a str,
+        worker: Option<String>,
+        traceback: String,
     },
     /// `--shard index/total` got none of the `collected` tests (the run passes).
     EmptyShard {
@@ -100,47 +101,47 @@ pub enum RunEvent<'a> {
     },
     /// A line of xdist's own (restart limit reached, ...), also kept for the summary.
     XdistMessage {
-        message: &'a str,
+        message: String,
     },
     /// pytest-cov's results, combined from the workers' data after the tests ran.
     Coverage {
         /// Written in red right after the tests (`ERROR: Coverage failure: ...`).
-        error: Option<&'a str>,
+        error: Option<String>,
         /// The report section shown under `tests coverage`.
-        report: &'a str,
+        report: String,
         /// `Required test coverage of N% ...` and whether it was missed.
-        required: Option<(&'a str, bool)>,
+        required: Option<(String, bool)>,
     },
     /// What the user's plugins and conftests wrote in `pytest_terminal_summary` (run by
     /// the summary step after the tests), verbatim.
     PluginSummary {
-        text: &'a str,
+        text: String,
     },
     /// pytest INTERNALERROR text from a worker.
     InternalError {
-        text: &'a str,
+        text: String,
     },
     /// The run is over.
-    RunFinished(&'a RunSummary),
+    RunFinished(RunSummary),
 }
 
 /// How a worker died, as data: the reporters word it.
-#[derive(Debug)]
-pub struct WorkerCrash<'a> {
-    pub worker: &'a str,
+#[derive(Debug, Clone)]
+pub struct WorkerCrash {
+    pub worker: String,
     /// How its process ended (`exit code 1`, `SIGSEGV`).
-    pub exit: &'a str,
+    pub exit: String,
     /// What it broke and was killed for (a protocol error, a lost channel).
-    pub fault: Option<&'a str>,
+    pub fault: Option<String>,
     /// `--hang-timeout` in seconds, when it was killed for exceeding it.
     pub hang_timeout: Option<f64>,
     /// Its last lines of stderr (a hung worker's are its Python stacks).
-    pub stderr_tail: &'a [String],
+    pub stderr_tail: Vec<String>,
 }
 
 /// When a worker died that no test is blamed for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashMoment<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrashMoment {
     /// Before its pytest session started (others went on without it).
     BeforeSession,
     /// Between two tests.
@@ -150,20 +151,20 @@ pub enum CrashMoment<'a> {
     /// After it sent `finished`, in another way than its session announced.
     AfterSession,
     /// In the teardown of a test whose outcome was already shown.
-    Teardown { nodeid: &'a str },
+    Teardown { nodeid: String },
 }
 
 /// A test its worker died running.
 #[derive(Debug)]
-pub struct TestCrash<'a> {
-    pub crash: WorkerCrash<'a>,
-    pub nodeid: &'a str,
+pub struct TestCrash {
+    pub crash: WorkerCrash,
+    pub nodeid: String,
     /// The crash's description, as a plugin's `handlecrashitem` may have changed it.
-    pub longrepr: &'a str,
+    pub longrepr: String,
     /// `failed`, or `rerun` when a plugin turned the crash into a rerun.
-    pub outcome: &'a str,
+    pub outcome: String,
     /// pytest-xdist's `[gw0] linux -- Python 3.11.7 /usr/bin/python3` line, when known.
-    pub infoline: Option<&'a str>,
+    pub infoline: Option<String>,
 }
 
 /// The outcome of a whole run.
@@ -179,7 +180,7 @@ pub struct RunSummary {
 
 /// Anything that consumes run events.
 pub trait Reporter {
-    fn event(&mut self, event: &RunEvent<'_>);
+    fn event(&mut self, event: &RunEvent);
 
     /// Whether this reporter wants [`RunEvent::Tick`]s (a live status area does).
     fn wants_ticks(&self) -> bool {

@@ -658,7 +658,7 @@ fn hostname() -> String {
 }
 
 impl Reporter for JunitReporter {
-    fn event(&mut self, event: &RunEvent<'_>) {
+    fn event(&mut self, event: &RunEvent) {
         if let RunEvent::SessionStart { options, .. } = event {
             self.configure(options);
             return;
@@ -679,7 +679,7 @@ impl Reporter for JunitReporter {
             } => self.collect_report(worker, nodeid, report),
             RunEvent::TestCrashed(c) => {
                 let report = crate::report::crash::test_report(c, None);
-                self.test_report(c.crash.worker, c.nodeid, &report);
+                self.test_report(&c.crash.worker, &c.nodeid, &report);
             }
             RunEvent::InternalError { text } => self.internal_error(text),
             RunEvent::RunFinished(summary) => self.write_file(summary),

@@ -222,7 +222,7 @@ fn synthesize(nodeid: &str, report: &Report, collect: bool) -> Value {
 }
 
 impl Reporter for ReportLogReporter {
-    fn event(&mut self, event: &RunEvent<'_>) {
+    fn event(&mut self, event: &RunEvent) {
         if let RunEvent::SessionStart { options, .. } = event {
             if let Some(path) = options.report_log.as_deref() {
                 self.open(path, &options.startpath);
@@ -248,7 +248,7 @@ impl Reporter for ReportLogReporter {
             },
             RunEvent::TestCrashed(c) => {
                 let report = crate::report::crash::test_report(c, None);
-                self.value(synthesize(c.nodeid, &report, false));
+                self.value(synthesize(&c.nodeid, &report, false));
             }
             RunEvent::Warning(w) => {
                 if let Some(text) = &w.reportlog {

@@ -55,7 +55,7 @@ pub struct StatusHandle {
 
 impl StatusHandle {
     /// Updates the status from a run event (the reporter flushes afterwards to redraw).
-    pub fn event(&self, event: &RunEvent<'_>) {
+    pub fn event(&self, event: &RunEvent) {
         let mut s = self.shared.borrow_mut();
         match event {
             // `-q` hides the status line.
@@ -88,7 +88,7 @@ impl StatusHandle {
                     m.running.remove(&WorkerKey::of(worker));
                 }
                 m.completed += 1;
-                if let Some(est) = m.estimates.remove(*nodeid) {
+                if let Some(est) = m.estimates.remove(nodeid) {
                     m.remaining -= est;
                 }
             }
@@ -377,9 +377,9 @@ mod tests {
             workers: 2,
             items: ids.len(),
             deselected: 0,
-            lines: &[],
-            scheduler: "load",
-            ids,
+            lines: Vec::new(),
+            scheduler: "load".into(),
+            ids: ids.to_vec(),
             estimates: None,
         });
     }
@@ -392,8 +392,8 @@ mod tests {
         let ids = vec!["t.py::a".to_string(), "t.py::b".to_string()];
         started(&h, &ids);
         h.event(&RunEvent::TestStarted {
-            worker: "gw0",
-            nodeid: "t.py::a",
+            worker: "gw0".into(),
+            nodeid: "t.py::a".into(),
         });
         out.flush().unwrap();
         let first = buf.take();

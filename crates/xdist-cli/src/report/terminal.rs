@@ -397,7 +397,7 @@ impl Reporter for TerminalReporter {
         self.status.as_ref().is_some_and(StatusHandle::active)
     }
 
-    fn event(&mut self, event: &RunEvent<'_>) {
+    fn event(&mut self, event: &RunEvent) {
         if let Some(status) = &self.status {
             status.event(event);
             if let RunEvent::RunFinished(_) = event {
@@ -413,7 +413,7 @@ impl Reporter for TerminalReporter {
 }
 
 impl TerminalReporter {
-    fn terminal_event(&mut self, event: &RunEvent<'_>) {
+    fn terminal_event(&mut self, event: &RunEvent) {
         match event {
             RunEvent::SessionStart { header, options } => self.session_start(header, options),
             RunEvent::CollectionComplete {
@@ -447,7 +447,7 @@ impl TerminalReporter {
             } => self.collect_report(worker, nodeid, report),
             RunEvent::Warning(w) => {
                 let new = self.warnings.is_empty();
-                self.warnings.push((*w).clone());
+                self.warnings.push((**w).clone());
                 if new {
                     self.set_main_color();
                 }
@@ -460,9 +460,9 @@ impl TerminalReporter {
                 required,
             } => {
                 self.coverage = Some(CovOutcome {
-                    error: error.map(str::to_string),
+                    error: error.clone(),
                     report: report.to_string(),
-                    required: required.map(|(m, f)| (m.to_string(), f)),
+                    required: required.clone(),
                     failed: false,
                 });
             }
@@ -472,7 +472,7 @@ impl TerminalReporter {
     }
 
     /// The workers' own events: up, output, down, crashed, replaced, and xdist's lines.
-    fn worker_event(&mut self, event: &RunEvent<'_>) {
+    fn worker_event(&mut self, event: &RunEvent) {
         match event {
             RunEvent::WorkersCreated { count } => {
                 if self.verbosity() >= 0 && !self.quiet_before_start {
@@ -501,11 +501,11 @@ impl TerminalReporter {
             RunEvent::TestCrashed(c) => {
                 let short = (self.tw.fullwidth, self.tw.hasmarkup);
                 let report = crash::test_report(c, Some(short));
-                self.test_report(c.crash.worker, c.nodeid, &report);
+                self.test_report(&c.crash.worker, &c.nodeid, &report);
             }
-            RunEvent::WorkerCrashed { crash, moment } => self.worker_crashed(crash, *moment),
+            RunEvent::WorkerCrashed { crash, moment } => self.worker_crashed(crash, moment),
             RunEvent::UnconfigureError { worker, traceback } => {
-                eprint!("{}", crash::unconfigure_text(*worker, traceback));
+                eprint!("{}", crash::unconfigure_text(worker.as_deref(), traceback));
             }
             RunEvent::EmptyShard {
                 index,
@@ -601,12 +601,12 @@ impl TerminalReporter {
 
     /// A crash no test is blamed for: the worker's last stderr lines, then a line of its
     /// own, kept for the summary.
-    fn worker_crashed(&mut self, c: &WorkerCrash<'_>, moment: CrashMoment<'_>) {
+    fn worker_crashed(&mut self, c: &WorkerCrash, moment: &CrashMoment) {
         for line in crash::session_tail(c) {
-            self.worker_output(c.worker, line, true);
+            self.worker_output(&c.worker, line, true);
         }
         let message = crash::session_line(c, moment);
-        self.terminal_event(&RunEvent::XdistMessage { message: &message });
+        self.terminal_event(&RunEvent::XdistMessage { message });
     }
 
     /// pytest-xdist prints `node down` right after the letters on the same line.

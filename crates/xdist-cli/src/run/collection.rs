@@ -8,9 +8,9 @@ use xdist_sched::{Collection, NodeKey};
 
 use crate::run::state::{judge_collection, CollectVerdict};
 
-use super::controller::Controller;
+use super::run_state::RunState;
 
-impl Controller<'_> {
+impl RunState<'_> {
     /// Worker `i` collected: the first collection is the run's, every other must match it.
     pub(super) fn on_collection(
         &mut self,
@@ -24,7 +24,7 @@ impl Controller<'_> {
             return;
         }
         let view = self.node_view(i);
-        let r = self.host.node_collection_finished(&view, &ids);
+        let r = self.hooks.node_collection_finished(&view, &ids);
         self.plugin_result(r);
         let (ids, groups, not_in_shard) = self.shard_collection(ids, groups);
         if let (Some(s), true) = (
@@ -45,7 +45,7 @@ impl Controller<'_> {
             }
             CollectVerdict::Same => {}
             // A replacement that collected differently is never used.
-            CollectVerdict::Late => return self.send(i, Command::Shutdown),
+            CollectVerdict::Late => return self.tell(i, Command::Shutdown),
             CollectVerdict::Differs => return self.collection_differs(i, &ids),
         }
         self.schedule_node(i, &lines);
@@ -80,9 +80,9 @@ impl Controller<'_> {
         let Some(first) = self.collection.clone() else {
             return;
         };
-        let node_id = self.nodes[i].id.clone();
+        let worker = self.nodes[i].id.clone();
         let first_id = self.first_collector.as_deref().unwrap_or("gw0");
-        let diff = xdist_sched::collection_diff(first_id, &first.ids, &node_id, ids);
+        let diff = xdist_sched::collection_diff(first_id, &first.ids, &worker, ids);
         self.ledger.collect_errors += 1;
         let report = Report {
             when: "collect".into(),
@@ -90,16 +90,16 @@ impl Controller<'_> {
             category: "error".into(),
             letter: "E".into(),
             word: "ERROR".into(),
-            head: Some(node_id.clone()),
+            head: Some(worker.clone()),
             body: Some(format!("{}\n", diff.trim_end())),
-            short: Some(format!("ERROR {node_id}")),
+            short: Some(format!("ERROR {worker}")),
             counts: true,
             ..Report::default()
         };
         self.emit(RunEvent::CollectReport {
-            worker: &node_id,
-            nodeid: &node_id,
-            report: &report,
+            nodeid: worker.clone(),
+            worker,
+            report: Box::new(report),
         });
         self.stop_all();
     }
@@ -128,15 +128,15 @@ impl Controller<'_> {
                 workers: self.setup.workers(),
                 items: collection.len(),
                 deselected: self.deselected,
-                lines,
-                scheduler: name,
-                ids: &collection.ids,
-                estimates: estimates.as_deref().map(Vec::as_slice),
+                lines: lines.to_vec(),
+                scheduler: name.to_string(),
+                ids: collection.ids.clone(),
+                estimates,
             });
             let go_on = self.options.continue_on_collection_errors;
-            let effects = self.stop.on_collection_complete(&self.ledger, go_on);
-            if !effects.is_empty() {
-                return self.perform(effects);
+            let halts = self.stop.on_collection_complete(&self.ledger, go_on);
+            if !halts.is_empty() {
+                return self.halt(halts);
             }
         }
         self.sched.schedule(&mut self.actions);

@@ -7,33 +7,12 @@ use xdist_sched::NodeKey;
 use xdist_worker::ExitKind;
 
 use crate::error::CliError;
-use crate::run::state::{blame, crash_moment, Blame, Down, Lost};
+use crate::run::state::{blame, crash_moment, Blame, Down, Effect, Lost};
 
-use super::controller::Controller;
 use super::node::CHANNEL_GRACE;
+use super::run_state::RunState;
 
-/// [`WorkerCrash`]'s facts, owned while the event borrows them.
-pub(super) struct CrashFacts {
-    pub(super) worker: String,
-    pub(super) exit: String,
-    pub(super) fault: Option<String>,
-    pub(super) hang_timeout: Option<f64>,
-    pub(super) stderr_tail: Vec<String>,
-}
-
-impl CrashFacts {
-    pub(super) fn view(&self) -> WorkerCrash<'_> {
-        WorkerCrash {
-            worker: &self.worker,
-            exit: &self.exit,
-            fault: self.fault.as_deref(),
-            hang_timeout: self.hang_timeout,
-            stderr_tail: &self.stderr_tail,
-        }
-    }
-}
-
-impl Controller<'_> {
+impl RunState<'_> {
     /// Worker `i`'s process exited: once its streams ended (or after [`CHANNEL_GRACE`]) it
     /// is down, and whether that was a crash is decided here.
     pub(super) fn maybe_node_down(&mut self, i: usize) {
@@ -47,8 +26,7 @@ impl Controller<'_> {
             return;
         }
         self.nodes[i].down_handled = true;
-        let others_alive =
-            (self.nodes.iter().enumerate()).any(|(j, n)| j != i && n.exited.is_none());
+        let others_alive = self.nodes.others_alive(i);
         let n = &self.nodes[i];
         let lost = Lost {
             finished: n.is_finished(),
@@ -105,14 +83,11 @@ impl Controller<'_> {
             }
             return;
         }
-        let id = self.nodes[i].id.clone();
         let error = "Not properly terminated".to_string();
-        self.emit(RunEvent::NodeDown {
-            worker: &id,
-            error: &error,
-        });
         let view = self.node_view(i);
-        let r = self.host.testnodedown(&view, Some(&error));
+        let r = self.hooks.testnodedown(&view, Some(&error));
+        let worker = self.nodes[i].id.clone();
+        self.emit(RunEvent::NodeDown { worker, error });
         self.plugin_result(r);
         let (crash_index, gave_back) = self.take_back_work(i);
         let blamed = self.report_blame(i, crash_index, kind);
@@ -170,8 +145,9 @@ impl Controller<'_> {
                 // It died after the test's outcome was shown (in its teardown): one
                 // outcome per test, so the crash is reported on its own.
                 self.crashed_tests.insert(idx);
-                let nodeid = nodeid(idx);
-                let moment = CrashMoment::Teardown { nodeid: &nodeid };
+                let moment = CrashMoment::Teardown {
+                    nodeid: nodeid(idx),
+                };
                 self.report_session_crash(i, moment, kind);
             }
             Blame::Test(idx) => {
@@ -186,16 +162,15 @@ impl Controller<'_> {
     /// A replacement for crashed worker `i`, unless it had nothing left to run (then it
     /// does not count for `--max-worker-restart`) or the limit is passed.
     fn replace_after_crash(&mut self, i: usize, session_end: bool) {
-        let id = self.nodes[i].id.clone();
-        if let Some(msg) = self.restarts.on_crash(&id, !session_end) {
-            self.emit(RunEvent::XdistMessage { message: &msg });
+        let worker = self.nodes[i].id.clone();
+        if let Some(message) = self.restarts.on_crash(&worker, !session_end) {
+            self.emit(RunEvent::XdistMessage { message });
             self.stop_all();
         } else if !session_end && (!self.shutting_down || self.sched.has_pending()) {
-            self.emit(RunEvent::ReplacingWorker { worker: &id });
+            self.emit(RunEvent::ReplacingWorker { worker });
             self.shutting_down = false;
-            if let Err(e) = self.spawn_worker(self.nodes[i].spec, false) {
-                self.fatal = Some(e);
-            }
+            let spec = self.nodes[i].spec;
+            self.effect(Effect::Spawn { spec });
         }
     }
 
@@ -218,9 +193,9 @@ impl Controller<'_> {
     }
 
     /// What is known of worker `i`'s death, for its report.
-    pub(super) fn crash_facts(&self, i: usize, kind: ExitKind) -> CrashFacts {
+    pub(super) fn crash_facts(&self, i: usize, kind: ExitKind) -> WorkerCrash {
         let n = &self.nodes[i];
-        CrashFacts {
+        WorkerCrash {
             worker: n.id.clone(),
             exit: kind.to_string(),
             fault: n.fault.clone(),
@@ -230,14 +205,8 @@ impl Controller<'_> {
     }
 
     /// A crash no test is to blame for: reported on its own, and the run fails.
-    pub(super) fn report_session_crash(
-        &mut self,
-        i: usize,
-        moment: CrashMoment<'_>,
-        kind: ExitKind,
-    ) {
-        let facts = self.crash_facts(i, kind);
-        let crash = &facts.view();
+    pub(super) fn report_session_crash(&mut self, i: usize, moment: CrashMoment, kind: ExitKind) {
+        let crash = self.crash_facts(i, kind);
         self.emit(RunEvent::WorkerCrashed { crash, moment });
         self.ledger.crashes += 1;
     }
@@ -255,27 +224,24 @@ impl Controller<'_> {
             worker: id,
         };
         if let Some(collection) = self.collection.clone() {
-            let r = self.host.handlecrashitem(
-                nodeid,
-                &mut view,
-                self.sched.as_mut(),
-                &collection.ids,
-                &mut self.actions,
-            );
+            let sched = (self.sched.as_mut(), &mut self.actions);
+            let r = self
+                .hooks
+                .handlecrashitem(&mut view, sched, &collection.ids);
             self.plugin_result(r);
         }
         if view.outcome != "rerun" {
             self.ledger.crashes += 1;
             self.note_failed(nodeid);
         }
-        let (facts, infoline) = (self.crash_facts(i, kind), self.infoline(i));
-        self.emit(RunEvent::TestCrashed(&TestCrash {
-            crash: facts.view(),
-            nodeid,
-            longrepr: &view.longrepr,
-            outcome: &view.outcome,
-            infoline: infoline.as_deref(),
-        }));
+        let (crash, infoline) = (self.crash_facts(i, kind), self.infoline(i));
+        self.emit(RunEvent::TestCrashed(Box::new(TestCrash {
+            crash,
+            nodeid: nodeid.to_string(),
+            longrepr: view.longrepr,
+            outcome: view.outcome,
+            infoline,
+        })));
     }
 
     /// pytest-xdist's `[gw0] linux -- Python 3.11.7 /usr/bin/python3` line.

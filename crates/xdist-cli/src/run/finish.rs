@@ -14,6 +14,7 @@ use crate::run::durations;
 use crate::run::state::EndFacts;
 
 use super::controller::{Controller, RunOutcome};
+use super::run_state::RunState;
 
 /// Largest `summarize` command sent to a worker (frames stop at 64 MiB).
 pub(super) const SUMMARIZE_MAX_BYTES: usize = 32 << 20;
@@ -26,7 +27,7 @@ pub(super) fn summary_report(worker: &str, ser: &str) -> String {
 impl Controller<'_> {
     /// After the loop: the end-of-run steps in pytest's order, then the summary.
     pub(super) fn finish_run(mut self) -> Result<RunOutcome, CliError> {
-        if self.restart_for_controller {
+        if self.state.restart_for_controller {
             return Ok(RunOutcome {
                 exit: 0,
                 failed: Vec::new(),
@@ -35,78 +36,176 @@ impl Controller<'_> {
                 controller_session_used: false,
             });
         }
-        if let Some(err) = self.fatal.take() {
+        if let Some(err) = self.state.fatal.take() {
             return Err(err);
         }
-        self.save_durations();
-        let not_run = self.not_run();
+        self.state.save_durations();
+        let not_run = self.state.not_run();
         if not_run > 0 {
             let s = if not_run == 1 { " was" } else { "s were" };
             self.emit(RunEvent::XdistMessage {
-                message: &format!("{not_run} test{s} not run"),
+                message: format!("{not_run} test{s} not run"),
             });
         }
         self.finish_coverage();
         self.finish_plugin_summaries();
-        let exit_for_hooks = self.exit_code();
-        let r = self.host.sessionfinish(exit_for_hooks.code());
-        if let Some(sections) = self.plugin_result(r) {
+        let exit_for_hooks = self.state.exit_code();
+        let r = self.state.hooks.sessionfinish(exit_for_hooks.code());
+        if let Some(sections) = self.state.plugin_result(r) {
             for (plugin, text) in sections {
                 self.emit(RunEvent::XdistMessage {
-                    message: &format!("{plugin}: {}", text.trim_end()),
+                    message: format!("{plugin}: {}", text.trim_end()),
                 });
             }
         }
-        if let Some(err) = self.fatal.take() {
+        if let Some(err) = self.state.fatal.take() {
             return Err(err);
         }
-        let exit = self.exit_code();
+        let state = &mut self.state;
+        let exit = state.exit_code();
         let summary = RunSummary {
             exit,
-            duration: self.started.elapsed(),
-            shouldfail: self.stop.shouldfail.clone(),
-            interrupted: self.stop.interrupted.clone(),
+            duration: state.started.elapsed(),
+            shouldfail: state.stop.shouldfail.clone(),
+            interrupted: state.stop.interrupted.clone(),
         };
-        if self.session_started {
-            self.emit(RunEvent::RunFinished(&summary));
+        let outcome = RunOutcome {
+            exit: exit.code(),
+            failed: std::mem::take(&mut state.failed_ids),
+            collection_failed: state.ledger.collect_errors > 0,
+            needs_controller_session: false,
+            controller_session_used: state.controller_reasons_seen,
+        };
+        if self.state.session_started {
+            self.emit(RunEvent::RunFinished(summary));
         }
         self.report_unconfigure_errors();
-        Ok(RunOutcome {
-            exit: exit.code(),
-            failed: std::mem::take(&mut self.failed_ids),
-            collection_failed: self.ledger.collect_errors > 0,
-            needs_controller_session: false,
-            controller_session_used: self.controller_reasons_seen,
-        })
+        Ok(outcome)
     }
 
     /// pytest-cov: combine the workers' coverage and report it, as its `DistMaster` would.
-    pub(super) fn finish_coverage(&mut self) {
-        let nodes: Vec<crate::pystep::cov::CovNode> = (self.nodes.iter().enumerate())
+    fn finish_coverage(&mut self) {
+        let state = &mut self.state;
+        let nodes: Vec<crate::pystep::cov::CovNode> = (state.nodes.iter().enumerate())
             .map(|(i, n)| crate::pystep::cov::CovNode {
                 id: &n.id,
                 workerinfo: &n.workerinfo,
-                workeroutput: self.worker_outputs.get(&i),
+                workeroutput: state.worker_outputs.get(&i),
             })
             .collect();
-        let failed = self.ledger.failures + self.ledger.crashes;
-        let (python, cwd) = (&self.setup.python, &self.setup.cwd);
-        let run_time = self.started.elapsed();
-        let width = self.setup.width;
+        let failed = state.ledger.failures + state.ledger.crashes;
+        let (python, cwd) = (&state.setup.python, &state.setup.cwd);
+        let run_time = state.started.elapsed();
+        let width = state.setup.width;
         let Some(cov) = crate::pystep::cov::finish(python, cwd, width, &nodes, failed, run_time)
         else {
             return;
         };
-        self.emit(RunEvent::Coverage {
-            error: cov.error.as_deref(),
-            report: &cov.report,
-            required: cov.required.as_ref().map(|(m, f)| (m.as_str(), *f)),
-        });
         if cov.failed {
-            self.ledger.failures += 1; // pytest-cov fails the session (`session.testsfailed += 1`)
+            // pytest-cov fails the session (`session.testsfailed += 1`)
+            state.ledger.failures += 1;
+        }
+        self.emit(RunEvent::Coverage {
+            error: cov.error,
+            report: cov.report,
+            required: cov.required,
+        });
+    }
+
+    /// The summary step: controller-only plugins replay the run, then the user's
+    /// `pytest_terminal_summary` hooks run over every report.
+    fn finish_plugin_summaries(&mut self) {
+        let session = self.controller_session.take();
+        let state = &mut self.state;
+        let mirror = !state.summary.controller_plugins.is_empty() || session.is_some();
+        let summary = !state.options.no_summary && (mirror || !state.summary.plugins.is_empty());
+        if !state.session_started || !(mirror || summary) {
+            return;
+        }
+        // `pytest_testnodedown` of the workers that finished.
+        let nodes = (state.nodes.iter().enumerate())
+            .filter_map(|(i, n)| {
+                let output = state.worker_outputs.get(&i)?;
+                Some(json!({
+                    "id": n.id,
+                    "spec": state.setup.specs[n.spec].raw,
+                    "workeroutput": output,
+                    "workerinfo": n.workerinfo,
+                    "error": Value::Null,
+                }))
+            })
+            .collect();
+        let input = crate::pystep::summary::SummaryInput {
+            args: &state.setup.opts.pytest_args,
+            mirror,
+            summary,
+            numprocesses: state.setup.workers(),
+            reports: &state.summary.reports,
+            workerinfo: state.workerinfo_by_id(),
+            warnings: &state.summary.warnings,
+            exitstatus: state.exit_code().code(),
+            collected: state.collection.as_ref().map_or(0, |c| c.len()),
+            started: (SystemTime::now().checked_sub(state.started.elapsed()))
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0.0, |d| d.as_secs_f64()),
+            width: state.setup.width,
+            color: state.setup.color,
+            nodes,
+        };
+        let result = match (session, state.summary.result.take()) {
+            (Some(session), _) => session.finish(&input).map(|(text, exitstatus)| {
+                state.session_exit = exitstatus.and_then(ExitCode::from_code);
+                text
+            }),
+            (None, Some(r)) => r,
+            // No worker was left to run it (stopped, crashed, or too much to send).
+            (None, None) => {
+                crate::pystep::summary::run(&state.setup.python, &state.setup.cwd, &input)
+            }
+        };
+        match result {
+            Ok(text) => {
+                if !text.is_empty() {
+                    self.emit(RunEvent::PluginSummary { text });
+                }
+            }
+            Err(err) => {
+                // pytest itself dies of it (a traceback, no summary line); we keep the
+                // summary line and show the traceback where the hooks' text would be.
+                state.stop.internal_error = true;
+                let text: String = format!("failed to run plugins' end-of-run hooks:\n{err}")
+                    .trim_end()
+                    .lines()
+                    .map(|l| format!("INTERNALERROR> {l}\n"))
+                    .collect();
+                self.emit(RunEvent::PluginSummary { text });
+            }
         }
     }
 
+    /// After the summary, as pytest: the traceback when every worker's `pytest_unconfigure`
+    /// raised (it stands for the controller's), else each worker's whose did.
+    fn report_unconfigure_errors(&mut self) {
+        if let Some(text) = self.state.every_unconfigure_failed().map(str::to_string) {
+            self.emit(RunEvent::UnconfigureError {
+                worker: None,
+                traceback: text,
+            });
+            return;
+        }
+        let errors: Vec<(String, String)> = (self.state.nodes.iter())
+            .filter_map(|n| Some((n.id.clone(), n.unconfigure_error.clone()?)))
+            .collect();
+        for (id, traceback) in errors {
+            self.emit(RunEvent::UnconfigureError {
+                worker: Some(id),
+                traceback,
+            });
+        }
+    }
+}
+
+impl RunState<'_> {
     /// `workerinfo` of every worker by id, for the summary step's `report.node`.
     pub(super) fn workerinfo_by_id(&self) -> Map<String, Value> {
         (self.nodes.iter())
@@ -117,79 +216,9 @@ impl Controller<'_> {
 
     /// The summary step needs every report (see `summary.rs`).
     pub(super) fn wants_summary_reports(&self) -> bool {
-        !self.summary_plugins.is_empty()
-            || !self.controller_plugins.is_empty()
-            || self.controller_session.is_some()
-    }
-
-    /// The summary step: controller-only plugins replay the run, then the user's
-    /// `pytest_terminal_summary` hooks run over every report.
-    pub(super) fn finish_plugin_summaries(&mut self) {
-        let session = self.controller_session.take();
-        let mirror = !self.controller_plugins.is_empty() || session.is_some();
-        let summary = !self.options.no_summary && (mirror || !self.summary_plugins.is_empty());
-        if !self.session_started || !(mirror || summary) {
-            return;
-        }
-        // `pytest_testnodedown` of the workers that finished.
-        let nodes = (self.nodes.iter().enumerate())
-            .filter_map(|(i, n)| {
-                let output = self.worker_outputs.get(&i)?;
-                Some(json!({
-                    "id": n.id,
-                    "spec": self.setup.specs[n.spec].raw,
-                    "workeroutput": output,
-                    "workerinfo": n.workerinfo,
-                    "error": Value::Null,
-                }))
-            })
-            .collect();
-        let input = crate::pystep::summary::SummaryInput {
-            args: &self.setup.opts.pytest_args,
-            mirror,
-            summary,
-            numprocesses: self.setup.workers(),
-            reports: &self.summary_reports,
-            workerinfo: self.workerinfo_by_id(),
-            warnings: &self.summary_warnings,
-            exitstatus: self.exit_code().code(),
-            collected: self.collection.as_ref().map_or(0, |c| c.len()),
-            started: (SystemTime::now().checked_sub(self.started.elapsed()))
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0.0, |d| d.as_secs_f64()),
-            width: self.setup.width,
-            color: self.setup.color,
-            nodes,
-        };
-        let result = match (session, self.summary_result.take()) {
-            (Some(session), _) => session.finish(&input).map(|(text, exitstatus)| {
-                self.session_exit = exitstatus.and_then(ExitCode::from_code);
-                text
-            }),
-            (None, Some(r)) => r,
-            // No worker was left to run it (stopped, crashed, or too much to send).
-            (None, None) => {
-                crate::pystep::summary::run(&self.setup.python, &self.setup.cwd, &input)
-            }
-        };
-        match result {
-            Ok(text) => {
-                if !text.is_empty() {
-                    self.emit(RunEvent::PluginSummary { text: &text });
-                }
-            }
-            Err(err) => {
-                // pytest itself dies of it (a traceback, no summary line); we keep the
-                // summary line and show the traceback where the hooks' text would be.
-                self.stop.internal_error = true;
-                let text: String = format!("failed to run plugins' end-of-run hooks:\n{err}")
-                    .trim_end()
-                    .lines()
-                    .map(|l| format!("INTERNALERROR> {l}\n"))
-                    .collect();
-                self.emit(RunEvent::PluginSummary { text: &text });
-            }
-        }
+        !self.summary.plugins.is_empty()
+            || !self.summary.controller_plugins.is_empty()
+            || self.has_controller_session
     }
 
     /// `<cache_dir>/v/xdist/durations`, unless the cache is disabled (`-p no:cacheprovider`).
@@ -263,28 +292,6 @@ impl Controller<'_> {
         first
     }
 
-    /// After the summary, as pytest: the traceback when every worker's `pytest_unconfigure`
-    /// raised (it stands for the controller's), else each worker's whose did.
-    pub(super) fn report_unconfigure_errors(&mut self) {
-        if let Some(text) = self.every_unconfigure_failed().map(str::to_string) {
-            let traceback = &text;
-            self.emit(RunEvent::UnconfigureError {
-                worker: None,
-                traceback,
-            });
-            return;
-        }
-        let errors: Vec<(String, String)> = (self.nodes.iter())
-            .filter_map(|n| Some((n.id.clone(), n.unconfigure_error.clone()?)))
-            .collect();
-        for (id, traceback) in &errors {
-            self.emit(RunEvent::UnconfigureError {
-                worker: Some(id),
-                traceback,
-            });
-        }
-    }
-
     pub(super) fn exit_code(&self) -> ExitCode {
         if let Some(exit) = self.session_exit {
             // The controller session's, after its `pytest_sessionfinish` hooks.
@@ -304,12 +311,12 @@ impl Controller<'_> {
     pub(super) fn shutdown_command(&mut self, i: usize) -> Command {
         // Controller-only plugins need the summary step's own process anyway, and a
         // controller session runs the hooks itself.
-        let wanted = !self.summary_plugins.is_empty()
+        let wanted = !self.summary.plugins.is_empty()
             && !self.options.no_summary
-            && self.controller_plugins.is_empty()
-            && self.controller_session.is_none();
-        if wanted && self.summary_node.is_none() && self.nodes[i].is_ready() {
-            self.summary_node = Some(i);
+            && self.summary.controller_plugins.is_empty()
+            && !self.has_controller_session;
+        if wanted && self.summary.node.is_none() && self.nodes[i].is_ready() {
+            self.summary.node = Some(i);
             Command::Linger
         } else {
             Command::Shutdown
@@ -318,10 +325,10 @@ impl Controller<'_> {
 
     /// Sends `summarize` to the lingering worker once it is the last one left.
     pub(super) fn maybe_summarize(&mut self) {
-        let Some(s) = self.summary_node else {
+        let Some(s) = self.summary.node else {
             return;
         };
-        if self.summary_sent || !self.nodes[s].lingering || self.nodes[s].exited.is_some() {
+        if self.summary.sent || !self.nodes[s].lingering || self.nodes[s].exited.is_some() {
             return;
         }
         let others_done = (self.nodes.iter().enumerate())
@@ -329,21 +336,21 @@ impl Controller<'_> {
         if !others_done {
             return;
         }
-        self.summary_sent = true;
-        let size: usize = (self.summary_reports.iter().chain(&self.summary_warnings))
+        self.summary.sent = true;
+        let size: usize = (self.summary.reports.iter().chain(&self.summary.warnings))
             .map(|r| r.len() + 4)
             .sum();
         if size > SUMMARIZE_MAX_BYTES {
             // Too big for one frame: the summary step runs in a process of its own.
-            self.nodes[s].handle.send(&[Command::Shutdown]);
+            self.send(s, vec![Command::Shutdown]);
             return;
         }
         let summarize = Command::Summarize {
-            reports: std::mem::take(&mut self.summary_reports),
+            reports: std::mem::take(&mut self.summary.reports),
             workerinfo: self.workerinfo_by_id(),
-            warnings: std::mem::take(&mut self.summary_warnings),
+            warnings: std::mem::take(&mut self.summary.warnings),
             exitstatus: self.exit_code().code(),
         };
-        self.nodes[s].handle.send(&[summarize, Command::Shutdown]);
+        self.send(s, vec![summarize, Command::Shutdown]);
     }
 }

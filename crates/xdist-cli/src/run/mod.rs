@@ -1,14 +1,18 @@
-//! One distributed run: the controller loop and the state it owns, and what it needs to
+//! One distributed run: the controller loop and the state it feeds, and what it needs to
 //! start and feed workers (shards, duration history, signals, `--looponfail`, rsync,
 //! basetemp, fork-mode zygote).
 //!
-//! `state` decides without I/O (why the run stops and its exit code, the ledger, Ctrl-C,
-//! `--maxfail`, restarts, hangs, crash blame, collection verdicts) and has its own unit
-//! tests; `controller` is the loop, and its parts (`node`, `spawn`, `worker_events`,
-//! `collection`, `crash`, `supervise`, `finish`) carry out those decisions. May use `cli`
-//! for the validated options, the schedulers, the plugin host and the worker transport;
-//! hands facts to `report` as events (crashes as data: no markup, width or report text is
-//! made here) and calls `pystep` at the run's edges.
+//! `run_state::RunState::on` is the one decision step: a worker's message or the clock
+//! in, [`state::Effect`]s out (send, signal, spawn, emit); `controller` is the thin loop that
+//! performs them and owns all I/O (process handles, reporters, the controller session, the
+//! fork server). The state's typed parts are in `state` (why the run stops and its exit
+//! code, the ledger, Ctrl-C, `--maxfail`, restarts, hangs, crash blame, collection
+//! verdicts) and `node` (the node table); its handlers by job in `worker_events`,
+//! `collection`, `crash`, `supervise` and `finish`. `state_tests` and `run_state_tests` drive
+//! them without processes. Plugin hooks are called through `hooks` only. May use `cli` for
+//! the validated options, the schedulers, the plugin host and the worker transport; hands
+//! facts to `report` as events (crashes as data: no markup, width or report text is made
+//! here) and calls `pystep` at the run's edges.
 
 pub mod basetemp;
 mod collection;
@@ -16,9 +20,11 @@ pub mod controller;
 mod crash;
 pub mod durations;
 mod finish;
+pub mod hooks;
 pub mod looponfail;
 mod node;
 pub mod rsync;
+pub mod run_state;
 pub mod shard;
 pub mod signals;
 mod spawn;

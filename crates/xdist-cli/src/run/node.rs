@@ -1,10 +1,11 @@
-//! One worker as the controller sees it: its process, its streams and where it is in its life.
+//! One worker as the run state sees it (its streams and where it is in its life; its process
+//! handle stays with the controller loop), and the table of all of them.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use xdist_worker::{ExitKind, WorkerHandle};
+use xdist_worker::ExitKind;
 
 use crate::run::state::HangClock;
 
@@ -31,7 +32,6 @@ pub(super) struct Node {
     pub(super) id: String,
     /// Index into `RunSetup::specs`: where it runs (replacements reuse it).
     pub(super) spec: usize,
-    pub(super) handle: WorkerHandle,
     pub(super) state: NodeState,
     /// In the scheduler (ready and collection accepted).
     pub(super) scheduled: bool,
@@ -66,18 +66,11 @@ pub(super) struct Node {
 }
 
 impl Node {
-    pub(super) fn new(
-        key: u32,
-        id: String,
-        spec: usize,
-        handle: WorkerHandle,
-        workerinput: Map<String, Value>,
-    ) -> Self {
+    pub(super) fn new(key: u32, id: String, spec: usize, workerinput: Map<String, Value>) -> Self {
         Node {
             key,
             id,
             spec,
-            handle,
             state: NodeState::Starting,
             scheduled: false,
             shutdown_sent: false,
@@ -127,5 +120,84 @@ impl Node {
             Some((_, at)) => self.streams_done() || at.elapsed() >= CHANNEL_GRACE,
             None => false,
         }
+    }
+}
+
+/// Every worker of the run, by index (= its channel key), and what is counted over them.
+#[derive(Default)]
+pub(super) struct NodeTable {
+    nodes: Vec<Node>,
+    /// The next `gwN` a worker without an `id=` gets.
+    next_gw: usize,
+    /// Nodes whose process exited: until all have, no node needs a per-message look.
+    exited: usize,
+}
+
+impl NodeTable {
+    pub(super) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(super) fn iter(&self) -> std::slice::Iter<'_, Node> {
+        self.nodes.iter()
+    }
+
+    pub(super) fn iter_mut(&mut self) -> std::slice::IterMut<'_, Node> {
+        self.nodes.iter_mut()
+    }
+
+    /// The id of the next worker: a spec's `id=` names only the run's first (`first`),
+    /// replacements get the next `gwN`.
+    pub(super) fn next_id(&mut self, spec_id: Option<&str>, first: bool) -> String {
+        match (spec_id, first) {
+            (Some(id), true) => id.to_string(),
+            _ => {
+                self.next_gw += 1;
+                format!("gw{}", self.next_gw - 1)
+            }
+        }
+    }
+
+    /// The channel key the next worker gets.
+    pub(super) fn next_key(&self) -> u32 {
+        self.nodes.len() as u32
+    }
+
+    pub(super) fn push(&mut self, node: Node) {
+        self.nodes.push(node);
+    }
+
+    /// Worker `i`'s process exited.
+    pub(super) fn set_exited(&mut self, i: usize, kind: ExitKind, at: Instant) {
+        self.exited += usize::from(self.nodes[i].exited.is_none());
+        self.nodes[i].exited = Some((kind, at));
+    }
+
+    /// Some worker's process exited.
+    pub(super) fn any_exited(&self) -> bool {
+        self.exited > 0
+    }
+
+    /// Every worker is down: the run's loop ends.
+    pub(super) fn all_down(&self) -> bool {
+        self.exited == self.nodes.len() && self.nodes.iter().all(Node::is_down)
+    }
+
+    /// Whether a worker other than `i` still runs.
+    pub(super) fn others_alive(&self, i: usize) -> bool {
+        (self.nodes.iter().enumerate()).any(|(j, n)| j != i && n.exited.is_none())
+    }
+}
+
+impl std::ops::Index<usize> for NodeTable {
+    type Output = Node;
+    fn index(&self, i: usize) -> &Node {
+        &self.nodes[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for NodeTable {
+    fn index_mut(&mut self, i: usize) -> &mut Node {
+        &mut self.nodes[i]
     }
 }

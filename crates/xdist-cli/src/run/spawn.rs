@@ -18,56 +18,50 @@ impl Controller<'_> {
     /// Starts a worker for spec `spec_index`; `first` for the run's initial workers (a
     /// spec's `id=` names only the first, replacements get the next `gwN`).
     pub(super) fn spawn_worker(&mut self, spec_index: usize, first: bool) -> Result<(), CliError> {
-        let spec = self.setup.specs[spec_index].clone();
-        let gw = match (&spec.id, first) {
-            (Some(id), true) => id.clone(),
-            _ => {
-                self.next_gw += 1;
-                format!("gw{}", self.next_gw - 1)
-            }
-        };
-        let key = self.nodes.len() as u32;
+        let spec = self.state.setup.specs[spec_index].clone();
+        let gw = self.state.nodes.next_id(spec.id.as_deref(), first);
+        let key = self.state.nodes.next_key();
         let workerinput = self.workerinput(&gw, &spec)?;
-        let r = self.host.getremotemodule();
-        let code = self.plugin_result(r).flatten();
+        let r = self.state.hooks.getremotemodule();
+        let code = self.state.plugin_result(r).flatten();
         let bootstrap = self.bootstrap(&gw, &spec, workerinput.clone());
+        let setup = &self.state.setup;
         let worker = WorkerSpawn {
             key,
             env: self.worker_env(&gw),
             spec,
-            python: self.setup.python.clone(),
-            cwd: self.setup.cwd.clone(),
+            python: setup.python.clone(),
+            cwd: setup.cwd.clone(),
             bootstrap,
             code,
-            token: self.setup.token.clone(),
+            token: setup.token.clone(),
         };
-        let handle = self.zygote.start_worker(worker, &self.tx)?;
-        self.nodes
-            .push(Node::new(key, gw, spec_index, handle, workerinput));
+        let mut handle = self.zygote.start_worker(worker, &self.tx)?;
         if !first {
-            if let Some(n) = self.nodes.last_mut() {
-                n.handle.start();
-            }
+            handle.start();
         }
+        self.handles.push(handle);
+        (self.state.nodes).push(Node::new(key, gw, spec_index, workerinput));
         Ok(())
     }
 
     /// Worker `gw`'s `workerinput`: ours, then what plugins and the controller session add.
     fn workerinput(&mut self, gw: &str, spec: &XSpec) -> Result<Map<String, Value>, CliError> {
+        let setup = &self.state.setup;
         let mut workerinput = Map::new();
         workerinput.insert("workerid".into(), json!(gw));
-        workerinput.insert("workercount".into(), json!(self.setup.workers()));
-        workerinput.insert("testrunuid".into(), json!(self.setup.testrunuid));
-        workerinput.insert("mainargv".into(), json!(self.setup.mainargv));
-        crate::pystep::cov::add_workerinput(&mut workerinput, &self.setup.cwd);
-        let (args, uid) = (&self.setup.opts.pytest_args, &self.setup.testrunuid);
-        crate::pystep::randomly::add_workerinput(&mut workerinput, args, &self.setup.cwd, uid);
+        workerinput.insert("workercount".into(), json!(setup.workers()));
+        workerinput.insert("testrunuid".into(), json!(setup.testrunuid));
+        workerinput.insert("mainargv".into(), json!(setup.mainargv));
+        crate::pystep::cov::add_workerinput(&mut workerinput, &setup.cwd);
+        let (args, uid) = (&setup.opts.pytest_args, &setup.testrunuid);
+        crate::pystep::randomly::add_workerinput(&mut workerinput, args, &setup.cwd, uid);
         let gateway = GatewayView {
             id: gw.to_string(),
             spec: spec.raw.clone(),
         };
-        let r = self.host.newgateway(&gateway);
-        self.plugin_result(r);
+        let r = self.state.hooks.newgateway(&gateway);
+        self.state.plugin_result(r);
         let mut view = NodeView {
             workerid: gw.to_string(),
             spec: spec.raw.clone(),
@@ -75,8 +69,8 @@ impl Controller<'_> {
             workerinfo: Map::new(),
         };
         let ours = view.workerinput.clone();
-        let r = self.host.configure_node(&mut view);
-        self.plugin_result(r);
+        let r = self.state.hooks.configure_node(&mut view);
+        self.state.plugin_result(r);
         let mut workerinput = view.workerinput;
         if let Some(session) = &mut self.controller_session {
             workerinput = session
@@ -96,22 +90,20 @@ impl Controller<'_> {
         Bootstrap {
             protocol: PROTOCOL_VERSION,
             workerinput,
-            args: match (&self.setup.remote_args, spec.needs_rsync()) {
+            args: match (&self.state.setup.remote_args, spec.needs_rsync()) {
                 (Some(args), true) => args.clone(),
-                _ => self.setup.opts.pytest_args.clone(),
+                _ => self.state.setup.opts.pytest_args.clone(),
             },
             // Only local workers share the controller's basetemp (pytest-xdist).
-            basetemp: self
-                .setup
-                .run_basetemp
+            basetemp: (self.state.setup.run_basetemp)
                 .as_ref()
                 .filter(|_| !spec.is_remote())
                 .map(|b| b.join(format!("popen-{gw}")).display().to_string()),
-            dist: self.setup.opts.dist.as_str().to_string(),
-            color: self.setup.color,
-            width: self.setup.width,
+            dist: self.state.setup.opts.dist.as_str().to_string(),
+            color: self.state.setup.color,
+            width: self.state.setup.width,
             want_header: true,
-            want_files: self.setup.opts.pytest.want_files(),
+            want_files: self.state.setup.opts.pytest.want_files(),
             sys_path: Vec::new(),
             remote: spec.needs_rsync(),
             controller_session: self.controller_session.is_some(),
@@ -127,11 +119,11 @@ impl Controller<'_> {
             (xdist_core::env::PYTEST_XDIST_WORKER, gw.to_string()),
             (
                 xdist_core::env::PYTEST_XDIST_WORKER_COUNT,
-                self.setup.workers().to_string(),
+                self.state.setup.workers().to_string(),
             ),
             (
                 xdist_core::env::PYTEST_XDIST_TESTRUNUID,
-                self.setup.testrunuid.clone(),
+                self.state.setup.testrunuid.clone(),
             ),
         ];
         let ours = ours.map(|(k, v)| (OsString::from(k), OsString::from(v)));

@@ -1,26 +1,50 @@
 //! Run state that decides without I/O: why the run stops and what it exits with, the outcome
-//! ledger, Ctrl-C handling, `--max-worker-restart`, `--hang-timeout` and crash blame. The
-//! controller feeds these facts and carries out the [`Effect`]s they return; unit tests drive
-//! them with no process at all.
+//! ledger, Ctrl-C handling, `--max-worker-restart`, `--hang-timeout` and crash blame, and the
+//! [`Effect`]s the run state (`run_state.rs`) returns for the controller loop to carry out.
+//! Unit tests drive them with no process at all.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::report::events::CrashMoment;
+use crate::report::events::{CrashMoment, RunEvent};
 use xdist_core::exit::ExitCode;
+use xdist_core::protocol::Command;
 
 /// After the first Ctrl-C, running tests get this long to finish.
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 /// Time given to a hung worker to dump its Python stacks before it is killed.
 pub const STACK_DUMP_WAIT: Duration = Duration::from_millis(500);
 
-/// What the loop must do for a decision made here.
+/// How a part of the run state wants the run to stop; the run state turns it into
+/// [`Effect`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
+pub enum Halt {
     /// Drop queued work and end every worker's session after its running test.
     StopAll,
     /// SIGKILL every live worker.
     KillAll,
+}
+
+/// What the controller loop carries out for the run state: the only I/O a decision causes.
+/// `node` is an index into the node table.
+#[derive(Debug)]
+pub enum Effect {
+    /// Commands to a worker, in one frame.
+    Send { node: usize, cmds: Vec<Command> },
+    /// A signal to a worker's process.
+    Signal { node: usize, sig: i32 },
+    /// Ask a hung worker for its Python stacks: SIGUSR1 to the thread waiting on its channel
+    /// (`thread`: its pid and thread id, local workers only), else over the channel.
+    DumpStacks {
+        node: usize,
+        thread: Option<(u32, i32)>,
+    },
+    /// SIGKILL every live worker.
+    KillAll,
+    /// Start a replacement worker for spec `spec` (see `NodeTable::next_id`).
+    Spawn { spec: usize },
+    /// Hand an event to the reporters.
+    Emit(RunEvent),
 }
 
 /// How a run ends, least to most severe: the run exits with the most severe one that holds,
@@ -86,7 +110,7 @@ impl Stop {
 
     /// `count` signals seen so far (Ctrl-C, SIGTERM, SIGHUP): the first stops the run and
     /// gives running tests [`INTERRUPT_GRACE`]; a second one, or the grace's end, kills.
-    pub fn on_signals(&mut self, count: u32, now: Instant) -> Vec<Effect> {
+    pub fn on_signals(&mut self, count: u32, now: Instant) -> Vec<Halt> {
         let mut effects = Vec::new();
         if count == 0 {
             return effects;
@@ -94,19 +118,19 @@ impl Stop {
         if self.interrupt_deadline.is_none() {
             self.interrupt_deadline = Some(now + INTERRUPT_GRACE);
             self.interrupted = Some("KeyboardInterrupt".into());
-            effects.push(Effect::StopAll);
+            effects.push(Halt::StopAll);
         }
         if count >= 2 || self.interrupt_deadline.is_some_and(|d| now >= d) {
-            effects.push(Effect::KillAll);
+            effects.push(Halt::KillAll);
         }
         effects
     }
 
     /// A counted failure: at `--maxfail` (0: no limit) the run stops, once.
-    pub fn on_failure(&mut self, ledger: &Ledger, maxfail: u64) -> Vec<Effect> {
+    pub fn on_failure(&mut self, ledger: &Ledger, maxfail: u64) -> Vec<Halt> {
         if maxfail > 0 && ledger.failures >= maxfail && self.shouldfail.is_none() {
             self.shouldfail = Some(format!("stopping after {} failures", ledger.failures));
-            return vec![Effect::StopAll];
+            return vec![Halt::StopAll];
         }
         Vec::new()
     }
@@ -118,13 +142,13 @@ impl Stop {
         worker: &str,
         exitstatus: i32,
         reasons: [String; 2],
-    ) -> Vec<Effect> {
+    ) -> Vec<Halt> {
         let mut effects = Vec::new();
         if exitstatus == ExitCode::Interrupted.code() && self.interrupted.is_none() {
             self.interrupted = Some(format!(
                 "<WorkerController {worker}> received keyboard-interrupt"
             ));
-            effects.push(Effect::StopAll);
+            effects.push(Halt::StopAll);
         }
         for reason in reasons {
             if self.shouldfail.is_none() && !reason.is_empty() {
@@ -137,14 +161,14 @@ impl Stop {
 
     /// Every worker collected: with collection errors the run stops there, unless
     /// `--continue-on-collection-errors`.
-    pub fn on_collection_complete(&mut self, ledger: &Ledger, go_on: bool) -> Vec<Effect> {
+    pub fn on_collection_complete(&mut self, ledger: &Ledger, go_on: bool) -> Vec<Halt> {
         let n = ledger.collect_errors;
         if n == 0 || go_on {
             return Vec::new();
         }
         let s = if n == 1 { "" } else { "s" };
         self.interrupted = Some(format!("Interrupted: {n} error{s} during collection"));
-        vec![Effect::StopAll]
+        vec![Halt::StopAll]
     }
 
     /// The run was stopped on purpose: tests it never ran are no failure.
@@ -370,7 +394,7 @@ pub fn blame(
 }
 
 /// When a crash nobody is blamed for happened.
-pub fn crash_moment(session_end: bool, ready: bool) -> CrashMoment<'static> {
+pub fn crash_moment(session_end: bool, ready: bool) -> CrashMoment {
     if session_end {
         CrashMoment::SessionEnd
     } else if ready {

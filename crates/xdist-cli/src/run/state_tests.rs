@@ -73,13 +73,13 @@ fn first_ctrl_c_stops_and_the_second_kills() {
     let mut stop = Stop::default();
     let t0 = Instant::now();
     assert!(stop.on_signals(0, t0).is_empty());
-    assert_eq!(stop.on_signals(1, t0), vec![Effect::StopAll]);
+    assert_eq!(stop.on_signals(1, t0), vec![Halt::StopAll]);
     assert!(stop.interrupting() && stop.stopped_on_purpose());
     // The same signal seen again within the grace: nothing new.
     assert!(stop.on_signals(1, t0 + Duration::from_secs(1)).is_empty());
     assert_eq!(
         stop.on_signals(2, t0 + Duration::from_secs(1)),
-        vec![Effect::KillAll]
+        vec![Halt::KillAll]
     );
     assert_eq!(
         stop.reason(&Ledger::default(), EndFacts::default()).exit(),
@@ -95,14 +95,11 @@ fn ctrl_c_grace_ends_in_a_kill() {
     assert!(stop.on_signals(1, t0 + INTERRUPT_GRACE / 2).is_empty());
     assert_eq!(
         stop.on_signals(1, t0 + INTERRUPT_GRACE),
-        vec![Effect::KillAll]
+        vec![Halt::KillAll]
     );
     // Two signals before the loop looked: stop and kill at once.
     let mut fresh = Stop::default();
-    assert_eq!(
-        fresh.on_signals(2, t0),
-        vec![Effect::StopAll, Effect::KillAll]
-    );
+    assert_eq!(fresh.on_signals(2, t0), vec![Halt::StopAll, Halt::KillAll]);
 }
 
 #[test]
@@ -110,7 +107,7 @@ fn maxfail_stops_once_at_the_limit() {
     let mut stop = Stop::default();
     assert!(stop.on_failure(&failed(1), 0).is_empty(), "0 is no limit");
     assert!(stop.on_failure(&failed(1), 2).is_empty());
-    assert_eq!(stop.on_failure(&failed(2), 2), vec![Effect::StopAll]);
+    assert_eq!(stop.on_failure(&failed(2), 2), vec![Halt::StopAll]);
     assert_eq!(
         stop.shouldfail.as_deref(),
         Some("stopping after 2 failures")
@@ -118,7 +115,7 @@ fn maxfail_stops_once_at_the_limit() {
     assert!(stop.on_failure(&failed(3), 2).is_empty(), "stops once");
     // -x is --maxfail 1.
     let mut x = Stop::default();
-    assert_eq!(x.on_failure(&failed(1), 1), vec![Effect::StopAll]);
+    assert_eq!(x.on_failure(&failed(1), 1), vec![Halt::StopAll]);
     assert_eq!(
         x.reason(&failed(1), EndFacts::default()),
         StopReason::TestsFailed
@@ -255,7 +252,7 @@ fn collection_errors_stop_the_run() {
     );
     assert_eq!(
         stop.on_collection_complete(&two, false),
-        vec![Effect::StopAll]
+        vec![Halt::StopAll]
     );
     assert_eq!(
         stop.interrupted.as_deref(),
@@ -303,7 +300,7 @@ fn a_finished_worker_sets_how_the_run_stops() {
     let code = ExitCode::Interrupted.code();
     assert_eq!(
         stop.on_worker_finished("gw1", code, none.clone()),
-        vec![Effect::StopAll]
+        vec![Halt::StopAll]
     );
     assert!(stop
         .on_worker_finished("gw0", code, none.clone())

@@ -1,5 +1,5 @@
-//! What the controller sends and signals: the scheduler's actions, stop and shutdown,
-//! Ctrl-C, `--hang-timeout` and workers whose channel was lost.
+//! What the run state sends and signals: the scheduler's actions, stop and shutdown,
+//! `--hang-timeout` and workers whose channel was lost.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,32 +9,15 @@ use xdist_sched::{Action, NodeKey};
 
 use crate::run::state::{Effect, HangStep};
 
-use super::controller::Controller;
+use super::run_state::RunState;
 
 /// How long a worker may live on after its event channel ended without `finished` (a test
 /// closed or replaced it): then nothing it does can be reported, and it is killed.
 pub(super) const CHANNEL_LOST_WAIT: Duration = Duration::from_secs(2);
 
-impl Controller<'_> {
-    /// Carries out what the run state decided.
-    pub(super) fn perform(&mut self, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::StopAll => self.stop_all(),
-                Effect::KillAll => self.kill_all(),
-            }
-        }
-    }
-
-    pub(super) fn check_interrupts(&mut self) {
-        let effects = self
-            .stop
-            .on_signals(crate::run::signals::count(), Instant::now());
-        self.perform(effects);
-    }
-
+impl RunState<'_> {
     /// `--hang-timeout`: ask a hung worker for its stacks, then kill it; reported as a crash.
-    pub(super) fn check_hangs(&mut self) {
+    pub(super) fn check_hangs(&mut self, now: Instant) {
         let Some(timeout) = self.setup.hang_timeout else {
             return;
         };
@@ -43,22 +26,18 @@ impl Controller<'_> {
             if n.exited.is_some() {
                 continue;
             }
-            match n.hang.step(n.started, timeout, Instant::now()) {
+            match n.hang.step(n.started, timeout, now) {
                 HangStep::DumpStacks => {
                     // Only the thread waiting on the channel is signalled: a signal the
                     // test's thread took would cut its sleep or C call short.
-                    let signalled = match n.stack_thread {
-                        Some((pid, tid)) if !self.setup.specs[n.spec].is_remote() => {
-                            n.handle.signal_thread(pid, tid, libc::SIGUSR1)
-                        }
-                        _ => false,
-                    };
-                    if !signalled {
-                        // A remote process (or an unknown thread): ask over the channel.
-                        n.handle.send(&[Command::DumpStacks]);
-                    }
+                    let local = !self.setup.specs[n.spec].is_remote();
+                    let thread = n.stack_thread.filter(|_| local);
+                    self.effect(Effect::DumpStacks { node: i, thread });
                 }
-                HangStep::Kill => n.handle.signal(libc::SIGKILL),
+                HangStep::Kill => self.effect(Effect::Signal {
+                    node: i,
+                    sig: libc::SIGKILL,
+                }),
                 HangStep::Nothing => {}
             }
         }
@@ -66,25 +45,20 @@ impl Controller<'_> {
 
     /// A worker whose event channel ended but whose process did not: killed after
     /// [`CHANNEL_LOST_WAIT`], a crash of the test it was running.
-    pub(super) fn check_lost_channels(&mut self) {
+    pub(super) fn check_lost_channels(&mut self, now: Instant) {
         let lost = std::mem::take(&mut self.lost_channels);
         for i in lost {
             let n = &mut self.nodes[i];
             match n.channel_lost {
-                Some(at) if n.exited.is_none() && at.elapsed() >= CHANNEL_LOST_WAIT => {
+                Some(at) if n.exited.is_none() && now.duration_since(at) >= CHANNEL_LOST_WAIT => {
                     n.fault = Some("channel lost: the worker's event channel was closed or replaced while it ran".into());
-                    n.handle.signal(libc::SIGKILL);
+                    self.effect(Effect::Signal {
+                        node: i,
+                        sig: libc::SIGKILL,
+                    });
                 }
                 Some(_) if n.exited.is_none() => self.lost_channels.push(i),
                 _ => {}
-            }
-        }
-    }
-
-    pub(super) fn kill_all(&mut self) {
-        for n in &mut self.nodes {
-            if n.exited.is_none() {
-                n.handle.signal(libc::SIGKILL);
             }
         }
     }
@@ -95,7 +69,7 @@ impl Controller<'_> {
         for i in 0..self.nodes.len() {
             if !self.nodes[i].is_finished() && self.nodes[i].exited.is_none() {
                 self.nodes[i].shutdown_sent = true;
-                self.nodes[i].handle.send(&[Command::Stop]);
+                self.send(i, vec![Command::Stop]);
                 if self.nodes[i].scheduled {
                     self.sched.mark_node_shutdown(NodeKey(self.nodes[i].key));
                 }
@@ -104,7 +78,8 @@ impl Controller<'_> {
         self.actions.clear();
     }
 
-    pub(super) fn send(&mut self, i: usize, cmd: Command) {
+    /// Sends `cmd` to worker `i`; `stop` and `shutdown` once (a shutdown may become `linger`).
+    pub(super) fn tell(&mut self, i: usize, cmd: Command) {
         let cmd = if matches!(cmd, Command::Shutdown | Command::Stop) {
             if self.nodes[i].shutdown_sent {
                 return;
@@ -121,53 +96,54 @@ impl Controller<'_> {
         } else {
             cmd
         };
-        self.nodes[i].handle.send(&[cmd]);
+        self.send(i, vec![cmd]);
     }
 
+    /// The scheduler's actions, one frame per node per round.
     pub(super) fn dispatch_actions(&mut self) {
         if self.actions.is_empty() {
             return;
         }
         let actions = std::mem::take(&mut self.actions);
-        // One frame per node per round.
-        let mut per_node: HashMap<u32, Vec<Command>> = HashMap::new();
+        let mut per_node: HashMap<usize, Vec<Command>> = HashMap::new();
         for a in actions {
             match a {
                 Action::Run { node, indices } => {
                     if !self.shutting_down {
-                        per_node
-                            .entry(node.0)
-                            .or_default()
-                            .push(Command::Run { indices })
+                        let cmds = per_node.entry(node.0 as usize).or_default();
+                        cmds.push(Command::Run { indices })
                     }
                 }
                 Action::Steal { node, indices } => per_node
-                    .entry(node.0)
+                    .entry(node.0 as usize)
                     .or_default()
                     .push(Command::Steal { indices }),
                 Action::Shutdown { node } => {
-                    let i = self.node_index(node.0);
+                    let i = node.0 as usize;
                     if !self.nodes[i].shutdown_sent {
                         self.nodes[i].shutdown_sent = true;
                         let cmd = self.shutdown_command(i);
-                        per_node.entry(node.0).or_default().push(cmd);
+                        per_node.entry(i).or_default().push(cmd);
                     }
                 }
             }
         }
-        for (key, mut cmds) in per_node {
-            let i = self.node_index(key);
+        // In node order: the same input gives the same effects.
+        let mut per_node: Vec<_> = per_node.into_iter().collect();
+        per_node.sort_by_key(|(i, _)| *i);
+        for (i, mut cmds) in per_node {
             self.shard_out(&mut cmds);
-            self.nodes[i].handle.send(&cmds);
+            self.send(i, cmds);
         }
     }
 
+    /// Every test ran: every worker is told to end its session.
     pub(super) fn check_finished(&mut self) {
         if self.collection_complete && !self.shutting_down && self.sched.tests_finished() {
             self.shutting_down = true;
             for i in 0..self.nodes.len() {
                 if self.nodes[i].exited.is_none() {
-                    self.send(i, Command::Shutdown);
+                    self.tell(i, Command::Shutdown);
                 }
             }
         }

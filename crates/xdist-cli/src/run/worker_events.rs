@@ -11,13 +11,13 @@ use xdist_sched::NodeKey;
 
 use crate::error::CliError;
 
-use super::controller::Controller;
 use super::finish::summary_report;
 use super::node::NodeState;
+use super::run_state::RunState;
+use crate::run::state::Effect;
 
-impl Controller<'_> {
-    pub(super) fn on_event(&mut self, key: u32, ev: WorkerEvent) {
-        let i = self.node_index(key);
+impl RunState<'_> {
+    pub(super) fn on_event(&mut self, i: usize, ev: WorkerEvent) {
         match ev {
             WorkerEvent::Ready {
                 protocol,
@@ -31,7 +31,7 @@ impl Controller<'_> {
             } => {
                 self.nodes[i].stack_thread = stack_thread.map(|tid| (info.pid, tid));
                 self.controller_reasons_seen |= !controller_reasons.is_empty();
-                if !controller_reasons.is_empty() && self.controller_session.is_none() {
+                if !controller_reasons.is_empty() && !self.has_controller_session {
                     // Its workerinput came too late for this run's workers: start over.
                     return self.start_over_with_controller_session();
                 }
@@ -39,7 +39,7 @@ impl Controller<'_> {
                 self.on_ready(i, protocol, header, options, &info, plugins);
             }
             WorkerEvent::Fatal { kind, message, .. } => {
-                if kind == "controller_session" && self.controller_session.is_none() {
+                if kind == "controller_session" && !self.has_controller_session {
                     // A plugin needs what a controller's `pytest_configure_node` gives.
                     return self.start_over_with_controller_session();
                 }
@@ -62,7 +62,7 @@ impl Controller<'_> {
             WorkerEvent::Unscheduled { indices } => {
                 if self.nodes[i].scheduled {
                     let _ = self.sched.remove_pending_tests_from_node(
-                        NodeKey(key),
+                        NodeKey(self.nodes[i].key),
                         &indices,
                         &mut self.actions,
                     );
@@ -70,19 +70,18 @@ impl Controller<'_> {
             }
             WorkerEvent::InternalError { text } => {
                 self.stop.internal_error = true;
-                self.emit(RunEvent::InternalError { text: &text });
+                self.emit(RunEvent::InternalError { text });
             }
             WorkerEvent::UnconfigureError { text } => self.nodes[i].unconfigure_error = Some(text),
             WorkerEvent::Lingering => self.nodes[i].lingering = true,
             WorkerEvent::Log { text } => {
-                let id = self.nodes[i].id.clone();
                 for line in text.lines() {
-                    let (worker, ends) = (&id, true);
+                    let (worker, line, ends) = (self.nodes[i].id.clone(), line.into(), true);
                     self.emit(RunEvent::WorkerOutput { worker, line, ends });
                 }
             }
             WorkerEvent::Summary { text, error } => {
-                self.summary_result = Some(error.map_or(Ok(text), Err));
+                self.summary.result = Some(error.map_or(Ok(text), Err));
             }
             WorkerEvent::Finished {
                 exitstatus,
@@ -105,21 +104,21 @@ impl Controller<'_> {
         self.nodes[i].state = NodeState::Finished { status: exitstatus };
         self.worker_outputs.insert(i, workeroutput);
         let view = self.node_view(i);
-        let r = self.host.testnodedown(&view, None);
+        let r = self.hooks.testnodedown(&view, None);
         self.plugin_result(r);
         let reasons = reasons.map(|v| match v {
             Value::String(s) => s,
             _ => String::new(),
         });
         let id = self.nodes[i].id.clone();
-        let effects = self.stop.on_worker_finished(&id, exitstatus, reasons);
-        self.perform(effects);
+        let halts = self.stop.on_worker_finished(&id, exitstatus, reasons);
+        self.halt(halts);
     }
 
     /// A plugin needs a controller session this run has not got: the run starts over.
     fn start_over_with_controller_session(&mut self) {
         self.restart_for_controller = true;
-        self.kill_all();
+        self.effect(Effect::KillAll);
     }
 
     /// Worker `i`'s pytest session is up; the first one's header starts the run's output.
@@ -132,11 +131,11 @@ impl Controller<'_> {
         info: &WorkerInfo,
         (summary_plugins, controller_plugins): (Vec<String>, Vec<String>),
     ) {
-        if self.summary_plugins.is_empty() {
-            self.summary_plugins = summary_plugins;
+        if self.summary.plugins.is_empty() {
+            self.summary.plugins = summary_plugins;
         }
-        if self.controller_plugins.is_empty() {
-            self.controller_plugins = controller_plugins;
+        if self.summary.controller_plugins.is_empty() {
+            self.summary.controller_plugins = controller_plugins;
         }
         if let Ok(Value::Object(mut m)) = serde_json::to_value(info) {
             m.insert("id".into(), json!(self.nodes[i].id));
@@ -145,7 +144,7 @@ impl Controller<'_> {
             self.nodes[i].workerinfo = m;
         }
         let view = self.node_view(i);
-        let r = self.host.testnodeready(&view);
+        let r = self.hooks.testnodeready(&view);
         self.plugin_result(r);
         if protocol != PROTOCOL_VERSION {
             self.fatal = Some(CliError::Internal(format!(
@@ -157,20 +156,19 @@ impl Controller<'_> {
         self.nodes[i].state = NodeState::Ready;
         if !self.session_started {
             self.session_started = true;
-            if let Some(reason) = &self.zygote.fallback {
+            if let Some(reason) = &self.spawn_fallback {
                 header.push(format!("xdist: spawning workers: {reason}"));
             }
-            self.options = options;
-            let options = self.options.clone();
+            self.options = options.clone();
             self.emit(RunEvent::SessionStart {
-                header: &header,
-                options: &options,
+                header,
+                options: Box::new(options),
             });
             let count = self.setup.workers();
             self.emit(RunEvent::WorkersCreated { count });
         }
         if self.shutting_down {
-            self.send(i, Command::Shutdown);
+            self.tell(i, Command::Shutdown);
         }
     }
 
@@ -186,13 +184,13 @@ impl Controller<'_> {
         }
         if let (true, Some(ser)) = (self.wants_summary_reports(), &r.ser) {
             let report = summary_report(&self.nodes[i].id, ser);
-            self.summary_reports.push(report);
+            self.summary.reports.push(report);
         }
-        let id = self.nodes[i].id.clone();
+        let worker = self.nodes[i].id.clone();
         self.emit(RunEvent::CollectReport {
-            worker: &id,
-            nodeid: &nodeid,
-            report: &r,
+            worker,
+            nodeid,
+            report: Box::new(r),
         });
     }
 
@@ -200,7 +198,7 @@ impl Controller<'_> {
         self.nodes[i].started = Some((index, Instant::now()));
         self.emit_test_event(i, index, false);
         if let Some(loc) = loc {
-            self.emit(RunEvent::TestStart { loc: &loc });
+            self.emit(RunEvent::TestStart { loc });
         }
     }
 
@@ -228,9 +226,9 @@ impl Controller<'_> {
             return;
         }
         if let (true, Some(sw)) = (self.wants_summary_reports(), &w.summary) {
-            self.summary_warnings.push(sw.clone());
+            self.summary.warnings.push(sw.clone());
         }
-        self.emit(RunEvent::Warning(&w));
+        self.emit(RunEvent::Warning(Box::new(w)));
     }
 
     pub(super) fn fatal_error(&self, kind: &str, message: &str) -> CliError {
@@ -272,17 +270,17 @@ impl Controller<'_> {
         if self.wants_summary_reports() {
             if let Some(ser) = &r.ser {
                 let report = summary_report(&self.nodes[i].id, ser);
-                self.summary_reports.push(report);
+                self.summary.reports.push(report);
             }
         }
-        let id = self.nodes[i].id.clone();
+        let worker = self.nodes[i].id.clone();
         self.emit(RunEvent::TestReport {
-            worker: &id,
-            nodeid: &nodeid,
-            report: &r,
+            worker,
+            nodeid,
+            report: Box::new(r),
         });
-        let effects = self.stop.on_failure(&self.ledger, self.options.maxfail);
-        self.perform(effects);
+        let halts = self.stop.on_failure(&self.ledger, self.options.maxfail);
+        self.halt(halts);
     }
 
     pub(super) fn note_failed(&mut self, nodeid: &str) {
