@@ -2,14 +2,8 @@
 process, fed what `session_scheduler.rs` sends): the seed's crash handler and its priority
 scheduler, copied from `examples/`, and pytest-rerunfailures' crash handler."""
 
-import json
-import subprocess
-import sys
-
-import pytest
-
-from test_steps import PREFIX, RUN
-from workerproc import REPO, WORKER_CODE_DIR
+from test_steps import step
+from workerproc import REPO
 
 EXAMPLES = REPO / "examples"
 START = {"step": "serve_controller", "args": ["-p", "no:cacheprovider"], "numprocesses": 2}
@@ -19,16 +13,9 @@ CRASHED = "test_crash_recovery.py::test_always_exits"
 def serve(python, cwd, requests, args=()):
     """The session's replies to `requests` (after its `started`), and what it printed."""
     start = dict(START, args=START["args"] + list(args))
-    proc = subprocess.run(
-        [str(python), "-c", RUN.format(dir=str(WORKER_CODE_DIR))],
-        cwd=str(cwd), input="".join(json.dumps(x) + "\n" for x in [start] + requests),
-        capture_output=True, text=True, timeout=60,
-    )
-    replies = [json.loads(line[len(PREFIX):]) for line in proc.stdout.splitlines()
-               if line.startswith(PREFIX)]
-    assert replies and replies[0]["t"] == "started", proc.stdout + proc.stderr
-    printed = [line for line in proc.stdout.splitlines() if line and not line.startswith(PREFIX)]
-    return replies[1:], printed
+    replies = step(python, cwd, [start] + requests)
+    assert replies[0]["t"] == "started", step.output
+    return replies[1:], [line for line in step.output.splitlines() if line]
 
 
 def crash(nodeid, worker="gw0"):
@@ -44,9 +31,11 @@ def test_the_seeds_crash_handler_retries_three_times(worker_python):
     ] + [crash(CRASHED) for _ in range(4)])
     verdicts = [(r["outcome"], r["pending"]) for r in replies[1:]]
     assert verdicts == [("rerun", [CRASHED])] * 3 + [("crashed", [])]
-    assert printed == [
-        "Retrying crashed test {} (attempt {}/3)".format(CRASHED, k) for k in (1, 2, 3)
-    ] + ["Test {} failed 3 times, marking as crashed".format(CRASHED)]
+    # What the handler printed comes in the reply (the Rust controller shows it in order).
+    assert [r["output"] for r in replies[1:]] == [
+        "Retrying crashed test {} (attempt {}/3)\n".format(CRASHED, k) for k in (1, 2, 3)
+    ] + ["Test {} failed 3 times, marking as crashed\n".format(CRASHED)]
+    assert not any("Retrying" in line for line in printed)
     # The report is pytest-xdist's (DSession.handle_crashitem), serialized as a worker's.
     report = replies[-1]["report"]
     assert (report["nodeid"], report["when"], report["location"]) == (

@@ -170,9 +170,11 @@ def crash_report(request):
 def handle_crashitem(controller, request):
     """`pytest_handlecrashitem(crashitem, report, sched)`; replies with the report as the
     hooks left it (serialized for the summary hooks too) and the tests marked pending."""
-    from _pytest.reports import _report_to_json
-
+    import contextlib
+    import io
     import types
+
+    from _pytest.reports import _report_to_json
 
     report = crash_report(request)
     worker = request.get("worker", "")
@@ -180,14 +182,18 @@ def handle_crashitem(controller, request):
         gateway=types.SimpleNamespace(id=worker), workerinput={}, config=controller.config)
     driver = getattr(controller, "scheduler_driver", None)
     sched = CrashSched(controller.config, driver.scheduler if driver else None)
-    controller.call("pytest_handlecrashitem", crashitem=request["nodeid"], report=report,
-                    sched=sched)
+    # What the hooks print goes in the reply: the Rust controller shows it in its place,
+    # after the worker's `node down` line (its terminal output is not written yet).
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        controller.call("pytest_handlecrashitem", crashitem=request["nodeid"], report=report,
+                        sched=sched)
     longrepr = report.longrepr
     del report.node  # a controller-side attribute: workers' reports travel without it
     data = dict(_report_to_json(report), **{"$report_type": "TestReport"})
     return {"t": "crashitem", "outcome": report.outcome,
             "longrepr": None if longrepr is None else str(longrepr),
-            "pending": sched.marked, "report": data}
+            "pending": sched.marked, "report": data, "output": output.getvalue()}
 
 
 def make_scheduler(controller, request):

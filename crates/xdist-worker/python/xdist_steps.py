@@ -195,8 +195,9 @@ SELF_SUFFICIENT_MODULES = HANDLED_CONTROLLER_MODULES + ("pytest_rerunfailures",)
 # it apart from a worker.
 SESSION_HOOKS = ("pytest_configure", "pytest_sessionstart", "pytest_sessionfinish",
                  "pytest_unconfigure")
+# (`hasplugin("dsession")`: the seed's examples register their controller plugins there.)
 CONTROLLER_MARKERS = ("workerinput", "is_xdist_controller", "is_xdist_master",
-                      "get_xdist_worker_id", "PYTEST_XDIST_WORKER")
+                      "get_xdist_worker_id", "PYTEST_XDIST_WORKER", '"dsession"')
 
 
 def controller_reasons(config):

@@ -15,21 +15,22 @@
 //! replies come on its result pipe (fd 3), one JSON line each; its stdout and stderr are the
 //! terminal's, so what its plugins print passes through.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Child;
+use std::sync::mpsc;
 
 use serde_json::{json, Map, Value};
 use xdist_worker::bootstrap::WORKER_CODE;
 
+use crate::pystep::session_scheduler::{SessionLink, SharedLink};
 use crate::pystep::summary::{spawn_step, StepProcess, SummaryInput, RESULT_FD};
 
 pub struct ControllerSession {
     child: Child,
-    stdin: ChildStdin,
-    replies: Receiver<Value>,
+    /// Requests and replies (shared with the session's scheduler, `session_scheduler.rs`).
+    link: SharedLink,
     /// Environment variables the session's plugins set: every worker gets them.
     pub env: Vec<(String, String)>,
 }
@@ -67,8 +68,7 @@ impl ControllerSession {
         });
         let mut session = ControllerSession {
             child,
-            stdin,
-            replies,
+            link: SessionLink::shared(stdin, replies),
             env: Vec::new(),
         };
         let request = json!({
@@ -124,13 +124,13 @@ impl ControllerSession {
         Ok((text, reply.get("exitstatus").and_then(Value::as_i64)))
     }
 
-    fn request(&mut self, request: &Value) -> Result<Value, String> {
-        let mut line = request.to_string();
-        line.push('\n');
-        if self.stdin.write_all(line.as_bytes()).is_err() || self.stdin.flush().is_err() {
-            return Err(self.ended());
-        }
-        self.replies.recv().map_err(|_| self.ended())
+    pub(super) fn request(&mut self, request: &Value) -> Result<Value, String> {
+        let reply = (self.link.lock().ok()).and_then(|mut link| link.request(request));
+        reply.ok_or_else(|| self.ended())
+    }
+
+    pub(super) fn link(&self) -> SharedLink {
+        self.link.clone()
     }
 
     /// Why there is no reply: the session's process ended (its traceback is on stderr).

@@ -7,4 +7,5 @@
 pub mod controller_session;
 pub mod cov;
 pub mod randomly;
+pub mod session_scheduler;
 pub mod summary;

@@ -103,6 +103,11 @@ pub enum RunEvent {
     XdistMessage {
         message: String,
     },
+    /// What the controller session's hooks printed while the run waited for them (a
+    /// `pytest_handlecrashitem`), shown where pytest-xdist's controller prints it.
+    ControllerOutput {
+        text: String,
+    },
     /// pytest-cov's results, combined from the workers' data after the tests ran.
     Coverage {
         /// Written in red right after the tests (`ERROR: Coverage failure: ...`).

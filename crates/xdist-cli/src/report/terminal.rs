@@ -515,6 +515,12 @@ impl TerminalReporter {
                 "{}",
                 crate::report::text::empty_shard_line(*index, *total, *collected)
             ),
+            RunEvent::ControllerOutput { text } => {
+                self.ensure_newline_partial();
+                for line in text.lines() {
+                    self.tw.line(line, &[]);
+                }
+            }
             RunEvent::XdistMessage { message } => {
                 if self.verbosity() >= 0 {
                     self.write_line("", &[]);
