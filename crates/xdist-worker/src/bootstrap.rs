@@ -3,9 +3,9 @@
 
 /// The parts of the embedded worker program, in the order they are concatenated into one
 /// namespace: the fork server's part (definitions only, idle unless the controller starts a
-/// fork server), the channel, the pytest-xdist stand-in, the controller session's scheduling
-/// hooks, the controller-side steps, report
-/// rendering, the worker session, and the start (`main`), whose end starts the program. Each part is also
+/// fork server), the channel, the pytest-xdist stand-in, the controller session's crash
+/// handler and scheduler driver, the controller-side steps, report rendering, the worker
+/// session, and the start (`main`), whose end starts the program. Each part is also
 /// importable on its own (its tests in `tests/worker`); see ARCHITECTURE.md.
 pub const WORKER_PARTS: [&str; 8] = [
     "xdist_zygote.py",
