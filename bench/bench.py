@@ -54,7 +54,7 @@ HANDOFF_BUDGET_S = 0.2
 PINS = {"pytest": "9.2.0", "pytest-xdist": "3.8.0"}
 WORKERS = 2
 MODES = ["load", "worksteal", "loadfile", "loadscope"]
-ALL_SUITES = ["trivial", "sleepy", "startup", "skewed", "fixtures", "heavy", "crash"]
+ALL_SUITES = ["trivial", "sleepy", "startup", "skewed", "fixtures", "heavy", "crash", "hooks"]
 
 
 def log(msg: str) -> None:
@@ -277,10 +277,22 @@ def own_suite(root: Path, name: str) -> dict:
             lines += [""]
         (d / "test_crash.py").write_text("\n".join(lines) + "\n")
         return {"tests": 20, "expect": {"failed": 1, "passed": 19}, "rc": 1}
+    if name == "hooks":  # 100 x 5 ms twice: plain/, and hooked/ with a controller hook
+        for sub in ("plain", "hooked"):
+            _ini(d / sub)
+            lines = ["import time", ""]
+            for i in range(100):
+                lines += [f"def test_h{i:03d}():", "    time.sleep(0.005)", ""]
+            (d / sub / "test_hooks.py").write_text("\n".join(lines) + "\n")
+        # A conftest controller hook: the run gets a controller session (issue 17).
+        (d / "hooked" / "conftest.py").write_text(
+            "def pytest_testnodeready(node):\n    node.ready_seen = True\n")
+        # "tests": both halves (the warm-up collects the suite's directory); a row runs one.
+        return {"tests": 200, "expect": {"passed": 100}}
     raise ValueError(name)
 
 
-OWN_SUITES = ("heavy", "crash")
+OWN_SUITES = ("heavy", "crash", "hooks")
 
 # expected shapes of the full suites (checked against what the generator produced)
 FULL_SHAPES = {"trivial": 5000, "sleepy": 400, "startup": 1, "skewed": 200, "fixtures": 500}
@@ -507,6 +519,14 @@ def suite_rows(name: str, manifest: dict, xdist: Path | None,
     n = str(WORKERS)
     exp = manifest["expect"]
     rows = [Row("serial", "pytest", "serial", None, [pytest], exp)]
+    if name == "hooks":
+        # Each its own rootdir and cache: the hooked one remembers it wants a session.
+        return [Row("serial", "pytest plain/", "serial", None, [pytest, "plain"], exp)] + [
+            Row(f"xd-load-{sub}", f"xdist -n {n} {sub}/ ({what})", "xdist", "load",
+                [xd, "--python", py, "-n", n, sub], exp)
+            for sub, what in (("plain", "no controller hook"),
+                              ("hooked", "a conftest's pytest_testnodeready"))
+        ]
     if name in ("heavy", "crash"):
         counts = ["2", "8"] if name == "heavy" else ["1"]
         rc = manifest.get("rc", 0)

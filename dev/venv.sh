@@ -2,6 +2,7 @@
 # Create the project's Python venvs from pinned requirement files:
 #   .venv        <- dev/requirements.txt        (pytest only)
 #   .venv-xdist  <- dev/requirements-xdist.txt  (pytest + pytest-xdist, pytest-rerunfailures)
+#   .venv-sugar  <- dev/requirements-sugar.txt  (pytest + pytest-sugar: tests/controller_hooks.rs)
 #   .venv-plugins <- dev/requirements-plugins.txt (pytest + pytest-cov, -randomly, -rerunfailures,
 #                    -timeout, -asyncio, hypothesis, -html, -json-report, syrupy, -django, anyio:
 #                    crates/xdist-cli/tests/python_plugins.rs)
@@ -56,3 +57,4 @@ ensure_venv_module
 make_venv .venv dev/requirements.txt
 make_venv .venv-xdist dev/requirements-xdist.txt
 make_venv .venv-plugins dev/requirements-plugins.txt
+make_venv .venv-sugar dev/requirements-sugar.txt

@@ -1,5 +1,5 @@
 """Normal tests collected before the priority ones: `--priority-scheduler` runs the tests with
-"priority" or "critical" in their id first. Each test records when it starts (to
+"priority" or "critical" in their id first. Each test records when and where it starts (to
 $PRIORITY_ORDER_LOG, if set)."""
 import os
 import time
@@ -12,7 +12,8 @@ def record_start(request):
     log = os.environ.get("PRIORITY_ORDER_LOG")
     if log:
         with open(log, "a") as f:
-            f.write("{} {}\n".format(time.time(), request.node.nodeid))
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "master")
+            f.write("{} {} {}\n".format(time.time(), worker, request.node.nodeid))
     yield
 
 

@@ -36,10 +36,6 @@ def test_the_seeds_crash_handler_retries_three_times(worker_python):
         "Retrying crashed test {} (attempt {}/3)\n".format(CRASHED, k) for k in (1, 2, 3)
     ] + ["Test {} failed 3 times, marking as crashed\n".format(CRASHED)]
     assert not any("Retrying" in line for line in printed)
-    # The report is pytest-xdist's (DSession.handle_crashitem), serialized as a worker's.
-    report = replies[-1]["report"]
-    assert (report["nodeid"], report["when"], report["location"]) == (
-        CRASHED, "???", ["test_crash_recovery.py", None, "test_crash_recovery.py"])
     assert replies[-1]["longrepr"] == "worker 'gw0' crashed while running '{}'".format(CRASHED)
 
 

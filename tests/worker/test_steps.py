@@ -95,3 +95,80 @@ def test_controller_session_configures_nodes_then_summarizes(make_suite, worker_
     assert workerinput["workerinput"]["from_controller"] == "gw1"
     assert summary["t"] == "summary" and summary["exitstatus"] == 1
     assert "test_a.py::test_x on gw1, exit 1" in summary["text"]
+
+
+LIFECYCLE = """
+def pytest_xdist_auto_num_workers(config):
+    print("auto_num_workers", config.option.numprocesses)
+    return 3
+
+
+def pytest_xdist_setupnodes(config, specs):
+    print("setupnodes", [str(s) for s in specs], [s.id for s in specs], specs[1].python)
+
+
+def pytest_xdist_newgateway(gateway):
+    print("newgateway", gateway.id, repr(gateway.spec))
+
+
+def pytest_configure_node(node):
+    print("configure_node", node.workerinput["workerid"], node.config.option.numprocesses)
+
+
+def pytest_testnodeready(node):
+    print("ready", node.workerinput["workerid"], node.gateway.id, node.workerinfo["pid"])
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    print("collected", node.gateway.id, ids)
+
+
+def pytest_runtest_logreport(report):
+    print("logreport", report.nodeid, report.when, report.outcome, report.node.gateway.id)
+
+
+def pytest_testnodedown(node, error):
+    print("down", node.gateway.id, node.workeroutput, error)
+"""
+
+
+def test_controller_session_calls_each_hook_as_the_run_goes(make_suite, worker_python):
+    suite = make_suite({"conftest.py": LIFECYCLE, "test_a.py": "def test_x(): assert 0\n"})
+    replies = step(worker_python, suite, [
+        {"step": "serve_controller", "args": ["-p", "no:cacheprovider"], "numprocesses": 2},
+        {"t": "auto_num_workers", "kind": "auto"},
+        {"t": "setupnodes", "specs": ["popen", "popen//python=python3", "popen//id=mine"]},
+        {"t": "configure_node", "id": "gw0", "spec": "popen", "workerinput": {"workerid": "gw0"}},
+        {"t": "testnodeready", "id": "gw0", "workerinfo": {"pid": 42}},
+        {"t": "collection_finished", "id": "gw0", "ids": ["test_a.py::test_x"]},
+        {"t": "report", "w": "gw0", "r": json.loads(failed_report())["r"]},
+        {"t": "testnodedown", "id": "gw0", "workeroutput": {"n": 1}, "error": None},
+        {"t": "finish", "reports": [], "exitstatus": 1, "width": 40,
+         "nodes": [{"id": "gw0", "workeroutput": {"n": 1}}]},
+    ])
+    assert [r["t"] for r in replies] == ["started", "workers", "done", "workerinput", "summary"]
+    assert replies[1]["count"] == 3
+    lines = [line for line in step.output.splitlines() if line]
+    assert lines == [
+        "auto_num_workers auto",
+        "setupnodes ['popen', 'popen//python=python3', 'popen//id=mine'] "
+        "['gw0', 'gw1', 'mine'] python3",
+        "newgateway gw0 <XSpec 'popen'>",
+        "configure_node gw0 3",
+        "ready gw0 gw0 42",
+        "collected gw0 ['test_a.py::test_x']",
+        "logreport test_a.py::test_x call failed gw0",
+        # Once, though `finish` names the worker again.
+        "down gw0 {'n': 1} None",
+    ], step.output
+
+
+def test_live_reports_are_not_replayed_but_summarized(make_suite, worker_python):
+    suite = make_suite({"conftest.py": CONFTEST + LIFECYCLE, "test_a.py": "def test_x(): 0\n"})
+    replies = step(worker_python, suite, [
+        {"step": "serve_controller", "args": ["-p", "no:cacheprovider"], "numprocesses": 2},
+        {"t": "report", "w": "gw1", "r": json.loads(failed_report())["r"]},
+        {"t": "finish", "reports": [], "exitstatus": 1, "width": 40},
+    ])
+    assert step.output.count("logreport test_a.py::test_x") == 1, step.output
+    assert "test_a.py::test_x on gw1, exit 1" in replies[-1]["text"]

@@ -89,17 +89,19 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
     let python = xdist_config::python::find_python(opts.python.as_deref())?;
     // `--tx` specs (without `-n`) say exactly which workers to start.
     let explicit_tx = !opts.tx.is_empty();
-    let mut workers = requested_workers(&opts, &host, &config_view)?;
+    let (workers, auto_kind) = requested_workers(&opts, &host, &config_view)?;
     // Never start more workers than the same invocation collected tests last time.
     let args_key = format!("{}\0{}", cwd.display(), opts.pytest_args.join("\0"));
     let cache_dir = cache_dir(&ini, &opts);
-    if let Some(n) = cache_dir
-        .as_deref()
+    let collected_last = (cache_dir.as_deref())
         .and_then(|d| durations::last_collection_size(d, &args_key))
-        .filter(|_| !explicit_tx)
-    {
-        workers = workers.min(n.max(1));
-    }
+        .filter(|_| !explicit_tx);
+    let workers = collected_last.map_or(workers, |c| workers.min(c.max(1)));
+    // What a controller session's `pytest_xdist_auto_num_workers` answer is capped to.
+    let max_workers = [opts.maxprocesses, collected_last.map(|c| c.max(1))]
+        .into_iter()
+        .flatten()
+        .min();
     check_pdb(&opts, workers)?;
     args::check_stepwise(&opts.pytest, workers)?;
     if workers == 0 || opts.pytest.runs_plain() {
@@ -141,6 +143,8 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
         host: &host,
         config_view,
         cache_dir,
+        auto_kind,
+        max_workers,
     };
     if opts.looponfail {
         return run_looponfail(&session, opts, &ini);
@@ -225,15 +229,17 @@ fn touch_shard_status_file() -> Result<(), CliError> {
 }
 
 /// How many workers `-n`/`--tx`/`--maxprocesses` ask for (`-n auto`: a plugin's answer first,
-/// the hook called once; with `--pdb`, none).
+/// the hook called once; with `--pdb`, none), and `auto` or `logical` when that count is the
+/// default one (a controller session's `pytest_xdist_auto_num_workers` may answer instead).
 fn requested_workers(
     opts: &RunOptions,
     host: &PluginHost,
     config_view: &ConfigView,
-) -> Result<usize, CliError> {
+) -> Result<(usize, Option<&'static str>), CliError> {
     if !opts.tx.is_empty() {
-        return Ok(opts.tx.len());
+        return Ok((opts.tx.len(), None));
     }
+    let mut auto_kind = None;
     let workers = match opts.numprocesses {
         NumProcesses::Count(n) => n,
         NumProcesses::Auto | NumProcesses::Logical if opts.pytest.pdb => 0,
@@ -249,6 +255,10 @@ fn requested_workers(
                     } else {
                         AutoKind::Auto
                     };
+                    auto_kind = Some(match kind {
+                        AutoKind::Logical => "logical",
+                        AutoKind::Auto => "auto",
+                    });
                     let auto = auto_workers(kind);
                     if let Some(w) = auto.warning {
                         eprintln!("xdist: warning: {w}");
@@ -258,7 +268,10 @@ fn requested_workers(
             }
         }
     };
-    Ok(opts.maxprocesses.map_or(workers, |max| workers.min(max)))
+    Ok((
+        opts.maxprocesses.map_or(workers, |max| workers.min(max)),
+        auto_kind,
+    ))
 }
 
 /// `--pdb` runs tests in one process: not with workers, not with `--looponfail`.
@@ -387,6 +400,11 @@ struct Session<'h> {
     config_view: xdist_plugin_api::ConfigView,
     /// pytest's cache directory, unless the cache plugin is disabled.
     cache_dir: Option<PathBuf>,
+    /// `-n auto`/`-n logical` with the default count (see `requested_workers`).
+    auto_kind: Option<&'static str>,
+    /// The most workers a count from `pytest_xdist_auto_num_workers` may start
+    /// (`--maxprocesses`, the last collection's size).
+    max_workers: Option<usize>,
 }
 
 impl Session<'_> {
@@ -435,12 +453,32 @@ impl Session<'_> {
         .map_err(|e| CliError::Internal(format!("failed to start the controller session: {e}")))
     }
 
+    /// The run's workers: `-n auto`'s count from the controller session's
+    /// `pytest_xdist_auto_num_workers` when one answers (as pytest-xdist's controller asks
+    /// before it starts any), else the ones found before.
+    fn specs_for(
+        &self,
+        session: Option<&mut controller_session::ControllerSession>,
+    ) -> Result<Vec<XSpec>, CliError> {
+        let (Some(session), Some(kind)) = (session, self.auto_kind) else {
+            return Ok(self.specs.clone());
+        };
+        let count = (session.auto_num_workers(kind)).map_err(|e| {
+            CliError::Internal(format!("pytest_xdist_auto_num_workers failed: {e}"))
+        })?;
+        Ok(match count {
+            Some(n) => vec![XSpec::popen(); self.max_workers.map_or(n, |m| n.min(m)).max(1)],
+            None => self.specs.clone(),
+        })
+    }
+
     fn run_attempt(
         &self,
         opts: RunOptions,
         args_key: Option<String>,
-        controller_session: Option<controller_session::ControllerSession>,
+        mut controller_session: Option<controller_session::ControllerSession>,
     ) -> Result<controller::RunOutcome, CliError> {
+        let specs = self.specs_for(controller_session.as_mut())?;
         let run_basetemp = basetemp::make_run_basetemp(opts.pytest.basetemp.as_deref(), &self.cwd)
             .map_err(|e| {
                 CliError::Usage(format!(
@@ -449,20 +487,20 @@ impl Session<'_> {
             })?;
         if !self.rsync_roots.is_empty() {
             rsync::sync_all(
-                &self.specs,
+                &specs,
                 &self.rsync_roots,
                 &self.rsync_ignore,
                 self.host,
                 &self.cwd,
             )?;
         }
-        let workers = self.specs.len();
+        let workers = specs.len();
         let setup = RunSetup {
             max_restarts: Some(opts.max_worker_restart.unwrap_or(workers * 4)),
             testrunuid: opts.testrunuid.clone().unwrap_or_else(random_uid),
             python: self.python.clone(),
             cwd: self.cwd.clone(),
-            specs: self.specs.clone(),
+            specs,
             remote_args: self.remote_args.clone(),
             token: self.token.clone(),
             run_basetemp: Some(run_basetemp),

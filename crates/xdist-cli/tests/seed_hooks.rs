@@ -99,8 +99,8 @@ fn the_seeds_crash_handler_retries_crashed_tests() {
     }
 }
 
-/// The test ids in the order they started (the suite's fixture logs each start).
-fn start_order(mode: &str, args: &[&str]) -> (RunOutput, Vec<String>) {
+/// Each worker's tests in the order they started (the suite's fixture logs each start).
+fn start_order(mode: &str, args: &[&str]) -> (RunOutput, BTreeMap<String, Vec<String>>) {
     let dir = examples_dir().join("priority_scheduler");
     let log = scratch_dir(&format!("priority-{mode}")).join("starts.log");
     let python = test_python();
@@ -113,12 +113,21 @@ fn start_order(mode: &str, args: &[&str]) -> (RunOutput, Vec<String>) {
         .env("PRIORITY_ORDER_LOG", &log);
     let out = run_with_timeout(&mut cmd, Duration::from_secs(180));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let mut starts: Vec<(f64, String)> = (text.lines())
-        .filter_map(|l| l.split_once(' '))
-        .filter_map(|(t, id)| Some((t.parse().ok()?, id.to_string())))
+    let mut starts: Vec<(f64, &str, &str)> = (text.lines())
+        .filter_map(|l| {
+            let mut words = l.splitn(3, ' ');
+            Some((words.next()?.parse().ok()?, words.next()?, words.next()?))
+        })
         .collect();
     starts.sort_by(|a, b| a.0.total_cmp(&b.0));
-    (out, starts.into_iter().map(|(_, id)| id).collect())
+    let mut by_worker: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (_, worker, nodeid) in starts {
+        by_worker
+            .entry(worker.into())
+            .or_default()
+            .push(nodeid.into());
+    }
+    (out, by_worker)
 }
 
 fn is_priority(nodeid: &str) -> bool {
@@ -141,12 +150,26 @@ fn the_seeds_priority_scheduler_starts_priority_tests_first() {
             "{}",
             d()
         );
-        assert_eq!(order.len(), 10, "{order:?}\n{}", d());
-        assert!(order[..4].iter().all(|id| is_priority(id)), "{order:?}");
-        // Without the option the conftest's hook returns None: `load` runs them in order.
+        assert_eq!(order.values().flatten().count(), 10, "{order:?}\n{}", d());
+        // The priority tests are sent first (to the workers there are when the first
+        // collection arrives: the seed's scheduler does not wait for the others), so on each
+        // worker no priority test starts after a normal one.
+        for ids in order.values() {
+            let normal_at = ids
+                .iter()
+                .position(|id| !is_priority(id))
+                .unwrap_or(ids.len());
+            assert!(
+                ids[normal_at..].iter().all(|id| !is_priority(id)),
+                "{order:?}"
+            );
+        }
+        let priority = order.values().flatten().filter(|id| is_priority(id));
+        assert_eq!(priority.count(), 4, "{order:?}");
+        // Without the option the conftest's hook returns None: `load` deals them in order.
         let (out, order) = start_order(mode, &[]);
         assert_eq!(out.code, Some(0), "{}", out.describe(6000));
-        assert!(!is_priority(&order[0]), "{order:?}");
+        assert!(order.values().all(|ids| !is_priority(&ids[0])), "{order:?}");
     }
 }
 

@@ -35,6 +35,9 @@ pub const FORCE_COLOR: &str = "FORCE_COLOR";
 pub const PY_COLORS: &str = "PY_COLORS";
 /// Terminal width override, as pytest reads it; set for the Python steps xdist starts.
 pub const COLUMNS: &str = "COLUMNS";
+/// Set by GitHub Actions: pytest-github-actions-annotate-failures prints its annotations
+/// then, and the controller session starts for it (`LIVE_REPORT_PLUGINS`).
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
 /// `dumb` terminals get neither colour nor the live status line.
 pub const TERM: &str = "TERM";
 /// pytest's temp root (`pytest-of-<user>` lives under it), before `TMPDIR`.

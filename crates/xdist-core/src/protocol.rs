@@ -232,6 +232,9 @@ pub struct ReportOptions {
     /// The pytest-randomly seed the controller chose (handed back from `workerinput`) when
     /// the plugin is active, for the cache's `randomly_seed` (`--randomly-seed=last`).
     pub randomly_seed: Option<u64>,
+    /// Failures and errors are printed as they happen (`--instafail`, by the controller
+    /// session): no FAILURES or ERRORS section at the end, as pytest-instafail's reporter.
+    pub failures_shown_live: bool,
 }
 
 impl Default for ReportOptions {
@@ -264,6 +267,7 @@ impl Default for ReportOptions {
             report_log: None,
             pytest_version: String::new(),
             randomly_seed: None,
+            failures_shown_live: false,
         }
     }
 }

@@ -168,8 +168,10 @@ def crash_report(request):
 
 
 def handle_crashitem(controller, request):
-    """`pytest_handlecrashitem(crashitem, report, sched)`; replies with the report as the
-    hooks left it (serialized for the summary hooks too) and the tests marked pending."""
+    """`pytest_handlecrashitem(crashitem, report, sched)`, then the report's
+    `pytest_runtest_logreport` (`DSession.handle_crashitem`); replies with the report's
+    outcome and longrepr as the hooks left them, the tests marked pending, and what the
+    hooks printed."""
     import contextlib
     import io
     import types
@@ -188,12 +190,14 @@ def handle_crashitem(controller, request):
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         controller.call("pytest_handlecrashitem", crashitem=request["nodeid"], report=report,
                         sched=sched)
+        del report.node  # a controller-side attribute: workers' reports travel without it
+        # Logged as a worker's report is (kept for the summary hooks: rerunfailures' -rR).
+        data = dict(_report_to_json(report), **{"$report_type": "TestReport"})
+        controller.report({"w": worker, "r": data})
     longrepr = report.longrepr
-    del report.node  # a controller-side attribute: workers' reports travel without it
-    data = dict(_report_to_json(report), **{"$report_type": "TestReport"})
     return {"t": "crashitem", "outcome": report.outcome,
             "longrepr": None if longrepr is None else str(longrepr),
-            "pending": sched.marked, "report": data, "output": output.getvalue()}
+            "pending": sched.marked, "output": output.getvalue()}
 
 
 def make_scheduler(controller, request):

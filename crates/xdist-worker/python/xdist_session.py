@@ -21,8 +21,8 @@ if __name__ != "__xdist_worker__":
     from xdist_scheduling import connect_rerun_db
     from xdist_standin import XdistOptions
     from xdist_steps import (
-        controller_plugins, controller_reasons, load_reports, run_summary_hooks,
-        summary_plugins, summary_report_keys,
+        controller_plugins, controller_reasons, drop_terminal_owners, load_reports,
+        run_summary_hooks, summary_plugins, summary_report_keys,
     )
 
 
@@ -184,6 +184,7 @@ class WorkerPlugin(XdistOptions, ReportRenderer):
         )
         header = self._header(config) if self.bootstrap.get("want_header") else []
         report_log = bool(getattr(config.option, "report_log", None))
+        drop_terminal_owners(config)
         self.summary_plugins = summary_plugins(config)
         self.controller_plugins = controller_plugins(config)
         self.controller_reasons = controller_reasons(config)
@@ -264,6 +265,7 @@ class WorkerPlugin(XdistOptions, ReportRenderer):
             "cache_dir": str(getattr(getattr(config, "cache", None), "_cachedir", "")) or None,
             "pytest_version": __import__("pytest").__version__,
             "randomly_seed": self._randomly_seed(config),
+            "failures_shown_live": bool(getattr(config.option, "instafail", False)),
             **self._file_options(config),
         }
 

@@ -44,6 +44,27 @@ def _module_root(plugin):
     return (name or "").split(".")[0]
 
 
+def _native_summary(impl):
+    """A `pytest_terminal_summary` the Rust controller renders itself: pytest's, pytest-cov's,
+    and the terminal reporter's whichever plugin replaced it (pytest-instafail's,
+    pytest-sugar's: the terminal is the Rust controller's)."""
+    return (_module_root(impl.plugin) in NATIVE_SUMMARY_MODULES
+            or impl.plugin_name == "terminalreporter")
+
+
+# Plugins that draw the whole terminal themselves, by module: pytest-sugar's status letters
+# (one for every phase of a test) are for its own reporter. The Rust controller draws the
+# terminal as pytest does, so in a worker they are left out, and its counts stay pytest's.
+TERMINAL_OWNERS = ("pytest_sugar",)
+
+
+def drop_terminal_owners(config):
+    pm = config.pluginmanager
+    for plugin in pm.get_plugins():
+        if _module_root(plugin) in TERMINAL_OWNERS:
+            pm.unregister(plugin)
+
+
 # Summary hooks that read only the reports carrying certain attributes (by the plugin's
 # module): hypothesis's reads its statistics and failing examples.
 SELECTIVE_SUMMARY_PLUGINS = {
@@ -58,7 +79,7 @@ def summary_report_keys(config):
     keys, selective = set(), True
     for impl in config.hook.pytest_terminal_summary.get_hookimpls():
         root = _module_root(impl.plugin)
-        if root in NATIVE_SUMMARY_MODULES:
+        if _native_summary(impl):
             continue
         if root in SELECTIVE_SUMMARY_PLUGINS:
             keys.update(SELECTIVE_SUMMARY_PLUGINS[root])
@@ -73,14 +94,26 @@ def summary_plugins(config):
     own section...)."""
     names = []
     for impl in config.hook.pytest_terminal_summary.get_hookimpls():
-        if _module_root(impl.plugin) not in NATIVE_SUMMARY_MODULES:
+        if not _native_summary(impl):
             names.append(str(impl.plugin_name))
     return names
 
 
+def load_report(config, entry, node=None):
+    """One report from its `{"w": worker id, "r": serialized}` entry, with `node` as its
+    `node` (pytest-xdist's controller gives each report its worker's; its header line in
+    `longreprtext`); None if no plugin can load it."""
+    data = entry["r"]
+    if isinstance(data.get("longrepr"), list):
+        data["longrepr"] = tuple(data["longrepr"])  # a skip's (path, line, reason)
+    rep = config.hook.pytest_report_from_serializable(config=config, data=data)
+    if rep is not None and node is not None:
+        rep.node = node
+    return rep
+
+
 def load_reports(config, reports, workerinfo):
-    """The run's reports from their `{"w": worker id, "r": serialized}` JSON texts, each with
-    the `node` pytest-xdist's controller gives it (its header line in `longreprtext`)."""
+    """The run's reports from their `{"w": worker id, "r": serialized}` JSON texts."""
     import types
 
     nodes = {
@@ -90,16 +123,9 @@ def load_reports(config, reports, workerinfo):
     loaded = []
     for text in reports:
         entry = json.loads(text)
-        data = entry["r"]
-        if isinstance(data.get("longrepr"), list):
-            data["longrepr"] = tuple(data["longrepr"])  # a skip's (path, line, reason)
-        rep = config.hook.pytest_report_from_serializable(config=config, data=data)
-        if rep is None:
-            continue
-        node = nodes.get(entry.get("w"))
-        if node is not None:
-            rep.node = node
-        loaded.append(rep)
+        rep = load_report(config, entry, nodes.get(entry.get("w")))
+        if rep is not None:
+            loaded.append(rep)
     return loaded
 
 
@@ -200,6 +226,27 @@ CONTROLLER_MARKERS = ("workerinput", "is_xdist_controller", "is_xdist_master",
                       "get_xdist_worker_id", "PYTEST_XDIST_WORKER", '"dsession"')
 
 
+# Plugins that act on each report as it reaches pytest-xdist's controller, by module, and
+# whether this run turns them on (else they cost no controller session).
+LIVE_REPORT_PLUGINS = {
+    "pytest_github_actions_annotate_failures": lambda config: (
+        os.environ.get("GITHUB_ACTIONS") == "true"),
+    "pytest_instafail": lambda config: bool(getattr(config.option, "instafail", False)),
+}
+
+
+def live_report_reasons(config):
+    """The live-report plugins this run turns on (`LIVE_REPORT_PLUGINS`)."""
+    pm = config.pluginmanager
+    reasons = []
+    for plugin in pm.get_plugins():
+        turned_on = LIVE_REPORT_PLUGINS.get(_module_root(plugin))
+        name = pm.get_name(plugin)
+        if turned_on is not None and turned_on(config) and name not in reasons:
+            reasons.append("{}: reports as they arrive".format(name))
+    return reasons
+
+
 def controller_reasons(config):
     """Why this run needs a `ControllerSession` from its start: plugins implementing hooks
     only pytest-xdist's controller calls (`pytest_configure_node`: pytest-xdist workers get
@@ -207,7 +254,7 @@ def controller_reasons(config):
     run on a worker (controller-side setup, environment for the workers, cleanup)."""
     import types
 
-    reasons = []
+    reasons = live_report_reasons(config)
     pm = config.pluginmanager
     for name in CONTROLLER_HOOKS:
         for impl in getattr(config.hook, name).get_hookimpls():
@@ -266,14 +313,58 @@ class DSessionStandin:
     It implements no hooks: the Rust controller does DSession's work."""
 
 
+class XSpecStandin:
+    """execnet's `XSpec` as pytest-xdist's hooks get it: `str()` is the spec's text, its
+    `key=value` parts are attributes (None when absent), `id` the worker's id."""
+
+    def __init__(self, spec, workerid):
+        self._spec, self.env, self.id = spec, {}, None
+        for part in spec.split("//"):
+            key, eq, value = part.partition("=")
+            if key.startswith("env:"):
+                self.env[key[4:]] = value
+            elif key:
+                setattr(self, key, value if eq else True)
+        if workerid is not None:
+            self.id = workerid
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return None
+
+    def __repr__(self):
+        return "<XSpec {!r}>".format(self._spec)
+
+    def __str__(self):
+        return self._spec
+
+
+def _instafail_report(reporter, report):
+    """pytest-instafail's own addition to pytest's reporter: each failure as it arrives."""
+    if report.failed and not hasattr(report, "wasxfail"):
+        # The Rust controller's progress line is open (`-v` too): end it.
+        reporter._tw.line()
+        reporter.print_failure(report)
+
+
+# Terminal reporters that replace pytest's ("terminalreporter"), by module: the Rust
+# controller owns the terminal, so of each only what it adds per report runs here.
+# pytest-sugar's adds nothing it does not draw itself: it stays out.
+LIVE_TERMINAL_REPORTERS = {"pytest_instafail": _instafail_report}
+
+
 class ControllerSession:
     """What pytest-xdist's controller is: a pytest session of the user's arguments, plugins
     and initial conftests, without `workerinput`. Only plugins pytest does not own take part
     (pytest's own reporting is the Rust controller's; pytest-cov's is cov.rs's), and they get
-    the calls pytest-xdist's controller makes: `pytest_sessionstart`, `pytest_configure_node`
-    for each worker, then each report's `pytest_runtest_logreport`/`pytest_collectreport`,
-    each warning's `pytest_warning_recorded`, `pytest_testnodedown` for each worker,
-    `pytest_sessionfinish` and `pytest_terminal_summary`.
+    the calls pytest-xdist's controller makes, as the run goes: `pytest_sessionstart`,
+    `pytest_xdist_auto_num_workers`, `pytest_xdist_setupnodes`, for each worker
+    `pytest_xdist_newgateway`, `pytest_configure_node`, `pytest_testnodeready`,
+    `pytest_xdist_node_collection_finished`, then each report's
+    `pytest_runtest_logreport`/`pytest_collectreport` and each warning's
+    `pytest_warning_recorded` as they arrive, `pytest_testnodedown` as each worker ends;
+    `pytest_sessionfinish` and `pytest_terminal_summary` at the end.
     """
 
     def __init__(self, data):
@@ -295,12 +386,19 @@ class ControllerSession:
         self.config.pluginmanager.register(DSessionStandin(), "dsession")
         self.config._do_configure()
         pm = self.pm = self.config.pluginmanager
-        # pytest-randomly's seed for the workers comes from randomly.rs.
+        # pytest-randomly's seed for the workers comes from randomly.rs; the terminal is
+        # the Rust controller's, whichever plugin replaced pytest's reporter.
+        reporter = pm.get_plugin("terminalreporter")
         self.native = [plugin for plugin in pm.get_plugins()
-                       if _module_root(plugin) in NATIVE_SUMMARY_MODULES + ("pytest_randomly",)]
+                       if _module_root(plugin) in NATIVE_SUMMARY_MODULES + ("pytest_randomly",)
+                       or plugin is reporter]
+        self.live_reporter = LIVE_TERMINAL_REPORTERS.get(_module_root(reporter))
         self.session = Session.from_config(self.config)
-        # Each worker's node, as `pytest_configure_node` got it: later hooks get the same.
-        self.nodes = {}
+        # Each worker's node, made by the first hook that names it: later hooks get the
+        # same one. `down`: the workers `pytest_testnodedown` was called for.
+        self.nodes, self.down = {}, set()
+        # Every report and warning so far (the summary hooks see the whole run).
+        self.reports, self.warnings = [], []
 
     def call(self, name, **kwargs):
         return self.pm.subset_hook_caller(name, remove_plugins=self.native)(**kwargs)
@@ -308,27 +406,116 @@ class ControllerSession:
     def start(self):
         self.call("pytest_sessionstart", session=self.session)
 
-    def configure_node(self, workerid, spec, workerinput):
-        """`pytest_configure_node`: the worker's `workerinput` as the plugins leave it."""
+    def node(self, workerid, spec=None):
+        """Worker `workerid`'s node, as pytest-xdist's `WorkerController` looks to hooks."""
         import types
 
-        node = types.SimpleNamespace(
-            workerinput=dict(workerinput), config=self.config,
-            gateway=types.SimpleNamespace(id=workerid, spec=spec),
-        )
-        self.nodes[workerid] = node
+        node = self.nodes.get(workerid)
+        if node is None:
+            gateway = types.SimpleNamespace(id=workerid, spec=XSpecStandin(spec or "", workerid))
+            node = types.SimpleNamespace(
+                workerinput={"workerid": workerid}, config=self.config, gateway=gateway,
+                workeroutput={}, workerinfo={},
+            )
+            self.nodes[workerid] = node
+        return node
+
+    def auto_num_workers(self, kind):
+        """`pytest_xdist_auto_num_workers` for `-n auto`/`-n logical` (`kind`): what the
+        first plugin answered, None when none did (the default count then)."""
+        option = self.config.option
+        before, option.numprocesses = option.numprocesses, kind
+        count = self.call("pytest_xdist_auto_num_workers", config=self.config)
+        option.numprocesses = count if count else before
+        return count
+
+    def setupnodes(self, specs):
+        """`pytest_xdist_setupnodes` with the run's specs, their ids allocated as execnet's
+        (a spec's own `id=`, else the next `gwN`)."""
+        xspecs, n = [], 0
+        for spec in specs:
+            xspec = XSpecStandin(spec, None)
+            if xspec.id is None:
+                xspec.id, n = "gw{}".format(n), n + 1
+            xspecs.append(xspec)
+        self.call("pytest_xdist_setupnodes", config=self.config, specs=xspecs)
+
+    def configure_node(self, workerid, spec, workerinput):
+        """`pytest_xdist_newgateway`, then `pytest_configure_node`: the worker's
+        `workerinput` as the plugins leave it."""
+        node = self.node(workerid, spec)
+        node.workerinput = dict(workerinput)
+        self.call("pytest_xdist_newgateway", gateway=node.gateway)
         self.call("pytest_configure_node", node=node)
         return wire_dict(node.workerinput)
 
-    def finish(self, data, replay):
-        """The end of the run; returns what `pytest_terminal_summary` hooks wrote."""
-        import types
+    def testnodeready(self, workerid, workerinfo):
+        node = self.node(workerid)
+        node.workerinfo = workerinfo or {}
+        self.call("pytest_testnodeready", node=node)
 
+    def collection_finished(self, workerid, ids):
+        self.call("pytest_xdist_node_collection_finished", node=self.node(workerid), ids=ids)
+
+    def testnodedown(self, down):
+        """`pytest_testnodedown` once for the worker `down` describes (`{"id", "spec",
+        "workeroutput", "workerinfo", "error"}`)."""
+        if down["id"] in self.down:
+            return
+        self.down.add(down["id"])
+        node = self.node(down["id"], down.get("spec"))
+        node.workeroutput = from_wire(down.get("workeroutput") or {})
+        node.workerinfo = down.get("workerinfo") or node.workerinfo
+        self.call("pytest_testnodedown", node=node, error=down.get("error"))
+
+    def report(self, entry, live=True):
+        """A worker's report (`{"w", "r"}`): its hooks as pytest-xdist's controller calls
+        them when it arrives (`live`), and kept for the summary."""
         from _pytest.reports import CollectReport
 
+        worker = entry.get("w")
+        rep = load_report(self.config, entry, self.node(worker) if worker else None)
+        if rep is None:
+            return
+        self.reports.append(rep)
+        if not live:
+            return
+        collect = isinstance(rep, CollectReport)
+        if collect:
+            self.call("pytest_collectreport", report=rep)
+        else:
+            self.call("pytest_runtest_logreport", report=rep)
+        if self.live_reporter is not None:
+            self.live_reporter(self.pm.get_plugin("terminalreporter"), rep)
+
+    def warning(self, text, live=True):
+        """A warning (`WarningRecord::summary` JSON text): `pytest_warning_recorded`."""
+        self.warnings.append(text)
+        if not live:
+            return
+        warning = json.loads(text)
+        location = warning.get("location")
+        recorded = self.pm.subset_hook_caller(
+            "pytest_warning_recorded", remove_plugins=self.native
+        )
+        recorded.call_historic(kwargs=dict(
+            warning_message=_warning_message(warning), when=warning["when"],
+            nodeid=warning["nodeid"], location=tuple(location) if location else None,
+        ))
+
+    def finish(self, data, replay):
+        """The end of the run: what was not sent as it happened (`data`'s reports,
+        warnings and finished workers) first, through the hooks when `replay`; returns
+        what the `pytest_terminal_summary` hooks wrote."""
         config, session = self.config, self.session
         exitstatus = data.get("exitstatus", 0)
-        reports = load_reports(config, data["reports"], data.get("workerinfo", {}))
+        for workerid, info in data.get("workerinfo", {}).items():
+            node = self.node(workerid)
+            node.workerinfo = node.workerinfo or info
+        for text in data.get("reports", []):
+            self.report(json.loads(text), live=replay)
+        for text in data.get("warnings", []):
+            self.warning(text, live=replay)
         if replay:
             # They started with the run, not with this process.
             for plugin in self.pm.get_plugins():
@@ -338,35 +525,14 @@ class ControllerSession:
                     setattr(plugin, attr, started)
             # pytest-xdist's controller counts the collection the workers sent.
             session.testscollected = data.get("collected", 0)
-            for rep in reports:
-                if isinstance(rep, CollectReport):
-                    self.call("pytest_collectreport", report=rep)
-                else:
-                    self.call("pytest_runtest_logreport", report=rep)
-            recorded = self.pm.subset_hook_caller(
-                "pytest_warning_recorded", remove_plugins=self.native
-            )
-            for text in data.get("warnings", []):
-                warning = json.loads(text)
-                location = warning.get("location")
-                recorded.call_historic(kwargs=dict(
-                    warning_message=_warning_message(warning), when=warning["when"],
-                    nodeid=warning["nodeid"], location=tuple(location) if location else None,
-                ))
             for down in data.get("nodes", []):
-                node = self.nodes.get(down["id"]) or types.SimpleNamespace(
-                    workerinput={}, config=config,
-                    gateway=types.SimpleNamespace(id=down["id"], spec=down.get("spec")),
-                )
-                node.workeroutput = from_wire(down.get("workeroutput") or {})
-                node.workerinfo = down.get("workerinfo") or {}
-                self.call("pytest_testnodedown", node=node, error=down.get("error"))
+                self.testnodedown(down)
             session.exitstatus = exitstatus
             self.call("pytest_sessionfinish", session=session, exitstatus=exitstatus)
         if not data.get("summary", True):
             return ""
         return run_summary_hooks(
-            config, reports, data.get("warnings", []), exitstatus, summary_plugins(config),
+            config, self.reports, self.warnings, exitstatus, summary_plugins(config),
             data.get("width", 80), data.get("color"),
         )
 
@@ -419,6 +585,10 @@ def serve_controller(data):
             answer = CONTROLLER_REQUESTS[request["t"]](controller, request)
             if answer is not None:
                 reply(answer)
+            else:
+                # What a one-way message's hooks printed shows as they run.
+                sys.stdout.flush()
+                sys.stderr.flush()
             if request["t"] == "finish":
                 break
     finally:
@@ -432,6 +602,15 @@ def _configure_node(controller, request):
     return {"t": "workerinput", "workerinput": workerinput}
 
 
+def _auto_num_workers(controller, request):
+    return {"t": "workers", "count": controller.auto_num_workers(request["kind"])}
+
+
+def _setupnodes(controller, request):
+    controller.setupnodes(request["specs"])
+    return {"t": "done"}
+
+
 def _finish(controller, request):
     text = controller.finish(request, replay=True)
     exitstatus = getattr(controller.session, "exitstatus", None)
@@ -440,9 +619,17 @@ def _finish(controller, request):
 
 
 # The Rust controller's requests to a `ControllerSession` (`"t"` names one), and what
-# answers each: a dict is the reply line; None sends none (one-way messages).
+# answers each: a dict is the reply line; None sends none (one-way messages: the run's
+# events as they happen, which the controller does not wait for).
 CONTROLLER_REQUESTS = {
     "configure_node": _configure_node,
+    "auto_num_workers": _auto_num_workers,
+    "setupnodes": _setupnodes,
+    "testnodeready": lambda c, r: c.testnodeready(r["id"], r.get("workerinfo")),
+    "collection_finished": lambda c, r: c.collection_finished(r["id"], r["ids"]),
+    "report": lambda c, r: c.report(r),
+    "warning": lambda c, r: c.warning(r["warning"]),
+    "testnodedown": lambda c, r: c.testnodedown(r),
     "finish": _finish,
     "crashitem": replying_with_errors(handle_crashitem),
     "make_scheduler": replying_with_errors(make_scheduler),

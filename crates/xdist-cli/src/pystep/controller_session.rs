@@ -15,7 +15,7 @@
 //! replies come on its result pipe (fd 3), one JSON line each; its stdout and stderr are the
 //! terminal's, so what its plugins print passes through.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Child;
@@ -26,6 +26,31 @@ use xdist_worker::bootstrap::WORKER_CODE;
 
 use crate::pystep::session_scheduler::{SessionLink, SharedLink};
 use crate::pystep::summary::{spawn_step, StepProcess, SummaryInput, RESULT_FD};
+
+/// What the session hears as the run goes, for its hooks (see [`ControllerSession::tell`]).
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// `pytest_testnodeready`: worker `id` is up.
+    NodeReady {
+        id: String,
+        workerinfo: Map<String, Value>,
+    },
+    /// `pytest_xdist_node_collection_finished`: what worker `id` collected.
+    CollectionFinished { id: String, ids: Vec<String> },
+    /// A report as it arrives, `{"w": worker id, "r": serialized}` (`finish::summary_report`).
+    Report(String),
+    /// A warning as it arrives (`WarningRecord::summary` JSON text).
+    Warning(String),
+    /// `pytest_testnodedown`: worker `id` went down (`error`: why, None when it finished).
+    /// `finish` names the finished ones again: the hook runs once.
+    NodeDown {
+        id: String,
+        spec: String,
+        workeroutput: Map<String, Value>,
+        workerinfo: Map<String, Value>,
+        error: Option<String>,
+    },
+}
 
 pub struct ControllerSession {
     child: Child,
@@ -51,9 +76,17 @@ impl ControllerSession {
             // the terminal, as pytest-xdist's controller shows it.
             cmd.process_group(0);
         })?;
-        let Some(stdin) = child.stdin.take() else {
+        let Some(mut stdin) = child.stdin.take() else {
             return Err("no pipe to the controller session".into());
         };
+        let (lines, to_write) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in to_write {
+                if stdin.write_all(line.as_bytes()).is_err() || stdin.flush().is_err() {
+                    break;
+                }
+            }
+        });
         let (tx, replies) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(results).lines() {
@@ -68,7 +101,7 @@ impl ControllerSession {
         });
         let mut session = ControllerSession {
             child,
-            link: SessionLink::shared(stdin, replies),
+            link: SessionLink::shared(lines, replies),
             env: Vec::new(),
         };
         let request = json!({
@@ -124,11 +157,71 @@ impl ControllerSession {
         Ok((text, reply.get("exitstatus").and_then(Value::as_i64)))
     }
 
+    /// `pytest_xdist_auto_num_workers` for `-n auto` or `-n logical` (`kind`): the first
+    /// answer of the session's plugins, None when none gave one.
+    pub fn auto_num_workers(&mut self, kind: &str) -> Result<Option<usize>, String> {
+        let reply = self.request(&json!({"t": "auto_num_workers", "kind": kind}))?;
+        match reply.get("count") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) => Ok(Some(n as usize)),
+                None => Err(format!(
+                    "pytest_xdist_auto_num_workers returned {v}, not a count"
+                )),
+            },
+        }
+    }
+
+    /// `pytest_xdist_setupnodes`, before any worker starts: waits for its hooks.
+    pub fn setupnodes(&mut self, specs: &[String]) -> Result<(), String> {
+        self.request(&json!({"t": "setupnodes", "specs": specs}))
+            .map(drop)
+    }
+
+    /// What happened in the run, as it happens (one-way: the run does not wait).
+    pub fn tell(&mut self, event: SessionEvent) {
+        let line = match event {
+            SessionEvent::NodeReady { id, workerinfo } => {
+                json!({"t": "testnodeready", "id": id, "workerinfo": workerinfo}).to_string()
+            }
+            SessionEvent::CollectionFinished { id, ids } => {
+                json!({"t": "collection_finished", "id": id, "ids": ids}).to_string()
+            }
+            // The entry is JSON already: spliced, not parsed again.
+            SessionEvent::Report(entry) => match entry.strip_prefix('{') {
+                Some(fields) => format!("{{\"t\":\"report\",{fields}"),
+                None => return,
+            },
+            SessionEvent::Warning(summary) => {
+                json!({"t": "warning", "warning": summary}).to_string()
+            }
+            SessionEvent::NodeDown {
+                id,
+                spec,
+                workeroutput,
+                workerinfo,
+                error,
+            } => json!({
+                "t": "testnodedown", "id": id, "spec": spec, "workeroutput": workeroutput,
+                "workerinfo": workerinfo, "error": error,
+            })
+            .to_string(),
+        };
+        self.send_line(line);
+    }
+
+    /// A one-way message: no reply. If the session is gone, the next request says so.
+    fn send_line(&mut self, mut line: String) {
+        line.push('\n');
+        (self.link.lock().unwrap_or_else(|p| p.into_inner())).send(line);
+    }
+
     pub(super) fn request(&mut self, request: &Value) -> Result<Value, String> {
-        let reply = (self.link.lock().ok()).and_then(|mut link| link.request(request));
+        let reply = (self.link.lock().unwrap_or_else(|p| p.into_inner())).request(request);
         reply.ok_or_else(|| self.ended())
     }
 
+    /// The request pipe, for the session's hooks that outlive a borrow (its scheduler).
     pub(super) fn link(&self) -> SharedLink {
         self.link.clone()
     }
@@ -144,6 +237,9 @@ impl ControllerSession {
 
 impl Drop for ControllerSession {
     fn drop(&mut self) {
+        // Its stdin closes once the writer is done (also while its scheduler holds the
+        // link): it ends.
+        (self.link.lock().unwrap_or_else(|p| p.into_inner())).close();
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();

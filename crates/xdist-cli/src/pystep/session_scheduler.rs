@@ -10,9 +10,7 @@
 //! its nodes recorded, and its properties after the call, which the trait's queries then read
 //! without asking.
 
-use std::io::Write;
-use std::process::ChildStdin;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -20,9 +18,10 @@ use xdist_sched::{Action, Collection, NodeKey, SchedError, Scheduling};
 
 use super::controller_session::ControllerSession;
 
-/// The session's request pipe and its replies, shared by the session and its scheduler.
+/// The session's request lines (written to its stdin by a thread) and its replies, shared
+/// by the session and its scheduler.
 pub struct SessionLink {
-    stdin: ChildStdin,
+    lines: Option<Sender<String>>,
     replies: Receiver<Value>,
     /// The first error a plugin's scheduler raised: the run fails with it (exit 3).
     error: Option<String>,
@@ -31,21 +30,32 @@ pub struct SessionLink {
 pub type SharedLink = Arc<Mutex<SessionLink>>;
 
 impl SessionLink {
-    pub fn shared(stdin: ChildStdin, replies: Receiver<Value>) -> SharedLink {
+    pub fn shared(lines: Sender<String>, replies: Receiver<Value>) -> SharedLink {
         Arc::new(Mutex::new(SessionLink {
-            stdin,
+            lines: Some(lines),
             replies,
             error: None,
         }))
+    }
+
+    /// A line, without waiting (one-way messages, and requests).
+    pub fn send(&mut self, line: String) -> bool {
+        (self.lines.as_ref()).is_some_and(|lines| lines.send(line).is_ok())
     }
 
     /// One request line, and its reply (None: the session is gone).
     pub fn request(&mut self, request: &Value) -> Option<Value> {
         let mut line = request.to_string();
         line.push('\n');
-        self.stdin.write_all(line.as_bytes()).ok()?;
-        self.stdin.flush().ok()?;
+        if !self.send(line) {
+            return None;
+        }
         self.replies.recv().ok()
+    }
+
+    /// No more lines: the session's stdin closes once the writer is done.
+    pub fn close(&mut self) {
+        self.lines = None;
     }
 }
 
@@ -67,8 +77,6 @@ pub struct CrashVerdict {
     pub longrepr: String,
     /// Tests the hooks marked pending (`sched.mark_test_pending`), to run again.
     pub pending: Vec<String>,
-    /// The report, serialized as a worker's are (for the summary hooks).
-    pub report: Option<String>,
     /// What the hooks printed.
     pub output: String,
 }
@@ -117,7 +125,6 @@ impl SessionHooks {
             outcome: text("outcome").unwrap_or_else(|| "failed".into()),
             longrepr: text("longrepr").unwrap_or_default(),
             pending,
-            report: reply.get("report").map(Value::to_string),
             output: text("output").unwrap_or_default(),
         })
     }

@@ -377,9 +377,11 @@ impl TerminalReporter {
         self.state = LineState::Clean;
         let mut already = None;
         if !self.opts.no_summary {
-            self.summary_errors();
             let tb = self.opts.tbstyle.clone();
-            self.summary_failures_combined("failed", "FAILURES", &tb);
+            if !self.opts.failures_shown_live {
+                self.summary_errors();
+                self.summary_failures_combined("failed", "FAILURES", &tb);
+            }
             let xtb = if self.opts.xfail_tb {
                 tb.clone()
             } else {

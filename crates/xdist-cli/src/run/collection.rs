@@ -6,7 +6,8 @@ use crate::report::events::RunEvent;
 use xdist_core::protocol::{Command, Report, WorkerEvent};
 use xdist_sched::{Collection, NodeKey};
 
-use crate::run::state::{judge_collection, CollectVerdict};
+use crate::pystep::controller_session::SessionEvent;
+use crate::run::state::{judge_collection, CollectVerdict, Effect};
 
 use super::run_state::RunState;
 
@@ -26,6 +27,11 @@ impl RunState<'_> {
         let view = self.node_view(i);
         let r = self.hooks.node_collection_finished(&view, &ids);
         self.plugin_result(r);
+        if self.has_controller_session {
+            let (id, ids) = (view.workerid, ids.clone());
+            let event = SessionEvent::CollectionFinished { id, ids };
+            self.effect(Effect::Session(event));
+        }
         let (ids, groups, not_in_shard) = self.shard_collection(ids, groups);
         if let (Some(s), true) = (
             self.setup.opts.shard,

@@ -168,6 +168,11 @@ impl<'r> Controller<'r> {
                     }
                 }
                 Effect::Emit(ev) => self.emit(ev),
+                Effect::Session(event) => {
+                    if let Some(session) = &mut self.controller_session {
+                        session.tell(event);
+                    }
+                }
             }
         }
     }
@@ -181,7 +186,7 @@ impl<'r> Controller<'r> {
     /// SIGKILL to every worker whose process still runs.
     fn kill_all(&mut self) {
         for (n, h) in self.state.nodes.iter().zip(&self.handles) {
-            if n.exited.is_none() {
+            if n.is_running() {
                 h.signal(libc::SIGKILL);
             }
         }
@@ -194,6 +199,11 @@ impl<'r> Controller<'r> {
             .collect();
         let r = self.state.hooks.setupnodes(&self.config_view, &specs);
         self.state.plugin_result(r);
+        if let Some(session) = &mut self.controller_session {
+            let r = (session.setupnodes(&specs))
+                .map_err(|e| CliError::Internal(format!("pytest_xdist_setupnodes failed: {e}")));
+            self.state.plugin_result(r);
+        }
         if let Some(err) = self.state.fatal.take() {
             return Err(err);
         }

@@ -10,23 +10,16 @@ use crate::error::CliError;
 use crate::pystep::session_scheduler::CrashVerdict;
 use crate::run::state::{blame, crash_moment, Blame, Down, Effect, Lost};
 
-use super::node::CHANNEL_GRACE;
 use super::run_state::RunState;
+use std::time::Instant;
 
 impl RunState<'_> {
-    /// Worker `i`'s process exited: once its streams ended (or after [`CHANNEL_GRACE`]) it
-    /// is down, and whether that was a crash is decided here.
+    /// Worker `i`'s process exited: once it is down (`Node::take_down`), whether that was a
+    /// crash is decided here.
     pub(super) fn maybe_node_down(&mut self, i: usize) {
-        let Some((kind, at)) = self.nodes[i].exited else {
+        let Some(kind) = self.nodes[i].take_down(Instant::now()) else {
             return;
         };
-        if !self.nodes[i].streams_done() && at.elapsed() < CHANNEL_GRACE {
-            return;
-        }
-        if self.nodes[i].down_handled {
-            return;
-        }
-        self.nodes[i].down_handled = true;
         let others_alive = self.nodes.others_alive(i);
         let n = &self.nodes[i];
         let lost = Lost {
@@ -85,16 +78,14 @@ impl RunState<'_> {
             return;
         }
         let error = "Not properly terminated".to_string();
-        let view = self.node_view(i);
-        let r = self.hooks.testnodedown(&view, Some(&error));
+        self.node_down(i, Some(&error));
         let worker = self.nodes[i].id.clone();
         self.emit(RunEvent::NodeDown { worker, error });
-        self.plugin_result(r);
         let (crash_index, gave_back) = self.take_back_work(i);
         let blamed = self.report_blame(i, crash_index, kind);
         // All its tests ran and it was told to end: it died in the session's end
         // (`pytest_sessionfinish`, session fixtures' last teardown), not in a test.
-        let session_end = !blamed && !gave_back && self.nodes[i].shutdown_sent;
+        let session_end = !blamed && !gave_back && self.nodes[i].told_to_end();
         if !blamed {
             // No test to report it on: say it here (and in the summary).
             let moment = crash_moment(session_end, self.nodes[i].is_ready());
@@ -230,7 +221,7 @@ impl RunState<'_> {
                 .hooks
                 .handlecrashitem(&mut view, sched, &collection.ids);
             if let Some(Some(verdict)) = self.plugin_result(r) {
-                self.session_crash_verdict(&view.worker, verdict);
+                self.session_crash_verdict(verdict);
             }
         }
         // As pytest counts it: a handler's "rerun" (run again) or "crashed" is no failure.
@@ -248,16 +239,12 @@ impl RunState<'_> {
         })));
     }
 
-    /// What the controller session's `pytest_handlecrashitem` printed (shown now, after the
-    /// worker's `node down`), and its report for the summary step.
-    fn session_crash_verdict(&mut self, worker: &str, verdict: CrashVerdict) {
+    /// What the controller session's `pytest_handlecrashitem` printed: shown now, after
+    /// the worker's `node down`. (The session logged the report itself.)
+    fn session_crash_verdict(&mut self, verdict: CrashVerdict) {
         if !verdict.output.is_empty() {
             let text = verdict.output;
             self.emit(RunEvent::ControllerOutput { text });
-        }
-        if let (Some(ser), true) = (verdict.report, self.wants_summary_reports()) {
-            let report = super::finish::summary_report(worker, &ser);
-            self.summary.reports.push(report);
         }
     }
 

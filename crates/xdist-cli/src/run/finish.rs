@@ -14,6 +14,7 @@ use crate::run::durations;
 use crate::run::state::EndFacts;
 
 use super::controller::{Controller, RunOutcome};
+use super::node::{Ending, Pipe};
 use super::run_state::RunState;
 
 /// Largest `summarize` command sent to a worker (frames stop at 64 MiB).
@@ -328,11 +329,12 @@ impl RunState<'_> {
         let Some(s) = self.summary.node else {
             return;
         };
-        if self.summary.sent || !self.nodes[s].lingering || self.nodes[s].exited.is_some() {
+        let lingering = self.nodes[s].ending == Ending::Lingering;
+        if self.summary.sent || !lingering || !self.nodes[s].is_running() {
             return;
         }
         let others_done = (self.nodes.iter().enumerate())
-            .all(|(j, n)| j == s || (n.exited.is_some() && n.channel_done));
+            .all(|(j, n)| j == s || (!n.is_running() && n.pipes.ended(Pipe::Channel)));
         if !others_done {
             return;
         }

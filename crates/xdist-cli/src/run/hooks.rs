@@ -108,8 +108,7 @@ impl<'r> Hooks<'r> {
 
     /// `pytest_handlecrashitem`: may change `report` and put the test back in the
     /// scheduler (`sched`: it and where its actions go). A `.so` plugin's first; if none
-    /// handled it, the session's, whose verdict is returned (its report for the summary
-    /// step, what its hooks printed). A rerun the scheduler cannot do leaves the test
+    /// handled it, the session's, whose verdict is returned (what its hooks printed). A rerun the scheduler cannot do leaves the test
     /// failed: it ends once.
     pub fn handlecrashitem(
         &self,

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use xdist_worker::ExitKind;
+use xdist_worker::{ExitKind, Stream};
 
 use crate::run::state::HangClock;
 
@@ -32,37 +32,99 @@ pub(super) struct Node {
     pub(super) id: String,
     /// Index into `RunSetup::specs`: where it runs (replacements reuse it).
     pub(super) spec: usize,
+    /// Its pytest session, as its events said.
     pub(super) state: NodeState,
+    /// What it was told about its session's end.
+    pub(super) ending: Ending,
+    /// Its process.
+    pub(super) life: Life,
+    /// Which of its pipes ended.
+    pub(super) pipes: Pipes,
     /// In the scheduler (ready and collection accepted).
     pub(super) scheduled: bool,
-    pub(super) shutdown_sent: bool,
-    pub(super) exited: Option<(ExitKind, Instant)>,
-    pub(super) channel_done: bool,
     pub(super) stderr_tail: VecDeque<String>,
     /// The test this worker is running (set by its first report, cleared by `done`).
     pub(super) running: Option<usize>,
     pub(super) workerinput: Map<String, Value>,
     pub(super) workerinfo: Map<String, Value>,
-    pub(super) stderr_done: bool,
-    /// Its stdout ended too: `-s` output still in the pipe when it exits is not lost.
-    pub(super) stdout_done: bool,
-    /// Its end was processed (once).
-    pub(super) down_handled: bool,
     /// The test running now and since when (from `logstart`).
     pub(super) started: Option<(usize, Instant)>,
     pub(super) hang: HangClock,
     /// Killed for breaking the protocol: what it sent.
     pub(super) fault: Option<String>,
-    /// Its tests are done and it waits to run the summary step (`linger`).
-    pub(super) lingering: bool,
     /// Its Python process and the thread that dumps stacks on SIGUSR1 (from `ready`).
     pub(super) stack_thread: Option<(u32, i32)>,
     /// The last test whose outcome (a report with a category) it sent.
     pub(super) outcome_of: Option<usize>,
-    /// When its event channel ended while the process lived on.
-    pub(super) channel_lost: Option<Instant>,
     /// The traceback of an exception out of its `pytest_unconfigure`.
     pub(super) unconfigure_error: Option<String>,
+}
+
+/// What a worker was told about the end of its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// Nothing yet: it runs what it is given.
+    Open,
+    /// `stop`, `shutdown` or `linger` went out (once).
+    Told,
+    /// It answered `linger`: its tests are done and it waits to run the summary step.
+    Lingering,
+}
+
+/// Where a worker's process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Life {
+    /// It runs; `channel_lost`: when its event channel ended while it lived on without
+    /// having sent `finished`.
+    Running { channel_lost: Option<Instant> },
+    /// It exited; its pipes may still drain (see [`CHANNEL_GRACE`]).
+    Exited { kind: ExitKind, at: Instant },
+    /// Its end was handled (once).
+    Down { kind: ExitKind },
+}
+
+/// One of the three ways a worker talks to us, each ending once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pipe {
+    Channel,
+    Stdout,
+    Stderr,
+}
+
+/// The set of a worker's [`Pipe`]s that ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pipes(u8);
+
+impl Pipes {
+    fn bit(p: Pipe) -> u8 {
+        match p {
+            Pipe::Channel => 1,
+            Pipe::Stdout => 2,
+            Pipe::Stderr => 4,
+        }
+    }
+
+    pub(super) fn end(&mut self, p: Pipe) {
+        self.0 |= Pipes::bit(p);
+    }
+
+    pub(super) fn ended(self, p: Pipe) -> bool {
+        self.0 & Pipes::bit(p) != 0
+    }
+
+    /// All three ended: `-s` output still in a pipe when the process exits is not lost.
+    pub(super) fn all_ended(self) -> bool {
+        self.0 == 7
+    }
+}
+
+impl From<Stream> for Pipe {
+    fn from(s: Stream) -> Pipe {
+        match s {
+            Stream::Stdout => Pipe::Stdout,
+            Stream::Stderr => Pipe::Stderr,
+        }
+    }
 }
 
 impl Node {
@@ -72,25 +134,20 @@ impl Node {
             id,
             spec,
             state: NodeState::Starting,
+            ending: Ending::Open,
+            life: Life::Running { channel_lost: None },
+            pipes: Pipes::default(),
             scheduled: false,
-            shutdown_sent: false,
-            exited: None,
-            channel_done: false,
             stderr_tail: VecDeque::new(),
             running: None,
             workerinput,
             workerinfo: Map::new(),
-            stderr_done: false,
-            stdout_done: false,
-            down_handled: false,
             started: None,
             hang: HangClock::default(),
             unconfigure_error: None,
             fault: None,
-            lingering: false,
             stack_thread: None,
             outcome_of: None,
-            channel_lost: None,
         }
     }
 
@@ -111,15 +168,86 @@ impl Node {
         }
     }
 
-    pub(super) fn streams_done(&self) -> bool {
-        self.channel_done && self.stderr_done && self.stdout_done
+    /// Its process still runs.
+    pub(super) fn is_running(&self) -> bool {
+        matches!(self.life, Life::Running { .. })
     }
 
-    pub(super) fn is_down(&self) -> bool {
-        match self.exited {
-            Some((_, at)) => self.streams_done() || at.elapsed() >= CHANNEL_GRACE,
-            None => false,
+    /// Its session was told to end (once: whether this call told it).
+    pub(super) fn tell_end(&mut self) -> bool {
+        let first = self.ending == Ending::Open;
+        if first {
+            self.ending = Ending::Told;
         }
+        first
+    }
+
+    pub(super) fn told_to_end(&self) -> bool {
+        self.ending != Ending::Open
+    }
+
+    /// It answered `linger`.
+    pub(super) fn linger(&mut self) {
+        self.ending = Ending::Lingering;
+    }
+
+    /// Its process exited with `kind` at `at`; whether that is news.
+    pub(super) fn exit(&mut self, kind: ExitKind, at: Instant) -> bool {
+        match self.life {
+            Life::Running { .. } => {
+                self.life = Life::Exited { kind, at };
+                true
+            }
+            Life::Exited { .. } | Life::Down { .. } => false,
+        }
+    }
+
+    /// Its event channel ended at `now`: lost when its process lives on without having
+    /// said `finished` (whether it was).
+    pub(super) fn close_channel(&mut self, now: Instant) -> bool {
+        self.pipes.end(Pipe::Channel);
+        let lost = self.is_running() && !self.is_finished();
+        if lost {
+            self.life = Life::Running {
+                channel_lost: Some(now),
+            };
+        }
+        lost
+    }
+
+    /// When its channel was lost, while its process still runs.
+    pub(super) fn channel_lost(&self) -> Option<Instant> {
+        match self.life {
+            Life::Running { channel_lost } => channel_lost,
+            _ => None,
+        }
+    }
+
+    /// Exited, and its pipes ended or [`CHANNEL_GRACE`] passed by `now`.
+    pub(super) fn is_down(&self, now: Instant) -> bool {
+        match self.life {
+            Life::Running { .. } => false,
+            Life::Exited { at, .. } => {
+                self.pipes.all_ended() || now.duration_since(at) >= CHANNEL_GRACE
+            }
+            Life::Down { .. } => true,
+        }
+    }
+
+    /// Once it is down (see [`Node::is_down`]): its end to handle, once.
+    pub(super) fn take_down(&mut self, now: Instant) -> Option<ExitKind> {
+        match self.life {
+            Life::Exited { kind, .. } if self.is_down(now) => {
+                self.life = Life::Down { kind };
+                Some(kind)
+            }
+            _ => None,
+        }
+    }
+
+    /// Its process exited and its end is not handled yet.
+    pub(super) fn awaits_down(&self) -> bool {
+        matches!(self.life, Life::Exited { .. })
     }
 }
 
@@ -169,8 +297,7 @@ impl NodeTable {
 
     /// Worker `i`'s process exited.
     pub(super) fn set_exited(&mut self, i: usize, kind: ExitKind, at: Instant) {
-        self.exited += usize::from(self.nodes[i].exited.is_none());
-        self.nodes[i].exited = Some((kind, at));
+        self.exited += usize::from(self.nodes[i].exit(kind, at));
     }
 
     /// Some worker's process exited.
@@ -180,12 +307,13 @@ impl NodeTable {
 
     /// Every worker is down: the run's loop ends.
     pub(super) fn all_down(&self) -> bool {
-        self.exited == self.nodes.len() && self.nodes.iter().all(Node::is_down)
+        let now = Instant::now();
+        self.exited == self.nodes.len() && self.nodes.iter().all(|n| n.is_down(now))
     }
 
     /// Whether a worker other than `i` still runs.
     pub(super) fn others_alive(&self, i: usize) -> bool {
-        (self.nodes.iter().enumerate()).any(|(j, n)| j != i && n.exited.is_none())
+        (self.nodes.iter().enumerate()).any(|(j, n)| j != i && n.is_running())
     }
 }
 
@@ -201,3 +329,7 @@ impl std::ops::IndexMut<usize> for NodeTable {
         &mut self.nodes[i]
     }
 }
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

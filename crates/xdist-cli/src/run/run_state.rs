@@ -19,10 +19,11 @@ use xdist_sched::{Action, Collection, SchedConfig, Scheduling};
 use xdist_worker::{Stream, WorkerMsg};
 
 use crate::error::CliError;
+use crate::pystep::controller_session::SessionEvent;
 use crate::report::events::RunEvent;
 use crate::run::controller::RunSetup;
 use crate::run::hooks::Hooks;
-use crate::run::node::{NodeTable, STDERR_TAIL};
+use crate::run::node::{NodeTable, Pipe, STDERR_TAIL};
 use crate::run::state::{CollectReports, Effect, Halt, Ledger, RestartBudget, Stop};
 
 /// What the run state reacts to.
@@ -238,6 +239,24 @@ impl<'r> RunState<'r> {
         }
     }
 
+    /// `pytest_testnodedown` of node `i` (`error`: why it went down, None when it finished),
+    /// in the plugins and in the controller session.
+    pub(super) fn node_down(&mut self, i: usize, error: Option<&str>) {
+        let view = self.node_view(i);
+        let r = self.hooks.testnodedown(&view, error);
+        self.plugin_result(r);
+        if self.has_controller_session {
+            let workeroutput = self.worker_outputs.get(&i).cloned().unwrap_or_default();
+            self.effect(Effect::Session(SessionEvent::NodeDown {
+                id: view.workerid,
+                spec: view.spec,
+                workeroutput,
+                workerinfo: view.workerinfo,
+                error: error.map(str::to_string),
+            }));
+        }
+    }
+
     /// `TestStarted` or (`finished`) `TestFinished` for test `index` on node `i`.
     pub(super) fn emit_test_event(&mut self, i: usize, index: usize, finished: bool) {
         let Some(nodeid) = (self.collection.as_ref()).and_then(|c| c.ids.get(index).cloned())
@@ -278,17 +297,15 @@ impl<'r> RunState<'r> {
                 self.check_finished();
             }
             WorkerMsg::ChannelClosed(key) => {
-                let (i, now) = (key as usize, Instant::now());
-                self.nodes[i].channel_done = true;
-                if self.nodes[i].exited.is_none() && !self.nodes[i].is_finished() {
-                    self.nodes[i].channel_lost = Some(now);
+                let i = key as usize;
+                if self.nodes[i].close_channel(Instant::now()) {
                     self.lost_channels.push(i);
                 }
                 self.maybe_node_down(i);
             }
             WorkerMsg::ChannelFault(key, fault) => {
                 let i = key as usize;
-                self.nodes[i].channel_done = true;
+                self.nodes[i].pipes.end(Pipe::Channel);
                 self.nodes[i].fault = Some(format!("protocol error: {fault}"));
                 // A worker that breaks the protocol is failed like a crash.
                 self.effect(Effect::Signal {
@@ -309,10 +326,7 @@ impl<'r> RunState<'r> {
             }
             WorkerMsg::OutputClosed(key, stream) => {
                 let i = key as usize;
-                match stream {
-                    Stream::Stderr => self.nodes[i].stderr_done = true,
-                    Stream::Stdout => self.nodes[i].stdout_done = true,
-                }
+                self.nodes[i].pipes.end(stream.into());
                 self.maybe_node_down(i);
             }
             WorkerMsg::Exited(key, kind) => {
@@ -349,7 +363,7 @@ impl<'r> RunState<'r> {
         self.check_lost_channels(now);
         if self.nodes.any_exited() {
             for i in 0..self.nodes.len() {
-                if self.nodes[i].exited.is_some() && !self.nodes[i].down_handled {
+                if self.nodes[i].awaits_down() {
                     self.maybe_node_down(i);
                 }
             }

@@ -3,6 +3,7 @@
 //! [`Effect`]s the run state (`run_state.rs`) returns for the controller loop to carry out.
 //! Unit tests drive them with no process at all.
 
+use crate::pystep::controller_session::SessionEvent;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,8 @@ pub enum Effect {
     Spawn { spec: usize },
     /// Hand an event to the reporters.
     Emit(RunEvent),
+    /// Tell the controller session (when the run has one) what happened.
+    Session(SessionEvent),
 }
 
 /// How a run ends, least to most severe: the run exits with the most severe one that holds,

@@ -23,7 +23,7 @@ impl RunState<'_> {
         };
         for i in 0..self.nodes.len() {
             let n = &mut self.nodes[i];
-            if n.exited.is_some() {
+            if !n.is_running() {
                 continue;
             }
             match n.hang.step(n.started, timeout, now) {
@@ -49,16 +49,16 @@ impl RunState<'_> {
         let lost = std::mem::take(&mut self.lost_channels);
         for i in lost {
             let n = &mut self.nodes[i];
-            match n.channel_lost {
-                Some(at) if n.exited.is_none() && now.duration_since(at) >= CHANNEL_LOST_WAIT => {
+            match n.channel_lost() {
+                Some(at) if now.duration_since(at) >= CHANNEL_LOST_WAIT => {
                     n.fault = Some("channel lost: the worker's event channel was closed or replaced while it ran".into());
                     self.effect(Effect::Signal {
                         node: i,
                         sig: libc::SIGKILL,
                     });
                 }
-                Some(_) if n.exited.is_none() => self.lost_channels.push(i),
-                _ => {}
+                Some(_) => self.lost_channels.push(i),
+                None => {}
             }
         }
     }
@@ -67,8 +67,8 @@ impl RunState<'_> {
     pub(super) fn stop_all(&mut self) {
         self.shutting_down = true;
         for i in 0..self.nodes.len() {
-            if !self.nodes[i].is_finished() && self.nodes[i].exited.is_none() {
-                self.nodes[i].shutdown_sent = true;
+            if !self.nodes[i].is_finished() && self.nodes[i].is_running() {
+                self.nodes[i].tell_end();
                 self.send(i, vec![Command::Stop]);
                 if self.nodes[i].scheduled {
                     self.sched.mark_node_shutdown(NodeKey(self.nodes[i].key));
@@ -81,10 +81,9 @@ impl RunState<'_> {
     /// Sends `cmd` to worker `i`; `stop` and `shutdown` once (a shutdown may become `linger`).
     pub(super) fn tell(&mut self, i: usize, cmd: Command) {
         let cmd = if matches!(cmd, Command::Shutdown | Command::Stop) {
-            if self.nodes[i].shutdown_sent {
+            if !self.nodes[i].tell_end() {
                 return;
             }
-            self.nodes[i].shutdown_sent = true;
             if self.nodes[i].scheduled {
                 self.sched.mark_node_shutdown(NodeKey(self.nodes[i].key));
             }
@@ -120,8 +119,7 @@ impl RunState<'_> {
                     .push(Command::Steal { indices }),
                 Action::Shutdown { node } => {
                     let i = node.0 as usize;
-                    if !self.nodes[i].shutdown_sent {
-                        self.nodes[i].shutdown_sent = true;
+                    if self.nodes[i].tell_end() {
                         let cmd = self.shutdown_command(i);
                         per_node.entry(i).or_default().push(cmd);
                     }
@@ -142,7 +140,7 @@ impl RunState<'_> {
         if self.collection_complete && !self.shutting_down && self.sched.tests_finished() {
             self.shutting_down = true;
             for i in 0..self.nodes.len() {
-                if self.nodes[i].exited.is_none() {
+                if self.nodes[i].is_running() {
                     self.tell(i, Command::Shutdown);
                 }
             }

@@ -14,6 +14,7 @@ use crate::error::CliError;
 use super::finish::summary_report;
 use super::node::NodeState;
 use super::run_state::RunState;
+use crate::pystep::controller_session::SessionEvent;
 use crate::run::state::Effect;
 
 impl RunState<'_> {
@@ -73,7 +74,7 @@ impl RunState<'_> {
                 self.emit(RunEvent::InternalError { text });
             }
             WorkerEvent::UnconfigureError { text } => self.nodes[i].unconfigure_error = Some(text),
-            WorkerEvent::Lingering => self.nodes[i].lingering = true,
+            WorkerEvent::Lingering => self.nodes[i].linger(),
             WorkerEvent::Log { text } => {
                 for line in text.lines() {
                     let (worker, line, ends) = (self.nodes[i].id.clone(), line.into(), true);
@@ -103,9 +104,7 @@ impl RunState<'_> {
     ) {
         self.nodes[i].state = NodeState::Finished { status: exitstatus };
         self.worker_outputs.insert(i, workeroutput);
-        let view = self.node_view(i);
-        let r = self.hooks.testnodedown(&view, None);
-        self.plugin_result(r);
+        self.node_down(i, None);
         let reasons = reasons.map(|v| match v {
             Value::String(s) => s,
             _ => String::new(),
@@ -146,6 +145,10 @@ impl RunState<'_> {
         let view = self.node_view(i);
         let r = self.hooks.testnodeready(&view);
         self.plugin_result(r);
+        if self.has_controller_session {
+            let (id, workerinfo) = (view.workerid, view.workerinfo);
+            self.effect(Effect::Session(SessionEvent::NodeReady { id, workerinfo }));
+        }
         if protocol != PROTOCOL_VERSION {
             self.fatal = Some(CliError::Internal(format!(
                 "worker {} speaks protocol {protocol}, this xdist speaks {PROTOCOL_VERSION}",
@@ -183,8 +186,7 @@ impl RunState<'_> {
             self.note_failed(&nodeid);
         }
         if let (true, Some(ser)) = (self.wants_summary_reports(), &r.ser) {
-            let report = summary_report(&self.nodes[i].id, ser);
-            self.summary.reports.push(report);
+            self.keep_report(i, ser);
         }
         let worker = self.nodes[i].id.clone();
         self.emit(RunEvent::CollectReport {
@@ -226,7 +228,10 @@ impl RunState<'_> {
             return;
         }
         if let (true, Some(sw)) = (self.wants_summary_reports(), &w.summary) {
-            self.summary.warnings.push(sw.clone());
+            match self.has_controller_session {
+                true => self.effect(Effect::Session(SessionEvent::Warning(sw.clone()))),
+                false => self.summary.warnings.push(sw.clone()),
+            }
         }
         self.emit(RunEvent::Warning(Box::new(w)));
     }
@@ -267,11 +272,8 @@ impl RunState<'_> {
             self.ledger.failures += 1;
             self.note_failed(&nodeid);
         }
-        if self.wants_summary_reports() {
-            if let Some(ser) = &r.ser {
-                let report = summary_report(&self.nodes[i].id, ser);
-                self.summary.reports.push(report);
-            }
+        if let (true, Some(ser)) = (self.wants_summary_reports(), &r.ser) {
+            self.keep_report(i, ser);
         }
         let worker = self.nodes[i].id.clone();
         self.emit(RunEvent::TestReport {
@@ -281,6 +283,17 @@ impl RunState<'_> {
         });
         let halts = self.stop.on_failure(&self.ledger, self.options.maxfail);
         self.halt(halts);
+    }
+
+    /// A serialized report for the plugins' end-of-run hooks: to the controller session as
+    /// it arrives (its plugins act on each, as on pytest-xdist's controller), else kept for
+    /// the summary step.
+    fn keep_report(&mut self, i: usize, ser: &str) {
+        let entry = summary_report(&self.nodes[i].id, ser);
+        match self.has_controller_session {
+            true => self.effect(Effect::Session(SessionEvent::Report(entry))),
+            false => self.summary.reports.push(entry),
+        }
     }
 
     pub(super) fn note_failed(&mut self, nodeid: &str) {
