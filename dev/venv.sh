@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create the project's Python venvs from pinned requirement files:
 #   .venv        <- dev/requirements.txt        (pytest only)
-#   .venv-xdist  <- dev/requirements-xdist.txt  (pytest + pytest-xdist)
+#   .venv-xdist  <- dev/requirements-xdist.txt  (pytest + pytest-xdist, pytest-rerunfailures)
 #   .venv-sugar  <- dev/requirements-sugar.txt  (pytest + pytest-sugar: tests/controller_hooks.rs)
 #   .venv-plugins <- dev/requirements-plugins.txt (pytest + pytest-cov, -randomly, -rerunfailures,
 #                    -timeout, -asyncio, hypothesis, -html, -json-report, syrupy, -django, anyio:

@@ -533,8 +533,8 @@ impl Session<'_> {
             self.host,
             self.config_view.clone(),
             vec![&mut terminal, &mut junit, &mut reportlog, &mut cache],
-        )?
-        .with_controller_session(controller_session);
+            controller_session,
+        )?;
         let outcome = controller.run_outcome()?;
         junit.finish()?;
         reportlog.finish()?;

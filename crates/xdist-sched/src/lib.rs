@@ -217,6 +217,12 @@ pub trait Scheduling: Send {
     /// A new worker (fresh or replacement) is ready. `spec` is its `--tx` spec string
     /// (`each` matches replacements to dead nodes by spec).
     fn add_node(&mut self, node: NodeKey, spec: &str);
+    /// [`Scheduling::add_node`] with the worker's id (`gw0`), for schedulers that show their
+    /// nodes by it (a Python plugin's, whose nodes are pytest-xdist's `WorkerController`s).
+    fn add_worker(&mut self, node: NodeKey, spec: &str, workerid: &str) {
+        let _ = workerid;
+        self.add_node(node, spec);
+    }
     /// The node finished collecting. The controller has already checked that the collection
     /// equals the first one (or, for `each`, that of the node it replaces).
     fn add_node_collection(&mut self, node: NodeKey, collection: Arc<Collection>);

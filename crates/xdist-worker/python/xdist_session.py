@@ -18,6 +18,7 @@ if __name__ != "__xdist_worker__":
         leave_forked_copy,
     )
     from xdist_report import NullFile, ReportRenderer
+    from xdist_scheduling import connect_rerun_db
     from xdist_standin import XdistOptions
     from xdist_steps import (
         controller_plugins, controller_reasons, drop_terminal_owners, load_reports,
@@ -393,6 +394,7 @@ class WorkerPlugin(XdistOptions, ReportRenderer):
             ZYGOTE.serve(self)  # returns in a forked child, as its worker
         self.heap.run_starts()
         config = session.config
+        connect_rerun_db(config, self.workerinput)
         if session.testsfailed and not config.option.continue_on_collection_errors:
             # pytest stops here; the controller reports it once for all workers.
             self.queue.pop(self.outbox.flush)

@@ -87,10 +87,36 @@ def pytest_handlecrashitem(crashitem, report, sched):
 '''
 
 
-class StandinFinder:
-    """Serves `xdist` and `xdist.newhooks` from the sources above."""
+# What schedulers written for pytest-xdist import for their annotations (the seed's
+# `PriorityScheduler`): the names, not pytest-xdist's implementations.
+SCHEDULER_PROTOCOL_STANDIN = '''
+"""pytest-xdist's `Scheduling` protocol, for annotations (xdist drives schedulers itself)."""
+from typing import Protocol
 
-    SOURCES = {"xdist": XDIST_STANDIN, "xdist.newhooks": NEWHOOKS_STANDIN}
+
+class Scheduling(Protocol):
+    """nodes, collection_is_completed, tests_finished, has_pending; add_node,
+    add_node_collection, mark_test_complete, mark_test_pending,
+    remove_pending_tests_from_node, remove_node, schedule."""
+'''
+
+WORKERMANAGE_STANDIN = '''
+"""pytest-xdist's `WorkerController`, for annotations: a scheduler's nodes are xdist's."""
+
+
+class WorkerController:
+    """A worker as the controller drives it."""
+'''
+
+
+class StandinFinder:
+    """Serves `xdist`, `xdist.newhooks` and the names schedulers import from the sources
+    above."""
+
+    SOURCES = {"xdist": XDIST_STANDIN, "xdist.newhooks": NEWHOOKS_STANDIN,
+               "xdist.scheduler": "", "xdist.scheduler.protocol": SCHEDULER_PROTOCOL_STANDIN,
+               "xdist.workermanage": WORKERMANAGE_STANDIN}
+    PACKAGES = ("xdist", "xdist.scheduler")
 
     def find_spec(self, name, path=None, target=None):
         if name not in self.SOURCES:
@@ -98,14 +124,14 @@ class StandinFinder:
         import importlib.util
 
         return importlib.util.spec_from_loader(
-            name, self, is_package=(name == "xdist")
+            name, self, is_package=(name in self.PACKAGES)
         )
 
     def create_module(self, spec):
         return None
 
     def exec_module(self, module):
-        if module.__name__ == "xdist":
+        if module.__name__ in self.PACKAGES:
             module.__path__ = []
         exec(compile(self.SOURCES[module.__name__], "<xdist>", "exec"), module.__dict__)
 

@@ -15,6 +15,9 @@ import sys
 if __name__ != "__xdist_worker__":
     # Imported on its own (the unit tests): the names the embedded program shares.
     from xdist_channel import from_wire, wire_dict
+    from xdist_scheduling import (
+        handle_crashitem, make_scheduler, replying_with_errors, rerun_crashed_reason, scheduling,
+    )
     from xdist_standin import StandinFinder, XdistOptions
 
 
@@ -210,16 +213,17 @@ HANDLED_CONTROLLER_MODULES = NATIVE_SUMMARY_MODULES + (
 )
 # Plugins that register their controller hooks only where pytest-xdist is active
 # (`hasplugin("xdist")`, false in a worker) are found by these words in their module.
-# pytest-rerunfailures' need none: its workers keep their own failure counts, and its `-rR`
-# section comes from the summary step.
+# pytest-rerunfailures' need none (its workers keep their own failure counts, its `-rR`
+# section comes from the summary step), unless it reruns crashed tests (`rerun_crashed_reason`).
 CONTROLLER_HOOK_DEFS = ("def pytest_configure_node(", "def pytest_testnodedown(")
 SELF_SUFFICIENT_MODULES = HANDLED_CONTROLLER_MODULES + ("pytest_rerunfailures",)
 # Session hooks a conftest may run differently on the controller, and the words that tell
 # it apart from a worker.
 SESSION_HOOKS = ("pytest_configure", "pytest_sessionstart", "pytest_sessionfinish",
                  "pytest_unconfigure")
+# (`hasplugin("dsession")`: the seed's examples register their controller plugins there.)
 CONTROLLER_MARKERS = ("workerinput", "is_xdist_controller", "is_xdist_master",
-                      "get_xdist_worker_id", "PYTEST_XDIST_WORKER")
+                      "get_xdist_worker_id", "PYTEST_XDIST_WORKER", '"dsession"')
 
 
 # Plugins that act on each report as it reaches pytest-xdist's controller, by module, and
@@ -256,6 +260,9 @@ def controller_reasons(config):
         for impl in getattr(config.hook, name).get_hookimpls():
             if _module_root(impl.plugin) not in HANDLED_CONTROLLER_MODULES:
                 reasons.append("{}: {}".format(impl.plugin_name, name))
+    rerun = rerun_crashed_reason(config)
+    if rerun:
+        reasons.append(rerun)
     for plugin in pm.get_plugins():
         if not isinstance(plugin, types.ModuleType):
             continue
@@ -625,4 +632,7 @@ CONTROLLER_REQUESTS = {
     "warning": lambda c, r: c.warning(r["warning"]),
     "testnodedown": lambda c, r: c.testnodedown(r),
     "finish": _finish,
+    "crashitem": replying_with_errors(handle_crashitem),
+    "make_scheduler": replying_with_errors(make_scheduler),
+    "scheduling": replying_with_errors(scheduling),
 }

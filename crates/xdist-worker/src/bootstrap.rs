@@ -3,13 +3,15 @@
 
 /// The parts of the embedded worker program, in the order they are concatenated into one
 /// namespace: the fork server's part (definitions only, idle unless the controller starts a
-/// fork server), the channel, the pytest-xdist stand-in, the controller-side steps, report
-/// rendering, the worker session, and the start (`main`), whose end starts the program. Each part is also
+/// fork server), the channel, the pytest-xdist stand-in, the controller session's crash
+/// handler and scheduler driver, the controller-side steps, report rendering, the worker
+/// session, and the start (`main`), whose end starts the program. Each part is also
 /// importable on its own (its tests in `tests/worker`); see ARCHITECTURE.md.
-pub const WORKER_PARTS: [&str; 7] = [
+pub const WORKER_PARTS: [&str; 8] = [
     "xdist_zygote.py",
     "xdist_channel.py",
     "xdist_standin.py",
+    "xdist_scheduling.py",
     "xdist_steps.py",
     "xdist_report.py",
     "xdist_session.py",
@@ -22,6 +24,7 @@ pub const WORKER_CODE: &str = concat!(
     include_str!("../python/xdist_zygote.py"),
     include_str!("../python/xdist_channel.py"),
     include_str!("../python/xdist_standin.py"),
+    include_str!("../python/xdist_scheduling.py"),
     include_str!("../python/xdist_steps.py"),
     include_str!("../python/xdist_report.py"),
     include_str!("../python/xdist_session.py"),

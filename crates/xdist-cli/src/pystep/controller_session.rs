@@ -19,11 +19,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc;
 
 use serde_json::{json, Map, Value};
 use xdist_worker::bootstrap::WORKER_CODE;
 
+use crate::pystep::session_scheduler::{SessionLink, SharedLink};
 use crate::pystep::step::{self, RESULT_FD};
 use crate::pystep::summary::{step_command, SummaryInput};
 
@@ -54,10 +55,8 @@ pub enum SessionEvent {
 
 pub struct ControllerSession {
     child: Child,
-    /// Lines for its stdin, written by a thread: a one-way message never blocks the run,
-    /// however busy the session's hooks are.
-    lines: Option<Sender<String>>,
-    replies: Receiver<Value>,
+    /// Requests and replies (shared with the session's scheduler, `session_scheduler.rs`).
+    link: SharedLink,
     /// Environment variables the session's plugins set: every worker gets them.
     pub env: Vec<(String, String)>,
 }
@@ -103,8 +102,7 @@ impl ControllerSession {
         });
         let mut session = ControllerSession {
             child,
-            lines: Some(lines),
-            replies,
+            link: SessionLink::shared(lines, replies),
             env: Vec::new(),
         };
         let request = json!({
@@ -216,19 +214,17 @@ impl ControllerSession {
     /// A one-way message: no reply. If the session is gone, the next request says so.
     fn send_line(&mut self, mut line: String) {
         line.push('\n');
-        if let Some(lines) = &self.lines {
-            let _ = lines.send(line);
-        }
+        (self.link.lock().unwrap_or_else(|p| p.into_inner())).send(line);
     }
 
-    fn request(&mut self, request: &Value) -> Result<Value, String> {
-        let mut line = request.to_string();
-        line.push('\n');
-        let sent = (self.lines.as_ref()).is_some_and(|lines| lines.send(line).is_ok());
-        if !sent {
-            return Err(self.ended());
-        }
-        self.replies.recv().map_err(|_| self.ended())
+    pub(super) fn request(&mut self, request: &Value) -> Result<Value, String> {
+        let reply = (self.link.lock().unwrap_or_else(|p| p.into_inner())).request(request);
+        reply.ok_or_else(|| self.ended())
+    }
+
+    /// The request pipe, for the session's hooks that outlive a borrow (its scheduler).
+    pub(super) fn link(&self) -> SharedLink {
+        self.link.clone()
     }
 
     /// Why there is no reply: the session's process ended (its traceback is on stderr).
@@ -242,7 +238,9 @@ impl ControllerSession {
 
 impl Drop for ControllerSession {
     fn drop(&mut self) {
-        self.lines = None; // its stdin closes once the writer is done: it ends
+        // Its stdin closes once the writer is done (also while its scheduler holds the
+        // link): it ends.
+        (self.link.lock().unwrap_or_else(|p| p.into_inner())).close();
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();

@@ -8,4 +8,5 @@ pub mod controller_session;
 pub mod cov;
 pub mod randomly;
 mod step;
+pub mod session_scheduler;
 pub mod summary;

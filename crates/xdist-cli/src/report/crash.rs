@@ -22,27 +22,25 @@ pub fn headline(worker: &str, nodeid: &str) -> String {
 pub fn test_report(c: &TestCrash, short: Option<(usize, bool)>) -> Report {
     let (nodeid, w) = (c.nodeid.as_str(), &c.crash);
     let fspath = nodeid.split("::").next().unwrap_or(nodeid).to_string();
-    let rerun = c.outcome == "rerun";
     let body = body(c);
-    let (category, letter, word, markup) = if rerun {
-        ("rerun", "R", "RERUN", "yellow")
-    } else {
-        ("failed", "F", "FAILED", "red")
-    };
+    let (letter, word, markup) = teststatus(&c.outcome);
     let short = short.map(|(width, color)| {
         let why = format!("{} ({})", c.longrepr, cause(w));
-        crate::report::text::short_line(word, &[markup], nodeid, &why, width, color)
+        let markup: &[&str] = markup.as_slice();
+        crate::report::text::short_line(&word, markup, nodeid, &why, width, color)
     });
-    let mut m = Map::new();
-    m.insert(markup.into(), json!(true));
+    let m: Map<String, serde_json::Value> = markup
+        .iter()
+        .map(|k| (k.to_string(), json!(true)))
+        .collect();
     Report {
         index: None,
         nodeid: Some(nodeid.to_string()),
         when: "???".into(),
         outcome: c.outcome.to_string(),
-        category: category.into(),
+        category: c.outcome.clone(),
         letter: letter.into(),
-        word: word.into(),
+        word,
         markup: Some(m),
         head: Some(fspath.clone()),
         body: Some(body.clone()),
@@ -51,6 +49,19 @@ pub fn test_report(c: &TestCrash, short: Option<(usize, bool)>) -> Report {
         counts: true,
         location: Some((fspath.clone(), None, fspath)),
         ..Report::default()
+    }
+}
+
+/// The letter, word and colour of a crashed test's report with `outcome` (a crash handler
+/// may have changed it): pytest-rerunfailures' for "rerun", else pytest's own
+/// `pytest_report_teststatus` (the seed's handler's "crashed" is `F CRASHED`, uncoloured).
+fn teststatus(outcome: &str) -> (&'static str, String, Option<&'static str>) {
+    match outcome {
+        "rerun" => ("R", "RERUN".into(), Some("yellow")),
+        "passed" => (".", "PASSED".into(), Some("green")),
+        "skipped" => ("s", "SKIPPED".into(), Some("yellow")),
+        "failed" => ("F", "FAILED".into(), Some("red")),
+        other => ("F", other.to_uppercase(), None),
     }
 }
 

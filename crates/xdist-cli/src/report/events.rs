@@ -104,6 +104,11 @@ pub enum RunEvent {
     /// A fact of xdist's own (restart limit reached, tests not run, ...), shown as a line
     /// and kept for the summary.
     Xdist(XdistNote),
+    /// What the controller session's hooks printed while the run waited for them (a
+    /// `pytest_handlecrashitem`), shown where pytest-xdist's controller prints it.
+    ControllerOutput {
+        text: String,
+    },
     /// pytest-cov's results, combined from the workers' data after the tests ran.
     Coverage {
         /// Written in red right after the tests (`ERROR: Coverage failure: ...`).

@@ -523,6 +523,12 @@ impl TerminalReporter {
                 crate::report::text::empty_shard_line(*index, *total, *collected)
             ),
             RunEvent::Xdist(note) => self.xdist_line(crate::report::text::note_line(note)),
+            RunEvent::ControllerOutput { text } => {
+                self.ensure_newline_partial();
+                for line in text.lines() {
+                    self.tw.line(line, &[]);
+                }
+            }
             RunEvent::InternalError { text } => {
                 for line in text.split('\n') {
                     self.write_line(&format!("INTERNALERROR> {line}"), &[]);

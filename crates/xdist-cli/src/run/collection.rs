@@ -109,7 +109,7 @@ impl RunState<'_> {
             NodeKey(self.nodes[i].key),
             &self.setup.specs[self.nodes[i].spec],
         );
-        self.sched.add_node(key, &spec.raw);
+        self.sched.add_worker(key, &spec.raw, &self.nodes[i].id);
         self.sched.add_node_collection(key, collection.clone());
         self.nodes[i].scheduled = true;
         if !self.collection_complete {

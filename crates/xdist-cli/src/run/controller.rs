@@ -87,15 +87,19 @@ pub struct Controller<'r> {
 }
 
 impl<'r> Controller<'r> {
+    /// A run; `session` plays pytest-xdist's controller when the run needs one (see
+    /// `controller_session.rs`), its hooks after the `.so` plugins'.
     pub fn new(
         setup: RunSetup,
         host: &'r PluginHost,
         config_view: ConfigView,
         reporters: Vec<&'r mut dyn Reporter>,
+        session: Option<ControllerSession>,
     ) -> Result<Self, CliError> {
         let (tx, rx) = mpsc::channel();
         let start = setup.start;
-        let state = RunState::new(setup, Hooks::new(host), &config_view, false)?;
+        let hooks = Hooks::new(host).with_session(session.as_ref().map(ControllerSession::hooks));
+        let state = RunState::new(setup, hooks, &config_view, session.is_some())?;
         // A plugin's scheduler may want every worker asked for: no sizing then.
         let dist = match state.plugin_scheduler {
             true => xdist_sched::DistMode::Each,
@@ -108,16 +112,9 @@ impl<'r> Controller<'r> {
             tx,
             rx,
             reporters,
-            controller_session: None,
+            controller_session: session,
             zygote: crate::run::zygote::Zygote::new(start, dist),
         })
-    }
-
-    /// Runs with `session` playing pytest-xdist's controller (see `controller_session.rs`).
-    pub fn with_controller_session(mut self, session: Option<ControllerSession>) -> Self {
-        self.state.has_controller_session = session.is_some();
-        self.controller_session = session;
-        self
     }
 
     /// Runs the whole session; returns the exit code and the failing node ids.

@@ -7,6 +7,7 @@ use xdist_sched::NodeKey;
 use xdist_worker::ExitKind;
 
 use crate::error::CliError;
+use crate::pystep::session_scheduler::CrashVerdict;
 use crate::run::state::{blame, crash_moment, Blame, Down, Effect, Lost};
 
 use super::run_state::RunState;
@@ -213,9 +214,12 @@ impl RunState<'_> {
             let r = self
                 .hooks
                 .handlecrashitem(&mut view, sched, &collection.ids);
-            self.plugin_result(r);
+            if let Some(Some(verdict)) = self.plugin_result(r) {
+                self.session_crash_verdict(verdict);
+            }
         }
-        if view.outcome != "rerun" {
+        // As pytest counts it: a handler's "rerun" (run again) or "crashed" is no failure.
+        if view.outcome == "failed" {
             self.ledger.crashes += 1;
             self.note_failed(nodeid);
         }
@@ -227,6 +231,15 @@ impl RunState<'_> {
             outcome: view.outcome,
             infoline,
         })));
+    }
+
+    /// What the controller session's `pytest_handlecrashitem` printed: shown now, after
+    /// the worker's `node down`. (The session logged the report itself.)
+    fn session_crash_verdict(&mut self, verdict: CrashVerdict) {
+        if !verdict.output.is_empty() {
+            let text = verdict.output;
+            self.emit(RunEvent::ControllerOutput { text });
+        }
     }
 
     /// pytest-xdist's `[gw0] linux -- Python 3.11.7 /usr/bin/python3` line.

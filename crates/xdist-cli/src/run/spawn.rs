@@ -14,6 +14,11 @@ use crate::error::CliError;
 use super::controller::Controller;
 use super::node::Node;
 
+/// `workerinput` keys a worker reads only once it is itself (a fork server's child, after
+/// the fork): pytest-rerunfailures' StatusDB client (`connect_rerun_db`,
+/// `xdist_scheduling.py`), which pytest-xdist's workers connect in `pytest_configure`.
+const READ_AFTER_FORK: [&str; 2] = ["sock_port", "statusdb_token"];
+
 impl Controller<'_> {
     /// Starts a worker for spec `spec_index`; `first` for the run's initial workers (a
     /// spec's `id=` names only the first, replacements get the next `gwN`).
@@ -77,7 +82,9 @@ impl Controller<'_> {
                 .configure_node(gw, &spec.raw, &workerinput)
                 .map_err(|e| CliError::Internal(format!("failed to configure {gw}: {e}")))?;
         }
-        if workerinput != ours {
+        let mut read_in_configure = workerinput.clone();
+        read_in_configure.retain(|k, _| !READ_AFTER_FORK.contains(&k.as_str()));
+        if read_in_configure != ours {
             // Plugins may read what they added in `pytest_configure`, which a fork server
             // would run once for all workers.
             self.zygote
