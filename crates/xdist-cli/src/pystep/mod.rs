@@ -7,6 +7,6 @@
 pub mod controller_session;
 pub mod cov;
 pub mod randomly;
-mod step;
 pub mod session_scheduler;
+mod step;
 pub mod summary;
