@@ -517,3 +517,65 @@ fn a_run_without_a_controller_session_tells_it_nothing() {
     let (_, effects) = Run::started(2, ReportOptions::default(), |_| {});
     assert!(told(&effects).is_empty());
 }
+
+impl Run {
+    /// Runs `node`'s test `i` to a pass.
+    fn pass(&mut self, node: usize, i: usize) -> Vec<Effect> {
+        self.begin(node, i);
+        self.report(node, i, "passed");
+        self.events(node, vec![WorkerEvent::Done { i, d: 0.1 }])
+    }
+}
+
+#[test]
+fn a_test_given_back_after_the_end_was_told_runs_on_a_new_worker_not_a_closing_one() {
+    let (mut run, mut effects) = Run::started(2, ReportOptions::default(), |_| {});
+    let mut queues = [Vec::new(), Vec::new()];
+    let mut shutdowns = 0;
+    // Run tests until both workers are told to end (each then holds its last test).
+    while shutdowns < 2 {
+        shutdowns += (sent(&effects).iter())
+            .filter(|(_, c)| c.contains("Shutdown"))
+            .count();
+        for (node, queue) in queues.iter_mut().enumerate() {
+            queue.extend(runs(&effects, node));
+        }
+        if shutdowns == 2 {
+            break;
+        }
+        let node = (0..2).find(|&n| queues[n].len() > 1).expect("work left");
+        let i = queues[node].remove(0);
+        effects = run.pass(node, i);
+    }
+    let dead = (0..2)
+        .find(|&n| !queues[n].is_empty())
+        .expect("a worker holds its last test");
+    let (other, unrun) = (1 - dead, queues[dead][0]);
+    // It dies before starting its last test: the test goes back to the queue.
+    let effects = run.gone(dead, ExitKind::Signal(libc::SIGKILL));
+    assert!(
+        runs(&effects, other).is_empty(),
+        "the closing worker gets nothing new"
+    );
+    assert_eq!(spawns(&effects), vec![dead]);
+    let mut later = Vec::new();
+    for i in std::mem::take(&mut queues[other]) {
+        later.extend(run.pass(other, i));
+    }
+    let finished = WorkerEvent::Finished {
+        exitstatus: 0,
+        shouldfail: serde_json::Value::Null,
+        shouldstop: serde_json::Value::Null,
+        workeroutput: Map::new(),
+    };
+    later.extend(run.events(other, vec![finished]));
+    later.extend(run.gone(other, ExitKind::Code(0)));
+    run.spawned(dead, false);
+    later.extend(run.ready(2, ReportOptions::default()));
+    later.extend(run.collect(2, &IDS));
+    assert_eq!(
+        runs(&later, 2),
+        vec![unrun],
+        "the given-back test runs on the new worker"
+    );
+}
