@@ -26,20 +26,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Suites checked elsewhere (`nondeterministic`: its node ids differ per process, see
-/// `nondeterministic_ids_need_one_collection`; the seed's conftests implement pytest-xdist's
-/// hooks, unknown to plain pytest: `controller_hooks.rs`, and `seed_hooks.rs` for
-/// `crash_recovery` and `priority_scheduler`, which crash workers or import pytest-xdist).
-const NOT_COMPARED: &[&str] = &[
-    "crash_recovery",
-    "crashes",
-    "nondeterministic",
-    "priority_scheduler",
-    "seed_collection",
-    "seed_lifecycle",
-    "seed_worker_count",
-];
-
 /// What serial pytest 9.2 must print for each suite (summary without the
 /// time) and its exit code: guards against a wrong venv or an edited suite.
 /// Keep in sync with examples/README.md.
@@ -295,7 +281,7 @@ fn compare_suite(suite: &str) {
 }
 
 /// One `#[test]` per suite, and `SUITES`, the list of them. Every suite
-/// directory in examples/ must be listed here or in `NOT_COMPARED`.
+/// directory in examples/ must be listed here or in `common::NOT_COMPARED`.
 macro_rules! suite_tests {
     ($($name:ident),* $(,)?) => {
         const SUITES: &[&str] = &[$(stringify!($name)),*];

@@ -139,17 +139,6 @@ junit_tests!(
     xfail,
 );
 
-/// Example suites with no serial pytest run to compare with.
-const NO_SERIAL_JUNIT: &[&str] = &[
-    "crashes",
-    "nondeterministic",
-    "crash_recovery",
-    "priority_scheduler",
-    "seed_collection",
-    "seed_lifecycle",
-    "seed_worker_count",
-];
-
 #[test]
 fn every_example_suite_has_a_junit_test() {
     let mut dirs: Vec<String> = std::fs::read_dir(examples_dir())
@@ -157,10 +146,7 @@ fn every_example_suite_has_a_junit_test() {
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        // nondeterministic: its node ids differ from one run to the next. The seed's hook
-        // suites need pytest-xdist's hooks, which serial pytest rejects (seed_hooks.rs and
-        // controller_hooks.rs test them).
-        .filter(|n| !NO_SERIAL_JUNIT.contains(&n.as_str()))
+        .filter(|n| !common::NOT_COMPARED.contains(&n.as_str()))
         .filter(|n| !n.starts_with('.') && n != "__pycache__")
         .collect();
     dirs.sort();
