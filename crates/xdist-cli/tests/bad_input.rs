@@ -232,18 +232,32 @@ fn pdb_with_workers() {
 #[test]
 fn unknown_pytest_option() {
     // pytest's own usage error spans several lines (`usage: ...`, `error: ...`, `inifile`,
-    // `rootdir`); what matters is that it comes once, first line `xdist: error: `, exit 4.
-    let s = suite("bogus-option");
-    let out = xdist(&s.0, &["-n", "2", "--python", &py(), "--no-such-option"]);
-    let ctx = out.describe(4000);
-    assert_eq!(out.code, Some(4), "{ctx}");
-    assert!(out.stderr.starts_with("xdist: error: "), "{ctx}");
-    assert_eq!(out.stderr.matches("xdist: error: ").count(), 1, "{ctx}");
-    assert_eq!(out.stderr.matches("--no-such-option").count(), 1, "{ctx}");
-    assert!(
-        !out.stderr.contains("Traceback") && !out.stderr.contains("panicked"),
-        "{ctx}"
-    );
+    // `rootdir`): it comes once, its first line says what is wrong, exit 4, in both modes.
+    for start in ["fork", "spawn"] {
+        let s = suite("bogus-option");
+        let args = [
+            "-n",
+            "2",
+            "--python",
+            &py(),
+            "--start",
+            start,
+            "--no-such-option",
+        ];
+        let out = xdist(&s.0, &args);
+        let ctx = out.describe(4000);
+        assert_eq!(out.code, Some(4), "{ctx}");
+        let first = "xdist: error: unrecognized arguments: --no-such-option\n";
+        assert!(out.stderr.starts_with(first), "{ctx}");
+        assert!(out.stderr.contains("  rootdir: "), "{ctx}");
+        assert!(!out.stderr.contains("-c"), "the worker's argv[0]: {ctx}");
+        assert_eq!(out.stderr.matches("xdist: error: ").count(), 1, "{ctx}");
+        assert_eq!(out.stderr.matches("--no-such-option").count(), 1, "{ctx}");
+        assert!(
+            !out.stderr.contains("Traceback") && !out.stderr.contains("panicked"),
+            "{ctx}"
+        );
+    }
 }
 
 /// `xdist --help | head -1`: output to a closed pipe is dropped, never a panic.

@@ -172,6 +172,8 @@ class XdistOptions:
             pluginmanager.consider_pluginarg = consider_pluginarg
 
     def pytest_addoption(self, parser):
+        # A usage error names the command the user typed, not `-c` (this program's argv[0]).
+        parser.prog = "xdist"
         group = parser.getgroup("xdist", "distributed and subprocess testing")
         group._addoption("-n", "--numprocesses", dest="numprocesses", action="store",
                          default=self.numprocesses)

@@ -150,8 +150,23 @@ pub fn worker_fatal(kind: &str, message: &str, python: &std::path::Path) -> CliE
         "old_pytest" => CliError::Usage(format!(
             "{message} (xdist needs pytest >= 7); upgrade it with `{py} -m pip install -U pytest`"
         )),
-        "usage" => CliError::Usage(message.trim().trim_start_matches("ERROR: ").to_string()),
+        "usage" => CliError::Usage(usage_text(message)),
         _ => CliError::Internal(format!("worker failed to start: {}", message.trim_end())),
+    }
+}
+
+/// pytest's usage error without its `usage: xdist [options] ...` line, which says nothing
+/// about the mistake: what is left starts with what is wrong (`unrecognized arguments: ..`).
+fn usage_text(message: &str) -> String {
+    let text = message.trim().trim_start_matches("ERROR: ");
+    match text.split_once('\n') {
+        Some((first, rest)) if first.starts_with("usage: ") => {
+            let rest = rest.trim_start();
+            rest.strip_prefix("xdist: error: ")
+                .unwrap_or(rest)
+                .to_string()
+        }
+        _ => text.to_string(),
     }
 }
 
@@ -266,6 +281,21 @@ mod tests {
         assert_eq!(
             session_line(&hung, &teardown),
             "worker gw1 crashed in the teardown of 't.py::b', after its outcome, exceeding --hang-timeout of 2s (SIGSEGV)"
+        );
+    }
+
+    #[test]
+    fn a_usage_error_starts_with_what_is_wrong() {
+        let pytest = "ERROR: usage: xdist [options] [file_or_dir] [file_or_dir] [...]\n\
+                      xdist: error: unrecognized arguments: --bogus\n  inifile: /s/pytest.ini\n  rootdir: /s\n";
+        assert_eq!(
+            usage_text(pytest),
+            "unrecognized arguments: --bogus\n  inifile: /s/pytest.ini\n  rootdir: /s"
+        );
+        // Other usage errors (no usage line) are kept whole.
+        assert_eq!(
+            usage_text("ERROR: file or directory not found: x.py\n"),
+            "file or directory not found: x.py"
         );
     }
 }
