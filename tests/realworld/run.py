@@ -89,6 +89,11 @@ PROJECTS = {p.name: p for p in [
     Project("wcwidth", "0.9.4", ["pytest-env==1.8.5"],
             ["-o", "addopts=--doctest-modules --ignore=wcwidth/wcwidth.py",
              "-o", "env=WCWIDTH_PYTHON=1", "tests", "wcwidth"]),
+    # Parametrizes over a set: its ids' order differs per process (PYTHONHASHSEED), so
+    # pytest-xdist and spawned workers stop with "Different tests were collected"; the
+    # fork server collects once. Its addopts want pytest-cov with --cov-fail-under=99.
+    Project("arrow", "1.4.0", ["pytz==2025.2", "simplejson==3.20.2", "dateparser==1.5.0",
+                               "pytest-mock==3.17.0"], ["-o", "addopts=", "tests"]),
     # Its pytest plugin needs pytest-xdist's controller (`pytest_configure_node` gives each
     # worker a `follower_ident`; `pytest_testnodedown` reads it): a controller session.
     Project("sqlalchemy", "2.1.9", [],
