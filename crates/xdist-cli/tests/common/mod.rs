@@ -1,3 +1,4 @@
+// Over 700 lines on purpose: the one helper module all test binaries in tests/ share (repo and venvs, timeouts, pytest output parsers), one place to look for any of them.
 //! Helpers shared by the integration tests of the `xdist` binary: locate the
 //! repo and its Python venvs, run a command with a timeout, and parse what
 //! pytest / xdist print (`-v` outcome lines, the final summary line).
