@@ -9,6 +9,6 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace
 cargo test --workspace --no-fail-fast
-.venv/bin/python -m pytest tests/worker -q -p no:cacheprovider
+.venv/bin/python -m pytest tests/worker tests/suites/test_gen_suites.py -q -p no:cacheprovider
 tests/packaging/test.sh   # make install/uninstall; as root with dpkg also the .deb packages
 tests/wheel/test.sh       # the xdist-rs wheel: build (maturin), install, pytest -n hand-off, uninstall
