@@ -17,7 +17,7 @@ if __name__ != "__xdist_worker__":
         FORKED_COPY, LINGER, PROTOCOL_VERSION, SHUTDOWN, ZYGOTE, _json_clean, _perf_counter,
         leave_forked_copy,
     )
-    from xdist_report import NullFile, ReportRenderer
+    from xdist_report import NullFile, ReportRenderer, ShownNowhere
     from xdist_scheduling import connect_rerun_db
     from xdist_standin import XdistOptions
     from xdist_steps import (
@@ -159,6 +159,7 @@ class WorkerPlugin(XdistOptions, ReportRenderer):
             from _pytest.config import create_terminal_writer
 
             self.tr._tw = create_terminal_writer(config, NullFile())
+            self.tr.stats.setdefault("", ShownNowhere())
             self._forward_live_logs(config)
         else:
             self.verbose = config.option.verbose
