@@ -328,6 +328,14 @@ class Run:
     rss_mb: float | None = None
     cpu_s: float | None = None          # user + sys of the whole process tree
     pss_mb: float | None = None         # peak of the summed PSS of the controller's descendants
+    server_pss_mb: float | None = None  # the fork server's part of that peak (fork mode)
+
+    @property
+    def workers_pss_mb(self) -> float | None:
+        """The peak's PSS without the fork server's part: the workers alone."""
+        if self.pss_mb is None:
+            return None
+        return self.pss_mb - (self.server_pss_mb or 0.0)
     first_test_s: float | None = None   # start -> first test start
     crash_gap_ms: float | None = None   # a worker's crash -> the next test start
 
@@ -365,8 +373,8 @@ def poll_hwm(pid: int, out: list, stop: threading.Event) -> None:
         stop.wait(0.005)
 
 
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of `pid` (from /proc/*/stat parent links)."""
+def process_tree(pid: int) -> dict[int, list[int]]:
+    """Children of each process below `pid` (one /proc scan)."""
     children: dict[int, list[int]] = {}
     for e in os.listdir("/proc"):
         if not e.isdigit():
@@ -377,6 +385,10 @@ def descendants(pid: int) -> list[int]:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(e))
+    return children
+
+
+def descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
     found, todo = [], [pid]
     while todo:
         for c in children.get(todo.pop(), []):
@@ -397,10 +409,18 @@ def pss_kb(pid: int) -> int:
 
 
 def poll_pss(pid: int, out: list, stop: threading.Event) -> None:
-    """Peak of the summed PSS of `pid`'s descendants (its workers, a fork server)."""
+    """Peak of the summed PSS of `pid`'s descendants (its workers, a fork server), and the
+    fork server's part of it. The fork server is the controller's child whose own children are
+    the workers; in spawn mode the workers are the controller's children and none is a server.
+    PSS splits a shared page among the processes mapping it, so the server's part is what the
+    workers alone would not show: both are reported."""
     while not stop.is_set():
-        total = sum(pss_kb(c) for c in descendants(pid))
-        out[0] = max(out[0] or 0, total)
+        tree = process_tree(pid)
+        sizes = {c: pss_kb(c) for c in descendants(pid, tree)}
+        total = sum(sizes.values())
+        if total > (out[0] or 0):
+            out[0] = total
+            out[1] = sum(sizes.get(c, 0) for c in tree.get(pid, []) if tree.get(c))
         stop.wait(0.05)
 
 
@@ -439,7 +459,7 @@ def run_cmd(cmd: list[str], cwd: Path, expect: dict[str, int], timeout: float,
         stop = threading.Event()
         th = threading.Thread(target=poll_hwm, args=(p.pid, hwm, stop), daemon=True)
         th.start()
-        pss_peak = [None]
+        pss_peak = [None, None]
         if pss:
             tp = threading.Thread(target=poll_pss, args=(p.pid, pss_peak, stop), daemon=True)
             tp.start()
@@ -475,7 +495,8 @@ def run_cmd(cmd: list[str], cwd: Path, expect: dict[str, int], timeout: float,
     except OSError:
         pass
     extra = dict(cpu_s=usage.ru_utime + usage.ru_stime, first_test_s=first, crash_gap_ms=gap,
-                 pss_mb=pss_peak[0] / 1024 if pss_peak[0] else None)
+                 pss_mb=pss_peak[0] / 1024 if pss_peak[0] else None,
+                 server_pss_mb=pss_peak[1] / 1024 if pss_peak[0] else None)
     if rc != rc_expected:
         tail = " | ".join(text.strip().splitlines()[-3:])[:300]
         return Run(dt, False, f"exit {rc}: {tail}", rss, **extra)
@@ -690,7 +711,13 @@ def suite_notes(suite: str, by: dict[str, Row], m: dict, serial: float | None, m
             f"worker PSS fork / spawn = "
             f"{fmt_ratio(by['xd-load'].median('pss_mb'), by['xd-load-spawn'].median('pss_mb'))}"
             " (target <= 0.6x); at -n 8: "
-            f"{fmt_ratio(by['xd-load-8-fork'].median('pss_mb'), by['xd-load-8-spawn'].median('pss_mb'))}.")
+            f"{fmt_ratio(by['xd-load-8-fork'].median('pss_mb'), by['xd-load-8-spawn'].median('pss_mb'))}; "
+            "the workers alone, without the fork server's part of the shared pages: "
+            f"{fmt_ratio(by['xd-load'].median('workers_pss_mb'), by['xd-load-spawn'].median('pss_mb'))}"
+            " at -n 2 (fork server "
+            f"{by['xd-load'].median('server_pss_mb') or 0:.0f} MB), "
+            f"{fmt_ratio(by['xd-load-8-fork'].median('workers_pss_mb'), by['xd-load-8-spawn'].median('pss_mb'))}"
+            " at -n 8.")
     if suite == "heavy":
         cpu_s = by["serial"].median("cpu_s")
         parts = []
