@@ -23,6 +23,7 @@ mod finish;
 pub mod hooks;
 pub mod looponfail;
 mod node;
+mod parts;
 pub mod rsync;
 pub mod run_state;
 pub mod shard;
