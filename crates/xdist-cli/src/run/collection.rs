@@ -135,7 +135,7 @@ impl RunState<'_> {
                 return self.halt(halts);
             }
         }
-        (self.dispatch.sched).schedule(&mut self.dispatch.actions);
+        self.dispatch.schedule();
     }
 
     /// `--shard`: keeps this shard's tests of a worker's collection (the scheduler sees only

@@ -103,17 +103,9 @@ impl RunState<'_> {
         self.nodes[i].scheduled = false;
         let key = NodeKey(self.nodes[i].key);
         let first = self.dispatch.remove_node(key);
-        let dispatch = &mut self.dispatch;
         match (first, started) {
             // Its first pending test never started: it goes back to the queue.
-            (Some(f), None)
-                if dispatch
-                    .sched
-                    .mark_test_pending(f, &mut dispatch.actions)
-                    .is_ok() =>
-            {
-                (None, true)
-            }
+            (Some(f), None) if self.dispatch.requeue(f) => (None, true),
             _ => (first, false),
         }
     }

@@ -68,9 +68,32 @@ impl Dispatch {
         self.sched = xdist_sched::make_scheduler(dist, self.config.clone());
     }
 
-    /// Node `key` leaves the scheduler; its first pending test, if any (its actions queue).
+    /// Node `key` leaves the scheduler, its queue back to the others: the test it was
+    /// running (its first pending one), if any.
     pub(super) fn remove_node(&mut self, key: NodeKey) -> Option<usize> {
         self.sched.remove_node(key, &mut self.actions)
+    }
+
+    /// Test `index` goes back to the queue (it never started); false if the scheduler can't.
+    pub(super) fn requeue(&mut self, index: usize) -> bool {
+        self.sched
+            .mark_test_pending(index, &mut self.actions)
+            .is_ok()
+    }
+
+    /// Hands out work: once every worker collected, then for each replacement that joins.
+    pub(super) fn schedule(&mut self) {
+        self.sched.schedule(&mut self.actions);
+    }
+
+    /// Node `key` gave back these queued tests (its answer to a steal).
+    pub(super) fn gave_back(&mut self, key: NodeKey, indices: &[usize]) {
+        let _ = (self.sched).remove_pending_tests_from_node(key, indices, &mut self.actions);
+    }
+
+    /// Test `index` ended on node `key` after `seconds`.
+    pub(super) fn complete(&mut self, key: NodeKey, index: usize, seconds: f64) {
+        (self.sched).mark_test_complete(key, index, seconds, &mut self.actions);
     }
 }
 

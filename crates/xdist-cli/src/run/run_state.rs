@@ -3,9 +3,10 @@
 //! signals, replacement workers, events for the reporters). No process, pipe or reporter is
 //! reachable from here, so the unit tests (`run_state_tests.rs`) drive it with messages.
 //!
-//! The handlers live by job: `worker_events` (a worker's events), `collection`, `crash` (a
-//! worker that went down), `supervise` (scheduler actions, stop, clocks), `finish` (what the
-//! end of the run reads).
+//! The state is a handful of typed parts (`parts.rs`, and `NodeTable`, `RunDurations`),
+//! each with the small decisions that touch only it. The handlers live by job:
+//! `worker_events` (a worker's events), `collection`, `crash` (a worker that went down),
+//! `supervise` (scheduler actions, stop, clocks), `finish` (what the end of the run reads).
 
 use std::time::Instant;
 

@@ -63,11 +63,8 @@ impl RunState<'_> {
             WorkerEvent::Warning(w) => self.on_warning(w),
             WorkerEvent::Unscheduled { indices } => {
                 if self.nodes[i].scheduled {
-                    let _ = self.dispatch.sched.remove_pending_tests_from_node(
-                        NodeKey(self.nodes[i].key),
-                        &indices,
-                        &mut self.dispatch.actions,
-                    );
+                    self.dispatch
+                        .gave_back(NodeKey(self.nodes[i].key), &indices);
                 }
             }
             WorkerEvent::InternalError { text } => {
@@ -211,8 +208,7 @@ impl RunState<'_> {
         self.emit_test_event(i, index, true);
         if self.nodes[i].scheduled {
             let key = NodeKey(self.nodes[i].key);
-            let dispatch = &mut self.dispatch;
-            (dispatch.sched).mark_test_complete(key, index, d, &mut dispatch.actions);
+            self.dispatch.complete(key, index, d);
         }
     }
 
