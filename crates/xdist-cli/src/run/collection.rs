@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use crate::report::events::RunEvent;
-use xdist_core::protocol::{Command, WorkerEvent};
+use xdist_core::protocol::Command;
 use xdist_sched::{Collection, NodeKey};
 
 use crate::pystep::controller_session::SessionEvent;
-use crate::run::state::{judge_collection, CollectVerdict, Effect};
+use crate::run::state::{CollectVerdict, Effect};
 
 use super::run_state::RunState;
 
@@ -21,13 +21,13 @@ impl RunState<'_> {
         deselected: usize,
         lines: Vec<String>,
     ) {
-        if self.shutting_down {
+        if self.stopping.shutting_down {
             return;
         }
         let view = self.node_view(i);
         let r = self.hooks.node_collection_finished(&view, &ids);
         self.plugin_result(r);
-        if self.has_controller_session {
+        if self.controller.has_session {
             let (id, ids) = (view.workerid, ids.clone());
             let event = SessionEvent::CollectionFinished { id, ids };
             self.effect(Effect::Session(event));
@@ -35,7 +35,7 @@ impl RunState<'_> {
         let (ids, groups, not_in_shard) = self.shard_collection(ids, groups);
         if let (Some(s), true) = (
             self.setup.opts.shard,
-            self.collection.is_none() && ids.is_empty() && not_in_shard > 0,
+            self.collection.tests.is_none() && ids.is_empty() && not_in_shard > 0,
         ) {
             let (index, total, collected) = (s.index, s.total, not_in_shard);
             self.emit(RunEvent::EmptyShard {
@@ -44,8 +44,7 @@ impl RunState<'_> {
                 collected,
             });
         }
-        let first = self.collection.as_ref().map(|c| c.ids.as_slice());
-        match judge_collection(first, &ids, self.collection_complete) {
+        match self.collection.judge(&ids) {
             CollectVerdict::First => {
                 self.first_collection(i, ids, groups, deselected + not_in_shard)
             }
@@ -67,29 +66,29 @@ impl RunState<'_> {
     ) {
         let collection = Arc::new(Collection { ids, groups });
         let estimates = self.history().and_then(|h| h.estimates(&collection.ids));
-        self.estimates = estimates.map(Arc::new);
-        if !self.setup.opts.no_durations && !self.plugin_scheduler {
-            if let Some(d) = self.estimates.clone() {
+        self.durations.estimates = estimates.map(Arc::new);
+        if !self.setup.opts.no_durations && !self.dispatch.from_plugin {
+            if let Some(d) = self.durations.estimates.clone() {
                 // No node was added yet: start over with a duration-aware scheduler.
-                self.sched_config.durations = Some(d);
-                self.sched =
-                    xdist_sched::make_scheduler(self.setup.opts.dist, self.sched_config.clone());
+                self.dispatch.config.durations = Some(d);
+                self.dispatch.remake(self.setup.opts.dist);
             }
         }
-        self.collection = Some(collection);
-        self.first_collector = Some(self.nodes[i].id.clone());
-        self.deselected = deselected;
+        self.collection.tests = Some(collection);
+        self.collection.collector = Some(self.nodes[i].id.clone());
+        self.collection.deselected = deselected;
     }
 
     /// Worker `i` collected other tests than the first: a collection error, and the run stops.
     fn collection_differs(&mut self, i: usize, ids: &[String]) {
-        let Some(first) = self.collection.clone() else {
+        let Some(first) = self.collection.tests.clone() else {
             return;
         };
         let worker = self.nodes[i].id.clone();
-        let first_id = self.first_collector.as_deref().unwrap_or("gw0");
+        let first_id = self.collection.collector.as_deref().unwrap_or("gw0");
         let diff = xdist_sched::collection_diff(first_id, &first.ids, &worker, ids);
-        self.ledger.collect_errors += 1;
+        // Reported on the worker, not on a test: no node id is kept as failed.
+        self.outcomes.ledger.collect_errors += 1;
         let report = crate::report::text::collection_differs_report(&worker, &diff);
         self.emit(RunEvent::CollectReport {
             nodeid: worker.clone(),
@@ -102,39 +101,41 @@ impl RunState<'_> {
     /// Worker `i`'s collection was accepted: it joins the scheduler, and once every worker
     /// collected the tests start (or collection errors stop the run).
     fn schedule_node(&mut self, i: usize, lines: &[String]) {
-        let Some(collection) = self.collection.clone() else {
+        let Some(collection) = self.collection.tests.clone() else {
             return;
         };
         let (key, spec) = (
             NodeKey(self.nodes[i].key),
             &self.setup.specs[self.nodes[i].spec],
         );
-        self.sched.add_worker(key, &spec.raw, &self.nodes[i].id);
-        self.sched.add_node_collection(key, collection.clone());
+        let sched = &mut self.dispatch.sched;
+        sched.add_worker(key, &spec.raw, &self.nodes[i].id);
+        sched.add_node_collection(key, collection.clone());
         self.nodes[i].scheduled = true;
-        if !self.collection_complete {
-            if !self.sched.collection_is_completed() {
+        if !self.collection.complete {
+            if !self.dispatch.sched.collection_is_completed() {
                 return;
             }
-            self.collection_complete = true;
-            let name = self.sched.name();
-            let estimates = self.estimates.clone();
+            self.collection.complete = true;
+            let name = self.dispatch.sched.name();
+            let estimates = self.durations.estimates.clone();
             self.emit(RunEvent::CollectionComplete {
                 workers: self.setup.workers(),
                 items: collection.len(),
-                deselected: self.deselected,
+                deselected: self.collection.deselected,
                 lines: lines.to_vec(),
                 scheduler: name.to_string(),
                 ids: collection.ids.clone(),
                 estimates,
             });
-            let go_on = self.options.continue_on_collection_errors;
-            let halts = self.stop.on_collection_complete(&self.ledger, go_on);
+            let go_on = self.session.options.continue_on_collection_errors;
+            let stop = &mut self.stopping.stop;
+            let halts = stop.on_collection_complete(&self.outcomes.ledger, go_on);
             if !halts.is_empty() {
                 return self.halt(halts);
             }
         }
-        self.sched.schedule(&mut self.actions);
+        self.dispatch.schedule();
     }
 
     /// `--shard`: keeps this shard's tests of a worker's collection (the scheduler sees only
@@ -152,14 +153,7 @@ impl RunState<'_> {
             crate::cli::args::ShardBy::Hash => None,
         };
         let selected = crate::run::shard::select(&ids, shard, durations.as_deref());
-        if self.shard_map.is_none() {
-            let mut rev = vec![usize::MAX; ids.len()];
-            for (s, &w) in selected.iter().enumerate() {
-                rev[w] = s;
-            }
-            self.shard_rev = rev;
-            self.shard_map = Some(selected.clone());
-        }
+        self.dispatch.shard.fix(&selected, ids.len());
         let out_ids = selected.iter().map(|&w| ids[w].clone()).collect();
         let out_groups = if groups.len() == ids.len() {
             selected.iter().map(|&w| groups[w].clone()).collect()
@@ -167,44 +161,5 @@ impl RunState<'_> {
             groups
         };
         (out_ids, out_groups, ids.len() - selected.len())
-    }
-
-    /// `--shard`: the suite has tests but none in this shard (a CI job that passes).
-    pub(super) fn empty_shard(&self) -> bool {
-        self.shard_map.as_ref().is_some_and(|m| m.is_empty()) && !self.shard_rev.is_empty()
-    }
-
-    /// `--shard`: scheduler indices -> the worker's collection indices.
-    pub(super) fn shard_out(&self, cmds: &mut [Command]) {
-        let Some(map) = &self.shard_map else {
-            return;
-        };
-        for c in cmds {
-            if let Command::Run { indices } | Command::Steal { indices } = c {
-                for x in indices.iter_mut() {
-                    *x = map.get(*x).copied().unwrap_or(*x);
-                }
-            }
-        }
-    }
-
-    /// `--shard`: the worker's collection indices -> scheduler indices (None: not ours).
-    pub(super) fn shard_in(&self, ev: WorkerEvent) -> Option<WorkerEvent> {
-        if self.shard_map.is_none() {
-            return Some(ev);
-        }
-        let m = |w: usize| self.shard_rev.get(w).copied().filter(|&s| s != usize::MAX);
-        Some(match ev {
-            WorkerEvent::Logstart { i, loc } => WorkerEvent::Logstart { i: m(i)?, loc },
-            WorkerEvent::Done { i, d } => WorkerEvent::Done { i: m(i)?, d },
-            WorkerEvent::Report(mut r) => {
-                r.index = r.index.and_then(m);
-                WorkerEvent::Report(r)
-            }
-            WorkerEvent::Unscheduled { indices } => WorkerEvent::Unscheduled {
-                indices: indices.into_iter().filter_map(m).collect(),
-            },
-            other => other,
-        })
     }
 }

@@ -101,7 +101,7 @@ impl<'r> Controller<'r> {
         let hooks = Hooks::new(host).with_session(session.as_ref().map(ControllerSession::hooks));
         let state = RunState::new(setup, hooks, &config_view, session.is_some())?;
         // A plugin's scheduler may want every worker asked for: no sizing then.
-        let dist = match state.plugin_scheduler {
+        let dist = match state.dispatch.from_plugin {
             true => xdist_sched::DistMode::Each,
             false => state.setup.opts.dist,
         };
@@ -135,7 +135,7 @@ impl<'r> Controller<'r> {
             let (now, signals) = (Instant::now(), crate::run::signals::count());
             self.step(Input::Clock { now, signals });
         }
-        if self.state.fatal.is_some() {
+        if self.state.stopping.fatal.is_some() {
             self.kill_all();
         }
         self.finish_run()
@@ -164,7 +164,7 @@ impl<'r> Controller<'r> {
                 Effect::KillAll => self.kill_all(),
                 Effect::Spawn { spec } => {
                     if let Err(e) = self.spawn_worker(spec, false) {
-                        self.state.fatal = Some(e);
+                        self.state.stopping.fatal = Some(e);
                     }
                 }
                 Effect::Emit(ev) => self.emit(ev),
@@ -204,7 +204,7 @@ impl<'r> Controller<'r> {
                 .map_err(|e| CliError::Internal(format!("pytest_xdist_setupnodes failed: {e}")));
             self.state.plugin_result(r);
         }
-        if let Some(err) = self.state.fatal.take() {
+        if let Some(err) = self.state.stopping.fatal.take() {
             return Err(err);
         }
         let mut i = 0;
@@ -217,7 +217,7 @@ impl<'r> Controller<'r> {
             }
             i += 1;
         }
-        self.state.spawn_fallback = self.zygote.fallback.clone();
+        self.state.session.spawn_fallback = self.zygote.fallback.clone();
         // Read them only once all are forked (see `WorkerHandle::start`).
         for h in &mut self.handles {
             h.start();

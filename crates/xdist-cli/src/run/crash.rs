@@ -10,6 +10,7 @@ use crate::error::CliError;
 use crate::pystep::session_scheduler::CrashVerdict;
 use crate::run::state::{blame, crash_moment, Blame, Down, Effect, Lost};
 
+use super::parts::Failure;
 use super::run_state::RunState;
 use std::time::Instant;
 
@@ -25,9 +26,9 @@ impl RunState<'_> {
         let lost = Lost {
             finished: n.is_finished(),
             ready: n.is_ready(),
-            session_started: self.session_started,
+            session_started: self.session.started,
             others_alive,
-            fatal_pending: self.fatal.is_some(),
+            fatal_pending: self.stopping.fatal.is_some(),
         };
         match lost.verdict() {
             Down::Finished => self.finished_node_down(i, kind),
@@ -46,7 +47,7 @@ impl RunState<'_> {
         if self.nodes[i].scheduled {
             let key = NodeKey(self.nodes[i].key);
             self.nodes[i].scheduled = false;
-            let _ = self.sched.remove_node(key, &mut self.actions);
+            let _ = self.dispatch.remove_node(key);
             self.dispatch_actions();
         }
     }
@@ -55,19 +56,19 @@ impl RunState<'_> {
     fn worker_never_started(&mut self, i: usize, kind: ExitKind) {
         let crash = self.crash_facts(i, kind);
         let why = crate::report::crash::never_started(&crash);
-        self.fatal = Some(CliError::Internal(why));
+        self.stopping.fatal = Some(CliError::Internal(why));
     }
 
     /// Worker `i` died before it finished: the test it ran is blamed, it is replaced, or
     /// the restart limit stops the run.
     pub(super) fn on_crash(&mut self, i: usize, kind: ExitKind) {
-        if self.stop.interrupting() {
+        if self.stopping.stop.interrupting() {
             // Killed on the user's request: nothing crashed, nothing is replaced.
             if self.nodes[i].scheduled {
                 self.nodes[i].scheduled = false;
                 let key = NodeKey(self.nodes[i].key);
-                let _ = self.sched.remove_node(key, &mut self.actions);
-                self.actions.clear();
+                let _ = self.dispatch.remove_node(key);
+                self.dispatch.actions.clear();
             }
             return;
         }
@@ -101,25 +102,21 @@ impl RunState<'_> {
         }
         self.nodes[i].scheduled = false;
         let key = NodeKey(self.nodes[i].key);
-        let first = self.sched.remove_node(key, &mut self.actions);
+        let first = self.dispatch.remove_node(key);
         match (first, started) {
             // Its first pending test never started: it goes back to the queue.
-            (Some(f), None) if self.sched.mark_test_pending(f, &mut self.actions).is_ok() => {
-                (None, true)
-            }
+            (Some(f), None) if self.dispatch.requeue(f) => (None, true),
             _ => (first, false),
         }
     }
 
     /// Reports the crash on the test it is charged to, if any; whether one was blamed.
     fn report_blame(&mut self, i: usize, crash_index: Option<usize>, kind: ExitKind) -> bool {
-        let Some(collection) = self.collection.clone() else {
+        let Some(collection) = self.collection.tests.clone() else {
             return false;
         };
         let node = &self.nodes[i];
-        let verdict = blame(crash_index, node.outcome_of, |t| {
-            self.done_tests.contains(&t)
-        });
+        let verdict = blame(crash_index, node.outcome_of, |t| self.outcomes.is_done(t));
         if let Some(idx) = crash_index {
             if self.nodes[i].hang.hung != Some(idx) {
                 self.nodes[i].hang.hung = None;
@@ -130,14 +127,14 @@ impl RunState<'_> {
             Blame::Teardown(idx) => {
                 // It died after the test's outcome was shown (in its teardown): one
                 // outcome per test, so the crash is reported on its own.
-                self.crashed_tests.insert(idx);
+                self.outcomes.crashed(idx);
                 let moment = CrashMoment::Teardown {
                     nodeid: nodeid(idx),
                 };
                 self.report_session_crash(i, moment, kind);
             }
             Blame::Test(idx) => {
-                self.crashed_tests.insert(idx);
+                self.outcomes.crashed(idx);
                 self.report_crash(i, &nodeid(idx), kind);
             }
             Blame::Nobody => {}
@@ -149,12 +146,14 @@ impl RunState<'_> {
     /// does not count for `--max-worker-restart`) or the limit is passed.
     fn replace_after_crash(&mut self, i: usize, session_end: bool) {
         let worker = self.nodes[i].id.clone();
-        if let Some(note) = self.restarts.on_crash(&worker, !session_end) {
+        if let Some(note) = self.stopping.restarts.on_crash(&worker, !session_end) {
             self.emit(RunEvent::Xdist(note));
             self.stop_all();
-        } else if !session_end && (!self.shutting_down || self.sched.has_pending()) {
+        } else if !session_end
+            && (!self.stopping.shutting_down || self.dispatch.sched.has_pending())
+        {
             self.emit(RunEvent::ReplacingWorker { worker });
-            self.shutting_down = false;
+            self.stopping.shutting_down = false;
             let spec = self.nodes[i].spec;
             self.effect(Effect::Spawn { spec });
         }
@@ -164,7 +163,7 @@ impl RunState<'_> {
     /// the one it announced) rather than ending as its session said; a kill of ours on the
     /// user's request or a fatal error does not count.
     pub(super) fn ended_abnormally(&self, i: usize, kind: ExitKind) -> bool {
-        if self.stop.interrupting() || self.fatal.is_some() {
+        if self.stopping.stop.interrupting() || self.stopping.fatal.is_some() {
             return false;
         }
         match kind {
@@ -172,7 +171,7 @@ impl RunState<'_> {
             // The worker's own INTERNALERROR path exits 3 and was reported as such.
             ExitKind::Code(c) => {
                 Some(c) != self.nodes[i].finished_status()
-                    && !(c == ExitCode::InternalError.code() && self.stop.internal_error)
+                    && !(c == ExitCode::InternalError.code() && self.stopping.stop.internal_error)
             }
             ExitKind::Disconnected => false,
         }
@@ -194,7 +193,8 @@ impl RunState<'_> {
     pub(super) fn report_session_crash(&mut self, i: usize, moment: CrashMoment, kind: ExitKind) {
         let crash = self.crash_facts(i, kind);
         self.emit(RunEvent::WorkerCrashed { crash, moment });
-        self.ledger.crashes += 1;
+        // No test is to blame: no node id is kept as failed.
+        self.outcomes.ledger.crashes += 1;
     }
 
     /// The test worker `i` died running fails with the crash, unless a plugin's
@@ -209,8 +209,8 @@ impl RunState<'_> {
             duration: 0.0,
             worker: id,
         };
-        if let Some(collection) = self.collection.clone() {
-            let sched = (self.sched.as_mut(), &mut self.actions);
+        if let Some(collection) = self.collection.tests.clone() {
+            let sched = (self.dispatch.sched.as_mut(), &mut self.dispatch.actions);
             let r = self
                 .hooks
                 .handlecrashitem(&mut view, sched, &collection.ids);
@@ -220,8 +220,7 @@ impl RunState<'_> {
         }
         // As pytest counts it: a handler's "rerun" (run again) or "crashed" is no failure.
         if view.outcome == "failed" {
-            self.ledger.crashes += 1;
-            self.note_failed(nodeid);
+            self.outcomes.record(Failure::Crash, nodeid);
         }
         let (crash, infoline) = (self.crash_facts(i, kind), self.infoline(i));
         self.emit(RunEvent::TestCrashed(Box::new(TestCrash {

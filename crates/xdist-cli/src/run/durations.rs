@@ -2,9 +2,10 @@
 //! (`<cache_dir>/v/xdist/durations`, a JSON object `{nodeid: seconds}`), so `load` and
 //! `worksteal` can start the slowest tests first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The history file of a pytest cache directory.
 pub fn history_path(cache_dir: &Path) -> PathBuf {
@@ -86,9 +87,62 @@ impl History {
     }
 }
 
+/// This run's durations: the history (read once, on first use), its estimates for the
+/// run's collection, and what each test took here, added to the history at the end.
+#[derive(Debug, Default)]
+pub(super) struct RunDurations {
+    history: Option<History>,
+    pub(super) estimates: Option<Arc<Vec<f64>>>,
+    /// Whole-protocol duration of each test run here, by collection index.
+    measured: HashMap<usize, f64>,
+}
+
+impl RunDurations {
+    /// The history at `path`, read the first time.
+    pub(super) fn history(&mut self, path: &Path) -> &mut History {
+        self.history.get_or_insert_with(|| History::load(path))
+    }
+
+    /// Test `index` took `seconds`.
+    pub(super) fn measured(&mut self, index: usize, seconds: f64) {
+        self.measured.insert(index, seconds);
+    }
+
+    /// Adds what this run measured (`ids`: the collection's node ids) to the history at
+    /// `path` and writes it, unless nothing was measured.
+    pub(super) fn save(&mut self, path: &Path, ids: &[String]) {
+        if self.measured.is_empty() {
+            return;
+        }
+        let measured =
+            (self.measured.iter()).filter_map(|(&i, &d)| ids.get(i).map(|id| (id.as_str(), d)));
+        let history = self.history.get_or_insert_with(|| History::load(path));
+        history.record(measured);
+        // The history is a cache: failing to write it must not fail the run.
+        let _ = history.save(path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn a_runs_measurements_join_the_history_by_node_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = history_path(&tmp.path().join(".pytest_cache"));
+        let ids: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let mut run = RunDurations::default();
+        run.save(&path, &ids);
+        assert!(!path.exists(), "nothing measured: nothing written");
+        run.measured(1, 2.0);
+        run.measured(7, 9.0);
+        run.save(&path, &ids);
+        assert_eq!(History::load(&path).estimates(&ids), Some(vec![2.0, 2.0]));
+        assert!(
+            run.history(&path).estimates(&ids).is_some(),
+            "kept, not read again"
+        );
+    }
 
     #[test]
     fn round_trip_and_median_fill() {

@@ -28,7 +28,7 @@ pub(super) fn summary_report(worker: &str, ser: &str) -> String {
 impl Controller<'_> {
     /// After the loop: the end-of-run steps in pytest's order, then the summary.
     pub(super) fn finish_run(mut self) -> Result<RunOutcome, CliError> {
-        if self.state.restart_for_controller {
+        if self.state.controller.start_over {
             return Ok(RunOutcome {
                 exit: 0,
                 failed: Vec::new(),
@@ -37,7 +37,7 @@ impl Controller<'_> {
                 controller_session_used: false,
             });
         }
-        if let Some(err) = self.state.fatal.take() {
+        if let Some(err) = self.state.stopping.fatal.take() {
             return Err(err);
         }
         self.state.save_durations();
@@ -55,7 +55,7 @@ impl Controller<'_> {
                 self.emit(RunEvent::Xdist(note));
             }
         }
-        if let Some(err) = self.state.fatal.take() {
+        if let Some(err) = self.state.stopping.fatal.take() {
             return Err(err);
         }
         let state = &mut self.state;
@@ -63,17 +63,17 @@ impl Controller<'_> {
         let summary = RunSummary {
             exit,
             duration: state.started.elapsed(),
-            shouldfail: state.stop.shouldfail.clone(),
-            interrupted: state.stop.interrupted.clone(),
+            shouldfail: state.stopping.stop.shouldfail.clone(),
+            interrupted: state.stopping.stop.interrupted.clone(),
         };
         let outcome = RunOutcome {
             exit: exit.code(),
-            failed: std::mem::take(&mut state.failed_ids),
-            collection_failed: state.ledger.collect_errors > 0,
+            failed: state.outcomes.take_failed(),
+            collection_failed: state.outcomes.ledger.collect_errors > 0,
             needs_controller_session: false,
-            controller_session_used: state.controller_reasons_seen,
+            controller_session_used: state.controller.reasons_seen,
         };
-        if self.state.session_started {
+        if self.state.session.started {
             self.emit(RunEvent::RunFinished(summary));
         }
         self.report_unconfigure_errors();
@@ -87,10 +87,10 @@ impl Controller<'_> {
             .map(|(i, n)| crate::pystep::cov::CovNode {
                 id: &n.id,
                 workerinfo: &n.workerinfo,
-                workeroutput: state.worker_outputs.get(&i),
+                workeroutput: state.outcomes.worker_outputs.get(&i),
             })
             .collect();
-        let failed = state.ledger.failures + state.ledger.crashes;
+        let failed = state.outcomes.ledger.failures + state.outcomes.ledger.crashes;
         let (python, cwd) = (&state.setup.python, &state.setup.cwd);
         let run_time = state.started.elapsed();
         let width = state.setup.width;
@@ -100,7 +100,7 @@ impl Controller<'_> {
         };
         if cov.failed {
             // pytest-cov fails the session (`session.testsfailed += 1`)
-            state.ledger.failures += 1;
+            state.outcomes.ledger.failures += 1;
         }
         self.emit(RunEvent::Coverage {
             error: cov.error,
@@ -114,15 +114,16 @@ impl Controller<'_> {
     fn finish_plugin_summaries(&mut self) {
         let session = self.controller_session.take();
         let state = &mut self.state;
-        let mirror = !state.summary.controller_plugins.is_empty() || session.is_some();
-        let summary = !state.options.no_summary && (mirror || !state.summary.plugins.is_empty());
-        if !state.session_started || !(mirror || summary) {
+        let step = &state.controller.summary;
+        let mirror = !step.controller_plugins.is_empty() || session.is_some();
+        let summary = !state.session.options.no_summary && (mirror || !step.plugins.is_empty());
+        if !state.session.started || !(mirror || summary) {
             return;
         }
         // `pytest_testnodedown` of the workers that finished.
         let nodes = (state.nodes.iter().enumerate())
             .filter_map(|(i, n)| {
-                let output = state.worker_outputs.get(&i)?;
+                let output = state.outcomes.worker_outputs.get(&i)?;
                 Some(json!({
                     "id": n.id,
                     "spec": state.setup.specs[n.spec].raw,
@@ -137,11 +138,11 @@ impl Controller<'_> {
             mirror,
             summary,
             numprocesses: state.setup.workers(),
-            reports: &state.summary.reports,
+            reports: &state.controller.summary.reports,
             workerinfo: state.workerinfo_by_id(),
-            warnings: &state.summary.warnings,
+            warnings: &state.controller.summary.warnings,
             exitstatus: state.exit_code().code(),
-            collected: state.collection.as_ref().map_or(0, |c| c.len()),
+            collected: state.collection.len(),
             started: (SystemTime::now().checked_sub(state.started.elapsed()))
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map_or(0.0, |d| d.as_secs_f64()),
@@ -149,9 +150,9 @@ impl Controller<'_> {
             color: state.setup.color,
             nodes,
         };
-        let result = match (session, state.summary.result.take()) {
+        let result = match (session, state.controller.summary.result.take()) {
             (Some(session), _) => session.finish(&input).map(|(text, exitstatus)| {
-                state.session_exit = exitstatus.and_then(ExitCode::from_code);
+                state.controller.session_exit = exitstatus.and_then(ExitCode::from_code);
                 text
             }),
             (None, Some(r)) => r,
@@ -168,7 +169,7 @@ impl Controller<'_> {
             }
             Err(error) => {
                 // pytest itself dies of it: an internal error.
-                state.stop.internal_error = true;
+                state.stopping.stop.internal_error = true;
                 self.emit(RunEvent::PluginSummaryFailed { error });
             }
         }
@@ -205,18 +206,9 @@ impl RunState<'_> {
             .collect()
     }
 
-    /// The summary step needs every report (see `summary.rs`).
-    pub(super) fn wants_summary_reports(&self) -> bool {
-        !self.summary.plugins.is_empty()
-            || !self.summary.controller_plugins.is_empty()
-            || self.has_controller_session
-    }
-
     /// `<cache_dir>/v/xdist/durations`, unless the cache is disabled (`-p no:cacheprovider`).
     pub(super) fn history_path(&self) -> Option<PathBuf> {
-        let dir = self
-            .options
-            .cache_dir
+        let dir = (self.session.options.cache_dir)
             .as_deref()
             .filter(|d| !d.is_empty())?;
         Some(durations::history_path(Path::new(dir)))
@@ -225,49 +217,35 @@ impl RunState<'_> {
     /// The duration history, read on first use (the workers report pytest's `cache_dir`).
     pub(super) fn history(&mut self) -> Option<&durations::History> {
         let path = self.history_path()?;
-        Some(
-            self.history
-                .get_or_insert_with(|| durations::History::load(&path)),
-        )
+        Some(self.durations.history(&path))
     }
 
     pub(super) fn save_durations(&mut self) {
-        let (Some(path), Some(collection)) = (self.history_path(), self.collection.clone()) else {
+        let (Some(path), Some(collection)) = (self.history_path(), self.collection.tests.clone())
+        else {
             return;
         };
-        if self.collection_complete && self.ledger.collect_errors == 0 {
-            if let (Some(dir), Some(key)) =
-                (self.options.cache_dir.as_deref(), &self.setup.args_key)
-            {
+        if self.collection.complete && self.outcomes.ledger.collect_errors == 0 {
+            if let (Some(dir), Some(key)) = (
+                self.session.options.cache_dir.as_deref(),
+                &self.setup.args_key,
+            ) {
                 let _ = durations::record_collection_size(Path::new(dir), key, collection.len());
             }
         }
-        if self.run_durations.is_empty() {
-            return;
-        }
-        let measured = self
-            .run_durations
-            .iter()
-            .filter_map(|(&i, &d)| collection.ids.get(i).map(|id| (id.as_str(), d)));
-        let history = self
-            .history
-            .get_or_insert_with(|| durations::History::load(&path));
-        history.record(measured);
-        // The history is a cache: failing to write it must not fail the run.
-        let _ = history.save(&path);
+        self.durations.save(&path, &collection.ids);
     }
 
     /// Collected tests that never ended (neither finished nor crashed), unless the run was
     /// stopped on purpose (Ctrl-C, `-x`/`--maxfail`, collection errors).
     pub(super) fn not_run(&self) -> usize {
-        let Some(collection) = &self.collection else {
+        let Some(collection) = &self.collection.tests else {
             return 0;
         };
-        if !self.collection_complete || self.stop.stopped_on_purpose() {
+        if !self.collection.complete || self.stopping.stop.stopped_on_purpose() {
             return 0;
         }
-        let ended = self.done_tests.union(&self.crashed_tests).count();
-        collection.len().saturating_sub(ended)
+        self.outcomes.not_ended(collection.len())
     }
 
     /// pytest exits 1 with the traceback when `pytest_unconfigure` raises; pytest-xdist's
@@ -284,30 +262,25 @@ impl RunState<'_> {
     }
 
     pub(super) fn exit_code(&self) -> ExitCode {
-        if let Some(exit) = self.session_exit {
+        if let Some(exit) = self.controller.session_exit {
             // The controller session's, after its `pytest_sessionfinish` hooks.
             return exit;
         }
         let end = EndFacts {
             unconfigure_failed: self.every_unconfigure_failed().is_some(),
             not_run: self.not_run(),
-            nothing_collected: self.collection.as_ref().is_none_or(|c| c.is_empty())
-                && !self.empty_shard(),
+            nothing_collected: self.collection.len() == 0 && !self.dispatch.shard.empty(),
         };
-        self.stop.reason(&self.ledger, end).exit()
+        self.stopping.stop.reason(&self.outcomes.ledger, end).exit()
     }
 
     /// `shutdown`, or `linger` for the first worker to end while the summary step is
     /// wanted: that one runs it once every other worker is gone (see `maybe_summarize`).
     pub(super) fn shutdown_command(&mut self, i: usize) -> Command {
-        // Controller-only plugins need the summary step's own process anyway, and a
-        // controller session runs the hooks itself.
-        let wanted = !self.summary.plugins.is_empty()
-            && !self.options.no_summary
-            && self.summary.controller_plugins.is_empty()
-            && !self.has_controller_session;
-        if wanted && self.summary.node.is_none() && self.nodes[i].is_ready() {
-            self.summary.node = Some(i);
+        let wanted = (self.controller).summary_in_worker(self.session.options.no_summary);
+        let summary = &mut self.controller.summary;
+        if wanted && summary.node.is_none() && self.nodes[i].is_ready() {
+            summary.node = Some(i);
             Command::Linger
         } else {
             Command::Shutdown
@@ -316,11 +289,11 @@ impl RunState<'_> {
 
     /// Sends `summarize` to the lingering worker once it is the last one left.
     pub(super) fn maybe_summarize(&mut self) {
-        let Some(s) = self.summary.node else {
+        let Some(s) = self.controller.summary.node else {
             return;
         };
         let lingering = self.nodes[s].ending == Ending::Lingering;
-        if self.summary.sent || !lingering || !self.nodes[s].is_running() {
+        if self.controller.summary.sent || !lingering || !self.nodes[s].is_running() {
             return;
         }
         let others_done = (self.nodes.iter().enumerate())
@@ -328,8 +301,9 @@ impl RunState<'_> {
         if !others_done {
             return;
         }
-        self.summary.sent = true;
-        let size: usize = (self.summary.reports.iter().chain(&self.summary.warnings))
+        let summary = &mut self.controller.summary;
+        summary.sent = true;
+        let size: usize = (summary.reports.iter().chain(&summary.warnings))
             .map(|r| r.len() + 4)
             .sum();
         if size > SUMMARIZE_MAX_BYTES {
@@ -338,9 +312,9 @@ impl RunState<'_> {
             return;
         }
         let summarize = Command::Summarize {
-            reports: std::mem::take(&mut self.summary.reports),
+            reports: std::mem::take(&mut self.controller.summary.reports),
             workerinfo: self.workerinfo_by_id(),
-            warnings: std::mem::take(&mut self.summary.warnings),
+            warnings: std::mem::take(&mut self.controller.summary.warnings),
             exitstatus: self.exit_code().code(),
         };
         self.send(s, vec![summarize, Command::Shutdown]);

@@ -13,6 +13,10 @@ use crate::run::state::HangClock;
 /// can hold it) before the worker counts as down anyway.
 pub(super) const CHANNEL_GRACE: Duration = Duration::from_secs(1);
 
+/// How long a worker may live on after its event channel ended without `finished` (a test
+/// closed or replaced it): then nothing it does can be reported, and it is killed.
+pub(super) const CHANNEL_LOST_WAIT: Duration = Duration::from_secs(2);
+
 /// Lines of a worker's stderr kept for crash reports.
 pub(super) const STDERR_TAIL: usize = 200;
 
@@ -259,6 +263,8 @@ pub(super) struct NodeTable {
     next_gw: usize,
     /// Nodes whose process exited: until all have, no node needs a per-message look.
     exited: usize,
+    /// Nodes whose event channel ended while their process lived on.
+    lost_channels: Vec<usize>,
 }
 
 impl NodeTable {
@@ -309,6 +315,33 @@ impl NodeTable {
     pub(super) fn all_down(&self) -> bool {
         let now = Instant::now();
         self.exited == self.nodes.len() && self.nodes.iter().all(|n| n.is_down(now))
+    }
+
+    /// Worker `i`'s event channel ended at `now`: watched if its process lives on without
+    /// having sent `finished` (see [`NodeTable::lost_channels_due`]).
+    pub(super) fn close_channel(&mut self, i: usize, now: Instant) {
+        if self.nodes[i].close_channel(now) {
+            self.lost_channels.push(i);
+        }
+    }
+
+    /// The watched workers whose channel has been lost for [`CHANNEL_LOST_WAIT`] by `now`,
+    /// marked [`Fault::ChannelLost`](crate::report::events::Fault) to be killed; those
+    /// still within it stay watched, those whose process ended are dropped.
+    pub(super) fn lost_channels_due(&mut self, now: Instant) -> Vec<usize> {
+        let mut due = Vec::new();
+        for i in std::mem::take(&mut self.lost_channels) {
+            let n = &mut self.nodes[i];
+            match n.channel_lost() {
+                Some(at) if now.duration_since(at) >= CHANNEL_LOST_WAIT => {
+                    n.fault = Some(crate::report::events::Fault::ChannelLost);
+                    due.push(i);
+                }
+                Some(_) => self.lost_channels.push(i),
+                None => {}
+            }
+        }
+        due
     }
 
     /// Whether a worker other than `i` still runs.

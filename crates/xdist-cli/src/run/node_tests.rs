@@ -77,3 +77,29 @@ fn a_session_is_told_to_end_once_and_may_linger() {
     n.linger();
     assert!(n.told_to_end() && n.ending == Ending::Lingering);
 }
+
+#[test]
+fn a_lost_channel_is_due_for_the_kill_once_its_wait_passed() {
+    let t0 = Instant::now();
+    let mut table = NodeTable::default();
+    for key in 0..3 {
+        table.push(Node::new(key, format!("gw{key}"), 0, Map::new()));
+    }
+    table[2].state = NodeState::Finished { status: 0 };
+    for i in 0..3 {
+        table.close_channel(i, t0);
+    }
+    table.set_exited(1, ExitKind::Code(1), t0);
+    assert!(table.lost_channels_due(t0).is_empty(), "within the wait");
+    let later = t0 + CHANNEL_LOST_WAIT;
+    assert_eq!(
+        table.lost_channels_due(later),
+        [0],
+        "exited and finished ones are not"
+    );
+    assert_eq!(
+        table[0].fault,
+        Some(crate::report::events::Fault::ChannelLost)
+    );
+    assert!(table.lost_channels_due(later).is_empty(), "due once");
+}

@@ -3,28 +3,28 @@
 //! signals, replacement workers, events for the reporters). No process, pipe or reporter is
 //! reachable from here, so the unit tests (`run_state_tests.rs`) drive it with messages.
 //!
-//! The handlers live by job: `worker_events` (a worker's events), `collection`, `crash` (a
-//! worker that went down), `supervise` (scheduler actions, stop, clocks), `finish` (what the
-//! end of the run reads).
+//! The state is a handful of typed parts (`parts.rs`, and `NodeTable`, `RunDurations`),
+//! each with the small decisions that touch only it. The handlers live by job:
+//! `worker_events` (a worker's events), `collection`, `crash` (a worker that went down),
+//! `supervise` (scheduler actions, stop, clocks), `finish` (what the end of the run reads).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Map, Value};
-use xdist_core::exit::ExitCode;
-use xdist_core::protocol::ReportOptions;
+use serde_json::json;
 use xdist_plugin_api::{ConfigView, NodeView};
-use xdist_sched::{Action, Collection, SchedConfig, Scheduling};
 use xdist_worker::{Stream, WorkerMsg};
 
 use crate::error::CliError;
 use crate::pystep::controller_session::SessionEvent;
 use crate::report::events::{Fault, RunEvent};
 use crate::run::controller::RunSetup;
+use crate::run::durations::RunDurations;
 use crate::run::hooks::Hooks;
 use crate::run::node::{NodeTable, Pipe, STDERR_TAIL};
-use crate::run::state::{CollectReports, Effect, Halt, Ledger, RestartBudget, Stop};
+use crate::run::parts::{
+    ControllerSide, Dispatch, Outcomes, RunCollection, Session, ShownOnce, Stopping,
+};
+use crate::run::state::{Effect, Halt};
 
 /// What the run state reacts to.
 #[derive(Debug)]
@@ -36,102 +36,23 @@ pub enum Input {
 }
 
 /// Everything a run knows, mutated only by [`RunState::on`] (and the loop's bookkeeping of
-/// the workers it started).
+/// the workers it started): what was fixed before the start, the hooks, and the typed parts
+/// (`parts.rs`) the handlers share.
 pub struct RunState<'r> {
     pub(super) setup: RunSetup,
     pub(super) hooks: Hooks<'r>,
-    /// The scheduler came from a plugin's `make_scheduler`.
-    pub(super) plugin_scheduler: bool,
     pub(super) nodes: NodeTable,
-    pub(super) sched: Box<dyn Scheduling>,
-    pub(super) sched_config: SchedConfig,
-    /// The scheduler's actions not sent yet.
-    pub(super) actions: Vec<Action>,
-    pub(super) collection: Option<Arc<Collection>>,
-    pub(super) first_collector: Option<String>,
-    pub(super) options: ReportOptions,
-    pub(super) session_started: bool,
-    pub(super) collection_complete: bool,
-    pub(super) collect_reports: CollectReports,
-    pub(super) seen_early_warnings: HashSet<(String, Option<String>)>,
-    /// What workers logged after their session (pytest_unconfigure's warnings): in fork mode
-    /// every child inherits what the fork server's collection decided, so shown once.
-    pub(super) seen_late_logs: HashSet<String>,
-    pub(super) deselected: usize,
-    pub(super) ledger: Ledger,
-    pub(super) shutting_down: bool,
-    pub(super) stop: Stop,
-    pub(super) fatal: Option<CliError>,
-    pub(super) restarts: RestartBudget,
+    pub(super) dispatch: Dispatch,
+    pub(super) session: Session,
+    pub(super) collection: RunCollection,
+    pub(super) shown: ShownOnce,
+    pub(super) outcomes: Outcomes,
+    pub(super) durations: RunDurations,
+    pub(super) stopping: Stopping,
+    pub(super) controller: ControllerSide,
     pub(super) started: Instant,
-    pub(super) done_tests: HashSet<usize>,
-    /// Tests reported failed because their worker died.
-    pub(super) crashed_tests: HashSet<usize>,
-    /// The duration history (read once, on first use) and its estimates for the collection.
-    pub(super) history: Option<crate::run::durations::History>,
-    pub(super) estimates: Option<Arc<Vec<f64>>>,
-    pub(super) failed_ids: Vec<String>,
-    pub(super) failed_seen: HashSet<String>,
-    /// Whole-protocol duration of each test run here, for the duration history.
-    pub(super) run_durations: HashMap<usize, f64>,
-    /// `--shard`: scheduler index -> worker collection index, and back (MAX: not ours).
-    pub(super) shard_map: Option<Vec<usize>>,
-    pub(super) shard_rev: Vec<usize>,
-    /// Each node's `workeroutput` from its `finished` event (pytest-cov's data).
-    pub(super) worker_outputs: HashMap<usize, Map<String, Value>>,
-    pub(super) summary: SummaryStep,
-    /// The run has pytest-xdist's controller as a pytest process (`ControllerSession`).
-    pub(super) has_controller_session: bool,
-    /// The exit status the controller session's `pytest_sessionfinish` hooks left.
-    pub(super) session_exit: Option<ExitCode>,
-    /// A worker's `ready` said the run needs a controller session and it has none: start over.
-    pub(super) restart_for_controller: bool,
-    /// A worker's `ready` named reasons for a controller session.
-    pub(super) controller_reasons_seen: bool,
-    /// Nodes whose event channel ended while their process lived on.
-    pub(super) lost_channels: Vec<usize>,
-    /// Why the workers are spawned rather than forked, for the header (`--start fork`).
-    pub(super) spawn_fallback: Option<String>,
     /// The effects decided so far in this step.
     out: Vec<Effect>,
-}
-
-/// The summary step's inputs gathered during the run, and where it runs.
-#[derive(Default)]
-pub(super) struct SummaryStep {
-    /// `summary_plugins` from the workers' `ready`, and every report serialized for them.
-    pub(super) plugins: Vec<String>,
-    /// `controller_plugins` from the workers' `ready`: the summary step replays the run.
-    pub(super) controller_plugins: Vec<String>,
-    pub(super) reports: Vec<String>,
-    pub(super) warnings: Vec<String>,
-    /// The worker asked to `linger` for the summary step, whether `summarize` went out,
-    /// and its answer (text, or the error that stopped the hooks).
-    pub(super) node: Option<usize>,
-    pub(super) sent: bool,
-    pub(super) result: Option<Result<String, String>>,
-}
-
-/// The run's scheduler (a plugin's `make_scheduler`, else the `--dist` mode's), its
-/// configuration, and whether it came from a plugin.
-fn scheduler(
-    setup: &RunSetup,
-    hooks: &Hooks,
-    config_view: &ConfigView,
-) -> Result<(SchedConfig, Box<dyn Scheduling>, bool), CliError> {
-    let config = SchedConfig {
-        num_nodes: setup.workers(),
-        max_sched_chunk: setup.opts.maxschedchunk,
-        loadscope_reorder: setup.opts.loadscope_reorder,
-        durations: setup.durations.clone(),
-    };
-    Ok(match hooks.make_scheduler(config_view, &config)? {
-        Some(s) => (config, s, true),
-        None => {
-            let sched = xdist_sched::make_scheduler(setup.opts.dist, config.clone());
-            (config, sched, false)
-        }
-    })
 }
 
 impl<'r> RunState<'r> {
@@ -141,47 +62,20 @@ impl<'r> RunState<'r> {
         config_view: &ConfigView,
         has_controller_session: bool,
     ) -> Result<Self, CliError> {
-        let (sched_config, sched, plugin_scheduler) = scheduler(&setup, &hooks, config_view)?;
+        let dispatch = Dispatch::new(&setup, &hooks, config_view)?;
         Ok(RunState {
-            restarts: RestartBudget::new(setup.max_restarts),
+            stopping: Stopping::new(setup.max_restarts),
             setup,
             hooks,
-            plugin_scheduler,
             nodes: NodeTable::default(),
-            sched,
-            sched_config,
-            actions: Vec::new(),
-            collection: None,
-            first_collector: None,
-            options: ReportOptions::default(),
-            session_started: false,
-            collection_complete: false,
-            collect_reports: CollectReports::default(),
-            seen_early_warnings: HashSet::new(),
-            seen_late_logs: HashSet::new(),
-            deselected: 0,
-            ledger: Ledger::default(),
-            shutting_down: false,
-            stop: Stop::default(),
-            fatal: None,
+            dispatch,
+            session: Session::default(),
+            collection: RunCollection::default(),
+            shown: ShownOnce::default(),
+            outcomes: Outcomes::default(),
+            durations: RunDurations::default(),
+            controller: ControllerSide::new(has_controller_session),
             started: Instant::now(),
-            done_tests: HashSet::new(),
-            crashed_tests: HashSet::new(),
-            history: None,
-            estimates: None,
-            failed_ids: Vec::new(),
-            failed_seen: HashSet::new(),
-            run_durations: HashMap::new(),
-            shard_map: None,
-            shard_rev: Vec::new(),
-            worker_outputs: HashMap::new(),
-            summary: SummaryStep::default(),
-            has_controller_session,
-            session_exit: None,
-            restart_for_controller: false,
-            controller_reasons_seen: false,
-            lost_channels: Vec::new(),
-            spawn_fallback: None,
             out: Vec::new(),
         })
     }
@@ -197,7 +91,7 @@ impl<'r> RunState<'r> {
 
     /// The run is over: every worker is down, a fatal error, or it starts over.
     pub fn ended(&self) -> bool {
-        self.nodes.all_down() || self.fatal.is_some() || self.restart_for_controller
+        self.nodes.all_down() || self.stopping.fatal.is_some() || self.controller.start_over
     }
 
     pub(super) fn effect(&mut self, effect: Effect) {
@@ -227,7 +121,7 @@ impl<'r> RunState<'r> {
         match r {
             Ok(v) => Some(v),
             Err(e) => {
-                self.fatal.get_or_insert(e);
+                self.stopping.fail(e);
                 None
             }
         }
@@ -249,8 +143,13 @@ impl<'r> RunState<'r> {
         let view = self.node_view(i);
         let r = self.hooks.testnodedown(&view, error);
         self.plugin_result(r);
-        if self.has_controller_session {
-            let workeroutput = self.worker_outputs.get(&i).cloned().unwrap_or_default();
+        if self.controller.has_session {
+            let workeroutput = self
+                .outcomes
+                .worker_outputs
+                .get(&i)
+                .cloned()
+                .unwrap_or_default();
             self.effect(Effect::Session(SessionEvent::NodeDown {
                 id: view.workerid,
                 spec: view.spec,
@@ -263,8 +162,7 @@ impl<'r> RunState<'r> {
 
     /// `TestStarted` or (`finished`) `TestFinished` for test `index` on node `i`.
     pub(super) fn emit_test_event(&mut self, i: usize, index: usize, finished: bool) {
-        let Some(nodeid) = (self.collection.as_ref()).and_then(|c| c.ids.get(index).cloned())
-        else {
+        let Some(nodeid) = self.collection.nodeid(index) else {
             return;
         };
         let worker = self.nodes[i].id.clone();
@@ -282,29 +180,27 @@ impl<'r> RunState<'r> {
             node.workerinput.insert("workercount".into(), json!(n));
         }
         // No node was added yet: the scheduler starts over with the smaller count.
-        self.sched_config.num_nodes = n;
-        self.sched = xdist_sched::make_scheduler(self.setup.opts.dist, self.sched_config.clone());
+        self.dispatch.config.num_nodes = n;
+        self.dispatch.remake(self.setup.opts.dist);
     }
 
     fn on_message(&mut self, msg: WorkerMsg) {
         match msg {
             WorkerMsg::Events(key, events) => {
                 for ev in events {
-                    if let Some(ev) = self.shard_in(ev) {
+                    if let Some(ev) = self.dispatch.shard.for_scheduler(ev) {
                         self.on_event(key as usize, ev);
                     }
                 }
                 if let Some(e) = self.hooks.take_error() {
-                    self.fatal.get_or_insert(e);
+                    self.stopping.fail(e);
                 }
                 self.dispatch_actions();
                 self.check_finished();
             }
             WorkerMsg::ChannelClosed(key) => {
                 let i = key as usize;
-                if self.nodes[i].close_channel(Instant::now()) {
-                    self.lost_channels.push(i);
-                }
+                self.nodes.close_channel(i, Instant::now());
                 self.maybe_node_down(i);
             }
             WorkerMsg::ChannelFault(key, fault) => {
@@ -361,7 +257,7 @@ impl<'r> RunState<'r> {
     /// streams never ended.
     fn on_clock(&mut self, now: Instant, signals: u32) {
         self.maybe_summarize();
-        let halts = self.stop.on_signals(signals, now);
+        let halts = self.stopping.stop.on_signals(signals, now);
         self.halt(halts);
         self.check_hangs(now);
         self.check_lost_channels(now);

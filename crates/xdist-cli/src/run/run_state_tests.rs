@@ -270,7 +270,7 @@ fn a_crash_fails_the_running_test_and_replaces_the_worker() {
         .iter()
         .any(|e| matches!(e, RunEvent::ReplacingWorker { worker } if worker == "gw0")));
     assert_eq!(spawns(&effects), vec![0]);
-    assert_eq!(run.state.ledger.crashes, 1);
+    assert_eq!(run.state.outcomes.ledger.crashes, 1);
     run.spawned(0, false);
     assert_eq!(
         run.state.nodes[2].id, "gw2",
@@ -321,7 +321,7 @@ fn maxfail_stops_every_worker_once() {
     let effects = run.report(0, a, "failed");
     assert_eq!(stops(&effects), vec![0, 1]);
     let maxfail = ShouldFail::MaxFail { failures: 1 };
-    assert_eq!(run.state.stop.shouldfail, Some(maxfail));
+    assert_eq!(run.state.stopping.stop.shouldfail, Some(maxfail));
     run.begin(1, b);
     let effects = run.report(1, b, "failed");
     assert!(stops(&effects).is_empty(), "stopped once: {effects:?}");
@@ -406,7 +406,7 @@ fn a_collection_that_differs_is_a_collection_error_that_stops_the_run() {
     });
     assert_eq!(report, Some(("gw1".to_string(), "failed".to_string())));
     assert_eq!(stops(&effects), vec![0, 1]);
-    assert_eq!(run.state.ledger.collect_errors, 1);
+    assert_eq!(run.state.outcomes.ledger.collect_errors, 1);
 }
 
 #[test]
@@ -424,7 +424,7 @@ fn collection_errors_stop_the_run_once_every_worker_collected() {
     assert_eq!(stops(&effects), vec![0]);
     assert!(runs(&effects, 0).is_empty(), "no test starts");
     let errors = Interruption::CollectionErrors { count: 1 };
-    assert_eq!(run.state.stop.interrupted, Some(errors));
+    assert_eq!(run.state.stopping.stop.interrupted, Some(errors));
 }
 
 #[test]
@@ -432,7 +432,7 @@ fn the_only_worker_lost_before_ready_fails_the_run() {
     let mut run = Run::new(1, |_| {});
     let effects = run.gone(0, ExitKind::Code(1));
     assert!(effects.is_empty(), "{effects:?}");
-    let fatal = run.state.fatal.as_ref().map(ToString::to_string);
+    let fatal = run.state.stopping.fatal.as_ref().map(ToString::to_string);
     let fatal = fatal.unwrap_or_default();
     assert!(
         fatal.contains("worker gw0 exited before its pytest session started (exit code 1)"),
@@ -455,7 +455,7 @@ fn a_worker_lost_before_ready_while_others_run_is_a_crash_and_replaced() {
         Some(crate::report::events::CrashMoment::BeforeSession)
     );
     assert_eq!(spawns(&effects), vec![0]);
-    assert!(run.state.fatal.is_none());
+    assert!(run.state.stopping.fatal.is_none());
 }
 
 /// What the run tells the controller session, in order.
@@ -479,7 +479,7 @@ fn told(effects: &[Effect]) -> Vec<String> {
 #[test]
 fn a_run_with_a_controller_session_tells_it_each_event_as_it_happens() {
     let mut run = Run::new(2, |_| {});
-    run.state.has_controller_session = true;
+    run.state.controller.has_session = true;
     let mut effects = Vec::new();
     for node in 0..2 {
         effects.extend(run.ready(node, ReportOptions::default()));
@@ -509,7 +509,7 @@ fn a_run_with_a_controller_session_tells_it_each_event_as_it_happens() {
         ]
     );
     // Sent as they happen, so not kept for the end.
-    assert!(run.state.summary.reports.is_empty());
+    assert!(run.state.controller.summary.reports.is_empty());
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! `--shard auto` takes K and N from the CI provider's variables ([`PROVIDERS`]).
 
 use xdist_core::env as envnames;
+use xdist_core::protocol::{Command, WorkerEvent};
 
 use crate::cli::args::{Shard, ShardBy};
 
@@ -167,6 +168,69 @@ pub fn select(ids: &[String], shard: Shard, durations: Option<&[f64]>) -> Vec<us
         .collect()
 }
 
+/// `--shard`'s index maps, fixed by the first collection: the scheduler sees only this
+/// shard's tests, indexed 0..m; `map` takes its index to the workers' collection index,
+/// `rev` back (MAX: not in this shard).
+#[derive(Debug, Default)]
+pub(super) struct ShardMaps {
+    map: Option<Vec<usize>>,
+    rev: Vec<usize>,
+}
+
+impl ShardMaps {
+    /// The first collection (`len` tests, of which `selected` are this shard's) fixes them.
+    pub(super) fn fix(&mut self, selected: &[usize], len: usize) {
+        if self.map.is_some() {
+            return;
+        }
+        let mut rev = vec![usize::MAX; len];
+        for (s, &w) in selected.iter().enumerate() {
+            rev[w] = s;
+        }
+        self.rev = rev;
+        self.map = Some(selected.to_vec());
+    }
+
+    /// The suite has tests but none in this shard (a CI job that passes).
+    pub(super) fn empty(&self) -> bool {
+        self.map.as_ref().is_some_and(|m| m.is_empty()) && !self.rev.is_empty()
+    }
+
+    /// Scheduler indices -> the worker's collection indices.
+    pub(super) fn for_workers(&self, cmds: &mut [Command]) {
+        let Some(map) = &self.map else {
+            return;
+        };
+        for c in cmds {
+            if let Command::Run { indices } | Command::Steal { indices } = c {
+                for x in indices.iter_mut() {
+                    *x = map.get(*x).copied().unwrap_or(*x);
+                }
+            }
+        }
+    }
+
+    /// The worker's collection indices -> scheduler indices (None: not ours).
+    pub(super) fn for_scheduler(&self, ev: WorkerEvent) -> Option<WorkerEvent> {
+        if self.map.is_none() {
+            return Some(ev);
+        }
+        let m = |w: usize| self.rev.get(w).copied().filter(|&s| s != usize::MAX);
+        Some(match ev {
+            WorkerEvent::Logstart { i, loc } => WorkerEvent::Logstart { i: m(i)?, loc },
+            WorkerEvent::Done { i, d } => WorkerEvent::Done { i: m(i)?, d },
+            WorkerEvent::Report(mut r) => {
+                r.index = r.index.and_then(m);
+                WorkerEvent::Report(r)
+            }
+            WorkerEvent::Unscheduled { indices } => WorkerEvent::Unscheduled {
+                indices: indices.into_iter().filter_map(m).collect(),
+            },
+            other => other,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +256,46 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn shard_maps_are_fixed_once_and_translate_both_ways() {
+        let mut maps = ShardMaps::default();
+        let report = |index| {
+            WorkerEvent::Report(xdist_core::protocol::Report {
+                index: Some(index),
+                ..Default::default()
+            })
+        };
+        let done = WorkerEvent::Done { i: 3, d: 0.5 };
+        assert!(matches!(
+            maps.for_scheduler(done),
+            Some(WorkerEvent::Done { i: 3, .. })
+        ));
+        maps.fix(&[1, 3], 4);
+        maps.fix(&[0], 4);
+        let mut cmds = [
+            Command::Run {
+                indices: vec![1, 0],
+            },
+            Command::Shutdown,
+        ];
+        maps.for_workers(&mut cmds);
+        assert!(matches!(&cmds[0], Command::Run { indices } if indices == &[3, 1]));
+        let done = WorkerEvent::Done { i: 3, d: 0.5 };
+        assert!(matches!(
+            maps.for_scheduler(done),
+            Some(WorkerEvent::Done { i: 1, .. })
+        ));
+        let other = WorkerEvent::Logstart { i: 2, loc: None };
+        assert!(maps.for_scheduler(other).is_none(), "not this shard's");
+        let kept = maps.for_scheduler(report(0));
+        assert!(matches!(kept, Some(WorkerEvent::Report(r)) if r.index.is_none()));
+        assert!(!maps.empty());
+        let mut none = ShardMaps::default();
+        none.fix(&[], 4);
+        assert!(none.empty(), "tests, none of them this shard's");
+        assert!(!ShardMaps::default().empty());
     }
 
     #[test]

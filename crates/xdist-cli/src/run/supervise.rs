@@ -2,19 +2,14 @@
 //! `--hang-timeout` and workers whose channel was lost.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use xdist_core::protocol::Command;
 use xdist_sched::{Action, NodeKey};
 
-use crate::report::events::Fault;
 use crate::run::state::{Effect, HangStep};
 
 use super::run_state::RunState;
-
-/// How long a worker may live on after its event channel ended without `finished` (a test
-/// closed or replaced it): then nothing it does can be reported, and it is killed.
-pub(super) const CHANNEL_LOST_WAIT: Duration = Duration::from_secs(2);
 
 impl RunState<'_> {
     /// `--hang-timeout`: ask a hung worker for its stacks, then kill it; reported as a crash.
@@ -45,38 +40,31 @@ impl RunState<'_> {
     }
 
     /// A worker whose event channel ended but whose process did not: killed after
-    /// [`CHANNEL_LOST_WAIT`], a crash of the test it was running.
+    /// `CHANNEL_LOST_WAIT`, a crash of the test it was running.
     pub(super) fn check_lost_channels(&mut self, now: Instant) {
-        let lost = std::mem::take(&mut self.lost_channels);
-        for i in lost {
-            let n = &mut self.nodes[i];
-            match n.channel_lost() {
-                Some(at) if now.duration_since(at) >= CHANNEL_LOST_WAIT => {
-                    n.fault = Some(Fault::ChannelLost);
-                    self.effect(Effect::Signal {
-                        node: i,
-                        sig: libc::SIGKILL,
-                    });
-                }
-                Some(_) => self.lost_channels.push(i),
-                None => {}
-            }
+        for i in self.nodes.lost_channels_due(now) {
+            self.effect(Effect::Signal {
+                node: i,
+                sig: libc::SIGKILL,
+            });
         }
     }
 
     /// Drops all queued work and ends every worker's session after its running test.
     pub(super) fn stop_all(&mut self) {
-        self.shutting_down = true;
+        self.stopping.shutting_down = true;
         for i in 0..self.nodes.len() {
             if !self.nodes[i].is_finished() && self.nodes[i].is_running() {
                 self.nodes[i].tell_end();
                 self.send(i, vec![Command::Stop]);
                 if self.nodes[i].scheduled {
-                    self.sched.mark_node_shutdown(NodeKey(self.nodes[i].key));
+                    self.dispatch
+                        .sched
+                        .mark_node_shutdown(NodeKey(self.nodes[i].key));
                 }
             }
         }
-        self.actions.clear();
+        self.dispatch.actions.clear();
     }
 
     /// Sends `cmd` to worker `i`; `stop` and `shutdown` once (a shutdown may become `linger`).
@@ -86,7 +74,9 @@ impl RunState<'_> {
                 return;
             }
             if self.nodes[i].scheduled {
-                self.sched.mark_node_shutdown(NodeKey(self.nodes[i].key));
+                self.dispatch
+                    .sched
+                    .mark_node_shutdown(NodeKey(self.nodes[i].key));
             }
             if matches!(cmd, Command::Shutdown) {
                 self.shutdown_command(i)
@@ -101,15 +91,15 @@ impl RunState<'_> {
 
     /// The scheduler's actions, one frame per node per round.
     pub(super) fn dispatch_actions(&mut self) {
-        if self.actions.is_empty() {
+        if self.dispatch.actions.is_empty() {
             return;
         }
-        let actions = std::mem::take(&mut self.actions);
+        let actions = std::mem::take(&mut self.dispatch.actions);
         let mut per_node: HashMap<usize, Vec<Command>> = HashMap::new();
         for a in actions {
             match a {
                 Action::Run { node, indices } => {
-                    if !self.shutting_down {
+                    if !self.stopping.shutting_down {
                         let cmds = per_node.entry(node.0 as usize).or_default();
                         cmds.push(Command::Run { indices })
                     }
@@ -131,15 +121,19 @@ impl RunState<'_> {
         let mut per_node: Vec<_> = per_node.into_iter().collect();
         per_node.sort_by_key(|(i, _)| *i);
         for (i, mut cmds) in per_node {
-            self.shard_out(&mut cmds);
+            self.dispatch.shard.for_workers(&mut cmds);
             self.send(i, cmds);
         }
     }
 
     /// Every test ran: every worker is told to end its session.
     pub(super) fn check_finished(&mut self) {
-        if self.collection_complete && !self.shutting_down && self.sched.tests_finished() {
-            self.shutting_down = true;
+        let stopping = &mut self.stopping;
+        if self.collection.complete
+            && !stopping.shutting_down
+            && self.dispatch.sched.tests_finished()
+        {
+            stopping.shutting_down = true;
             for i in 0..self.nodes.len() {
                 if self.nodes[i].is_running() {
                     self.tell(i, Command::Shutdown);

@@ -11,6 +11,7 @@ use xdist_sched::NodeKey;
 
 use super::finish::summary_report;
 use super::node::NodeState;
+use super::parts::Failure;
 use super::run_state::RunState;
 use crate::pystep::controller_session::SessionEvent;
 use crate::run::state::Effect;
@@ -29,8 +30,8 @@ impl RunState<'_> {
                 stack_thread,
             } => {
                 self.nodes[i].stack_thread = stack_thread.map(|tid| (info.pid, tid));
-                self.controller_reasons_seen |= !controller_reasons.is_empty();
-                if !controller_reasons.is_empty() && !self.has_controller_session {
+                self.controller.reasons_seen |= !controller_reasons.is_empty();
+                if !controller_reasons.is_empty() && !self.controller.has_session {
                     // Its workerinput came too late for this run's workers: start over.
                     return self.start_over_with_controller_session();
                 }
@@ -38,13 +39,14 @@ impl RunState<'_> {
                 self.on_ready(i, protocol, header, options, &info, plugins);
             }
             WorkerEvent::Fatal { kind, message, .. } => {
-                if kind == "controller_session" && !self.has_controller_session {
+                if kind == "controller_session" && !self.controller.has_session {
                     // A plugin needs what a controller's `pytest_configure_node` gives.
                     return self.start_over_with_controller_session();
                 }
-                if self.fatal.is_none() {
+                if self.stopping.fatal.is_none() {
                     let python = &self.setup.python;
-                    self.fatal = Some(crate::report::crash::worker_fatal(&kind, &message, python));
+                    let fatal = crate::report::crash::worker_fatal(&kind, &message, python);
+                    self.stopping.fail(fatal);
                 }
             }
             WorkerEvent::Collectreport { r } => self.on_collect_report(i, r),
@@ -61,22 +63,18 @@ impl RunState<'_> {
             WorkerEvent::Warning(w) => self.on_warning(w),
             WorkerEvent::Unscheduled { indices } => {
                 if self.nodes[i].scheduled {
-                    let _ = self.sched.remove_pending_tests_from_node(
-                        NodeKey(self.nodes[i].key),
-                        &indices,
-                        &mut self.actions,
-                    );
+                    self.dispatch
+                        .gave_back(NodeKey(self.nodes[i].key), &indices);
                 }
             }
             WorkerEvent::InternalError { text } => {
-                self.stop.internal_error = true;
+                self.stopping.stop.internal_error = true;
                 self.emit(RunEvent::InternalError { text });
             }
             WorkerEvent::UnconfigureError { text } => self.nodes[i].unconfigure_error = Some(text),
             WorkerEvent::Lingering => self.nodes[i].linger(),
             WorkerEvent::Log { text } => {
-                let late = self.nodes[i].is_finished();
-                if late && !self.seen_late_logs.insert(text.clone()) {
+                if !self.shown.news_log(self.nodes[i].is_finished(), &text) {
                     return;
                 }
                 for line in text.lines() {
@@ -85,7 +83,7 @@ impl RunState<'_> {
                 }
             }
             WorkerEvent::Summary { text, error } => {
-                self.summary.result = Some(error.map_or(Ok(text), Err));
+                self.controller.summary.result = Some(error.map_or(Ok(text), Err));
             }
             WorkerEvent::Finished {
                 exitstatus,
@@ -106,20 +104,20 @@ impl RunState<'_> {
         workeroutput: Map<String, Value>,
     ) {
         self.nodes[i].state = NodeState::Finished { status: exitstatus };
-        self.worker_outputs.insert(i, workeroutput);
+        self.outcomes.worker_outputs.insert(i, workeroutput);
         self.node_down(i, None);
         let reasons = reasons.map(|v| match v {
             Value::String(s) => s,
             _ => String::new(),
         });
         let id = self.nodes[i].id.clone();
-        let halts = self.stop.on_worker_finished(&id, exitstatus, reasons);
+        let halts = (self.stopping.stop).on_worker_finished(&id, exitstatus, reasons);
         self.halt(halts);
     }
 
     /// A plugin needs a controller session this run has not got: the run starts over.
     fn start_over_with_controller_session(&mut self) {
-        self.restart_for_controller = true;
+        self.controller.start_over = true;
         self.effect(Effect::KillAll);
     }
 
@@ -133,11 +131,12 @@ impl RunState<'_> {
         info: &WorkerInfo,
         (summary_plugins, controller_plugins): (Vec<String>, Vec<String>),
     ) {
-        if self.summary.plugins.is_empty() {
-            self.summary.plugins = summary_plugins;
+        let summary = &mut self.controller.summary;
+        if summary.plugins.is_empty() {
+            summary.plugins = summary_plugins;
         }
-        if self.summary.controller_plugins.is_empty() {
-            self.summary.controller_plugins = controller_plugins;
+        if summary.controller_plugins.is_empty() {
+            summary.controller_plugins = controller_plugins;
         }
         if let Ok(Value::Object(mut m)) = serde_json::to_value(info) {
             m.insert("id".into(), json!(self.nodes[i].id));
@@ -148,28 +147,26 @@ impl RunState<'_> {
         let view = self.node_view(i);
         let r = self.hooks.testnodeready(&view);
         self.plugin_result(r);
-        if self.has_controller_session {
+        if self.controller.has_session {
             let (id, workerinfo) = (view.workerid, view.workerinfo);
             self.effect(Effect::Session(SessionEvent::NodeReady { id, workerinfo }));
         }
         if protocol != PROTOCOL_VERSION {
             let worker = &self.nodes[i].id;
-            self.fatal = Some(crate::report::crash::protocol_mismatch(worker, protocol));
+            self.stopping.fatal = Some(crate::report::crash::protocol_mismatch(worker, protocol));
             return;
         }
         self.nodes[i].state = NodeState::Ready;
-        if !self.session_started {
-            self.session_started = true;
-            self.options = options.clone();
+        if self.session.start(&options) {
             self.emit(RunEvent::SessionStart {
                 header,
                 options: Box::new(options),
-                spawn_fallback: self.spawn_fallback.clone(),
+                spawn_fallback: self.session.spawn_fallback.clone(),
             });
             let count = self.setup.workers();
             self.emit(RunEvent::WorkersCreated { count });
         }
-        if self.shutting_down {
+        if self.stopping.shutting_down {
             self.tell(i, Command::Shutdown);
         }
     }
@@ -177,14 +174,13 @@ impl RunState<'_> {
     /// A collection report: shown once however many workers send it.
     fn on_collect_report(&mut self, i: usize, r: Report) {
         let nodeid = r.nodeid.clone().unwrap_or_default();
-        if !self.collect_reports.first_time(i, &nodeid, &r.outcome) {
+        if !self.shown.news_collect_report(i, &nodeid, &r.outcome) {
             return;
         }
         if r.outcome == "failed" {
-            self.ledger.collect_errors += 1;
-            self.note_failed(&nodeid);
+            self.outcomes.record(Failure::Collection, &nodeid);
         }
-        if let (true, Some(ser)) = (self.wants_summary_reports(), &r.ser) {
+        if let (true, Some(ser)) = (self.controller.wants_reports(), &r.ser) {
             self.keep_report(i, ser);
         }
         let worker = self.nodes[i].id.clone();
@@ -207,41 +203,36 @@ impl RunState<'_> {
     fn on_done(&mut self, i: usize, index: usize, d: f64) {
         self.nodes[i].running = None;
         self.nodes[i].started = None;
-        self.done_tests.insert(index);
-        self.run_durations.insert(index, d);
+        self.outcomes.done(index);
+        self.durations.measured(index, d);
         self.emit_test_event(i, index, true);
         if self.nodes[i].scheduled {
             let key = NodeKey(self.nodes[i].key);
-            self.sched
-                .mark_test_complete(key, index, d, &mut self.actions);
+            self.dispatch.complete(key, index, d);
         }
     }
 
     /// Warnings outside tests come from every worker: shown once.
     fn on_warning(&mut self, w: WarningRecord) {
-        if w.when != "runtest"
-            && !self
-                .seen_early_warnings
-                .insert((w.message.clone(), w.location.clone()))
-        {
+        if !self.shown.news_warning(&w) {
             return;
         }
-        if let (true, Some(sw)) = (self.wants_summary_reports(), &w.summary) {
-            match self.has_controller_session {
+        if let (true, Some(sw)) = (self.controller.wants_reports(), &w.summary) {
+            match self.controller.has_session {
                 true => self.effect(Effect::Session(SessionEvent::Warning(sw.clone()))),
-                false => self.summary.warnings.push(sw.clone()),
+                false => self.controller.summary.warnings.push(sw.clone()),
             }
         }
         self.emit(RunEvent::Warning(Box::new(w)));
     }
 
     pub(super) fn on_report(&mut self, i: usize, r: Report) {
-        let Some(collection) = self.collection.clone() else {
+        if self.collection.tests.is_none() {
             return;
-        };
+        }
         let nodeid = match (&r.nodeid, r.index) {
             (Some(n), _) => n.clone(),
-            (None, Some(idx)) => collection.ids.get(idx).cloned().unwrap_or_default(),
+            (None, Some(idx)) => self.collection.nodeid(idx).unwrap_or_default(),
             (None, None) => String::new(),
         };
         if let Some(idx) = r.index {
@@ -251,10 +242,9 @@ impl RunState<'_> {
             }
         }
         if r.outcome == "failed" && r.xfail.is_none() {
-            self.ledger.failures += 1;
-            self.note_failed(&nodeid);
+            self.outcomes.record(Failure::Test, &nodeid);
         }
-        if let (true, Some(ser)) = (self.wants_summary_reports(), &r.ser) {
+        if let (true, Some(ser)) = (self.controller.wants_reports(), &r.ser) {
             self.keep_report(i, ser);
         }
         let worker = self.nodes[i].id.clone();
@@ -263,7 +253,11 @@ impl RunState<'_> {
             nodeid,
             report: Box::new(r),
         });
-        let halts = self.stop.on_failure(&self.ledger, self.options.maxfail);
+        let maxfail = self.session.options.maxfail;
+        let halts = self
+            .stopping
+            .stop
+            .on_failure(&self.outcomes.ledger, maxfail);
         self.halt(halts);
     }
 
@@ -272,15 +266,9 @@ impl RunState<'_> {
     /// the summary step.
     fn keep_report(&mut self, i: usize, ser: &str) {
         let entry = summary_report(&self.nodes[i].id, ser);
-        match self.has_controller_session {
+        match self.controller.has_session {
             true => self.effect(Effect::Session(SessionEvent::Report(entry))),
-            false => self.summary.reports.push(entry),
-        }
-    }
-
-    pub(super) fn note_failed(&mut self, nodeid: &str) {
-        if self.failed_seen.insert(nodeid.to_string()) {
-            self.failed_ids.push(nodeid.to_string());
+            false => self.controller.summary.reports.push(entry),
         }
     }
 }
