@@ -110,6 +110,11 @@ impl RunState<'_> {
             &self.setup.specs[self.nodes[i].spec],
         );
         self.sched.add_worker(key, &spec.raw, &self.nodes[i].id);
+        if self.nodes[i].told_to_end() {
+            // Told to end while it started (`tell` marks only scheduled nodes): a test put
+            // back later must wait for a worker that runs it, not go to this one and be lost.
+            self.sched.mark_node_shutdown(key);
+        }
         self.sched.add_node_collection(key, collection.clone());
         self.nodes[i].scheduled = true;
         if !self.collection_complete {
