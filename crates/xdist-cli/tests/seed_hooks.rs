@@ -3,7 +3,8 @@
 //! - `examples/crash_recovery` (the seed's "Crash Recovery Handler" conftest as it is):
 //!   its `pytest_handlecrashitem` retries each crashed test up to 3 times, printing
 //!   "Retrying crashed test ... (attempt k/3)", then marks it "crashed"; outcomes and counts
-//!   are pytest-xdist's (`6 passed, 6 rerun, 1 crashed`, exit 0);
+//!   are pytest-xdist's (`6 passed, 6 rerun, 1 crashed`, exit 0), also when a test is put back
+//!   while a replacement worker is still starting (`fixtures/late_replacement`);
 //! - `examples/priority_scheduler` (the seed's `PriorityScheduler`, completed): with
 //!   `--priority-scheduler` the tests with "priority"/"critical" in their id start first;
 //! - pytest-rerunfailures' `--reruns 1` reruns a test whose worker crashed, compared with
@@ -96,6 +97,30 @@ fn check_crash_recovery(mode: &str) {
 fn the_seeds_crash_handler_retries_crashed_tests() {
     for mode in START_MODES {
         check_crash_recovery(mode);
+    }
+}
+
+/// Issue 17: a replacement told to end while it started must get none of the tests the
+/// crash handler puts back (they were lost: `6 passed, 2 rerun`). Spawn mode only: the
+/// fixture holds its gw2 back while it imports the test module, which a forked worker
+/// inherits from the fork server.
+#[test]
+fn a_test_put_back_while_a_replacement_starts_is_not_lost() {
+    let dir = example_copy("crash_recovery", "late-replacement");
+    let fixture = "tests/fixtures/late_replacement/test_late_replacement.py";
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
+    std::fs::copy(from, dir.join("test_late_replacement.py")).expect("copy the fixture");
+    let file = "test_late_replacement.py";
+    let args = ["-v", "-p", "no:cacheprovider", file];
+    let out = xdist(&test_python(), &dir, "spawn", &args);
+    let d = || out.describe(8000);
+    assert_eq!(out.code, Some(0), "{}", d());
+    let words = words_by_test(&out.stdout);
+    let always = ["RERUN", "RERUN", "RERUN", "CRASHED"];
+    assert_eq!(words[&format!("{file}::test_1")], always, "{}", d());
+    let summary = parse_summary(&out.stdout).expect("a summary line");
+    for (label, n) in [("passed", 6), ("rerun", 4), ("crashed", 1)] {
+        assert_eq!(summary.get(label), n, "{label}: {}", d());
     }
 }
 

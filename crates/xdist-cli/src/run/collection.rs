@@ -110,6 +110,11 @@ impl RunState<'_> {
         );
         let sched = &mut self.dispatch.sched;
         sched.add_worker(key, &spec.raw, &self.nodes[i].id);
+        if self.nodes[i].told_to_end() {
+            // Told to end while it started (`tell` marks only scheduled nodes): a test put
+            // back later must wait for a worker that runs it, not go to this one and be lost.
+            sched.mark_node_shutdown(key);
+        }
         sched.add_node_collection(key, collection.clone());
         self.nodes[i].scheduled = true;
         if !self.collection.complete {

@@ -579,3 +579,43 @@ fn a_test_given_back_after_the_end_was_told_runs_on_a_new_worker_not_a_closing_o
         "the given-back test runs on the new worker"
     );
 }
+
+/// Whether `effects` tell `node` to end its session.
+fn told_to_end(effects: &[Effect], node: usize) -> bool {
+    (sent(effects).iter()).any(|(n, c)| *n == node && c.contains("Shutdown"))
+}
+
+#[test]
+fn a_replacement_told_to_end_while_starting_gets_no_test_given_back_later() {
+    let (mut run, effects) = Run::started(2, ReportOptions::default(), |_| {});
+    let mut queue = runs(&effects, 1);
+    // gw0 dies before its first test: its tests go back, a replacement (node 2) starts.
+    assert_eq!(
+        spawns(&run.gone(0, ExitKind::Signal(libc::SIGKILL))),
+        vec![0]
+    );
+    run.spawned(0, false);
+    // gw1 runs everything but its last test; then every worker, the starting replacement
+    // too, is told to end.
+    let mut effects = Vec::new();
+    while !told_to_end(&effects, 2) {
+        assert!(queue.len() > 1, "work left: {effects:?}");
+        let i = queue.remove(0);
+        effects = run.pass(1, i);
+        queue.extend(runs(&effects, 1));
+    }
+    let last = queue[0];
+    // gw1 dies before its last test: it goes back, and a second replacement (node 3) starts.
+    assert_eq!(
+        spawns(&run.gone(1, ExitKind::Signal(libc::SIGKILL))),
+        vec![1]
+    );
+    run.spawned(1, false);
+    // The first replacement comes up after all: it ends, so it must get nothing.
+    let mut effects = run.ready(2, ReportOptions::default());
+    effects.extend(run.collect(2, &IDS));
+    assert!(runs(&effects, 2).is_empty(), "{effects:?}");
+    let mut effects = run.ready(3, ReportOptions::default());
+    effects.extend(run.collect(3, &IDS));
+    assert_eq!(runs(&effects, 3), vec![last], "the given-back test runs");
+}
