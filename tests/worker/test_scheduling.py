@@ -2,8 +2,10 @@
 process, fed what `session_scheduler.rs` sends): the seed's crash handler and its priority
 scheduler, copied from `examples/`, and pytest-rerunfailures' crash handler."""
 
+import subprocess
+
 from test_steps import step
-from workerproc import REPO
+from workerproc import REPO, WORKER_CODE_DIR
 
 EXAMPLES = REPO / "examples"
 START = {"step": "serve_controller", "args": ["-p", "no:cacheprovider"], "numprocesses": 2}
@@ -93,3 +95,28 @@ def test_the_seeds_priority_scheduler_sends_priority_tests_first(worker_python):
 def test_without_its_option_the_dist_modes_scheduler_runs(worker_python):
     (made,), _ = serve(worker_python, EXAMPLES / "priority_scheduler", [{"t": "make_scheduler"}])
     assert made == {"t": "scheduler", "name": None}
+
+
+ACK_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import pytest_rerunfailures as rerun
+from xdist_scheduling import acknowledged
+
+server = rerun.ServerStatusDB()
+client = acknowledged(rerun.ClientStatusDB(server.sock_port, server.token))
+unseen = 0
+for k in range(300):
+    client.set_test_reruns("test_a.py::test_{}".format(k), 1)
+    unseen += server.get_test_reruns("test_a.py::test_{}".format(k)) != 1
+print(unseen)
+"""
+
+
+def test_a_rerun_count_is_with_the_controller_before_the_test_runs(xdist_python):
+    # A test that kills its worker right away is rerun only if the controller already holds
+    # its rerun count when the crash handler asks (pytest-rerunfailures sends it unacknowledged).
+    done = subprocess.run([str(xdist_python), "-c", ACK_PROBE, str(WORKER_CODE_DIR)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"

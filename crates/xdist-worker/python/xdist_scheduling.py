@@ -264,5 +264,21 @@ def connect_rerun_db(config, workerinput):
     rerun = sys.modules.get("pytest_rerunfailures")
     if rerun is None or not all(k in workerinput for k in RERUN_DB_KEYS):
         return
-    config.failures_db = rerun.ClientStatusDB(
-        workerinput["sock_port"], workerinput["statusdb_token"])
+    config.failures_db = acknowledged(rerun.ClientStatusDB(
+        workerinput["sock_port"], workerinput["statusdb_token"]))
+
+
+def acknowledged(db):
+    """`db` (a pytest-rerunfailures client) with each test's rerun count acknowledged. The
+    client sends the count before the test runs and does not wait; when the test then kills its
+    worker, the crash handler read the count before the controller's reader thread had it, and
+    failed a test it should rerun. A `get` on the same connection is answered only after the
+    `set` before it is applied."""
+    send = db.set_test_reruns
+
+    def set_test_reruns(crashitem, reruns):
+        send(crashitem, reruns)
+        db.get_test_reruns(crashitem)
+
+    db.set_test_reruns = set_test_reruns
+    return db
