@@ -143,13 +143,15 @@ impl RunState<'_> {
     }
 
     /// A replacement for crashed worker `i`, unless it had nothing left to run (then it
-    /// does not count for `--max-worker-restart`) or the limit is passed.
+    /// does not count for `--max-worker-restart`), the limit is passed, or the run was
+    /// stopped (`-x`, Ctrl-C: what is still queued is not run, as with pytest-xdist).
     fn replace_after_crash(&mut self, i: usize, session_end: bool) {
         let worker = self.nodes[i].id.clone();
         if let Some(note) = self.stopping.restarts.on_crash(&worker, !session_end) {
             self.emit(RunEvent::Xdist(note));
             self.stop_all();
         } else if !session_end
+            && !self.stopping.stop.stopped_on_purpose()
             && (!self.stopping.shutting_down || self.dispatch.sched.has_pending())
         {
             self.emit(RunEvent::ReplacingWorker { worker });

@@ -314,6 +314,25 @@ fn past_the_restart_limit_the_run_stops_instead_of_replacing() {
 }
 
 #[test]
+fn a_crash_after_maxfail_stopped_the_run_starts_no_replacement() {
+    // Tests still queued after the stop are not run: pytest-xdist shuts down a replacement
+    // that comes up while shutting down.
+    let (mut run, effects) = Run::started(2, maxfail(1), |_| {});
+    let (a, b) = (runs(&effects, 0)[0], runs(&effects, 1)[0]);
+    run.begin(0, a);
+    run.report(0, a, "failed");
+    run.begin(1, b);
+    let effects = run.gone(1, ExitKind::Signal(libc::SIGSEGV));
+    assert!(
+        spawns(&effects).is_empty(),
+        "replaced after the stop: {effects:?}"
+    );
+    assert!(!emitted(&effects)
+        .iter()
+        .any(|e| matches!(e, RunEvent::ReplacingWorker { .. })));
+}
+
+#[test]
 fn maxfail_stops_every_worker_once() {
     let (mut run, effects) = Run::started(2, maxfail(1), |_| {});
     let (a, b) = (runs(&effects, 0)[0], runs(&effects, 1)[0]);
