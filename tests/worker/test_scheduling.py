@@ -103,10 +103,17 @@ sys.path.insert(0, sys.argv[1])
 import pytest_rerunfailures as rerun
 from xdist_scheduling import acknowledged
 
+import time
+
 server = rerun.ServerStatusDB()
-client = acknowledged(rerun.ClientStatusDB(server.sock_port, server.token))
+for _ in range(500):  # the server listens from its own thread: wait for it
+    try:
+        client = acknowledged(rerun.ClientStatusDB(server.sock_port, server.token))
+        break
+    except ConnectionRefusedError:
+        time.sleep(0.01)
 unseen = 0
-for k in range(300):
+for k in range(50):
     client.set_test_reruns("test_a.py::test_{}".format(k), 1)
     unseen += server.get_test_reruns("test_a.py::test_{}".format(k)) != 1
 print(unseen)
