@@ -108,15 +108,15 @@ impl RunState<'_> {
             NodeKey(self.nodes[i].key),
             &self.setup.specs[self.nodes[i].spec],
         );
-        let sched = &mut self.dispatch.sched;
-        sched.add_worker(key, &spec.raw, &self.nodes[i].id);
-        if self.nodes[i].told_to_end() {
-            // Told to end while it started (`tell` marks only scheduled nodes): a test put
-            // back later must wait for a worker that runs it, not go to this one and be lost.
-            sched.mark_node_shutdown(key);
-        }
-        sched.add_node_collection(key, collection.clone());
+        self.dispatch
+            .sched
+            .add_worker(key, &spec.raw, &self.nodes[i].id);
         self.nodes[i].scheduled = true;
+        // Told to end while it started: the scheduler learns it now.
+        self.scheduler_learns_end(i);
+        self.dispatch
+            .sched
+            .add_node_collection(key, collection.clone());
         if !self.collection.complete {
             if !self.dispatch.sched.collection_is_completed() {
                 return;

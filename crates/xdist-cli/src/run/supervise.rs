@@ -55,28 +55,38 @@ impl RunState<'_> {
         self.stopping.shutting_down = true;
         for i in 0..self.nodes.len() {
             if !self.nodes[i].is_finished() && self.nodes[i].is_running() {
-                self.nodes[i].tell_end();
+                self.end_session(i);
                 self.send(i, vec![Command::Stop]);
-                if self.nodes[i].scheduled {
-                    self.dispatch
-                        .sched
-                        .mark_node_shutdown(NodeKey(self.nodes[i].key));
-                }
             }
         }
         self.dispatch.actions.clear();
     }
 
+    /// Worker `i`'s session is told to end (once: whether this call told it).
+    fn end_session(&mut self, i: usize) -> bool {
+        let first = self.nodes[i].tell_end();
+        if first {
+            self.scheduler_learns_end(i);
+        }
+        first
+    }
+
+    /// The scheduler learns that worker `i` was told to end, once the worker is in it: now,
+    /// or when it joins (`schedule_node`). A test put back later must then wait for a
+    /// worker that runs it, not go to this one and be lost.
+    pub(super) fn scheduler_learns_end(&mut self, i: usize) {
+        if self.nodes[i].scheduled && self.nodes[i].told_to_end() {
+            self.dispatch
+                .sched
+                .mark_node_shutdown(NodeKey(self.nodes[i].key));
+        }
+    }
+
     /// Sends `cmd` to worker `i`; `stop` and `shutdown` once (a shutdown may become `linger`).
     pub(super) fn tell(&mut self, i: usize, cmd: Command) {
         let cmd = if matches!(cmd, Command::Shutdown | Command::Stop) {
-            if !self.nodes[i].tell_end() {
+            if !self.end_session(i) {
                 return;
-            }
-            if self.nodes[i].scheduled {
-                self.dispatch
-                    .sched
-                    .mark_node_shutdown(NodeKey(self.nodes[i].key));
             }
             if matches!(cmd, Command::Shutdown) {
                 self.shutdown_command(i)
