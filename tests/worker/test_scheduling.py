@@ -127,3 +127,33 @@ def test_a_rerun_count_is_with_the_controller_before_the_test_runs(xdist_python)
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0"
+
+
+NODELAY_PROBE = """
+import socket, sys, time, types
+sys.path.insert(0, sys.argv[1])
+import pytest_rerunfailures as rerun
+from xdist_scheduling import connect_rerun_db
+
+server = rerun.ServerStatusDB()
+config = types.SimpleNamespace()
+for _ in range(500):  # the server listens from its own thread: wait for it
+    try:
+        connect_rerun_db(config, {"sock_port": server.sock_port, "statusdb_token": server.token})
+        break
+    except ConnectionRefusedError:
+        time.sleep(0.01)
+db = config.failures_db
+db.set_test_reruns("test_a.py::test_x", 2)
+print(db.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), server.get_test_reruns("test_a.py::test_x"))
+"""
+
+
+def test_the_worker_sends_its_rerun_counts_without_delay(xdist_python):
+    # Two writes then a read for every test: under Nagle's algorithm the second write waited
+    # for the controller's delayed acknowledgement, about 40 ms a test.
+    done = subprocess.run([str(xdist_python), "-c", NODELAY_PROBE, str(WORKER_CODE_DIR)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    nodelay, count = done.stdout.split()
+    assert nodelay != "0" and count == "2"

@@ -264,8 +264,21 @@ def connect_rerun_db(config, workerinput):
     rerun = sys.modules.get("pytest_rerunfailures")
     if rerun is None or not all(k in workerinput for k in RERUN_DB_KEYS):
         return
-    config.failures_db = acknowledged(rerun.ClientStatusDB(
-        workerinput["sock_port"], workerinput["statusdb_token"]))
+    db = rerun.ClientStatusDB(workerinput["sock_port"], workerinput["statusdb_token"])
+    without_delay(db)
+    config.failures_db = acknowledged(db)
+
+
+def without_delay(db):
+    """Sends `db`'s small messages at once (TCP_NODELAY). The client writes twice, then
+    reads, for every test; Nagle's algorithm held the second write until the controller's
+    delayed acknowledgement of the first, about 40 ms a test (pytest-rerunfailures #242)."""
+    import socket
+
+    try:
+        db.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError):
+        pass
 
 
 def acknowledged(db):
