@@ -23,18 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import pss_kb
+
 PLUGIN = r'''
-import gc, json, os, sys
-
-
-def roll(pid):
-    fields = {}
-    with open("/proc/%d/smaps_rollup" % pid) as fh:
-        for line in fh:
-            parts = line.split()
-            if len(parts) >= 3 and parts[2] == "kB":
-                fields[parts[0].rstrip(":")] = int(parts[1]) / 1024
-    return fields
+import gc, json, os
 
 
 def run_part(session, part):
@@ -55,7 +47,7 @@ def pytest_runtestloop(session):
     report_fd, go_fd = int(os.environ["BOUND_REPORT_FD"]), int(os.environ["BOUND_GO_FD"])
     if k >= 0:  # one of N spawned processes: run its part, say so, wait to be read
         run_part(session, part_of(items, k, n, interleave))
-        os.write(report_fd, b"done\n")
+        os.write(report_fd, b"[]\n")
         os.read(go_fd, 1)
         os._exit(0)
     gc.collect()
@@ -74,12 +66,12 @@ def pytest_runtestloop(session):
         children.append(pid)
     for _ in children:
         os.read(done_r, 1)
-    server = roll(os.getpid())["Pss"]
-    workers = sum(roll(pid)["Pss"] for pid in children)
+    # Every part is done and no child has exited: the runner reads the PSS now.
+    os.write(report_fd, json.dumps(children).encode() + b"\n")
+    os.read(go_fd, 1)
     os.write(go_w, b"x" * n)
     for pid in children:
         os.waitpid(pid, 0)
-    os.write(report_fd, json.dumps({"server": server, "workers": workers}).encode() + b"\n")
     os._exit(0)
 '''
 
@@ -110,12 +102,8 @@ class Run:
         self.proc.wait()
 
 
-def pss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/smaps_rollup") as fh:
-        for line in fh:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+def pss_mb(pids: list[int]) -> float:
+    return sum(pss_kb(pid) for pid in pids) / 1024
 
 
 def main() -> int:
@@ -139,20 +127,21 @@ def main() -> int:
         cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "-p", "fork_bound_plugin"]
         fork_run = Run(cmd, args.suite, env)
-        fork = json.loads(fork_run.read_line() or "null")
-        fork_run.finish()
-        if fork is None:
+        children = json.loads(fork_run.read_line() or "null")
+        if not children:
             sys.exit("fork_bound: the forked run reported nothing (does the suite collect?)")
+        server, workers = pss_mb([fork_run.proc.pid]), pss_mb(children)
+        fork_run.finish()
         spawned = [Run(cmd, args.suite, dict(env, BOUND_K=str(k))) for k in range(args.n)]
-        if any(run.read_line() != "done" for run in spawned):
+        if any(run.read_line() != "[]" for run in spawned):
             sys.exit("fork_bound: a spawned run ended before its tests did")
-        spawn = sum(pss_mb(run.proc.pid) for run in spawned)
+        spawn = pss_mb([run.proc.pid for run in spawned])
         for run in spawned:
             run.finish()
-    tree = fork["server"] + fork["workers"]
-    print(f"fork_bound {' '.join(sys.argv[1:])}: forked: server {fork['server']:.1f} MB + workers "
-          f"{fork['workers']:.1f} MB = {tree:.1f} MB; spawned {spawn:.1f} MB; "
-          f"tree / spawned {tree / spawn:.2f}x, workers / spawned {fork['workers'] / spawn:.2f}x")
+    tree = server + workers
+    print(f"fork_bound {' '.join(sys.argv[1:])}: forked: server {server:.1f} MB + workers "
+          f"{workers:.1f} MB = {tree:.1f} MB; spawned {spawn:.1f} MB; "
+          f"tree / spawned {tree / spawn:.2f}x, workers / spawned {workers / spawn:.2f}x")
     return 0
 
 
