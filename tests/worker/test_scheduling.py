@@ -97,39 +97,7 @@ def test_without_its_option_the_dist_modes_scheduler_runs(worker_python):
     assert made == {"t": "scheduler", "name": None}
 
 
-ACK_PROBE = """
-import sys
-sys.path.insert(0, sys.argv[1])
-import pytest_rerunfailures as rerun
-from xdist_scheduling import acknowledged
-
-import time
-
-server = rerun.ServerStatusDB()
-for _ in range(500):  # the server listens from its own thread: wait for it
-    try:
-        client = acknowledged(rerun.ClientStatusDB(server.sock_port, server.token))
-        break
-    except ConnectionRefusedError:
-        time.sleep(0.01)
-unseen = 0
-for k in range(50):
-    client.set_test_reruns("test_a.py::test_{}".format(k), 1)
-    unseen += server.get_test_reruns("test_a.py::test_{}".format(k)) != 1
-print(unseen)
-"""
-
-
-def test_a_rerun_count_is_with_the_controller_before_the_test_runs(xdist_python):
-    # A test that kills its worker right away is rerun only if the controller already holds
-    # its rerun count when the crash handler asks (pytest-rerunfailures sends it unacknowledged).
-    done = subprocess.run([str(xdist_python), "-c", ACK_PROBE, str(WORKER_CODE_DIR)],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "0"
-
-
-NODELAY_PROBE = """
+RERUN_DB_PROBE = """
 import socket, sys, time, types
 sys.path.insert(0, sys.argv[1])
 import pytest_rerunfailures as rerun
@@ -143,17 +111,32 @@ for _ in range(500):  # the server listens from its own thread: wait for it
         break
     except ConnectionRefusedError:
         time.sleep(0.01)
-db = config.failures_db
-db.set_test_reruns("test_a.py::test_x", 2)
-print(db.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), server.get_test_reruns("test_a.py::test_x"))
+client = config.failures_db
+unseen = 0
+for k in range(50):
+    client.set_test_reruns("test_a.py::test_{}".format(k), 1)
+    unseen += server.get_test_reruns("test_a.py::test_{}".format(k)) != 1
+print(unseen, client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 """
+
+
+def rerun_db_probe(python):
+    """A worker's client of the real pytest-rerunfailures server, as `connect_rerun_db`
+    makes it: (counts the server did not hold yet when asked, the socket's TCP_NODELAY)."""
+    done = subprocess.run([str(python), "-c", RERUN_DB_PROBE, str(WORKER_CODE_DIR)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    unseen, nodelay = done.stdout.split()
+    return int(unseen), int(nodelay)
+
+
+def test_a_rerun_count_is_with_the_controller_before_the_test_runs(xdist_python):
+    # A test that kills its worker right away is rerun only if the controller already holds
+    # its rerun count when the crash handler asks (pytest-rerunfailures sends it unacknowledged).
+    assert rerun_db_probe(xdist_python)[0] == 0
 
 
 def test_the_worker_sends_its_rerun_counts_without_delay(xdist_python):
     # Two writes then a read for every test: under Nagle's algorithm the second write waited
     # for the controller's delayed acknowledgement, about 40 ms a test.
-    done = subprocess.run([str(xdist_python), "-c", NODELAY_PROBE, str(WORKER_CODE_DIR)],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    nodelay, count = done.stdout.split()
-    assert nodelay != "0" and count == "2"
+    assert rerun_db_probe(xdist_python)[1] != 0
