@@ -222,9 +222,21 @@ fn rerunfailures_reruns_a_crashed_test_as_with_pytest_xdist() {
     };
     let dir = rerun_suite();
     let args = ["-v", "-rR", "-p", "no:cacheprovider", "--reruns", "1"];
-    let mut cmd = clean_command(&python.to_string_lossy(), &dir);
-    cmd.args(["-m", "pytest", "-n", "2"]).args(args);
-    let p = run_with_timeout(&mut cmd, Duration::from_secs(180));
+    // The reference, pytest-xdist, has the race xdist's worker closes (`acknowledged` in
+    // xdist_scheduling.py): a test that kills its worker at once may be failed, not rerun.
+    // Its run is taken again until it shows every rerun, up to three times.
+    let reference = || {
+        let mut cmd = clean_command(&python.to_string_lossy(), &dir);
+        cmd.args(["-m", "pytest", "-n", "2"]).args(args);
+        run_with_timeout(&mut cmd, Duration::from_secs(180))
+    };
+    let mut p = reference();
+    for _ in 1..3 {
+        if rerun_section(&p.stdout).len() == 6 {
+            break;
+        }
+        p = reference();
+    }
     assert_eq!(p.code, Some(1), "{}", p.describe(6000));
     assert_eq!(rerun_section(&p.stdout).len(), 6, "{}", p.describe(6000));
     for mode in START_MODES {
